@@ -1,0 +1,198 @@
+"""The adapter contract: one class per vendor, one method per capability, typed results, classified errors."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date, datetime
+from typing import Any, ClassVar
+
+import httpx
+
+from gateway.capabilities import (
+    AdCampaignResult,
+    AdCampaignSpec,
+    AdInsight,
+    Capability,
+    CrmRecord,
+    CrmSyncResult,
+    EnrichmentResult,
+    InboundMessage,
+    OutgoingEmail,
+    PersonQuery,
+    SendResult,
+    SocialMetrics,
+    SocialPost,
+    SocialPostResult,
+    VerificationResult,
+    WebhookEvent,
+    WebhookResult,
+)
+from gateway.errors import ErrorKind, ProviderError, classify_exception, error_from_response
+from gateway.ssrf import UnsafeURL, check_url, default_allow_loopback, guarded_client
+
+
+class Adapter:
+    """Base class for provider adapters.
+
+    Subclasses set the class attributes and implement the methods of the capabilities they declare.
+    An instance is cheap and holds one lazily built httpx.Client (connection reuse across calls);
+    call :meth:`close` (or use it as a context manager) when done.
+    """
+
+    key: ClassVar[str] = ""
+    label: ClassVar[str] = ""
+    capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    credential_fields: ClassVar[tuple[str, ...]] = ()
+    option_fields: ClassVar[tuple[str, ...]] = ()
+    default_base_url: ClassVar[str] = ""
+    is_demo: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        *,
+        base_url: str | None = None,
+        credentials: Mapping[str, Any] | None = None,
+        timeout: float = 10.0,
+        options: Mapping[str, Any] | None = None,
+        allow_loopback: bool | None = None,
+    ) -> None:
+        self.base_url = (base_url or self.default_base_url or "").rstrip("/")
+        self.credentials = dict(credentials or {})
+        self.timeout = float(timeout)
+        self.options = dict(options or {})
+        self.allow_loopback = default_allow_loopback() if allow_loopback is None else allow_loopback
+        self._client: httpx.Client | None = None
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} key={self.key!r} base_url={self.base_url!r}>"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    def credential(self, name: str) -> str:
+        value = self.credentials.get(name)
+        if value in (None, ""):
+            raise ProviderError(ErrorKind.REAUTH, f"Missing credential {name!r}", provider=self.key)
+        return str(value)
+
+    def default_headers(self) -> dict[str, str]:
+        """Headers sent on every request (auth headers go here in subclasses)."""
+        return {"Accept": "application/json", "User-Agent": "AICMO-gateway/1"}
+
+    @property
+    def client(self) -> httpx.Client:
+        if self._client is None:
+            if self.base_url:
+                try:
+                    check_url(self.base_url, allow_loopback=self.allow_loopback, resolve=False)
+                except UnsafeURL as exc:
+                    raise ProviderError(ErrorKind.BAD_INPUT, str(exc), provider=self.key) from exc
+            self._client = guarded_client(
+                base_url=self.base_url,
+                timeout=self.timeout,
+                headers=self.default_headers(),
+                allow_loopback=self.allow_loopback,
+            )
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def request(self, method: str, url: str, *, expect: Iterable[int] = (), **kwargs) -> httpx.Response:
+        """Send a request; transport failures and non-2xx answers (unless in ``expect``) raise ProviderError."""
+        try:
+            response = self.client.request(method, url, **kwargs)
+        except ProviderError:
+            raise
+        except (httpx.HTTPError, UnsafeURL, OSError) as exc:
+            raise classify_exception(exc, provider=self.key) from exc
+        if response.status_code in set(expect) or 200 <= response.status_code < 300:
+            return response
+        raise self.error_for(response)
+
+    def error_for(self, response: httpx.Response) -> ProviderError:
+        """Classify a failed response; vendors override to read their own error bodies."""
+        return error_from_response(response, provider=self.key)
+
+    def json(self, response: httpx.Response) -> Any:
+        try:
+            return response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ProviderError(
+                ErrorKind.TRANSIENT,
+                f"Malformed JSON from {self.key}: {response.text[:200]!r}",
+                status=response.status_code,
+                provider=self.key,
+            ) from exc
+
+    def fail(self, kind: ErrorKind, message: str, **kwargs) -> ProviderError:
+        return ProviderError(kind, message, provider=self.key, **kwargs)
+
+    def unsupported(self, capability: str) -> NotImplementedError:
+        return NotImplementedError(f"{type(self).__name__} does not provide {capability}")
+
+    # -- health -----------------------------------------------------------------------------------
+
+    def health_check(self) -> None:
+        """The cheapest authenticated call; raises ProviderError on failure."""
+        raise self.unsupported("health_check")
+
+    # -- capabilities (method name == capability) -----------------------------------------------
+
+    def enrich_person(self, query: PersonQuery) -> EnrichmentResult:
+        raise self.unsupported(Capability.ENRICH_PERSON)
+
+    def enrich_people(self, queries: Sequence[PersonQuery]) -> list[EnrichmentResult]:
+        """Results in the order of ``queries``; adapters with a bulk endpoint override this."""
+        return [self.enrich_person(q) for q in queries]
+
+    def verify_email(self, email: str) -> VerificationResult:
+        raise self.unsupported(Capability.VERIFY_EMAIL)
+
+    def send_email(self, msg: OutgoingEmail) -> SendResult:
+        raise self.unsupported(Capability.SEND_EMAIL)
+
+    def send_emails(self, msgs: Sequence[OutgoingEmail]) -> list[SendResult | ProviderError]:
+        """Send a batch; per-message failures are returned in place, not raised."""
+        out: list[SendResult | ProviderError] = []
+        for msg in msgs:
+            try:
+                out.append(self.send_email(msg))
+            except ProviderError as exc:
+                out.append(exc)
+        return out
+
+    def fetch_replies(self, since: datetime | date, known_message_ids: Iterable[str]) -> list[InboundMessage]:
+        raise self.unsupported(Capability.FETCH_REPLIES)
+
+    def sync_crm(self, records: Sequence[CrmRecord]) -> CrmSyncResult:
+        raise self.unsupported(Capability.SYNC_CRM)
+
+    def post_social(self, post: SocialPost) -> SocialPostResult:
+        raise self.unsupported(Capability.POST_SOCIAL)
+
+    def social_metrics(self, external_id: str) -> SocialMetrics:
+        raise self.unsupported("social_metrics")
+
+    def run_ads(self, spec: AdCampaignSpec) -> AdCampaignResult:
+        raise self.unsupported(Capability.RUN_ADS)
+
+    def pause_ad(self, external_id: str) -> AdCampaignResult:
+        raise self.unsupported("pause_ad")
+
+    def resume_ad(self, external_id: str) -> AdCampaignResult:
+        raise self.unsupported("resume_ad")
+
+    def fetch_ad_insights(self, external_id: str, since: date, until: date) -> list[AdInsight]:
+        raise self.unsupported(Capability.FETCH_AD_INSIGHTS)
+
+    def dispatch_webhook(self, url: str, secret: str, event: WebhookEvent) -> WebhookResult:
+        raise self.unsupported(Capability.DISPATCH_WEBHOOK)
