@@ -1,0 +1,225 @@
+"""Core API: jobs (read + cancel), audit events (admins), API keys and members (admins), my workspaces."""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django_filters import rest_framework as filters
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, serializers, status
+from rest_framework.decorators import action
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from aicmo import apikeys, jobs, workspaces
+from aicmo.models import ApiKey, AuditEvent, Job, JobError, Membership, Role
+from aicmo.roles import MANAGE, WRITE
+
+from .base import WorkspaceGenericViewSet, WorkspaceReadOnlyViewSet
+from .errors import error_response
+from .pagination import EventCursorPagination
+
+
+class JobErrorSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = JobError
+        fields = ["item", "message", "details", "created_at"]
+
+
+class JobSerializer(serializers.ModelSerializer):
+    percent = serializers.IntegerField(read_only=True)
+    started_by = serializers.CharField(source="started_by.username", default=None, read_only=True)
+    errors_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Job
+        fields = [
+            "id",
+            "kind",
+            "label",
+            "status",
+            "total",
+            "done",
+            "failed",
+            "percent",
+            "message",
+            "result",
+            "started_by",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "errors_url",
+        ]
+        read_only_fields = fields
+
+    def get_errors_url(self, obj) -> str:
+        return f"/api/v1/jobs/{obj.pk}/errors/"
+
+
+class JobFilter(filters.FilterSet):
+    class Meta:
+        model = Job
+        fields = ["kind", "status"]
+
+
+class JobViewSet(WorkspaceReadOnlyViewSet):
+    queryset = Job.objects.select_related("started_by")
+    serializer_class = JobSerializer
+    filterset_class = JobFilter
+    ordering_fields = ["created_at", "finished_at"]
+    action_permissions = {"cancel": WRITE}
+
+    @extend_schema(request=None, responses=JobSerializer)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        job = jobs.job_cancel(job=self.get_object(), by=request.user)
+        return Response(JobSerializer(job).data)
+
+    @extend_schema(responses=JobErrorSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def errors(self, request, pk=None):
+        job = self.get_object()
+        page = self.paginate_queryset(job.errors.all())
+        return self.get_paginated_response(JobErrorSerializer(page, many=True).data)
+
+
+class AuditEventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AuditEvent
+        fields = ["id", "actor_label", "verb", "target_type", "target_id", "target_repr", "changes", "at"]
+        read_only_fields = fields
+
+
+class AuditEventViewSet(WorkspaceReadOnlyViewSet):
+    queryset = AuditEvent.objects.all()
+    serializer_class = AuditEventSerializer
+    pagination_class = EventCursorPagination
+    required_permission = MANAGE
+    filterset_fields = ["verb", "target_type", "target_id"]
+    ordering_fields = None
+    ordering = ["-id"]
+
+
+class ApiKeySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ApiKey
+        fields = ["id", "name", "prefix", "role", "created_at", "last_used_at", "revoked_at"]
+        read_only_fields = ["id", "prefix", "created_at", "last_used_at", "revoked_at"]
+
+
+class ApiKeyCreatedSerializer(ApiKeySerializer):
+    key = serializers.CharField(read_only=True, help_text="The full key. Shown only in this response.")
+
+    class Meta(ApiKeySerializer.Meta):
+        fields = [*ApiKeySerializer.Meta.fields, "key"]
+
+
+class ApiKeyViewSet(
+    mixins.CreateModelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, WorkspaceGenericViewSet
+):
+    queryset = ApiKey.objects.all()
+    serializer_class = ApiKeySerializer
+    required_permission = MANAGE
+
+    @extend_schema(responses={201: ApiKeyCreatedSerializer})
+    def create(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        created = apikeys.api_key_create(
+            workspace=request.workspace, by=request.user, **serializer.validated_data
+        )
+        data = ApiKeySerializer(created.api_key).data | {"key": created.secret}
+        return Response(data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses=ApiKeySerializer)
+    @action(detail=True, methods=["post"])
+    def revoke(self, request, pk=None):
+        key = apikeys.api_key_revoke(api_key=self.get_object(), by=request.user)
+        return Response(ApiKeySerializer(key).data)
+
+
+class MembershipSerializer(serializers.ModelSerializer):
+    username = serializers.CharField(source="user.username", read_only=True)
+    email = serializers.EmailField(source="user.email", read_only=True)
+    user = serializers.SlugRelatedField(
+        slug_field="username", queryset=get_user_model().objects.filter(is_active=True), write_only=True
+    )
+
+    class Meta:
+        model = Membership
+        fields = ["id", "user", "username", "email", "role", "created_at"]
+        read_only_fields = ["id", "created_at"]
+
+
+class MembershipViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+    WorkspaceGenericViewSet,
+):
+    """Members of the current workspace. Everyone may list; only admins add, change roles or remove."""
+
+    queryset = Membership.objects.select_related("user")
+    serializer_class = MembershipSerializer
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+    def get_permissions(self):
+        self.required_permission = None if self.request.method in ("GET", "HEAD", "OPTIONS") else MANAGE
+        return super().get_permissions()
+
+    def perform_create(self, serializer):
+        serializer.instance = self._set(serializer.validated_data["user"], serializer.validated_data["role"])
+
+    def partial_update(self, request, *args, **kwargs):
+        membership = self.get_object()
+        role = request.data.get("role")
+        if role not in Role.values:
+            return error_response(
+                "invalid", "Unknown role.", fields={"role": [f"Choose one of {Role.values}."]}
+            )
+        membership = self._set(membership.user, role)
+        return Response(self.get_serializer(membership).data)
+
+    def update(self, request, *args, **kwargs):
+        return self.partial_update(request, *args, **kwargs)
+
+    def _set(self, user, role):
+        try:
+            return workspaces.membership_set(
+                workspace=self.request.workspace, user=user, role=role, by=self.request.user
+            )
+        except workspaces.LastAdminError as exc:
+            raise serializers.ValidationError({"role": [str(exc)]}) from exc
+
+    def perform_destroy(self, instance):
+        try:
+            workspaces.membership_remove(membership=instance, by=self.request.user)
+        except workspaces.LastAdminError as exc:
+            raise serializers.ValidationError(str(exc)) from exc
+
+
+class MyWorkspacesView(APIView):
+    """The workspaces the caller belongs to, with the role in each (use the id as X-Workspace)."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses={200: dict})
+    def get(self, request):
+        if isinstance(request.auth, ApiKey):
+            key = request.auth
+            rows = [
+                {
+                    "id": key.workspace_id,
+                    "slug": key.workspace.slug,
+                    "name": key.workspace.name,
+                    "role": key.role,
+                }
+            ]
+        else:
+            rows = [
+                {"id": m.workspace_id, "slug": m.workspace.slug, "name": m.workspace.name, "role": m.role}
+                for m in Membership.objects.filter(user=request.user).select_related("workspace")
+            ]
+        return Response({"results": rows})

@@ -1,0 +1,131 @@
+"""Job services: the one API apps use to start, advance, finish and cancel long operations.
+
+Counters are advanced with F() expressions so concurrent Celery workers never lose an update.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from .audit import audit_record
+from .models import FINISHED_JOB_STATUSES, Job, JobError, JobStatus, Workspace
+
+MAX_ERRORS_PER_JOB = 10_000
+
+
+@dataclass(frozen=True)
+class ItemError:
+    item: str
+    message: str
+    details: dict | None = None
+
+
+class JobCancelled(Exception):
+    """Raised inside job work when an operator cancelled the job; the worker stops cleanly."""
+
+
+def job_start(
+    *,
+    workspace: Workspace,
+    kind: str,
+    total: int = 0,
+    by=None,
+    label: str = "",
+    params: dict | None = None,
+) -> Job:
+    user = by if getattr(by, "is_authenticated", False) else None
+    return Job.objects.create(
+        workspace=workspace,
+        kind=kind,
+        total=max(0, total),
+        started_by=user,
+        label=label[:200],
+        params=params or {},
+    )
+
+
+def job_mark_running(*, job_id: int) -> bool:
+    """queued → running (idempotent). False when the job is already finished (e.g. cancelled)."""
+    now = timezone.now()
+    Job.objects.filter(pk=job_id, status=JobStatus.QUEUED).update(status=JobStatus.RUNNING, started_at=now)
+    return Job.objects.filter(pk=job_id, status=JobStatus.RUNNING).exists()
+
+
+def job_set_total(*, job_id: int, total: int) -> None:
+    Job.objects.filter(pk=job_id).update(total=max(0, total))
+
+
+def job_advance(*, job_id: int, done: int = 0, failed: int = 0, errors: Iterable[ItemError] = ()) -> None:
+    """Add to the done/failed counters and record per-item errors."""
+    errors = list(errors)
+    with transaction.atomic():
+        Job.objects.filter(pk=job_id).update(
+            done=F("done") + done, failed=F("failed") + failed, updated_at=timezone.now()
+        )
+        if errors:
+            job = Job.objects.only("workspace_id").get(pk=job_id)
+            room = MAX_ERRORS_PER_JOB - JobError.objects.filter(job_id=job_id).count()
+            if room > 0:
+                JobError.objects.bulk_create(
+                    [
+                        JobError(
+                            workspace_id=job.workspace_id,
+                            job_id=job_id,
+                            item=str(e.item)[:255],
+                            message=e.message,
+                            details=e.details or {},
+                        )
+                        for e in errors[:room]
+                    ]
+                )
+
+
+def job_is_cancelled(job_id: int) -> bool:
+    return Job.objects.filter(pk=job_id, status=JobStatus.CANCELLED).exists()
+
+
+def job_check_cancelled(job_id: int) -> None:
+    if job_is_cancelled(job_id):
+        raise JobCancelled(job_id)
+
+
+def job_finish(
+    *, job_id: int, status: str | None = None, message: str = "", result: dict | None = None
+) -> Job:
+    """running → succeeded/failed. A cancelled job stays cancelled. Default: failed if every item failed."""
+    with transaction.atomic():
+        job = Job.objects.select_for_update().get(pk=job_id)
+        if job.status in FINISHED_JOB_STATUSES:
+            return job
+        if status is None:
+            status = JobStatus.FAILED if job.failed and not job.done else JobStatus.SUCCEEDED
+        job.status = status
+        job.message = message or job.message
+        if result is not None:
+            job.result = result
+        job.finished_at = timezone.now()
+        job.save(update_fields=["status", "message", "result", "finished_at", "updated_at"])
+        return job
+
+
+def job_fail(*, job_id: int, message: str) -> Job:
+    return job_finish(job_id=job_id, status=JobStatus.FAILED, message=message)
+
+
+def job_cancel(*, job: Job, by) -> Job:
+    """Cancel a job that has not finished; workers notice through `job_check_cancelled`."""
+    with transaction.atomic():
+        job = Job.objects.select_for_update().get(pk=job.pk)
+        if job.status in FINISHED_JOB_STATUSES:
+            return job
+        job.status = JobStatus.CANCELLED
+        job.finished_at = timezone.now()
+        job.message = "Cancelled by " + (by.get_username() if by is not None else "system")
+        job.save(update_fields=["status", "finished_at", "message", "updated_at"])
+        audit_record(workspace=job.workspace, actor=by, verb="job.cancelled", target=job)
+        return job

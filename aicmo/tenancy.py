@@ -1,0 +1,129 @@
+"""The one mechanism that decides which workspace a request acts in, and with which role.
+
+Every user-facing queryset is narrowed with ``scope(queryset, request)``; API viewsets, dashboard views,
+admin pages and exports all go through it, so cross-workspace ids simply do not exist for the caller (404).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db.models import QuerySet
+from django.http import Http404
+
+from .models import ApiKey, Membership, Role, Workspace
+from .roles import role_allows
+
+SESSION_KEY = "aicmo_workspace_id"
+HEADER = "HTTP_X_WORKSPACE"
+
+
+@dataclass(frozen=True)
+class Tenant:
+    workspace: Workspace
+    role: str
+    api_key: ApiKey | None = None
+
+    def allows(self, perm: str) -> bool:
+        return role_allows(self.role, perm)
+
+
+def _requested_workspace(request) -> str | None:
+    wanted = request.META.get(HEADER)
+    if wanted:
+        return wanted
+    session = getattr(request, "session", None)
+    if session is not None:
+        value = session.get(SESSION_KEY)
+        return str(value) if value else None
+    return None
+
+
+def resolve_tenant(request, auth=None) -> Tenant | None:
+    """Workspace + role for this request: an API key fixes both; a session user picks among memberships."""
+    if isinstance(auth, ApiKey):
+        return Tenant(workspace=auth.workspace, role=auth.role, api_key=auth)
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return None
+    wanted = _requested_workspace(request)
+    memberships = Membership.objects.filter(user=user).select_related("workspace").order_by("workspace__name")
+    membership = None
+    if wanted:
+        ws_filter = {"pk": int(wanted)} if wanted.isdigit() else {"slug": wanted}
+        membership = memberships.filter(workspace__in=Workspace.objects.filter(**ws_filter)).first()
+        if membership is None and user.is_superuser:
+            ws = Workspace.objects.filter(**ws_filter).first()
+            if ws is not None:
+                return Tenant(workspace=ws, role=Role.ADMIN)
+        if membership is None and request.META.get(HEADER):
+            return None  # an explicit header for a foreign workspace never falls back silently
+    if membership is None:
+        membership = memberships.first()
+    if membership is None:
+        if user.is_superuser:
+            ws = Workspace.objects.order_by("name").first()
+            return Tenant(workspace=ws, role=Role.ADMIN) if ws else None
+        return None
+    role = Role.ADMIN if user.is_superuser else membership.role
+    return Tenant(workspace=membership.workspace, role=role)
+
+
+def bind_tenant(request, auth=None) -> Tenant | None:
+    tenant = resolve_tenant(request, auth)
+    request.tenant = tenant
+    request.workspace = tenant.workspace if tenant else None
+    inner = getattr(request, "_request", None)
+    if inner is not None:
+        inner.tenant = tenant
+        inner.workspace = request.workspace
+    return tenant
+
+
+def scope(queryset: QuerySet, request_or_workspace) -> QuerySet:
+    """Narrow a queryset of a workspace-owned model to the caller's workspace (none when there is none)."""
+    workspace = getattr(request_or_workspace, "workspace", request_or_workspace)
+    if workspace is None or not isinstance(workspace, Workspace | int):
+        return queryset.none()
+    return queryset.filter(workspace=workspace)
+
+
+def get_scoped_or_404(queryset: QuerySet, request, **lookup):
+    obj = scope(queryset, request).filter(**lookup).first()
+    if obj is None:
+        raise Http404("Not found.")
+    return obj
+
+
+class WorkspaceMiddleware:
+    """Binds the session user's workspace for dashboards and admin. API views rebind after authentication."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        request.tenant = None
+        request.workspace = None
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated:
+            bind_tenant(request)
+        return self.get_response(request)
+
+
+def workspace_context(request) -> dict:
+    tenant = getattr(request, "tenant", None)
+    user = getattr(request, "user", None)
+    memberships = []
+    if user is not None and user.is_authenticated:
+        memberships = list(
+            Membership.objects.filter(user=user).select_related("workspace").order_by("workspace__name")
+        )
+    from .navigation import nav_items
+
+    return {
+        "tenant": tenant,
+        "current_workspace": tenant.workspace if tenant else None,
+        "current_role": tenant.role if tenant else None,
+        "my_memberships": memberships,
+        "nav_items": nav_items(request),
+    }

@@ -1,0 +1,39 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from aicmo import views
+from aicmo.api import core as core_api
+from aicmo.health import healthz
+from aicmo.navigation import installed_api_apps, installed_areas
+
+router = DefaultRouter()
+router.register("jobs", core_api.JobViewSet, basename="job")
+router.register("audit-events", core_api.AuditEventViewSet, basename="audit-event")
+router.register("api-keys", core_api.ApiKeyViewSet, basename="api-key")
+router.register("members", core_api.MembershipViewSet, basename="member")
+
+api_patterns = [
+    path("workspaces/", core_api.MyWorkspacesView.as_view(), name="my-workspaces"),
+    *router.urls,
+    *[path(f"{app}/", include(f"{app}.api")) for app in installed_api_apps()],
+]
+
+urlpatterns = [
+    path("", views.HomeView.as_view(), name="home"),
+    path("healthz", healthz, name="healthz"),
+    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("workspace/switch/", views.WorkspaceSwitchView.as_view(), name="workspace-switch"),
+    path("jobs/", views.JobListView.as_view(), name="job-list"),
+    path("jobs/<int:pk>/", views.JobDetailView.as_view(), name="job-detail"),
+    path("jobs/<int:pk>/progress/", views.JobProgressView.as_view(), name="job-progress"),
+    path("jobs/<int:pk>/cancel/", views.JobCancelView.as_view(), name="job-cancel"),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(api_patterns)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    *[path(f"{app}/", include(f"{app}.urls")) for app, _ in installed_areas()],
+]

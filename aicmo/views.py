@@ -1,0 +1,108 @@
+"""Dashboard shell: base view class, home, workspace switcher, job progress partial."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.mixins import LoginRequiredMixin
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views import View
+from django.views.generic import TemplateView
+
+from . import selectors
+from .jobs import job_cancel
+from .models import Job, Membership
+from .roles import READ, WRITE
+from .tenancy import SESSION_KEY, get_scoped_or_404
+
+
+class WorkspaceView(LoginRequiredMixin, View):
+    """Login required, a workspace bound, and the role allowing `required_permission` (POST: WRITE)."""
+
+    required_permission = READ
+    post_permission = WRITE
+
+    def dispatch(self, request, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return self.handle_no_permission()
+        tenant = getattr(request, "tenant", None)
+        if tenant is None:
+            return render(request, "aicmo/no_workspace.html", status=403)
+        perm = self.post_permission if request.method == "POST" else self.required_permission
+        if not tenant.allows(perm):
+            raise PermissionDenied("Your role in this workspace does not allow this.")
+        self.tenant = tenant
+        self.workspace = tenant.workspace
+        return super().dispatch(request, *args, **kwargs)
+
+
+class WorkspaceTemplateView(WorkspaceView, TemplateView):
+    pass
+
+
+class HomeView(WorkspaceTemplateView):
+    template_name = "aicmo/home.html"
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        ctx["recent_jobs"] = selectors.jobs_for(self.workspace)[:10]
+        ctx["recent_events"] = (
+            selectors.audit_events_for(self.workspace)[:10] if self.tenant.allows("manage") else []
+        )
+        return ctx
+
+
+class WorkspaceSwitchView(LoginRequiredMixin, View):
+    def post(self, request):
+        wanted = request.POST.get("workspace", "")
+        membership = None
+        if wanted.isdigit():
+            membership = Membership.objects.filter(user=request.user, workspace_id=int(wanted)).first()
+        if membership is None:
+            raise Http404("No such workspace.")
+        request.session[SESSION_KEY] = membership.workspace_id
+        messages.success(request, f"Switched to {membership.workspace.name}.")
+        target = request.POST.get("next") or reverse("home")
+        if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+            target = reverse("home")
+        return HttpResponseRedirect(target)
+
+
+class JobListView(WorkspaceTemplateView):
+    template_name = "aicmo/jobs.html"
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        ctx["jobs"] = selectors.jobs_for(self.workspace)[:100]
+        return ctx
+
+
+class JobDetailView(WorkspaceTemplateView):
+    template_name = "aicmo/job_detail.html"
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        job = get_scoped_or_404(Job.objects.select_related("started_by"), self.request, pk=kwargs["pk"])
+        ctx["job"] = job
+        ctx["errors"] = job.errors.all()[:500]
+        return ctx
+
+
+class JobProgressView(WorkspaceView):
+    """The HTMX-polled progress partial; it stops polling once the job has finished."""
+
+    def get(self, request, pk):
+        job = get_scoped_or_404(Job.objects.all(), request, pk=pk)
+        return render(request, "aicmo/partials/job_progress.html", {"job": job})
+
+
+class JobCancelView(WorkspaceView):
+    def post(self, request, pk):
+        job = get_scoped_or_404(Job.objects.all(), request, pk=pk)
+        job_cancel(job=job, by=request.user)
+        if request.headers.get("HX-Request"):
+            return render(request, "aicmo/partials/job_progress.html", {"job": job})
+        return HttpResponseRedirect(reverse("job-detail", args=[job.pk]))

@@ -1,0 +1,68 @@
+"""Workspace and membership services (role changes are audited)."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.utils.text import slugify
+
+from .audit import audit_record
+from .models import Membership, Role, Workspace
+
+
+class LastAdminError(ValueError):
+    """A workspace must keep at least one admin."""
+
+
+@transaction.atomic
+def workspace_create(*, name: str, slug: str | None = None, owner=None) -> Workspace:
+    ws = Workspace.objects.create(name=name, slug=slug or slugify(name)[:60])
+    if owner is not None:
+        Membership.objects.create(workspace=ws, user=owner, role=Role.ADMIN)
+        audit_record(workspace=ws, actor=owner, verb="workspace.created", target=ws)
+    return ws
+
+
+@transaction.atomic
+def membership_set(*, workspace: Workspace, user, role: str, by) -> Membership:
+    if role not in Role.values:
+        raise ValueError(f"Unknown role {role!r}")
+    membership, created = Membership.objects.select_for_update().get_or_create(
+        workspace=workspace, user=user, defaults={"role": role}
+    )
+    old = None if created else membership.role
+    if not created and old != role:
+        if old == Role.ADMIN and not _other_admins(membership):
+            raise LastAdminError("The workspace must keep at least one admin.")
+        membership.role = role
+        membership.save(update_fields=["role"])
+    if created or old != role:
+        audit_record(
+            workspace=workspace,
+            actor=by,
+            verb="member.role_changed",
+            target=membership,
+            changes={"user": user.get_username(), "from": old, "to": role},
+        )
+    return membership
+
+
+def _other_admins(membership: Membership) -> bool:
+    return (
+        Membership.objects.filter(workspace_id=membership.workspace_id, role=Role.ADMIN)
+        .exclude(pk=membership.pk)
+        .exists()
+    )
+
+
+@transaction.atomic
+def membership_remove(*, membership: Membership, by) -> None:
+    if membership.role == Role.ADMIN and not _other_admins(membership):
+        raise LastAdminError("The workspace must keep at least one admin.")
+    audit_record(
+        workspace=membership.workspace,
+        actor=by,
+        verb="member.removed",
+        target=membership,
+        changes={"user": membership.user.get_username(), "role": membership.role},
+    )
+    membership.delete()
