@@ -29,7 +29,13 @@ def audit_export_start(*, workspace: Workspace, by) -> Job:
     from .tasks import audit_export_task
 
     with transaction.atomic():
-        job = job_start(workspace=workspace, kind="audit_export", by=by, label="Audit log export")
+        job = job_start(
+            workspace=workspace,
+            kind="audit_export",
+            by=by,
+            label="Audit log export",
+            params={"download_permission": "manage"},
+        )
         audit_record(workspace=workspace, actor=by, verb="audit.export_started", target=job)
         transaction.on_commit(lambda: audit_export_task.delay(job.pk))
     return job

@@ -31,6 +31,8 @@ urlpatterns = [
     path("jobs/<int:pk>/", views.JobDetailView.as_view(), name="job-detail"),
     path("jobs/<int:pk>/progress/", views.JobProgressView.as_view(), name="job-progress"),
     path("jobs/<int:pk>/cancel/", views.JobCancelView.as_view(), name="job-cancel"),
+    path("jobs/<int:pk>/download/", views.JobDownloadView.as_view(), name="job-download"),
+    path("audit/", views.AuditLogView.as_view(), name="audit-log"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_patterns)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -5,7 +5,8 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponseRedirect
+from django.core.files.storage import default_storage
+from django.http import FileResponse, Http404, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -13,9 +14,10 @@ from django.views import View
 from django.views.generic import TemplateView
 
 from . import selectors
+from .exports import audit_export_start
 from .jobs import job_cancel
 from .models import Job, Membership
-from .roles import READ, WRITE
+from .roles import MANAGE, READ, WRITE
 from .tenancy import SESSION_KEY, get_scoped_or_404
 
 
@@ -97,6 +99,38 @@ class JobProgressView(WorkspaceView):
     def get(self, request, pk):
         job = get_scoped_or_404(Job.objects.all(), request, pk=pk)
         return render(request, "aicmo/partials/job_progress.html", {"job": job})
+
+
+class JobDownloadView(WorkspaceView):
+    """A job's result file (exports). Needs the permission the job recorded, READ by default."""
+
+    def get(self, request, pk):
+        job = get_scoped_or_404(Job.objects.all(), request, pk=pk)
+        name = (job.result or {}).get("file")
+        if not name or not default_storage.exists(name):
+            raise Http404("This job has no file.")
+        if not self.tenant.allows(job.params.get("download_permission", READ)):
+            raise PermissionDenied("Your role does not allow this download.")
+        return FileResponse(
+            default_storage.open(name, "rb"), as_attachment=True, filename=name.rsplit("/", 1)[-1]
+        )
+
+
+class AuditLogView(WorkspaceTemplateView):
+    template_name = "aicmo/audit.html"
+    required_permission = MANAGE
+    post_permission = MANAGE
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        ctx["events"] = selectors.audit_events_for(self.workspace)[:200]
+        ctx["exports"] = selectors.jobs_for(self.workspace).filter(kind="audit_export")[:5]
+        return ctx
+
+    def post(self, request):
+        job = audit_export_start(workspace=self.workspace, by=request.user)
+        messages.success(request, "Export started.")
+        return HttpResponseRedirect(reverse("job-detail", args=[job.pk]))
 
 
 class JobCancelView(WorkspaceView):

@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from aicmo import apikeys, jobs, workspaces
+from aicmo.exports import audit_export_start
 from aicmo.models import ApiKey, AuditEvent, Job, JobError, Membership, Role
 from aicmo.roles import MANAGE, WRITE
 
@@ -98,6 +99,13 @@ class AuditEventViewSet(WorkspaceReadOnlyViewSet):
     filterset_fields = ["verb", "target_type", "target_id"]
     ordering_fields = None
     ordering = ["-id"]
+
+    @extend_schema(request=None, responses={202: JobSerializer})
+    @action(detail=False, methods=["post"])
+    def export(self, request):
+        """Start a CSV export of the whole audit log; follow the returned job, then download its file."""
+        job = audit_export_start(workspace=request.workspace, by=request.user)
+        return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
 
 class ApiKeySerializer(serializers.ModelSerializer):
