@@ -4,6 +4,8 @@ get write access, others read-only), and the workspace field is limited to those
 from __future__ import annotations
 
 from django.contrib import admin
+from django.core.exceptions import ValidationError
+from django.http import Http404
 
 from . import jobs
 from .models import ApiKey, AuditEvent, Job, JobError, Membership, Role, Workspace
@@ -32,6 +34,28 @@ class WorkspaceAdmin(admin.ModelAdmin):
         if request.user.is_superuser:
             return qs
         return qs.filter(**{f"{self.workspace_field}__in": list(_roles(request))})
+
+    def _ensure_in_scope(self, request, object_id) -> None:
+        """Objects of other workspaces do not exist for this user: 404, not Django's redirect."""
+        if object_id is not None:
+            try:
+                found = self.get_queryset(request).filter(pk=object_id).exists()
+            except (ValueError, ValidationError):
+                found = False
+            if not found:
+                raise Http404("Not found.")
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        self._ensure_in_scope(request, object_id)
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def delete_view(self, request, object_id, extra_context=None):
+        self._ensure_in_scope(request, object_id)
+        return super().delete_view(request, object_id, extra_context)
+
+    def history_view(self, request, object_id, extra_context=None):
+        self._ensure_in_scope(request, object_id)
+        return super().history_view(request, object_id, extra_context)
 
     def _writable_workspaces(self, request) -> list[int]:
         return [ws for ws, role in _roles(request).items() if role_allows(role, self.write_permission)]

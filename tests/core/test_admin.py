@@ -25,7 +25,7 @@ def test_admin_job_list_is_scoped(staff_for, workspace, other_workspace):
     theirs = JobFactory(workspace=other_workspace, label="their-job")
     html = client.get("/admin/aicmo/job/").content.decode()
     assert "mine-job" in html and "their-job" not in html
-    assert client.get(f"/admin/aicmo/job/{theirs.pk}/change/").status_code in (302, 404)
+    assert client.get(f"/admin/aicmo/job/{theirs.pk}/change/").status_code == 404
     assert client.get(f"/admin/aicmo/job/{mine.pk}/change/").status_code == 200
 
 
@@ -50,3 +50,32 @@ def test_viewer_cannot_change_in_admin(staff_for, workspace):
     client = staff_for(Role.VIEWER)
     MembershipFactory(workspace=workspace, role=Role.VIEWER)
     assert client.get("/admin/aicmo/membership/add/").status_code == 403
+
+
+def test_admin_foreign_audit_and_key_objects_answer_404(staff_for, other_workspace):
+    from aicmo.apikeys import api_key_create
+    from aicmo.audit import audit_record
+
+    client = staff_for(Role.ADMIN)
+    owner = UserFactory()
+    event = audit_record(workspace=other_workspace, actor=owner, verb="their.event")
+    key = api_key_create(workspace=other_workspace, name="theirs", by=owner).api_key
+    assert client.get(f"/admin/aicmo/auditevent/{event.pk}/change/").status_code == 404
+    assert client.get(f"/admin/aicmo/apikey/{key.pk}/change/").status_code == 404
+    assert client.get("/admin/aicmo/job/not-a-number/change/").status_code == 404
+
+
+def test_admin_api_key_created_once_and_shown_in_message(staff_for, workspace):
+    from aicmo.models import ApiKey
+
+    client = staff_for(Role.ADMIN)
+    resp = client.post(
+        "/admin/aicmo/apikey/add/",
+        {"workspace": workspace.pk, "name": "zapier", "role": "viewer"},
+        follow=True,
+    )
+    assert resp.status_code == 200
+    key = ApiKey.objects.get(name="zapier")
+    shown = [str(m) for m in resp.context["messages"]]
+    assert any(key.prefix in m and "aicmo_" in m for m in shown)
+    assert ApiKey.objects.filter(name="zapier").count() == 1
