@@ -1,0 +1,42 @@
+"""One FilterSet for contact lists: the API, admin export and dashboard all filter the same way."""
+
+from __future__ import annotations
+
+import django_filters
+from django.db.models import Q
+
+from .models import Contact, Lifecycle, Tier, Verdict
+
+
+class ContactFilter(django_filters.FilterSet):
+    q = django_filters.CharFilter(method="search", label="Search")
+    lifecycle = django_filters.MultipleChoiceFilter(choices=Lifecycle.choices)
+    verification = django_filters.ChoiceFilter(choices=Verdict.choices)
+    engagement_tier = django_filters.ChoiceFilter(choices=Tier.choices)
+    tag = django_filters.CharFilter(method="by_tag", label="Tag")
+    list = django_filters.NumberFilter(field_name="list_memberships__contact_list", label="List id")
+    company = django_filters.CharFilter(
+        field_name="company__domain", lookup_expr="iexact", label="Company domain"
+    )
+    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    min_score = django_filters.NumberFilter(field_name="engagement_score", lookup_expr="gte")
+
+    class Meta:
+        model = Contact
+        fields = ["q", "lifecycle", "verification", "engagement_tier", "tag", "list", "company", "source"]
+
+    def search(self, queryset, name, value):
+        value = value.strip()
+        if not value:
+            return queryset
+        return queryset.filter(
+            Q(email__icontains=value)
+            | Q(first_name__icontains=value)
+            | Q(last_name__icontains=value)
+            | Q(company__name__icontains=value)
+        )
+
+    def by_tag(self, queryset, name, value):
+        through = Contact.tags.through
+        return queryset.filter(pk__in=through.objects.filter(tag__name=value).values("contact_id"))

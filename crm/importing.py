@@ -1,0 +1,583 @@
+"""Contact import: streaming CSV/XLSX readers, header mapping, batched atomic upserts with a resumable checkpoint.
+
+One service (`import_create` + `import_execute`) sits behind the management command, the API upload, the admin
+entry point and the dashboard wizard. Memory is bounded by the batch size, never by the file size.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from charset_normalizer import from_bytes
+from django.core.files.base import File
+from django.db import transaction
+from django.utils import timezone
+from django.utils.text import slugify
+
+from aicmo.audit import audit_record
+from aicmo.jobs import job_advance, job_finish, job_mark_running, job_set_total, job_start
+from aicmo.models import Workspace
+
+from .models import Company, Contact, CustomFieldDefinition, ImportRowError, ImportRun, ImportStatus, Tag
+from .services import _coerce_custom, email_is_valid, normalize_domain, normalize_email
+
+BATCH_SIZE = 1000
+SAMPLE_BYTES = 64 * 1024
+POLICIES = ("update", "skip", "fill_blanks")
+CORE_TARGETS = (
+    "email",
+    "first_name",
+    "last_name",
+    "full_name",
+    "title",
+    "phone",
+    "company",
+    "company_domain",
+    "tags",
+    "source",
+)
+TEXT_LIMITS = {"first_name": 100, "last_name": 100, "title": 150, "phone": 40, "source": 60}
+
+SYNONYMS: dict[str, set[str]] = {
+    "email": {
+        "email",
+        "emailaddress",
+        "mail",
+        "emailid",
+        "primaryemail",
+        "workemail",
+        "businessemail",
+        "contactemail",
+        "emailaddr",
+        "courriel",
+    },
+    "first_name": {"firstname", "first", "givenname", "fname", "forename", "prenom"},
+    "last_name": {"lastname", "last", "surname", "familyname", "lname", "nom"},
+    "full_name": {"name", "fullname", "contactname", "displayname"},
+    "title": {"title", "jobtitle", "position", "jobposition", "role", "designation"},
+    "phone": {
+        "phone",
+        "phonenumber",
+        "mobile",
+        "mobilephone",
+        "mobilenumber",
+        "telephone",
+        "tel",
+        "workphone",
+        "cellphone",
+        "directphone",
+    },
+    "company": {
+        "company",
+        "companyname",
+        "organization",
+        "organisation",
+        "organizationname",
+        "account",
+        "accountname",
+        "employer",
+        "business",
+    },
+    "company_domain": {"companydomain", "domain", "website", "companywebsite", "url", "companyurl"},
+    "tags": {"tags", "tag", "labels", "label", "segments", "groups", "interests"},
+    "source": {"source", "leadsource", "origin"},
+}
+
+
+def _norm_header(value: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", (value or "").lower())
+
+
+def auto_mapping(headers: list[str], workspace: Workspace | int) -> dict[str, str]:
+    """Header → target field. Each target is used once (first matching column wins); unknown headers unmapped."""
+    custom = {}
+    for d in CustomFieldDefinition.objects.for_workspace(workspace).only("key", "label"):
+        custom[_norm_header(d.key)] = f"custom.{d.key}"
+        custom[_norm_header(d.label)] = f"custom.{d.key}"
+    mapping: dict[str, str] = {}
+    used: set[str] = set()
+    for header in headers:
+        key = _norm_header(header)
+        target = next((t for t, names in SYNONYMS.items() if key in names), None) or custom.get(key)
+        if target and target not in used:
+            mapping[header] = target
+            used.add(target)
+    return mapping
+
+
+def validate_mapping(mapping: dict, headers: list[str], workspace: Workspace | int) -> dict[str, str]:
+    """Errors keyed by header for an explicit mapping (unknown target, missing header, email unmapped)."""
+    errors = {}
+    keys = set(CustomFieldDefinition.objects.for_workspace(workspace).values_list("key", flat=True))
+    for header, target in mapping.items():
+        if header not in headers:
+            errors[header] = "No such column in the file."
+        elif (
+            target
+            and target not in CORE_TARGETS
+            and not (target.startswith("custom.") and target[7:] in keys)
+        ):
+            errors[header] = f"Unknown target field {target!r}."
+    if "email" not in mapping.values():
+        errors["email"] = "Map one column to email."
+    return errors
+
+
+# ---------------------------------------------------------------- readers
+
+
+def detect_encoding(sample: bytes) -> str:
+    if sample.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    try:
+        sample.decode("utf-8")
+        return "utf-8"
+    except UnicodeDecodeError as exc:
+        if exc.start >= len(sample) - 4 and len(sample) >= SAMPLE_BYTES:
+            return "utf-8"  # a multi-byte character cut by the sample boundary
+    best = from_bytes(sample, cp_isolation=["utf_8", "utf_16", "cp1252", "latin_1"]).best()
+    if best is None or best.encoding in {"ascii"}:
+        return "cp1252"
+    return best.encoding
+
+
+def _binary(fh):
+    raw = getattr(fh, "file", fh)
+    return raw if hasattr(raw, "readable") else fh
+
+
+class RowSource:
+    """Streams (line_number, cells) with the header read first; bounded memory for CSV and XLSX."""
+
+    def __init__(self, fh, file_format: str):
+        self.fh = _binary(fh)
+        self.file_format = file_format
+        self.encoding = ""
+        self.delimiter = ""
+        self.headers: list[str] = []
+        self._rows: Iterator[tuple[int, list[str]]] = iter(())
+        if file_format == "xlsx":
+            self._open_xlsx()
+        else:
+            self._open_csv()
+
+    def _open_csv(self) -> None:
+        sample = self.fh.read(SAMPLE_BYTES)
+        self.fh.seek(0)
+        self.encoding = detect_encoding(sample)
+        text_sample = sample.decode(self.encoding, errors="ignore")
+        lines = text_sample.splitlines()[:21]
+        if len(sample) >= SAMPLE_BYTES and len(lines) > 1:
+            lines = lines[:-1]  # the last line may be cut by the sample boundary
+        try:
+            self.delimiter = csv.Sniffer().sniff("\n".join(lines), delimiters=",;\t|").delimiter
+        except csv.Error:
+            self.delimiter = ","
+        text = io.TextIOWrapper(self.fh, encoding=self.encoding, errors="replace", newline="")
+        reader = csv.reader(text, delimiter=self.delimiter)
+        try:
+            self.headers = [h.strip().lstrip("\ufeff") for h in next(reader)]
+        except StopIteration:
+            self.headers = []
+
+        def rows():
+            for cells in reader:
+                yield reader.line_num, cells
+
+        self._rows = rows()
+
+    def _open_xlsx(self) -> None:
+        from openpyxl import load_workbook
+
+        workbook = load_workbook(self.fh, read_only=True, data_only=True)
+        sheet = workbook.active
+        self.encoding, self.delimiter = "xlsx", ""
+        iterator = sheet.iter_rows(values_only=True)
+        first = next(iterator, None)
+        self.headers = [str(h).strip() if h is not None else "" for h in (first or ())]
+        self.estimated_rows = max(0, (sheet.max_row or 1) - 1)
+
+        def cell(v) -> str:
+            if v is None:
+                return ""
+            if hasattr(v, "isoformat"):
+                return v.isoformat()[:10] if getattr(v, "hour", 0) == 0 else v.isoformat()
+            if isinstance(v, float) and v.is_integer():
+                return str(int(v))
+            return str(v)
+
+        def rows():
+            for i, values in enumerate(iterator, start=2):
+                yield i, [cell(v) for v in values]
+            workbook.close()
+
+        self._rows = rows()
+
+    def __iter__(self):
+        return self._rows
+
+
+def file_format_for(name: str) -> str:
+    return "xlsx" if Path(name or "").suffix.lower() in {".xlsx", ".xlsm"} else "csv"
+
+
+def import_preview(
+    *, workspace: Workspace, fh, name: str, mapping: dict | None = None, rows: int = 5
+) -> dict:
+    """Headers, detected encoding/delimiter, proposed mapping and the first rows as the wizard shows them."""
+    source = RowSource(fh, file_format_for(name))
+    sample = []
+    for _, cells in source:
+        sample.append(cells)
+        if len(sample) >= rows:
+            break
+    proposed = mapping or auto_mapping(source.headers, workspace)
+    return {
+        "headers": source.headers,
+        "encoding": source.encoding,
+        "delimiter": source.delimiter,
+        "mapping": proposed,
+        "mapping_errors": validate_mapping(proposed, source.headers, workspace),
+        "rows": sample,
+    }
+
+
+# ---------------------------------------------------------------- services
+
+
+def import_create(
+    *,
+    workspace: Workspace,
+    fh,
+    name: str,
+    mapping: dict | None = None,
+    policy: str = "update",
+    tags: list[str] | None = None,
+    by=None,
+    source: str = "import",
+    enqueue: bool = True,
+) -> ImportRun:
+    """Store the upload and open a Job; the work runs in `import_execute` (Celery, or inline for the CLI)."""
+    if policy not in POLICIES:
+        raise ValueError(f"Policy must be one of {', '.join(POLICIES)}.")
+    fmt = file_format_for(name)
+    from django.core.exceptions import ValidationError
+
+    preview = import_preview(workspace=workspace, fh=fh, name=name, mapping=mapping)
+    if hasattr(fh, "seek"):
+        fh.seek(0)
+    if not preview["headers"]:
+        raise ValidationError({"file": "The file is empty."})
+    if preview["mapping_errors"]:
+        raise ValidationError({f"mapping.{k}": v for k, v in preview["mapping_errors"].items()})
+    with transaction.atomic():
+        job = job_start(workspace=workspace, kind="crm.import", by=by, label=f"Import {name}"[:200])
+        run = ImportRun(
+            workspace=workspace,
+            job=job,
+            original_name=Path(name).name[:255],
+            file_format=fmt,
+            mapping=preview["mapping"],
+            policy=policy,
+            tags=list(tags or []),
+            source=source[:60],
+        )
+        run.file.save(f"{slugify(Path(name).stem)[:80] or 'import'}.{fmt}", File(_binary(fh)), save=False)
+        run.save()
+        job.params = {"import_run": run.pk}
+        job.save(update_fields=["params"])
+        audit_record(
+            workspace=workspace,
+            actor=by,
+            verb="crm.import.started",
+            target=run,
+            changes={"file": run.original_name, "policy": policy},
+        )
+        if enqueue:
+            from .tasks import import_run_task
+
+            transaction.on_commit(lambda: import_run_task.delay(run.pk))
+    return run
+
+
+@dataclass
+class _Batch:
+    rows: list[tuple[int, dict]] = field(default_factory=list)
+    errors: list[ImportRowError] = field(default_factory=list)
+    last_line: int = 0
+    bad_lines: set[int] = field(default_factory=set)
+
+
+def _count_lines(fh) -> int:
+    fh.seek(0)
+    total = 0
+    while chunk := fh.read(1 << 20):
+        total += chunk.count(b"\n")
+    fh.seek(0)
+    return total
+
+
+def import_execute(*, run_id: int, crash_after_batches: int | None = None) -> int:
+    """Process the file from the line after `checkpoint_line`; each batch commits atomically with the new
+    checkpoint, so a worker killed mid-file resumes exactly after the last committed batch.
+
+    `crash_after_batches` exists for tests and the benchmark to simulate a worker dying."""
+    run = ImportRun.objects.select_related("workspace").filter(pk=run_id).first()
+    if run is None or run.status == ImportStatus.DONE:
+        return 0
+    if run.job_id:
+        job_mark_running(job_id=run.job_id)
+    ImportRun.objects.filter(pk=run.pk).update(status=ImportStatus.RUNNING)
+    customs = {d.key: d for d in CustomFieldDefinition.objects.for_workspace(run.workspace_id)}
+    processed = 0
+    batches = 0
+    with run.file.storage.open(run.file.name, "rb") as stored:
+        raw = _binary(stored)
+        if run.job_id:
+            total = _count_lines(raw) if run.file_format == "csv" else None
+            source = RowSource(raw, run.file_format)
+            total = total if total is not None else getattr(source, "estimated_rows", 0)
+            job_set_total(job_id=run.job_id, total=max(0, total - (1 if run.file_format == "csv" else 0)))
+        else:
+            source = RowSource(raw, run.file_format)
+        columns = {i: (h, run.mapping.get(h)) for i, h in enumerate(source.headers) if run.mapping.get(h)}
+        batch = _Batch()
+        for line, cells in source:
+            if line <= run.checkpoint_line:
+                continue
+            batch.last_line = line
+            parsed = _parse_row(line, cells, columns, customs, run, batch)
+            if parsed is not None:
+                batch.rows.append((line, parsed))
+            if len(batch.rows) + len(batch.bad_lines) >= BATCH_SIZE:
+                processed += _commit_batch(run, batch)
+                batches += 1
+                batch = _Batch()
+                if crash_after_batches is not None and batches >= crash_after_batches:
+                    raise RuntimeError("simulated worker crash")
+        if batch.last_line:
+            processed += _commit_batch(run, batch)
+    run.refresh_from_db()
+    run.status, run.finished_at = ImportStatus.DONE, timezone.now()
+    run.save(update_fields=["status", "finished_at"])
+    if run.job_id:
+        job_set_total(job_id=run.job_id, total=run.created + run.updated + run.skipped + run.failed)
+        job_finish(
+            job_id=run.job_id,
+            result={
+                "created": run.created,
+                "updated": run.updated,
+                "skipped": run.skipped,
+                "failed": run.failed,
+            },
+        )
+    return processed
+
+
+def _parse_row(line, cells, columns, customs, run, batch: _Batch) -> dict | None:
+    if not any((c or "").strip() for c in cells):
+        return None
+    data: dict = {"custom": {}}
+    bad = False
+
+    def error(column: str, reason: str, value: str = ""):
+        nonlocal bad
+        bad = True
+        batch.errors.append(
+            ImportRowError(
+                workspace_id=run.workspace_id,
+                run_id=run.pk,
+                line=line,
+                column=column,
+                reason=reason[:300],
+                value=(value or "")[:300],
+            )
+        )
+
+    for index, (header, target) in columns.items():
+        value = (cells[index] if index < len(cells) else "").strip()
+        if target == "email":
+            email = normalize_email(value)
+            if not email:
+                error(header, "Email is missing.")
+            elif not email_is_valid(email):
+                error(header, "Not a valid email address.", value)
+            data["email"] = email
+        elif target.startswith("custom."):
+            key = target[7:]
+            if value:
+                try:
+                    data["custom"][key] = _coerce_custom(customs[key], value)
+                except ValueError as exc:
+                    error(header, str(exc), value)
+        elif target == "tags":
+            data["tags"] = [t.strip()[:80] for t in re.split(r"[,;|]", value) if t.strip()]
+        elif target == "full_name":
+            first, _, last = value.partition(" ")
+            data.setdefault("first_name", first)
+            data.setdefault("last_name", last)
+        elif target == "company_domain":
+            data["company_domain"] = normalize_domain(value)
+        elif target in TEXT_LIMITS and len(value) > TEXT_LIMITS[target]:
+            error(header, f"Longer than {TEXT_LIMITS[target]} characters.", value[:50])
+        else:
+            data[target] = value
+    if "email" not in data:
+        error("", "Email is missing.")
+    if bad:
+        batch.bad_lines.add(line)
+        return None
+    return data
+
+
+def _companies_for(run: ImportRun, rows: list[tuple[int, dict]]) -> dict[str, Company]:
+    wanted: dict[str, str] = {}
+    for _, data in rows:
+        name = data.get("company", "")
+        domain = data.get("company_domain") or (f"{slugify(name)}.unknown" if name else "")
+        if domain:
+            data["_company_key"] = domain
+            wanted.setdefault(domain, name)
+    if not wanted:
+        return {}
+    qs = Company.objects.for_workspace(run.workspace_id)
+    existing = {c.domain: c for c in qs.filter(domain__in=list(wanted))}
+    missing = [
+        Company(workspace_id=run.workspace_id, domain=d, name=n[:200])
+        for d, n in wanted.items()
+        if d not in existing
+    ]
+    if missing:
+        Company.objects.bulk_create(missing, ignore_conflicts=True)
+        existing = {c.domain: c for c in qs.filter(domain__in=list(wanted))}
+    return existing
+
+
+FIELDS_FROM_ROW = ("first_name", "last_name", "title", "phone")
+
+
+@transaction.atomic
+def _commit_batch(run: ImportRun, batch: _Batch) -> int:
+    """Upsert one batch and move the checkpoint in the same transaction (all of it lands, or none)."""
+    run = ImportRun.objects.select_for_update().get(pk=run.pk)
+    now = timezone.now()
+    stamp = {"source": "import", "import_run": run.pk, "at": now.isoformat()}
+    # Duplicates inside the batch collapse onto the first row by the same policy as database duplicates.
+    merged: dict[str, dict] = {}
+    dup_in_file = 0
+    for _, data in batch.rows:
+        email = data["email"]
+        if email in merged:
+            dup_in_file += 1
+            _merge_into(merged[email], data, run.policy)
+        else:
+            merged[email] = data
+    companies = _companies_for(run, list((0, d) for d in merged.values()))
+    existing = {
+        c.email: c for c in Contact.objects.for_workspace(run.workspace_id).filter(email__in=list(merged))
+    }
+    to_create, to_update, skipped = [], [], dup_in_file if run.policy == "skip" else 0
+    tag_links: dict[str, list[str]] = {}
+    for email, data in merged.items():
+        contact = existing.get(email)
+        if contact is None:
+            contact = Contact(
+                workspace_id=run.workspace_id, email=email, source=data.get("source") or run.source
+            )
+            _fill(contact, data, companies, "update", stamp)
+            to_create.append(contact)
+        elif run.policy == "skip":
+            skipped += 1
+            continue
+        else:
+            _fill(contact, data, companies, run.policy, stamp)
+            to_update.append(contact)
+        tag_links[email] = [*data.get("tags", []), *run.tags]
+    Contact.objects.bulk_create(to_create, batch_size=500)
+    if to_update:
+        Contact.objects.bulk_update(
+            to_update,
+            [*FIELDS_FROM_ROW, "company", "custom", "provenance", "source", "updated_at"],
+            batch_size=500,
+        )
+    names = {n for names in tag_links.values() for n in names}
+    if names:
+        Tag.objects.bulk_create(
+            [Tag(workspace_id=run.workspace_id, name=n) for n in names], ignore_conflicts=True
+        )
+        tag_ids = dict(
+            Tag.objects.for_workspace(run.workspace_id).filter(name__in=names).values_list("name", "pk")
+        )
+        ids = dict(
+            Contact.objects.for_workspace(run.workspace_id)
+            .filter(email__in=list(tag_links))
+            .values_list("email", "pk")
+        )
+        through = Contact.tags.through
+        through.objects.bulk_create(
+            [through(contact_id=ids[e], tag_id=tag_ids[n]) for e, ns in tag_links.items() for n in set(ns)],
+            ignore_conflicts=True,
+        )
+    ImportRowError.objects.bulk_create(batch.errors, ignore_conflicts=True)
+    failed = len(batch.bad_lines)
+    run.created += len(to_create)
+    run.updated += len(to_update) + (dup_in_file if run.policy != "skip" else 0)
+    run.skipped += skipped
+    run.failed += failed
+    run.checkpoint_line = batch.last_line
+    run.save(update_fields=["created", "updated", "skipped", "failed", "checkpoint_line"])
+    if run.job_id:
+        job_advance(job_id=run.job_id, done=len(batch.rows), failed=failed)
+    return len(batch.rows) + failed
+
+
+def _merge_into(first: dict, later: dict, policy: str) -> None:
+    if policy == "skip":
+        first.setdefault("tags", []).extend(later.get("tags", []))
+        return
+    for key, value in later.items():
+        if key == "tags":
+            first.setdefault("tags", []).extend(value)
+        elif key == "custom":
+            for ck, cv in value.items():
+                if policy == "update" or first["custom"].get(ck) in (None, ""):
+                    first["custom"][ck] = cv
+        elif value and (policy == "update" or not first.get(key)):
+            first[key] = value
+
+
+def _fill(contact: Contact, data: dict, companies: dict, policy: str, stamp: dict) -> None:
+    for name in FIELDS_FROM_ROW:
+        value = data.get(name, "")
+        if not value or value == getattr(contact, name):
+            continue
+        if policy == "fill_blanks" and getattr(contact, name):
+            continue
+        setattr(contact, name, value)
+        contact.provenance[name] = stamp
+    key = data.get("_company_key")
+    fill_company = key and key in companies and not (policy == "fill_blanks" and contact.company_id)
+    if fill_company and contact.company_id != companies[key].pk:
+        contact.company = companies[key]
+        contact.provenance["company"] = stamp
+    custom = dict(contact.custom or {})
+    for key, value in data.get("custom", {}).items():
+        if policy == "fill_blanks" and custom.get(key) not in (None, ""):
+            continue
+        custom[key] = value
+    contact.custom = custom
+    contact.updated_at = timezone.now()
+
+
+def import_errors_rows(run: ImportRun) -> Iterator[list[str]]:
+    yield ["line", "column", "reason", "value"]
+    for e in run.row_errors.order_by("line", "id").iterator(chunk_size=2000):
+        yield [str(e.line), e.column, e.reason, e.value]

@@ -1,0 +1,87 @@
+"""CRM reads: workspace-scoped querysets for API, dashboards, admin, export and other apps."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from django.db.models import Count, Prefetch, QuerySet
+
+from aicmo.models import Workspace
+
+from .models import Channel, Contact, ContactList, EnrichmentRecord, Segment, Suppression, Tag, Verdict
+from .segments import segment_queryset
+
+
+def contacts_for(workspace: Workspace | int) -> QuerySet[Contact]:
+    """The list shape: company joined, tags prefetched, so a page costs the same queries at any size."""
+    return (
+        Contact.objects.for_workspace(workspace)
+        .select_related("company")
+        .prefetch_related(Prefetch("tags", queryset=Tag.objects.only("pk", "name").order_by("name")))
+    )
+
+
+def contact_detail(workspace: Workspace | int, pk: int) -> Contact | None:
+    return (
+        contacts_for(workspace)
+        .prefetch_related(
+            "suppressions",
+            "consent_events",
+            "transitions",
+            "lists",
+            Prefetch("enrichment_records", queryset=EnrichmentRecord.objects.order_by("-fetched_at")),
+            "enrichment_conflicts",
+        )
+        .filter(pk=pk)
+        .first()
+    )
+
+
+def contacts_for_selection(
+    *,
+    workspace: Workspace | int,
+    contact_ids: Sequence[int] | None = None,
+    list_id: int | None = None,
+    segment_id: int | None = None,
+) -> QuerySet[Contact]:
+    qs = Contact.objects.for_workspace(workspace)
+    if list_id is not None:
+        contact_list = ContactList.objects.for_workspace(workspace).filter(pk=list_id).first()
+        if contact_list is None:
+            return qs.none()
+        qs = qs.filter(list_memberships__contact_list=contact_list)
+    if segment_id is not None:
+        segment = Segment.objects.for_workspace(workspace).filter(pk=segment_id).first()
+        if segment is None:
+            return qs.none()
+        qs = qs & segment_queryset(segment.rules, workspace)
+    if contact_ids is not None:
+        qs = qs.filter(pk__in=list(contact_ids))
+    return qs
+
+
+def contact_can_receive(contact: Contact, channel: str = Channel.EMAIL) -> bool:
+    """Whether any sending path may reach this contact on `channel` (suppression, erasure, invalid email)."""
+    if contact.erased_at is not None:
+        return False
+    if channel == Channel.EMAIL and contact.verification == Verdict.INVALID:
+        return False
+    return not Suppression.objects.filter(contact_id=contact.pk, channel=channel).exists()
+
+
+def contacts_receivable(queryset: QuerySet[Contact], channel: str = Channel.EMAIL) -> QuerySet[Contact]:
+    """The bulk form of `contact_can_receive` for audiences (one query, no per-contact Python)."""
+    qs = queryset.filter(erased_at__isnull=True).exclude(
+        pk__in=Suppression.objects.filter(channel=channel).values("contact_id")
+    )
+    if channel == Channel.EMAIL:
+        qs = qs.exclude(verification=Verdict.INVALID)
+    return qs
+
+
+def lists_for(workspace: Workspace | int) -> QuerySet[ContactList]:
+    return ContactList.objects.for_workspace(workspace).annotate(size=Count("memberships"))
+
+
+def contact_by_email(workspace: Workspace | int, email: str) -> Contact | None:
+    return Contact.objects.for_workspace(workspace).filter(email=(email or "").strip().lower()).first()
