@@ -1,0 +1,106 @@
+# AICMO: `make run` (local demo) and `make test` (everything CI checks). Needs only python3 >= 3.11.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.aicmo-installed
+REDIS_PORT ?= 6379
+WEB_ADDR ?= 127.0.0.1:8000
+PYTEST_WORKERS ?= 2
+CHROMIUM := $(or $(AICMO_CHROMIUM),$(wildcard /usr/bin/chromium),$(shell command -v chromium 2>/dev/null))
+
+# pytest exits 5 when no test was collected: like any non-zero exit it fails the target.
+# Tests never inherit a developer's database or broker; each run sets what it needs.
+TEST_ENV := env -u DATABASE_URL -u REDIS_URL -u CELERY_BROKER_URL -u CELERY_RESULT_BACKEND AICMO_ENV=test
+PYTEST := $(TEST_ENV) $(BIN)/pytest
+
+.PHONY: help venv run migrate seed test lint fmt check test-sqlite test-postgres test-browser bench clean clean-data
+.NOTPARALLEL:
+.DEFAULT_GOAL := help
+
+help:
+	@echo "make run     - set up .venv, migrate, seed the demo, start redis + celery worker + beat + web on http://$(WEB_ADDR)/"
+	@echo "make test    - ruff, manage.py check, migrations check, tests on SQLite, on PostgreSQL, then browser tests"
+	@echo "make lint | fmt | check | test-sqlite | test-postgres | test-browser | bench | clean | clean-data"
+
+# ---------------------------------------------------------------------------------------- environment
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "AICMO needs Python 3.11+; run: make PYTHON=python3.11 ...")'
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstall only when a requirements file changed (the stamp is newer than both otherwise).
+$(STAMP): requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/python -m pip install --disable-pip-version-check -q -r requirements-dev.txt
+	@touch $@
+
+venv: $(STAMP)
+
+# ------------------------------------------------------------------------------------------------ run
+run: export AICMO_ENV := dev
+run: export AICMO_REDIS_PORT := $(REDIS_PORT)
+run: export REDIS_URL ?= redis://127.0.0.1:$(REDIS_PORT)/0
+run: export AICMO_WEB_ADDR := $(WEB_ADDR)
+run: export PYTHONUNBUFFERED := 1
+run: venv
+	@mkdir -p var/redis
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py seed_demo
+	@echo ">>> starting redis, celery worker, celery beat and the web server on http://$(WEB_ADDR)/ (Ctrl-C stops all)"
+	$(BIN)/honcho -f Procfile.dev start
+
+migrate: export AICMO_ENV := dev
+migrate: venv
+	$(BIN)/python manage.py migrate --noinput
+
+seed: export AICMO_ENV := dev
+seed: migrate
+	$(BIN)/python manage.py seed_demo
+
+# ----------------------------------------------------------------------------------------------- test
+test: lint check test-sqlite test-postgres test-browser
+	@echo ">>> make test: all phases passed"
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+fmt: venv
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+check: venv
+	$(TEST_ENV) $(BIN)/python manage.py check --fail-level WARNING
+	$(TEST_ENV) $(BIN)/python manage.py makemigrations --check --dry-run
+
+test-sqlite: venv
+	@echo ">>> tests on SQLite"
+	$(PYTEST) -n $(PYTEST_WORKERS) -m "not browser"
+
+test-postgres: venv
+	@echo ">>> tests on PostgreSQL"
+	$(TEST_ENV) $(BIN)/python tests/pgrun.py -- $(BIN)/pytest -n $(PYTEST_WORKERS) -m "not browser"
+
+test-browser: venv
+ifeq ($(CHROMIUM),)
+	@echo "##########################################################################################"
+	@echo "##  BROWSER TESTS NOT RUN: no Chromium found (/usr/bin/chromium or chromium on PATH).     ##"
+	@echo "##  Install it (Debian: apt-get install chromium) or set AICMO_CHROMIUM=/path/to/chromium. ##"
+	@echo "##########################################################################################"
+else
+	@echo ">>> browser tests with $(CHROMIUM)"
+	AICMO_CHROMIUM=$(CHROMIUM) $(PYTEST) -p no:xdist -m browser
+endif
+
+# ------------------------------------------------------------------------------------------- the rest
+bench: export AICMO_ENV := test
+bench: venv
+	@set -e; found=0; for f in bench/*.py; do [ -e "$$f" ] || continue; found=1; echo ">>> $$f"; $(BIN)/python "$$f"; done; \
+	if [ $$found = 0 ]; then echo "no benchmarks in bench/"; fi
+
+# Build and tool artefacts only: keeps .venv and var/ (your local data; see clean-data).
+clean:
+	find . -path ./$(VENV) -prune -o -type d -name __pycache__ -print -exec rm -rf {} +
+	rm -rf .pytest_cache .ruff_cache staticfiles
+
+clean-data:
+	rm -rf var/
