@@ -1,0 +1,687 @@
+"""Media writes. Admin actions, API views, dashboard views, tasks, commands and other apps call these."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import statistics
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.files.base import ContentFile, File
+from django.db import IntegrityError, transaction
+from django.db.models import Q, Sum
+from django.utils import timezone
+
+from aicmo.audit import audit_record
+from aicmo.jobs import ItemError, job_advance, job_finish, job_mark_running, job_start
+from aicmo.models import Job, Membership, Role, Workspace
+from aicmo.roles import APPROVE, role_allows
+
+from . import renditions as rd
+from .models import (
+    AssetKind,
+    AssetPerformance,
+    AssetStatus,
+    AssetUsage,
+    MediaAsset,
+    MediaLibrary,
+    Rendition,
+    Suggestion,
+    SuggestionCode,
+    SuggestionStatus,
+    Tag,
+)
+from .validation import Inspection, UploadRejected, inspect_upload
+
+logger = logging.getLogger(__name__)
+
+RENDITION_LOCK_TIMEOUT = 300
+UNUSED_AFTER_DAYS = 90
+MIN_IMPRESSIONS = 1000
+LOW_CTR_RATIO = 0.5
+OVERSIZED_MIN_SAVING = 0.30
+OVERSIZED_MIN_BYTES = 200 * 1024
+SPEC_TOLERANCE = 0.02
+
+
+class AssetStateError(ValidationError):
+    """A lifecycle rule refused the operation (e.g. attaching an archived asset)."""
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    asset: MediaAsset
+    duplicate: bool
+
+
+# --- libraries and tags ---------------------------------------------------------------------------------
+
+
+def library_create(*, workspace: Workspace, name: str, description: str = "", by=None) -> MediaLibrary:
+    library = MediaLibrary.objects.create(workspace=workspace, name=name.strip(), description=description)
+    audit_record(workspace=workspace, actor=by, verb="media.library.created", target=library)
+    return library
+
+
+def library_get_default(*, workspace: Workspace) -> MediaLibrary:
+    library, _ = MediaLibrary.objects.get_or_create(workspace=workspace, name="Main library")
+    return library
+
+
+def tags_resolve(*, workspace: Workspace, names: Iterable[str]) -> list[Tag]:
+    clean = sorted({n.strip()[:60] for n in names if n and n.strip()})
+    existing = {t.name: t for t in Tag.objects.for_workspace(workspace).filter(name__in=clean)}
+    missing = [Tag(workspace=workspace, name=n) for n in clean if n not in existing]
+    if missing:
+        Tag.objects.bulk_create(missing, ignore_conflicts=True)
+        existing = {t.name: t for t in Tag.objects.for_workspace(workspace).filter(name__in=clean)}
+    return list(existing.values())
+
+
+# --- upload ---------------------------------------------------------------------------------------------
+
+
+def _apply_inspection(asset: MediaAsset, inspection: Inspection) -> None:
+    meta = inspection.metadata
+    asset.kind = inspection.kind
+    asset.mime_type = inspection.mime_type
+    asset.sha256 = inspection.sha256
+    asset.size_bytes = inspection.size_bytes
+    asset.sanitized = inspection.sanitized
+    for name in ("width", "height", "aspect_ratio", "duration_seconds", "page_count", "frame_count"):
+        setattr(asset, name, meta.get(name))
+    asset.format = meta.get("format", "") or ""
+    asset.color_mode = meta.get("color_mode", "") or ""
+    asset.has_alpha = bool(meta.get("has_alpha"))
+    asset.exif_orientation_applied = bool(meta.get("exif_orientation_applied"))
+    if inspection.phash:
+        value = int(inspection.phash, 16)
+        asset.phash = inspection.phash
+        asset.phash_b0, asset.phash_b1, asset.phash_b2, asset.phash_b3 = phash_bands(value)
+
+
+def phash_bands(value: int) -> tuple[int, int, int, int]:
+    return ((value >> 48) & 0xFFFF, (value >> 32) & 0xFFFF, (value >> 16) & 0xFFFF, value & 0xFFFF)
+
+
+def asset_upload(
+    *,
+    library: MediaLibrary,
+    file,
+    by=None,
+    title: str = "",
+    description: str = "",
+    alt_text: str = "",
+    category: str = "",
+    tags: Iterable[str] = (),
+    filename: str | None = None,
+    request_renditions: bool = True,
+) -> UploadResult:
+    """Validate by content, then store once per SHA-256 per workspace.
+
+    An exact duplicate returns the existing asset with duplicate=True and stores nothing. A rejected file
+    raises `UploadRejected` before anything is written.
+    """
+    workspace = library.workspace
+    inspection = inspect_upload(file)
+    existing = MediaAsset.objects.for_workspace(workspace).filter(sha256=inspection.sha256).first()
+    if existing is not None:
+        return UploadResult(asset=existing, duplicate=True)
+
+    name = filename or getattr(file, "name", "") or "upload"
+    asset = MediaAsset(
+        workspace=workspace,
+        library=library,
+        title=(title or name.rsplit("/", 1)[-1].rsplit(".", 1)[0])[:200],
+        description=description,
+        alt_text=alt_text[:500],
+        category=category[:60],
+        uploaded_by=by if getattr(by, "is_authenticated", False) else None,
+        original_filename=name.rsplit("/", 1)[-1][:255],
+    )
+    _apply_inspection(asset, inspection)
+    if inspection.content is not None:
+        content = ContentFile(inspection.content)
+    else:
+        file.seek(0)
+        content = File(file)
+    asset.file.save("upload" + inspection.extension, content, save=False)
+    try:
+        with transaction.atomic():
+            asset.save()
+            if tags:
+                asset.tags.set(tags_resolve(workspace=workspace, names=tags))
+            audit_record(
+                workspace=workspace, actor=by, verb="media.asset.uploaded", target=asset,
+                changes={"sha256": asset.sha256, "kind": asset.kind, "size_bytes": asset.size_bytes},
+            )  # fmt: skip
+    except IntegrityError:
+        asset.file.delete(save=False)  # a concurrent upload of the same bytes won
+        existing = MediaAsset.objects.for_workspace(workspace).filter(sha256=inspection.sha256).first()
+        if existing is None:
+            raise
+        return UploadResult(asset=existing, duplicate=True)
+    except BaseException:
+        asset.file.delete(save=False)
+        raise
+    if request_renditions and asset.is_raster:
+        asset_request_renditions(asset=asset, by=by)
+    return UploadResult(asset=asset, duplicate=False)
+
+
+ASSET_EDITABLE = ("title", "description", "alt_text", "category", "focal_x", "focal_y")
+
+
+@transaction.atomic
+def asset_update(
+    *, asset: MediaAsset, by=None, library: MediaLibrary | None = None, tags=None, **fields
+) -> MediaAsset:
+    changes: dict = {}
+    for name, value in fields.items():
+        if name not in ASSET_EDITABLE:
+            raise ValueError(f"{name} cannot be edited")
+        if getattr(asset, name) != value:
+            changes[name] = [getattr(asset, name), value]
+            setattr(asset, name, value)
+    for name in ("focal_x", "focal_y"):
+        if not 0 <= float(getattr(asset, name)) <= 1:
+            raise ValidationError({name: "The focal point must be between 0 and 1."})
+    if library is not None and library.pk != asset.library_id:
+        if library.workspace_id != asset.workspace_id:
+            raise ValidationError({"library": "Unknown library."})
+        changes["library"] = [asset.library_id, library.pk]
+        asset.library = library
+    asset.save()
+    if tags is not None:
+        asset.tags.set(tags_resolve(workspace=asset.workspace, names=tags))
+        changes["tags"] = sorted(tags)
+    if changes:
+        audit_record(
+            workspace=asset.workspace, actor=by, verb="media.asset.updated", target=asset, changes=changes
+        )
+    return asset
+
+
+def asset_delete(*, asset: MediaAsset, by=None) -> None:
+    files = [asset.file.name, *asset.renditions.values_list("file", flat=True)]
+    storage = asset.file.storage
+    with transaction.atomic():
+        audit_record(
+            workspace=asset.workspace,
+            actor=by,
+            verb="media.asset.deleted",
+            target=asset,
+            changes={"sha256": asset.sha256},
+        )
+        asset.delete()
+    transaction.on_commit(lambda: [storage.delete(name) for name in files if name])
+
+
+# --- lifecycle ------------------------------------------------------------------------------------------
+
+
+def _role_of(workspace: Workspace, user) -> str | None:
+    if getattr(user, "is_superuser", False):
+        return Role.ADMIN
+    if not getattr(user, "is_authenticated", False):
+        return None
+    return Membership.objects.filter(workspace=workspace, user=user).values_list("role", flat=True).first()
+
+
+def _require_reviewer(asset: MediaAsset, by, role: str | None) -> None:
+    role = role if role is not None else _role_of(asset.workspace, by)
+    if not role_allows(role, APPROVE):
+        raise PermissionDenied("Only reviewers may approve or reject assets.")
+
+
+def _transition(
+    asset: MediaAsset, *, to: str, allowed_from: Iterable[str], by, verb: str, note: str = "", **extra
+):
+    with transaction.atomic():
+        locked = MediaAsset.objects.select_for_update().get(pk=asset.pk)
+        if locked.status == to:
+            return locked
+        if locked.status not in allowed_from:
+            raise AssetStateError(
+                f"A {locked.get_status_display().lower()} asset cannot become {AssetStatus(to).label.lower()}."
+            )
+        before = locked.status
+        locked.status = to
+        for name, value in extra.items():
+            setattr(locked, name, value)
+        locked.save()
+        changes = {"status": [before, to]}
+        if note:
+            changes["note"] = note
+        audit_record(workspace=locked.workspace, actor=by, verb=verb, target=locked, changes=changes)
+    asset.refresh_from_db()
+    return asset
+
+
+def asset_approve(*, asset: MediaAsset, by, note: str = "", role: str | None = None) -> MediaAsset:
+    _require_reviewer(asset, by, role)
+    return _transition(
+        asset, to=AssetStatus.APPROVED, allowed_from=(AssetStatus.DRAFT, AssetStatus.REJECTED), by=by,
+        verb="media.asset.approved", note=note, review_note=note, reviewed_by=_user(by), reviewed_at=timezone.now(),
+    )  # fmt: skip
+
+
+def asset_reject(*, asset: MediaAsset, by, note: str, role: str | None = None) -> MediaAsset:
+    _require_reviewer(asset, by, role)
+    if not note.strip():
+        raise ValidationError({"note": "Say why the asset is rejected."})
+    return _transition(
+        asset, to=AssetStatus.REJECTED, allowed_from=(AssetStatus.DRAFT, AssetStatus.APPROVED), by=by,
+        verb="media.asset.rejected", note=note, review_note=note, reviewed_by=_user(by), reviewed_at=timezone.now(),
+    )  # fmt: skip
+
+
+def asset_publish(*, asset: MediaAsset, by=None) -> MediaAsset:
+    """Called by publishing when content using the asset goes out. Only approved assets can be published."""
+    return _transition(
+        asset, to=AssetStatus.PUBLISHED, allowed_from=(AssetStatus.APPROVED,), by=by,
+        verb="media.asset.published", published_at=timezone.now(),
+    )  # fmt: skip
+
+
+def asset_archive(*, asset: MediaAsset, by=None) -> MediaAsset:
+    return _transition(
+        asset, to=AssetStatus.ARCHIVED,
+        allowed_from=(AssetStatus.DRAFT, AssetStatus.APPROVED, AssetStatus.REJECTED, AssetStatus.PUBLISHED),
+        by=by, verb="media.asset.archived", archived_at=timezone.now(),
+    )  # fmt: skip
+
+
+def _user(by):
+    return by if getattr(by, "is_authenticated", False) else None
+
+
+# --- usage and performance ------------------------------------------------------------------------------
+
+
+def asset_record_usage(
+    *, asset: MediaAsset, ref: str, channel: str = "", campaign: str = "", used_at: dt.datetime | None = None
+) -> AssetUsage:
+    """Record (idempotently per ref+channel) that content uses the asset."""
+    used_at = used_at or timezone.now()
+    usage, _ = AssetUsage.objects.update_or_create(
+        asset=asset, ref=ref[:120], channel=channel[:40],
+        defaults={"workspace_id": asset.workspace_id, "campaign": campaign[:200], "used_at": used_at},
+    )  # fmt: skip
+    MediaAsset.objects.filter(Q(last_used_at__isnull=True) | Q(last_used_at__lt=used_at), pk=asset.pk).update(
+        last_used_at=used_at
+    )
+    return usage
+
+
+def asset_attach(
+    *, asset: MediaAsset, ref: str, channel: str = "", campaign: str = "", by=None
+) -> AssetUsage:
+    """Attach an asset to new content. Archived and rejected assets refuse."""
+    current = MediaAsset.objects.only("status").get(pk=asset.pk)
+    if current.status in (AssetStatus.ARCHIVED, AssetStatus.REJECTED):
+        raise AssetStateError(
+            f"A {current.get_status_display().lower()} asset cannot be attached to new content."
+        )
+    usage = asset_record_usage(asset=asset, ref=ref, channel=channel, campaign=campaign)
+    audit_record(
+        workspace=asset.workspace,
+        actor=by,
+        verb="media.asset.attached",
+        target=asset,
+        changes={"ref": ref, "channel": channel, "campaign": campaign},
+    )
+    return usage
+
+
+def asset_record_performance(
+    *,
+    asset: MediaAsset,
+    channel: str,
+    date: dt.date,
+    impressions: int = 0,
+    clicks: int = 0,
+    engagements: int = 0,
+    conversions: int = 0,
+) -> AssetPerformance:
+    """Set the day's totals for one channel (re-pulling a day's metrics replaces them: idempotent)."""
+    values = {
+        "impressions": impressions,
+        "clicks": clicks,
+        "engagements": engagements,
+        "conversions": conversions,
+    }
+    if any(v < 0 for v in values.values()):
+        raise ValidationError("Performance counts cannot be negative.")
+    if clicks > impressions:
+        raise ValidationError("Clicks cannot exceed impressions.")
+    row, _ = AssetPerformance.objects.update_or_create(
+        asset=asset, channel=channel[:40], date=date, defaults={"workspace_id": asset.workspace_id, **values}
+    )
+    return row
+
+
+# --- renditions -----------------------------------------------------------------------------------------
+
+
+def asset_request_renditions(
+    *, asset: MediaAsset, by=None, specs: Iterable[str] | None = None, force=False
+) -> Job:
+    """A Job plus a Celery task enqueued after commit; the task builds only what is missing."""
+    from .tasks import build_renditions_task
+
+    names = list(specs or rd.SPECS)
+    with transaction.atomic():
+        job = job_start(
+            workspace=asset.workspace, kind="media.renditions", total=len(names), by=by,
+            label=f"Renditions for {asset}"[:200], params={"asset_id": asset.pk, "specs": names, "force": force},
+        )  # fmt: skip
+        job_id, asset_id = job.pk, asset.pk
+        transaction.on_commit(lambda: build_renditions_task.delay(asset_id, job_id, names, force))
+    return job
+
+
+def renditions_missing(asset: MediaAsset, specs: Iterable[str], existing: dict[str, Rendition]) -> list[str]:
+    fmt = rd.output_format()
+    missing = []
+    for name in specs:
+        spec = rd.ALL_SPECS[name]
+        key = rd.source_key(
+            sha256=asset.sha256, focal_x=asset.focal_x, focal_y=asset.focal_y, spec=spec, fmt=fmt
+        )
+        current = existing.get(name)
+        if current is None or current.source_key != key:
+            missing.append(name)
+    return missing
+
+
+@contextlib.contextmanager
+def _rendition_lock(asset_id: int, spec: str) -> Iterator[None]:
+    """One builder per (asset, spec) across web requests and workers (Redis lock, auto-expiring)."""
+    from aicmo.redis import get_redis
+
+    lock = get_redis().lock(
+        f"aicmo:media:rendition:{asset_id}:{spec}",
+        timeout=RENDITION_LOCK_TIMEOUT,
+        blocking_timeout=RENDITION_LOCK_TIMEOUT,
+    )
+    if not lock.acquire():
+        raise TimeoutError(f"Rendition {spec} of asset {asset_id} is locked by another builder.")
+    try:
+        yield
+    finally:
+        with contextlib.suppress(Exception):
+            lock.release()
+
+
+def _build_one(asset: MediaAsset, spec_name: str, *, force: bool = False) -> tuple[Rendition, bool]:
+    """Build one rendition under the lock unless an up-to-date one exists. Returns (rendition, built)."""
+    spec = rd.ALL_SPECS[spec_name]
+    with _rendition_lock(asset.pk, spec_name):
+        current = Rendition.objects.filter(asset_id=asset.pk, spec=spec_name).first()
+        fmt = rd.output_format()
+        key = rd.source_key(
+            sha256=asset.sha256, focal_x=asset.focal_x, focal_y=asset.focal_y, spec=spec, fmt=fmt
+        )
+        if current is not None and current.source_key == key and not force:
+            return current, False
+        with asset.file.open("rb") as source:
+            data, width, height, fmt = rd.render(
+                source, spec, focal_x=asset.focal_x, focal_y=asset.focal_y, fmt=fmt
+            )
+        old_name = current.file.name if current is not None else None
+        rendition = current or Rendition(workspace_id=asset.workspace_id, asset_id=asset.pk, spec=spec_name)
+        rendition.file.save(f"{spec_name}.{fmt.lower()}", ContentFile(data), save=False)
+        rendition.width, rendition.height, rendition.format = width, height, fmt
+        rendition.size_bytes, rendition.source_key = len(data), key
+        rendition.save()
+        if old_name and old_name != rendition.file.name:
+            rendition.file.storage.delete(old_name)
+        return rendition, True
+
+
+def asset_build_renditions(
+    *, asset_id: int, job_id: int | None = None, specs: Iterable[str] | None = None, force: bool = False
+) -> int:
+    """Idempotent: builds only missing or stale renditions (all requested when force). Returns how many."""
+    asset = MediaAsset.objects.filter(pk=asset_id).first()
+    names = [n for n in (specs or rd.SPECS) if n in rd.ALL_SPECS]
+    if job_id is not None and not job_mark_running(job_id=job_id):
+        return 0
+    if asset is None or not asset.is_raster:
+        if job_id is not None:
+            job_finish(
+                job_id=job_id, message="Asset is gone or has no raster renditions.", result={"built": 0}
+            )
+        return 0
+    existing = {r.spec: r for r in Rendition.objects.filter(asset_id=asset_id)}
+    todo = names if force else renditions_missing(asset, names, existing)
+    built = 0
+    for name in names:
+        if name not in todo:
+            if job_id is not None:
+                job_advance(job_id=job_id, done=1)
+            continue
+        try:
+            _, did = _build_one(asset, name, force=force)
+        except (OSError, ValueError, TimeoutError) as exc:
+            logger.warning("rendition %s of asset %s failed: %s", name, asset_id, exc)
+            if job_id is not None:
+                job_advance(job_id=job_id, failed=1, errors=[ItemError(item=name, message=str(exc))])
+            continue
+        built += int(did)
+        if job_id is not None:
+            job_advance(job_id=job_id, done=1)
+    if job_id is not None:
+        job_finish(job_id=job_id, result={"built": built})
+    return built
+
+
+def rendition_get_or_build(*, asset: MediaAsset, spec: str) -> Rendition:
+    """On-demand rendition for a request: returns the current one or builds it under the shared lock."""
+    if spec not in rd.ALL_SPECS:
+        raise ValidationError({"spec": f"Unknown rendition spec {spec!r}."})
+    if not asset.is_raster:
+        raise AssetStateError("Only raster images have renditions.")
+    rendition, _ = _build_one(asset, spec)
+    return rendition
+
+
+# --- suggestions ----------------------------------------------------------------------------------------
+
+
+def _measure_reencode(asset: MediaAsset) -> int | None:
+    try:
+        with asset.file.open("rb") as source:
+            return rd.reencode_size(source)
+    except (OSError, ValueError):
+        return None
+
+
+def _photographic(asset: MediaAsset) -> bool:
+    """Many distinct colours in a small sample: a photo, which PNG compresses poorly."""
+    from PIL import Image
+
+    try:
+        with asset.file.open("rb") as source, Image.open(source) as img:
+            img.thumbnail((128, 128))
+            colours = img.convert("RGB").getcolors(maxcolors=128 * 128)
+    except OSError:
+        return False
+    return colours is None or len(colours) > 2048
+
+
+def _library_ctr_medians(library_id: int) -> dict[str, float]:
+    rows = (
+        AssetPerformance.objects.filter(asset__library_id=library_id)
+        .values("asset_id", "channel")
+        .annotate(impr=Sum("impressions"), clk=Sum("clicks"))
+        .filter(impr__gte=MIN_IMPRESSIONS)
+    )
+    by_channel: dict[str, list[float]] = {}
+    for row in rows:
+        by_channel.setdefault(row["channel"], []).append(row["clk"] / row["impr"])
+    return {ch: statistics.median(values) for ch, values in by_channel.items() if len(values) >= 2}
+
+
+def asset_compute_suggestions(
+    *, asset: MediaAsset, medians: dict[str, float] | None = None
+) -> list[Suggestion]:
+    """Recompute an asset's suggestions from measured numbers. Dismissed/done ones stay dismissed/done."""
+    now = timezone.now()
+    found: dict[str, tuple[str, dict, int | None]] = {}
+    if asset.kind == AssetKind.IMAGE:
+        if not asset.alt_text.strip():
+            found[SuggestionCode.MISSING_ALT] = ("Add alt text so the image is accessible.", {}, None)
+        if asset.size_bytes >= OVERSIZED_MIN_BYTES:
+            reencoded = _measure_reencode(asset)
+            if reencoded is not None and reencoded <= asset.size_bytes * (1 - OVERSIZED_MIN_SAVING):
+                saving = asset.size_bytes - reencoded
+                found[SuggestionCode.OVERSIZED] = (
+                    f"Re-encoding as WEBP saves {saving * 100 // asset.size_bytes}% ({saving:,} bytes).",
+                    {"original_bytes": asset.size_bytes, "reencoded_bytes": reencoded, "format": "WEBP"},
+                    saving,
+                )
+        if asset.format == "PNG" and not asset.has_alpha and _photographic(asset):
+            found[SuggestionCode.CONVERT_FORMAT] = (
+                "Photographic PNG without transparency: JPEG or WEBP is far smaller.", {"from": "PNG", "to": "WEBP"},
+                None,
+            )  # fmt: skip
+        if asset.width and asset.height:
+            misses = []
+            for name in rd.CHANNEL_SPECS:
+                spec = rd.SPECS[name]
+                ratio = spec.width / spec.height
+                off_ratio = abs(asset.aspect_ratio - ratio) / ratio > SPEC_TOLERANCE
+                too_small = asset.width < spec.width or asset.height < spec.height
+                if off_ratio or too_small:
+                    misses.append(
+                        {"spec": name, "size": f"{spec.width}x{spec.height}", "too_small": too_small}
+                    )
+            if len(misses) == len(rd.CHANNEL_SPECS):
+                found[SuggestionCode.DIMENSIONS] = (
+                    f"{asset.width}×{asset.height} matches no channel spec; create cropped renditions.",
+                    {"misses": misses}, None,
+                )  # fmt: skip
+    if asset.status != AssetStatus.ARCHIVED:
+        reference = asset.last_used_at or asset.created_at
+        if reference and reference < now - dt.timedelta(days=UNUSED_AFTER_DAYS):
+            found[SuggestionCode.UNUSED] = (
+                f"Not used since {reference:%Y-%m-%d}; archive it or put it to work.", {"since": reference.isoformat()},
+                None,
+            )  # fmt: skip
+    medians = _library_ctr_medians(asset.library_id) if medians is None else medians
+    perf = (
+        AssetPerformance.objects.filter(asset=asset).values("channel")
+        .annotate(impr=Sum("impressions"), clk=Sum("clicks"))
+    )  # fmt: skip
+    low = []
+    for row in perf:
+        median = medians.get(row["channel"])
+        if median and row["impr"] >= MIN_IMPRESSIONS and row["clk"] / row["impr"] < median * LOW_CTR_RATIO:
+            low.append(
+                {
+                    "channel": row["channel"],
+                    "ctr": round(row["clk"] / row["impr"], 5),
+                    "median": round(median, 5),
+                }
+            )
+    if low:
+        worst = low[0]
+        found[SuggestionCode.LOW_CTR] = (
+            f"CTR on {worst['channel']} is {worst['ctr']:.2%} against a library median of {worst['median']:.2%}: "
+            "consider a design refresh.", {"channels": low}, None,
+        )  # fmt: skip
+
+    with transaction.atomic():
+        current = {s.code: s for s in Suggestion.objects.select_for_update().filter(asset=asset)}
+        for code, suggestion in current.items():
+            if code not in found and suggestion.status == SuggestionStatus.OPEN:
+                suggestion.delete()
+        for code, (message, details, saving) in found.items():
+            row = current.get(code)
+            if row is None:
+                Suggestion.objects.create(
+                    workspace_id=asset.workspace_id, asset=asset, code=code, message=message[:300], details=details,
+                    saving_bytes=saving, computed_at=now,
+                )  # fmt: skip
+            else:
+                row.message, row.details, row.saving_bytes, row.computed_at = (
+                    message[:300],
+                    details,
+                    saving,
+                    now,
+                )
+                row.save(update_fields=["message", "details", "saving_bytes", "computed_at"])
+    return list(Suggestion.objects.filter(asset=asset))
+
+
+def library_compute_suggestions(*, library: MediaLibrary) -> int:
+    medians = _library_ctr_medians(library.pk)
+    count = 0
+    for asset in MediaAsset.objects.filter(library=library).exclude(status=AssetStatus.ARCHIVED).iterator():
+        count += len(asset_compute_suggestions(asset=asset, medians=medians))
+    return count
+
+
+def suggestion_dismiss(*, suggestion: Suggestion, by=None) -> Suggestion:
+    suggestion.status = SuggestionStatus.DISMISSED
+    suggestion.resolved_by, suggestion.resolved_at = _user(by), timezone.now()
+    suggestion.save(update_fields=["status", "resolved_by", "resolved_at"])
+    audit_record(
+        workspace=suggestion.asset.workspace,
+        actor=by,
+        verb="media.suggestion.dismissed",
+        target=suggestion.asset,
+        changes={"code": suggestion.code},
+    )
+    return suggestion
+
+
+def suggestion_act(*, suggestion: Suggestion, by=None) -> Job:
+    """Act on an actionable suggestion: build the optimized rendition or the channel crops."""
+    if not suggestion.actionable:
+        raise AssetStateError(
+            "This suggestion needs a person (e.g. alt text, a design refresh), not an action."
+        )
+    specs = [rd.OPTIMIZED.name] if suggestion.code != SuggestionCode.DIMENSIONS else rd.CHANNEL_SPECS
+    job = asset_request_renditions(asset=suggestion.asset, by=by, specs=specs)
+    Suggestion.objects.filter(pk=suggestion.pk).update(
+        status=SuggestionStatus.DONE, resolved_by=_user(by), resolved_at=timezone.now()
+    )
+    audit_record(
+        workspace=suggestion.asset.workspace,
+        actor=by,
+        verb="media.suggestion.acted",
+        target=suggestion.asset,
+        changes={"code": suggestion.code, "job": job.pk},
+    )
+    return job
+
+
+__all__ = [
+    "AssetStateError",
+    "UploadRejected",
+    "UploadResult",
+    "asset_approve",
+    "asset_archive",
+    "asset_attach",
+    "asset_build_renditions",
+    "asset_compute_suggestions",
+    "asset_delete",
+    "asset_publish",
+    "asset_record_performance",
+    "asset_record_usage",
+    "asset_reject",
+    "asset_request_renditions",
+    "asset_update",
+    "asset_upload",
+    "library_compute_suggestions",
+    "library_create",
+    "rendition_get_or_build",
+    "suggestion_act",
+    "suggestion_dismiss",
+]

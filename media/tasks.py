@@ -1,0 +1,22 @@
+"""Thin Celery tasks: ids in, one service call, idempotent on redelivery."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from . import services
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, max_retries=0)
+def build_renditions_task(
+    asset_id: int, job_id: int | None = None, specs: list[str] | None = None, force: bool = False
+) -> int:
+    return services.asset_build_renditions(asset_id=asset_id, job_id=job_id, specs=specs, force=force)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def compute_suggestions_task(library_id: int) -> int:
+    from .models import MediaLibrary
+
+    library = MediaLibrary.objects.filter(pk=library_id).first()
+    return services.library_compute_suggestions(library=library) if library is not None else 0
