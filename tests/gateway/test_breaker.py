@@ -1,0 +1,165 @@
+"""The circuit breaker on real Redis: opening rules, half-open probes, closing, shared across processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from gateway import breaker
+from gateway.breaker import BreakerConfig
+
+CFG = BreakerConfig(
+    window_seconds=30,
+    min_calls=4,
+    failure_rate=0.5,
+    consecutive_failures=3,
+    cooldown_seconds=0.3,
+    half_open_probes=1,
+    probe_ttl_seconds=5,
+)
+
+
+def test_opens_after_consecutive_failures(redis_client):
+    for _ in range(2):
+        assert breaker.record(1, ok=False, cause="boom", config=CFG).after == breaker.CLOSED
+    transition = breaker.record(1, ok=False, cause="boom", config=CFG)
+    assert (transition.before, transition.after) == (breaker.CLOSED, breaker.OPEN)
+    gate = breaker.allow(1, CFG)
+    assert not gate.allowed and gate.state == breaker.OPEN
+    assert gate.retry_at == pytest.approx(time.time() + CFG.cooldown_seconds, abs=0.2)
+    assert breaker.status(1).cause == "boom"
+
+
+def test_opens_on_failure_rate_only_with_minimum_calls(redis_client):
+    cfg = BreakerConfig(
+        window_seconds=30, min_calls=6, failure_rate=0.5, consecutive_failures=100, cooldown_seconds=1
+    )
+    for ok in [False, True, False, True, False]:  # 60 % failed, but only 5 calls: stays closed
+        assert breaker.record(2, ok=ok, config=cfg).after == breaker.CLOSED
+    transition = breaker.record(2, ok=True, config=cfg)  # 6 calls, 3 failed = 50 %: opens
+    assert (transition.before, transition.after) == (breaker.CLOSED, breaker.OPEN)
+
+
+def test_failure_rate_below_threshold_stays_closed(redis_client):
+    cfg = BreakerConfig(window_seconds=30, min_calls=6, failure_rate=0.5, consecutive_failures=100)
+    for ok in [False, True, True, False, True, True, True, True]:
+        assert breaker.record(12, ok=ok, config=cfg).after == breaker.CLOSED
+    assert breaker.status(12).window_failures == 2
+
+
+def test_successes_keep_it_closed_and_reset_consecutive(redis_client):
+    for _ in range(10):
+        breaker.record(3, ok=True, config=CFG)
+        breaker.record(3, ok=True, config=CFG)
+        breaker.record(3, ok=False, config=CFG)
+    breaker.record(3, ok=True, config=CFG)
+    st = breaker.status(3)
+    assert st.state == breaker.CLOSED and st.consecutive_failures == 0 and st.window_calls == 31
+
+
+def test_window_forgets_old_outcomes(redis_client):
+    cfg = BreakerConfig(window_seconds=0.3, min_calls=3, failure_rate=0.5, consecutive_failures=100)
+    breaker.record(4, ok=False, config=cfg)
+    breaker.record(4, ok=False, config=cfg)
+    time.sleep(0.4)
+    assert breaker.record(4, ok=False, config=cfg).after == breaker.CLOSED  # only 1 call in the window
+    assert breaker.status(4).window_calls == 1
+
+
+def _open(account_id, cfg=CFG):
+    for _ in range(cfg.consecutive_failures):
+        breaker.record(account_id, ok=False, config=cfg)
+    assert breaker.status(account_id).state == breaker.OPEN
+
+
+def test_half_open_admits_limited_probes_then_closes_on_success(redis_client):
+    _open(5)
+    assert not breaker.allow(5, CFG).allowed
+    time.sleep(CFG.cooldown_seconds + 0.05)
+    probe = breaker.allow(5, CFG)
+    assert probe.allowed and probe.probe and probe.state == breaker.HALF_OPEN
+    second = breaker.allow(5, CFG)
+    assert not second.allowed and second.state == breaker.HALF_OPEN  # one probe at a time
+    transition = breaker.record(5, ok=True, probe=True, config=CFG)
+    assert (transition.before, transition.after) == (breaker.HALF_OPEN, breaker.CLOSED)
+    assert breaker.allow(5, CFG).allowed and not breaker.allow(5, CFG).probe
+
+
+def test_probe_failure_reopens(redis_client):
+    _open(6)
+    time.sleep(CFG.cooldown_seconds + 0.05)
+    assert breaker.allow(6, CFG).probe
+    transition = breaker.record(6, ok=False, probe=True, cause="still down", config=CFG)
+    assert (transition.before, transition.after) == (breaker.HALF_OPEN, breaker.OPEN)
+    assert not breaker.allow(6, CFG).allowed
+
+
+def test_released_probe_slot_can_be_reused(redis_client):
+    _open(7)
+    time.sleep(CFG.cooldown_seconds + 0.05)
+    assert breaker.allow(7, CFG).probe
+    breaker.release_probe(7)
+    assert breaker.allow(7, CFG).probe
+
+
+def test_late_outcome_of_a_non_probe_call_does_not_close_half_open(redis_client):
+    _open(8)
+    time.sleep(CFG.cooldown_seconds + 0.05)
+    assert breaker.allow(8, CFG).probe
+    assert breaker.record(8, ok=True, probe=False, config=CFG).after == breaker.HALF_OPEN
+
+
+def test_reset_forgets_everything(redis_client):
+    _open(9)
+    breaker.reset(9)
+    assert breaker.status(9).state == breaker.CLOSED and breaker.allow(9, CFG).allowed
+
+
+SCRIPT = """
+import sys, django
+django.setup()
+from django.conf import settings
+settings.REDIS_URL = sys.argv[1]
+from gateway import breaker
+from gateway.breaker import BreakerConfig
+cfg = BreakerConfig(consecutive_failures=3, cooldown_seconds=float(sys.argv[3]), min_calls=100)
+if sys.argv[2] == "fail":
+    for _ in range(3):
+        breaker.record(42, ok=False, cause="worker A saw 503", config=cfg)
+gate = breaker.allow(42, cfg)
+print(gate.allowed, gate.state, gate.probe)
+if sys.argv[2] == "probe-ok" and gate.probe:
+    print(breaker.record(42, ok=True, probe=True, config=cfg).after)
+"""
+
+
+def _run(redis_url: str, mode: str, cooldown: float = 0.5) -> list[str]:
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "aicmo.settings", "AICMO_ENV": "test"}
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [sys.executable, "-c", SCRIPT, redis_url, mode, str(cooldown)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=root,
+        timeout=60,
+        check=True,
+    )
+    return out.stdout.split()
+
+
+def test_two_processes_share_the_breaker(redis_client, redis_url):
+    """Process A trips the breaker; process B (a separate interpreter) is refused, then probes and closes it;
+    this process sees the result."""
+    assert _run(redis_url, "fail", cooldown=4) == ["False", "open", "False"]
+    assert _run(redis_url, "check") == ["False", "open", "False"]
+    st = breaker.status(42)
+    assert st.state == breaker.OPEN and st.cause == "worker A saw 503"
+    time.sleep(max(0.0, st.open_until - time.time()) + 0.05)
+    assert _run(redis_url, "probe-ok") == ["True", "half_open", "True", "closed"]
+    assert breaker.status(42).state == breaker.CLOSED
