@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from charset_normalizer import from_bytes
+from django.core.exceptions import ValidationError
 from django.core.files.base import File
 from django.db import transaction
 from django.utils import timezone
@@ -154,6 +155,28 @@ def _binary(fh):
     return raw if hasattr(raw, "readable") else fh
 
 
+class _Unclosable(io.BufferedIOBase):
+    """Lets a TextIOWrapper read the stored file without closing it when the wrapper goes away."""
+
+    def __init__(self, raw):
+        super().__init__()
+        self.raw = raw
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size=-1):
+        return self.raw.read(size)
+
+    def read1(self, size=-1):
+        return self.raw.read(size)
+
+    def readinto(self, b):
+        data = self.raw.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+
 class RowSource:
     """Streams (line_number, cells) with the header read first; bounded memory for CSV and XLSX."""
 
@@ -181,7 +204,7 @@ class RowSource:
             self.delimiter = csv.Sniffer().sniff("\n".join(lines), delimiters=",;\t|").delimiter
         except csv.Error:
             self.delimiter = ","
-        text = io.TextIOWrapper(self.fh, encoding=self.encoding, errors="replace", newline="")
+        text = io.TextIOWrapper(_Unclosable(self.fh), encoding=self.encoding, errors="replace", newline="")
         reader = csv.reader(text, delimiter=self.delimiter)
         try:
             self.headers = [h.strip().lstrip("\ufeff") for h in next(reader)]
@@ -269,8 +292,6 @@ def import_create(
     if policy not in POLICIES:
         raise ValueError(f"Policy must be one of {', '.join(POLICIES)}.")
     fmt = file_format_for(name)
-    from django.core.exceptions import ValidationError
-
     preview = import_preview(workspace=workspace, fh=fh, name=name, mapping=mapping)
     if hasattr(fh, "seek"):
         fh.seek(0)

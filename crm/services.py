@@ -726,7 +726,7 @@ def enrichment_apply(
             old_rank = (bool(prov.get("verified")), prov.get("at", ""))
             new_rank = (verified, fetched_at.isoformat())
             if new_rank < old_rank:
-                conflicts.append((name, current, offered, "kept_newer"))
+                conflicts.append((name, current, offered, "kept_existing"))
                 continue
             conflicts.append((name, current, offered, "replaced_older"))
         if name == "company":

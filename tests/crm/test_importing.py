@@ -1,0 +1,217 @@
+"""Import: encodings, delimiters, header mapping, dedupe policies, row errors, crash resume, XLSX."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.core.management import call_command
+from openpyxl import Workbook
+
+from aicmo.models import Job, JobStatus
+from crm import importing
+from crm.importing import auto_mapping, import_create, import_execute
+from crm.models import Contact, ImportRun, ImportStatus
+from tests.crm.factories import ContactFactory, CustomFieldFactory
+
+
+def run_import(workspace, content: bytes, name="people.csv", **kwargs) -> ImportRun:
+    run = import_create(workspace=workspace, fh=io.BytesIO(content), name=name, enqueue=False, **kwargs)
+    import_execute(run_id=run.pk)
+    run.refresh_from_db()
+    return run
+
+
+HEADER = "Email Address,First Name,Last Name,Company Name,Job Title,Phone Number,Tags\n"
+
+
+@pytest.mark.parametrize(
+    ("encoding", "bom"),
+    [("utf-8", b""), ("utf-8", b"\xef\xbb\xbf"), ("utf-16-le", b"\xff\xfe"), ("cp1252", b"")],
+)
+def test_encodings(workspace, encoding, bom):
+    text = HEADER + "zoe@ex.com,Zoë,Müller,Café Crème,Chef,+33 1,vip\nano@ex.com,Ana,Núñez,,,,\n"
+    run = run_import(workspace, bom + text.encode(encoding))
+    assert run.status == ImportStatus.DONE and run.created == 2 and run.failed == 0
+    zoe = Contact.objects.get(workspace=workspace, email="zoe@ex.com")
+    assert (zoe.first_name, zoe.last_name, zoe.company.name, zoe.title) == (
+        "Zoë",
+        "Müller",
+        "Café Crème",
+        "Chef",
+    )
+    assert list(zoe.tags.values_list("name", flat=True)) == ["vip"]
+
+
+@pytest.mark.parametrize("delimiter", [",", ";", "\t", "|"])
+def test_delimiters_sniffed(workspace, delimiter):
+    rows = [["E-mail", "firstname", "lastname"], ["a@ex.com", "A", "One"], ["b@ex.com", "B", "Two"]]
+    content = "\n".join(delimiter.join(r) for r in rows).encode()
+    run = run_import(workspace, content)
+    assert run.created == 2
+    assert Contact.objects.get(workspace=workspace, email="b@ex.com").last_name == "Two"
+
+
+def test_auto_mapping_recognises_common_headers(workspace):
+    CustomFieldFactory(workspace=workspace, key="plan", label="Subscription Plan", type="text")
+    headers = [
+        "Email Address",
+        "First Name",
+        "Surname",
+        "Company Name",
+        "Phone Number",
+        "Job Title",
+        "Tags",
+        "Website",
+        "Lead Source",
+        "Subscription Plan",
+        "Shoe size",
+        "E-mail",
+    ]
+    assert auto_mapping(headers, workspace) == {
+        "Email Address": "email",
+        "First Name": "first_name",
+        "Surname": "last_name",
+        "Company Name": "company",
+        "Phone Number": "phone",
+        "Job Title": "title",
+        "Tags": "tags",
+        "Website": "company_domain",
+        "Lead Source": "source",
+        "Subscription Plan": "custom.plan",
+    }
+
+
+def test_explicit_mapping_override_and_validation(workspace):
+    content = b"Contact,Who\nx@ex.com,Xavier\n"
+    with pytest.raises(ValidationError) as exc:
+        import_create(workspace=workspace, fh=io.BytesIO(content), name="a.csv", enqueue=False)
+    assert "mapping.email" in exc.value.message_dict
+    with pytest.raises(ValidationError) as exc:
+        import_create(
+            workspace=workspace,
+            fh=io.BytesIO(content),
+            name="a.csv",
+            enqueue=False,
+            mapping={"Contact": "email", "Who": "shoe"},
+        )
+    assert "mapping.Who" in exc.value.message_dict
+    run = run_import(workspace, content, mapping={"Contact": "email", "Who": "first_name"})
+    assert Contact.objects.get(workspace=workspace, email="x@ex.com").first_name == "Xavier"
+    assert run.created == 1
+
+
+def test_bad_rows_reported_with_line_column_reason_and_good_rows_land(workspace):
+    CustomFieldFactory(workspace=workspace, key="budget", label="Budget", type="number")
+    content = (
+        b"Email,First Name,Budget\n"
+        b"ok@ex.com,Ok,10\n"
+        b"not-an-email,Bad,1\n"
+        b",NoEmail,2\n"
+        b"money@ex.com,Money,lots\n"
+        b"\n"
+        b"fine@ex.com,Fine,\n"
+    )
+    run = run_import(workspace, content)
+    assert (run.created, run.failed) == (2, 3)
+    errors = list(run.row_errors.values_list("line", "column", "reason"))
+    assert errors == [
+        (3, "Email", "Not a valid email address."),
+        (4, "Email", "Email is missing."),
+        (5, "Budget", "Expected a number."),
+    ]
+    assert sorted(Contact.objects.for_workspace(workspace).values_list("email", flat=True)) == [
+        "fine@ex.com",
+        "ok@ex.com",
+    ]
+    report = list(importing.import_errors_rows(run))
+    assert report[0] == ["line", "column", "reason", "value"] and report[1][:2] == ["3", "Email"]
+    job = Job.objects.get(pk=run.job_id)
+    assert job.status == JobStatus.SUCCEEDED and (job.done, job.failed) == (2, 3)
+
+
+@pytest.mark.parametrize(
+    ("policy", "first_name", "title", "created", "updated", "skipped"),
+    [("update", "New", "CEO", 1, 2, 0), ("skip", "Old", "", 1, 0, 2), ("fill_blanks", "Old", "CEO", 1, 2, 0)],
+)
+def test_dedupe_policies(workspace, policy, first_name, title, created, updated, skipped):
+    ContactFactory(workspace=workspace, email="dup@ex.com", first_name="Old", title="")
+    content = (
+        b"Email,First Name,Title,Tags\n"
+        b" DUP@ex.com ,New,CEO,imported\n"
+        b"fresh@ex.com,Fresh,,a\n"
+        b"FRESH@ex.com,Fresher,Boss,b\n"
+    )
+    run = run_import(workspace, content, policy=policy)
+    dup = Contact.objects.get(workspace=workspace, email="dup@ex.com")
+    assert (dup.first_name, dup.title) == (first_name, title)
+    assert (run.created, run.updated, run.skipped) == (created, updated, skipped)
+    fresh = Contact.objects.get(workspace=workspace, email="fresh@ex.com")
+    assert Contact.objects.for_workspace(workspace).count() == 2
+    expected_fresh = {"update": ("Fresher", "Boss"), "skip": ("Fresh", ""), "fill_blanks": ("Fresh", "Boss")}
+    assert (fresh.first_name, fresh.title) == expected_fresh[policy]
+    if policy != "skip":
+        assert set(dup.tags.values_list("name", flat=True)) == {"imported"}
+        assert dup.provenance["title"]["source"] == "import"
+
+
+def test_resume_after_crash_mid_file(workspace, monkeypatch):
+    monkeypatch.setattr(importing, "BATCH_SIZE", 10)
+    lines = ["Email,First Name"] + [f"p{i}@ex.com,P{i}" for i in range(35)]
+    lines[17] = "broken,X"
+    run = import_create(
+        workspace=workspace, fh=io.BytesIO("\n".join(lines).encode()), name="big.csv", enqueue=False
+    )
+    with pytest.raises(RuntimeError, match="simulated"):
+        import_execute(run_id=run.pk, crash_after_batches=2)
+    run.refresh_from_db()
+    assert run.checkpoint_line == 21 and run.status == ImportStatus.RUNNING
+    assert Contact.objects.for_workspace(workspace).count() == 19
+    import_execute(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == ImportStatus.DONE
+    assert (run.created, run.failed) == (34, 1)
+    assert Contact.objects.for_workspace(workspace).count() == 34
+    assert list(run.row_errors.values_list("line", flat=True)) == [18]
+
+
+def test_xlsx_import(workspace):
+    wb = Workbook()
+    ws = wb.active
+    ws.append(["Email Address", "First Name", "Phone Number", "Tags"])
+    ws.append(["x1@ex.com", "Xi", 5551234, "a, b"])
+    ws.append(["bad", "Bad", None, None])
+    ws.append(["x2@ex.com", "Xu", None, None])
+    buf = io.BytesIO()
+    wb.save(buf)
+    run = run_import(workspace, buf.getvalue(), name="people.xlsx")
+    assert (run.created, run.failed) == (2, 1)
+    assert list(run.row_errors.values_list("line", "column")) == [(3, "Email Address")]
+    x1 = Contact.objects.get(workspace=workspace, email="x1@ex.com")
+    assert x1.phone == "5551234" and set(x1.tags.values_list("name", flat=True)) == {"a", "b"}
+
+
+def test_import_applies_run_tags_and_stays_in_workspace(workspace, other_workspace):
+    ContactFactory(workspace=other_workspace, email="a@ex.com", first_name="Other")
+    run = run_import(workspace, b"email\na@ex.com\n", tags=["fair-2026"])
+    assert run.created == 1
+    assert Contact.objects.get(workspace=other_workspace, email="a@ex.com").first_name == "Other"
+    assert list(Contact.objects.get(workspace=workspace).tags.values_list("name", flat=True)) == ["fair-2026"]
+
+
+def test_management_command(workspace, tmp_path, capsys):
+    path = tmp_path / "cli.csv"
+    path.write_bytes(b"Person,Mail\nCli,cli@ex.com\n")
+    call_command(
+        "import_contacts",
+        str(path),
+        "--workspace",
+        "acme",
+        "--mapping",
+        "Person=first_name,Mail=email",
+        "--policy",
+        "skip",
+    )
+    assert Contact.objects.get(workspace=workspace, email="cli@ex.com").first_name == "Cli"
+    assert "created 1" in capsys.readouterr().out
