@@ -66,6 +66,24 @@ def library_create(*, workspace: Workspace, name: str, description: str = "", by
     return library
 
 
+def library_update(*, library: MediaLibrary, by=None, **fields) -> MediaLibrary:
+    changes = {}
+    for name in ("name", "description"):
+        if name in fields and getattr(library, name) != fields[name]:
+            changes[name] = [getattr(library, name), fields[name]]
+            setattr(library, name, fields[name])
+    if changes:
+        library.save()
+        audit_record(
+            workspace=library.workspace,
+            actor=by,
+            verb="media.library.updated",
+            target=library,
+            changes=changes,
+        )
+    return library
+
+
 def library_get_default(*, workspace: Workspace) -> MediaLibrary:
     library, _ = MediaLibrary.objects.get_or_create(workspace=workspace, name="Main library")
     return library
@@ -625,6 +643,31 @@ def library_compute_suggestions(*, library: MediaLibrary) -> int:
     for asset in MediaAsset.objects.filter(library=library).exclude(status=AssetStatus.ARCHIVED).iterator():
         count += len(asset_compute_suggestions(asset=asset, medians=medians))
     return count
+
+
+def suggestions_request_refresh(*, workspace: Workspace, by=None) -> Job:
+    """Recompute every library's suggestions in the background (re-encoding to measure savings is slow)."""
+    from .tasks import compute_suggestions_task
+
+    with transaction.atomic():
+        libraries = list(MediaLibrary.objects.for_workspace(workspace).values_list("pk", flat=True))
+        job = job_start(workspace=workspace, kind="media.suggestions", total=len(libraries), by=by,
+                        label="Recompute media suggestions")  # fmt: skip
+        job_id = job.pk
+        transaction.on_commit(lambda: compute_suggestions_task.delay(job_id))
+    return job
+
+
+def suggestions_refresh(*, job_id: int) -> int:
+    job = Job.objects.filter(pk=job_id).first()
+    if job is None or not job_mark_running(job_id=job_id):
+        return 0
+    total = 0
+    for library in MediaLibrary.objects.for_workspace(job.workspace_id):
+        total += library_compute_suggestions(library=library)
+        job_advance(job_id=job_id, done=1)
+    job_finish(job_id=job_id, result={"suggestions": total})
+    return total
 
 
 def suggestion_dismiss(*, suggestion: Suggestion, by=None) -> Suggestion:

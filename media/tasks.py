@@ -15,8 +15,5 @@ def build_renditions_task(
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
-def compute_suggestions_task(library_id: int) -> int:
-    from .models import MediaLibrary
-
-    library = MediaLibrary.objects.filter(pk=library_id).first()
-    return services.library_compute_suggestions(library=library) if library is not None else 0
+def compute_suggestions_task(job_id: int) -> int:
+    return services.suggestions_refresh(job_id=job_id)

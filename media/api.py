@@ -1,0 +1,347 @@
+"""Media API: libraries, assets (multipart upload, CRUD, approve/reject/archive, renditions, duplicates,
+usage, performance, download), statistics and suggestions. Views decide who; services decide what."""
+
+from __future__ import annotations
+
+from django.http import Http404
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, serializers, status
+from rest_framework.decorators import action
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.response import Response
+from rest_framework.routers import DefaultRouter
+
+from aicmo.api import WorkspaceGenericViewSet, WorkspaceRelatedField, WorkspaceViewSet, error_response
+from aicmo.api.core import JobSerializer
+from aicmo.roles import APPROVE, READ
+
+from . import renditions as rd
+from . import selectors, services
+from .downloads import asset_response, rendition_response
+from .models import AssetKind, AssetStatus, AssetUsage, MediaAsset, MediaLibrary, Rendition, Suggestion
+from .validation import UploadRejected
+
+
+class MediaLibrarySerializer(serializers.ModelSerializer):
+    asset_count = serializers.IntegerField(read_only=True, default=0)
+
+    class Meta:
+        model = MediaLibrary
+        fields = ["id", "name", "description", "asset_count", "created_at"]
+        read_only_fields = ["id", "asset_count", "created_at"]
+
+    def validate_name(self, value: str) -> str:
+        qs = MediaLibrary.objects.for_workspace(self.context["workspace"]).filter(name=value.strip())
+        if self.instance is not None:
+            qs = qs.exclude(pk=self.instance.pk)
+        if qs.exists():
+            raise serializers.ValidationError("A library with this name already exists.")
+        return value.strip()
+
+
+class MediaLibraryViewSet(mixins.CreateModelMixin, mixins.UpdateModelMixin, mixins.ListModelMixin,
+                          mixins.RetrieveModelMixin, WorkspaceGenericViewSet):  # fmt: skip
+    serializer_class = MediaLibrarySerializer
+
+    def get_queryset(self):
+        return selectors.libraries_for(self.request.workspace)
+
+    def perform_create(self, serializer):
+        serializer.instance = services.library_create(
+            workspace=self.request.workspace, by=self.request.user, **serializer.validated_data
+        )
+
+    def perform_update(self, serializer):
+        serializer.instance = services.library_update(
+            library=serializer.instance, by=self.request.user, **serializer.validated_data
+        )
+
+
+class RenditionSerializer(serializers.ModelSerializer):
+    url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Rendition
+        fields = ["id", "spec", "width", "height", "format", "size_bytes", "created_at", "url"]
+
+    def get_url(self, obj) -> str:
+        return f"/api/v1/media/renditions/{obj.asset_id}/{obj.spec}/"
+
+
+class MediaAssetSerializer(serializers.ModelSerializer):
+    library = WorkspaceRelatedField(queryset=MediaLibrary.objects.all())
+    tags = serializers.SerializerMethodField()
+    download_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = MediaAsset
+        fields = [
+            "id", "library", "kind", "status", "title", "description", "alt_text", "category", "tags",
+            "original_filename", "mime_type", "sha256", "phash", "sanitized", "width", "height", "aspect_ratio",
+            "format", "color_mode", "has_alpha", "size_bytes", "duration_seconds", "page_count", "frame_count",
+            "exif_orientation_applied", "focal_x", "focal_y", "review_note", "reviewed_at", "published_at",
+            "archived_at", "last_used_at", "created_at", "updated_at", "download_url",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+    def get_tags(self, obj) -> list[str]:
+        return [t.name for t in obj.tags.all()]
+
+    def get_download_url(self, obj) -> str:
+        return f"/api/v1/media/assets/{obj.pk}/download/"
+
+
+class TagListField(serializers.ListField):
+    """Accepts a JSON list or a comma-separated string (multipart forms)."""
+
+    child = serializers.CharField(max_length=60)
+
+    def to_internal_value(self, data):
+        if isinstance(data, str):
+            data = [data]
+        if isinstance(data, list | tuple):
+            data = [part.strip() for item in data for part in str(item).split(",") if part.strip()]
+        return super().to_internal_value(data)
+
+
+class AssetUploadSerializer(serializers.Serializer):
+    file = serializers.FileField()
+    library = WorkspaceRelatedField(queryset=MediaLibrary.objects.all(), required=False)
+    title = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    alt_text = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+    category = serializers.CharField(max_length=60, required=False, allow_blank=True, default="")
+    tags = TagListField(required=False, default=list)
+
+
+class AssetUpdateSerializer(serializers.Serializer):
+    library = WorkspaceRelatedField(queryset=MediaLibrary.objects.all(), required=False)
+    title = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    description = serializers.CharField(required=False, allow_blank=True)
+    alt_text = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    category = serializers.CharField(max_length=60, required=False, allow_blank=True)
+    tags = TagListField(required=False)
+    focal_x = serializers.FloatField(required=False, min_value=0, max_value=1)
+    focal_y = serializers.FloatField(required=False, min_value=0, max_value=1)
+
+
+class ReviewSerializer(serializers.Serializer):
+    note = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class UsageSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AssetUsage
+        fields = ["ref", "campaign", "channel", "used_at"]
+
+
+class SuggestionSerializer(serializers.ModelSerializer):
+    asset_title = serializers.CharField(source="asset.title", read_only=True)
+
+    class Meta:
+        model = Suggestion
+        fields = ["id", "asset", "asset_title", "code", "message", "details", "saving_bytes", "status",
+                  "actionable", "computed_at", "resolved_at"]  # fmt: skip
+        read_only_fields = fields
+
+
+def _perf_row(r: selectors.PerformanceRow) -> dict:
+    return {
+        "asset_id": r.asset_id, "title": r.title, "channel": r.channel, "impressions": r.impressions,
+        "clicks": r.clicks, "engagements": r.engagements, "conversions": r.conversions, "ctr": round(r.ctr, 6),
+        "engagement_rate": round(r.engagement_rate, 6), "conversion_rate": round(r.conversion_rate, 6),
+    }  # fmt: skip
+
+
+class MediaAssetViewSet(WorkspaceViewSet):
+    serializer_class = MediaAssetSerializer
+    parser_classes = [MultiPartParser, FormParser, JSONParser]
+    action_permissions = {"approve": APPROVE, "reject": APPROVE}
+    filter_backends: list = []
+
+    def get_queryset(self):
+        params = self.request.query_params
+        library = params.get("library", "")
+        return selectors.assets_for(
+            self.request.workspace,
+            library=int(library) if library.isdigit() else None,
+            kind=params.get("kind", "") if params.get("kind", "") in AssetKind.values else "",
+            status=params.get("status", "") if params.get("status", "") in AssetStatus.values else "",
+            tag=params.get("tag", ""),
+            category=params.get("category", ""),
+            q=params.get("q", ""),
+        )
+
+    @extend_schema(
+        request=AssetUploadSerializer, responses={201: MediaAssetSerializer, 200: MediaAssetSerializer}
+    )
+    def create(self, request, *args, **kwargs):
+        form = AssetUploadSerializer(data=request.data, context=self.get_serializer_context())
+        form.is_valid(raise_exception=True)
+        data = dict(form.validated_data)
+        library = data.pop("library", None) or services.library_get_default(workspace=request.workspace)
+        upload = data.pop("file")
+        try:
+            result = services.asset_upload(
+                library=library, file=upload, by=request.user, filename=upload.name, **data
+            )
+        except UploadRejected as exc:
+            return error_response(exc.code, exc.message, exc.http_status, {"file": [exc.message]})
+        body = {**MediaAssetSerializer(result.asset, context=self.get_serializer_context()).data,
+                "duplicate": result.duplicate}  # fmt: skip
+        return Response(body, status=status.HTTP_200_OK if result.duplicate else status.HTTP_201_CREATED)
+
+    @extend_schema(request=AssetUpdateSerializer)
+    def update(self, request, *args, **kwargs):
+        asset = self.get_object()
+        form = AssetUpdateSerializer(data=request.data, partial=True, context=self.get_serializer_context())
+        form.is_valid(raise_exception=True)
+        data = dict(form.validated_data)
+        asset = services.asset_update(asset=asset, by=request.user, **data)
+        return Response(MediaAssetSerializer(asset, context=self.get_serializer_context()).data)
+
+    def partial_update(self, request, *args, **kwargs):
+        return self.update(request, *args, **kwargs)
+
+    def perform_destroy(self, instance):
+        services.asset_delete(asset=instance, by=self.request.user)
+
+    def _review(self, request, fn):
+        form = ReviewSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        asset = fn(asset=self.get_object(), by=request.user, note=form.validated_data["note"],
+                   role=request.tenant.role)  # fmt: skip
+        return Response(MediaAssetSerializer(asset, context=self.get_serializer_context()).data)
+
+    @extend_schema(request=ReviewSerializer)
+    @action(detail=True, methods=["post"])
+    def approve(self, request, pk=None):
+        return self._review(request, services.asset_approve)
+
+    @extend_schema(request=ReviewSerializer)
+    @action(detail=True, methods=["post"])
+    def reject(self, request, pk=None):
+        return self._review(request, services.asset_reject)
+
+    @extend_schema(request=None)
+    @action(detail=True, methods=["post"])
+    def archive(self, request, pk=None):
+        asset = services.asset_archive(asset=self.get_object(), by=request.user)
+        return Response(MediaAssetSerializer(asset, context=self.get_serializer_context()).data)
+
+    @extend_schema(request=None, responses={200: RenditionSerializer(many=True), 202: JobSerializer})
+    @action(detail=True, methods=["get", "post"])
+    def renditions(self, request, pk=None):
+        asset = self.get_object()
+        if request.method == "GET":
+            return Response(RenditionSerializer(asset.renditions.order_by("spec"), many=True).data)
+        if not asset.is_raster:
+            return error_response(
+                "no_renditions", "Only raster images have renditions.", status.HTTP_400_BAD_REQUEST
+            )
+        force = str(request.data.get("force", "")).lower() in ("1", "true", "yes")
+        job = services.asset_request_renditions(asset=asset, by=request.user, force=force)
+        return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+    @action(detail=True, methods=["get"], url_path="near-duplicates")
+    def near_duplicates(self, request, pk=None):
+        matches = selectors.near_duplicates(asset=self.get_object())
+        return Response(
+            [{"asset_id": m.asset.pk, "title": m.asset.title, "distance": m.distance} for m in matches]
+        )
+
+    @action(detail=True, methods=["get"])
+    def usage(self, request, pk=None):
+        return Response(UsageSerializer(self.get_object().usages.order_by("-used_at")[:500], many=True).data)
+
+    @action(detail=True, methods=["get"])
+    def performance(self, request, pk=None):
+        rows = selectors.performance_rows(workspace=request.workspace, asset=self.get_object().pk)
+        return Response([_perf_row(r) for r in rows])
+
+    @action(detail=True, methods=["get"])
+    def download(self, request, pk=None):
+        return asset_response(self.get_object())
+
+    @action(detail=False, methods=["get"])
+    def duplicates(self, request):
+        pairs = selectors.duplicate_pairs(workspace=request.workspace)
+        return Response([
+            {"a": {"id": p.a.pk, "title": p.a.title}, "b": {"id": p.b.pk, "title": p.b.title}, "distance": p.distance}
+            for p in pairs
+        ])  # fmt: skip
+
+    @action(detail=False, methods=["get"])
+    def stats(self, request):
+        library = request.query_params.get("library", "")
+        return Response(selectors.library_stats(workspace=request.workspace,
+                                                library=int(library) if library.isdigit() else None))  # fmt: skip
+
+    @action(detail=False, methods=["get"])
+    def performers(self, request):
+        channel = request.query_params.get("channel", "")
+        if not channel:
+            return error_response(
+                "invalid", "Pass ?channel=.", status.HTTP_400_BAD_REQUEST, {"channel": ["Required."]}
+            )
+        ranking = selectors.performers(workspace=request.workspace, channel=channel)
+        return Response({
+            "channel": channel, "median_ctr": ranking.median_ctr, "min_impressions": selectors.MIN_IMPRESSIONS,
+            "high": [_perf_row(r) for r in ranking.high], "low": [_perf_row(r) for r in ranking.low],
+        })  # fmt: skip
+
+
+class RenditionViewSet(WorkspaceGenericViewSet):
+    """Read one rendition file; GET /renditions/{asset_id}/{spec}/ builds it on demand under the lock."""
+
+    required_permission = READ
+    queryset = MediaAsset.objects.all()
+
+    @action(detail=True, methods=["get"], url_path=r"(?P<spec>[a-z_]+)")
+    def spec(self, request, pk=None, spec=None):
+        asset = self.get_object()
+        if spec not in rd.ALL_SPECS or not asset.is_raster:
+            raise Http404
+        return rendition_response(services.rendition_get_or_build(asset=asset, spec=spec))
+
+
+class SuggestionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, WorkspaceGenericViewSet):
+    serializer_class = SuggestionSerializer
+
+    def get_queryset(self):
+        qs = (
+            Suggestion.objects.for_workspace(self.request.workspace)
+            .select_related("asset")
+            .order_by("asset_id", "code")
+        )
+        status_ = self.request.query_params.get("status", "open")
+        if self.action == "list" and status_ != "all":
+            qs = qs.filter(status=status_)
+        asset = self.request.query_params.get("asset", "")
+        return qs.filter(asset_id=int(asset)) if asset.isdigit() else qs
+
+    @extend_schema(request=None)
+    @action(detail=True, methods=["post"])
+    def dismiss(self, request, pk=None):
+        suggestion = services.suggestion_dismiss(suggestion=self.get_object(), by=request.user)
+        return Response(SuggestionSerializer(suggestion).data)
+
+    @extend_schema(request=None, responses={202: JobSerializer})
+    @action(detail=True, methods=["post"])
+    def act(self, request, pk=None):
+        job = services.suggestion_act(suggestion=self.get_object(), by=request.user)
+        return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=None, responses={202: JobSerializer})
+    @action(detail=False, methods=["post"])
+    def refresh(self, request):
+        job = services.suggestions_request_refresh(workspace=request.workspace, by=request.user)
+        return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+router = DefaultRouter()
+router.register("libraries", MediaLibraryViewSet, basename="media-library")
+router.register("assets", MediaAssetViewSet, basename="media-asset")
+router.register("renditions", RenditionViewSet, basename="media-rendition")
+router.register("suggestions", SuggestionViewSet, basename="media-suggestion")
+urlpatterns = router.urls
