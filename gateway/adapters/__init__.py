@@ -2,10 +2,33 @@
 
 from __future__ import annotations
 
+from gateway.adapters.airtable import AirtableAdapter
 from gateway.adapters.base import Adapter
+from gateway.adapters.demo import DEMO_ADAPTERS
+from gateway.adapters.enrichment import ApolloAdapter, DropcontactAdapter, HunterAdapter
+from gateway.adapters.mail import IMAPAdapter, SMTPAdapter
+from gateway.adapters.meta_ads import MetaAdsAdapter
+from gateway.adapters.social import InstagramAdapter, LinkedInAdapter, XAdapter
+from gateway.adapters.webhook import WebhookAdapter
 from gateway.capabilities import Capability
 
-ADAPTERS: dict[str, type[Adapter]] = {}
+ADAPTERS: dict[str, type[Adapter]] = {
+    cls.key: cls
+    for cls in (
+        ApolloAdapter,
+        HunterAdapter,
+        DropcontactAdapter,
+        SMTPAdapter,
+        IMAPAdapter,
+        AirtableAdapter,
+        LinkedInAdapter,
+        XAdapter,
+        InstagramAdapter,
+        MetaAdsAdapter,
+        WebhookAdapter,
+        *DEMO_ADAPTERS,
+    )
+}
 
 
 def adapter_for(key: str) -> type[Adapter]:

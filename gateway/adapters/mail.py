@@ -1,0 +1,457 @@
+"""SMTP sending and IMAP reply/bounce fetching over the standard library, through the SSRF guard."""
+
+from __future__ import annotations
+
+import contextlib
+import email
+import email.policy
+import imaplib
+import re
+import smtplib
+import ssl
+from collections.abc import Iterable
+from datetime import UTC, date, datetime
+from email.message import EmailMessage, Message
+from email.utils import formataddr, getaddresses, make_msgid, parseaddr, parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from gateway.adapters.base import Adapter
+from gateway.capabilities import Capability, InboundKind, InboundMessage, OutgoingEmail, SendResult
+from gateway.errors import ErrorKind, ProviderError, classify_exception
+from gateway.ssrf import UnsafeURL, check_host, guarded_create_connection
+
+SECURITY_CHOICES = ("starttls", "ssl", "none")
+
+
+def _server_from(
+    adapter: Adapter, *, default_ports: dict[str, int], schemes: dict[str, str]
+) -> tuple[str, int, str]:
+    """(host, port, security) from ``base_url`` (``smtp://host:587``, ``smtps://host``) or options."""
+    host = str(adapter.options.get("host") or "")
+    security = str(adapter.options.get("security") or "")
+    port = adapter.options.get("port")
+    if adapter.base_url and "://" in adapter.base_url:
+        parts = urlsplit(adapter.base_url)
+        host = parts.hostname or host
+        port = parts.port or port
+        security = security or schemes.get(parts.scheme.lower(), "")
+    security = security or "starttls"
+    if security not in SECURITY_CHOICES:
+        raise adapter.fail(
+            ErrorKind.BAD_INPUT, f"Unknown security {security!r}; use one of {SECURITY_CHOICES}"
+        )
+    if not host:
+        raise adapter.fail(ErrorKind.BAD_INPUT, "No mail server host configured")
+    return host, int(port or default_ports[security]), security
+
+
+def _norm_id(value: str) -> str:
+    return value.strip().strip("<>").strip().lower()
+
+
+def _ids(value: str | None) -> list[str]:
+    return [m.lower() for m in re.findall(r"<([^<>\s]+)>", value or "")]
+
+
+class _GuardedSMTP(smtplib.SMTP):
+    allow_loopback = False
+
+    def _get_socket(self, host, port, timeout):
+        return guarded_create_connection(
+            host, port, timeout, allow_loopback=self.allow_loopback, source_address=self.source_address
+        )
+
+
+class _GuardedSMTPSSL(smtplib.SMTP_SSL):
+    allow_loopback = False
+
+    def _get_socket(self, host, port, timeout):
+        sock = guarded_create_connection(
+            host, port, timeout, allow_loopback=self.allow_loopback, source_address=self.source_address
+        )
+        return self.context.wrap_socket(sock, server_hostname=self._host)
+
+
+class SMTPAdapter(Adapter):
+    """Sends mail over one reused SMTP connection per adapter instance.
+
+    Message-IDs are ours (the caller's, or minted on the From domain) so replies and bounces can be
+    matched later by the IMAP adapter.
+    """
+
+    key = "smtp"
+    label = "SMTP"
+    capabilities = frozenset({Capability.SEND_EMAIL})
+    credential_fields = ("username", "password")
+    option_fields = ("host", "port", "security", "from_email", "from_name", "reply_to", "verify_tls")
+    default_base_url = ""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._smtp: smtplib.SMTP | None = None
+
+    @property
+    def server(self) -> tuple[str, int, str]:
+        return _server_from(
+            self,
+            default_ports={"starttls": 587, "ssl": 465, "none": 25},
+            schemes={"smtp": "starttls", "smtps": "ssl"},
+        )
+
+    def _tls_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context()
+        if self.options.get("verify_tls") is False:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
+
+    def _connect(self) -> smtplib.SMTP:
+        host, port, security = self.server
+        try:
+            check_host(host, port, allow_loopback=self.allow_loopback)
+            conn: smtplib.SMTP
+            if security == "ssl":
+                conn = _GuardedSMTPSSL(timeout=self.timeout, context=self._tls_context())
+            else:
+                conn = _GuardedSMTP(timeout=self.timeout)
+            conn.allow_loopback = self.allow_loopback
+            conn._host = (
+                host  # smtplib only sets it when the host goes to __init__; STARTTLS needs it for SNI
+            )
+            conn.connect(host, port)
+            if security != "ssl":
+                conn.ehlo()
+                if security == "starttls":
+                    conn.starttls(context=self._tls_context())
+                    conn.ehlo()
+            username = self.credentials.get("username")
+            if username:
+                conn.login(str(username), str(self.credentials.get("password") or ""))
+        except UnsafeURL as exc:
+            raise self.fail(ErrorKind.BAD_INPUT, str(exc)) from exc
+        except (smtplib.SMTPException, OSError) as exc:
+            raise classify_exception(exc, provider=self.key) from exc
+        return conn
+
+    @property
+    def connection(self) -> smtplib.SMTP:
+        if self._smtp is None:
+            self._smtp = self._connect()
+        return self._smtp
+
+    def close(self) -> None:
+        if self._smtp is not None:
+            try:
+                self._smtp.quit()
+            except (smtplib.SMTPException, OSError):
+                self._smtp.close()
+            self._smtp = None
+        super().close()
+
+    def build_message(self, msg: OutgoingEmail) -> EmailMessage:
+        from_email = msg.from_email or str(
+            self.options.get("from_email") or self.credentials.get("username") or ""
+        )
+        if not from_email or "@" not in parseaddr(from_email)[1]:
+            raise self.fail(ErrorKind.BAD_INPUT, "No valid From address configured for this SMTP account")
+        if "@" not in parseaddr(msg.to)[1]:
+            raise self.fail(ErrorKind.BAD_INPUT, f"Invalid recipient {msg.to!r}")
+        if not (msg.text or msg.html):
+            raise self.fail(ErrorKind.BAD_INPUT, "Email has neither a text nor an HTML body")
+        from_name = self.options.get("from_name")
+        domain = parseaddr(from_email)[1].rsplit("@", 1)[1]
+        message = EmailMessage(policy=email.policy.SMTP)
+        try:
+            message["From"] = (
+                formataddr((str(from_name), from_email))
+                if from_name and "<" not in from_email
+                else from_email
+            )
+            message["To"] = msg.to
+            message["Subject"] = msg.subject
+            reply_to = msg.reply_to or self.options.get("reply_to")
+            if reply_to:
+                message["Reply-To"] = str(reply_to)
+            message["Message-ID"] = msg.message_id or make_msgid(domain=domain)
+            message["Date"] = email.utils.format_datetime(datetime.now(UTC))
+            for name, value in msg.headers.items():
+                if name.lower() in {"from", "to", "subject", "message-id", "date", "reply-to", "bcc", "cc"}:
+                    raise self.fail(ErrorKind.BAD_INPUT, f"Header {name!r} cannot be overridden")
+                message[name] = value
+            if msg.text:
+                message.set_content(msg.text)
+            if msg.html:
+                if msg.text:
+                    message.add_alternative(msg.html, subtype="html")
+                else:
+                    message.set_content(msg.html, subtype="html")
+        except ValueError as exc:  # header injection / malformed header
+            raise self.fail(ErrorKind.BAD_INPUT, f"Invalid email header: {exc}") from exc
+        return message
+
+    def send_email(self, msg: OutgoingEmail) -> SendResult:
+        message = self.build_message(msg)
+        envelope_from = parseaddr(str(message["From"]))[1]
+        recipient = parseaddr(msg.to)[1]
+        for attempt in (1, 2):
+            conn = self.connection
+            try:
+                conn.send_message(message, from_addr=envelope_from, to_addrs=[recipient])
+                break
+            except smtplib.SMTPServerDisconnected as exc:
+                # A reused connection may have been dropped by the server while idle: reconnect once.
+                self._smtp = None
+                if attempt == 2:
+                    raise classify_exception(exc, provider=self.key) from exc
+            except (smtplib.SMTPException, OSError) as exc:
+                if isinstance(exc, OSError):
+                    self._smtp = None
+                raise classify_exception(exc, provider=self.key) from exc
+        return SendResult(message_id=str(message["Message-ID"]), provider=self.key, to=recipient)
+
+    def health_check(self) -> None:
+        conn = self._connect()
+        try:
+            code, _ = conn.noop()
+            if code != 250:
+                raise self.fail(ErrorKind.TRANSIENT, f"SMTP NOOP answered {code}", status=code)
+        finally:
+            try:
+                conn.quit()
+            except (smtplib.SMTPException, OSError):
+                conn.close()
+
+
+class _GuardedIMAP(imaplib.IMAP4):
+    def __init__(self, host: str, port: int, *, timeout: float, allow_loopback: bool) -> None:
+        self._allow_loopback = allow_loopback
+        super().__init__(host, port, timeout=timeout)
+
+    def _create_socket(self, timeout):
+        return guarded_create_connection(self.host, self.port, timeout, allow_loopback=self._allow_loopback)
+
+
+class _GuardedIMAPSSL(imaplib.IMAP4_SSL):
+    def __init__(self, host: str, port: int, *, timeout: float, allow_loopback: bool, ssl_context) -> None:
+        self._allow_loopback = allow_loopback
+        super().__init__(host, port, ssl_context=ssl_context, timeout=timeout)
+
+    def _create_socket(self, timeout):
+        sock = guarded_create_connection(self.host, self.port, timeout, allow_loopback=self._allow_loopback)
+        return self.ssl_context.wrap_socket(sock, server_hostname=self.host)
+
+
+_BOUNCE_SENDERS = ("mailer-daemon", "postmaster", "mail delivery")
+_BOUNCE_SUBJECTS = (
+    "undeliverable",
+    "undelivered mail",
+    "delivery status notification",
+    "mail delivery failed",
+    "returned mail",
+    "delivery failure",
+    "failure notice",
+    "could not be delivered",
+)
+_EMAIL_RE = re.compile(r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+
+
+def _text_of(message: Message) -> str:
+    parts: list[str] = []
+    for part in message.walk():
+        if part.get_content_maintype() == "text" and part.get_content_subtype() in ("plain", "html"):
+            try:
+                parts.append(part.get_content() if hasattr(part, "get_content") else str(part.get_payload()))
+            except (LookupError, UnicodeDecodeError, KeyError):
+                payload = part.get_payload(decode=True) or b""
+                parts.append(payload.decode("utf-8", "replace"))
+    return "\n".join(parts)
+
+
+def _dsn_details(message: Message) -> tuple[str, list[str]]:
+    """(failed recipient, Message-IDs of the original) from a multipart/report DSN."""
+    recipient = ""
+    original_ids: list[str] = []
+    for part in message.walk():
+        ctype = part.get_content_type()
+        if ctype == "message/delivery-status":
+            for block in part.get_payload() or []:
+                if not isinstance(block, Message):
+                    continue
+                action = str(block.get("Action", "")).lower()
+                final = str(block.get("Final-Recipient") or block.get("Original-Recipient") or "")
+                if final and (not action or action in ("failed", "delayed")) and not recipient:
+                    recipient = final.split(";", 1)[-1].strip()
+        elif ctype in ("message/rfc822", "message/global", "text/rfc822-headers"):
+            payload = part.get_payload()
+            inner = payload[0] if isinstance(payload, list) and payload else None
+            if inner is None and isinstance(payload, str):
+                inner = email.message_from_string(payload)
+            if isinstance(inner, Message):
+                original_ids.extend(_ids(str(inner.get("Message-ID", ""))))
+    return recipient, original_ids
+
+
+def parse_inbound(raw: bytes, known_ids: set[str]) -> InboundMessage | None:
+    """Classify one fetched message as a reply or bounce to one of ``known_ids`` (normalized ids).
+
+    Bounces are returned even when the original id is not ours to find (the recipient still
+    matters for suppression); replies only when they answer one of our messages.
+    """
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    subject = str(message.get("Subject", ""))
+    from_header = str(message.get("From", ""))
+    from_email = parseaddr(from_header)[1].lower()
+    in_reply_to = _ids(str(message.get("In-Reply-To", "")))
+    references = _ids(str(message.get("References", "")))
+    received_at = None
+    if message.get("Date"):
+        try:
+            received_at = parsedate_to_datetime(str(message["Date"]))
+            if received_at.tzinfo is None:
+                received_at = received_at.replace(tzinfo=UTC)
+        except (TypeError, ValueError):
+            received_at = None
+
+    is_report = message.get_content_type() == "multipart/report" and (
+        str(message.get_param("report-type", "")).lower() == "delivery-status"
+    )
+    lowered_subject = subject.lower()
+    looks_bounce = any(s in from_header.lower() for s in _BOUNCE_SENDERS) or any(
+        s in lowered_subject for s in _BOUNCE_SUBJECTS
+    )
+    body = _text_of(message)
+    if is_report or looks_bounce:
+        recipient, original_ids = _dsn_details(message) if is_report else ("", [])
+        if not recipient:
+            header = str(message.get("X-Failed-Recipients", ""))
+            found = [addr for _, addr in getaddresses([header]) if addr] or _EMAIL_RE.findall(body)
+            recipient = next((a for a in found if a.lower() != from_email), "")
+        candidates = (
+            original_ids
+            + in_reply_to
+            + references
+            + [m.lower() for m in re.findall(r"<([^<>\s]+@[^<>\s]+)>", body)]
+        )
+        matched = next((c for c in candidates if c in known_ids), "")
+        if is_report or recipient or matched:
+            return InboundMessage(
+                message_id=str(message.get("Message-ID", "")).strip(),
+                in_reply_to=in_reply_to[0] if in_reply_to else "",
+                references=tuple(references),
+                from_email=from_email,
+                subject=subject,
+                kind=InboundKind.BOUNCE,
+                bounced_recipient=recipient.lower(),
+                received_at=received_at,
+                matched_message_id=matched,
+                body_text=body[:2000],
+            )
+    matched = next((c for c in in_reply_to + references[::-1] if c in known_ids), "")
+    if not matched:
+        return None
+    return InboundMessage(
+        message_id=str(message.get("Message-ID", "")).strip(),
+        in_reply_to=in_reply_to[0] if in_reply_to else "",
+        references=tuple(references),
+        from_email=from_email,
+        subject=subject,
+        kind=InboundKind.REPLY,
+        received_at=received_at,
+        matched_message_id=matched,
+        body_text=body[:2000],
+    )
+
+
+class IMAPAdapter(Adapter):
+    """Fetches replies and bounces to our Message-IDs from one IMAP mailbox (read-only)."""
+
+    key = "imap"
+    label = "IMAP"
+    capabilities = frozenset({Capability.FETCH_REPLIES})
+    credential_fields = ("username", "password")
+    option_fields = ("host", "port", "security", "mailbox", "verify_tls")
+    default_base_url = ""
+
+    @property
+    def server(self) -> tuple[str, int, str]:
+        return _server_from(
+            self,
+            default_ports={"starttls": 143, "ssl": 993, "none": 143},
+            schemes={"imap": "starttls", "imaps": "ssl"},
+        )
+
+    def _tls_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context()
+        if self.options.get("verify_tls") is False:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
+
+    def _connect(self) -> imaplib.IMAP4:
+        host, port, security = self.server
+        try:
+            if security == "ssl":
+                conn: imaplib.IMAP4 = _GuardedIMAPSSL(
+                    host,
+                    port,
+                    timeout=self.timeout,
+                    allow_loopback=self.allow_loopback,
+                    ssl_context=self._tls_context(),
+                )
+            else:
+                conn = _GuardedIMAP(host, port, timeout=self.timeout, allow_loopback=self.allow_loopback)
+                if security == "starttls":
+                    conn.starttls(ssl_context=self._tls_context())
+            conn.login(self.credential("username"), self.credential("password"))
+        except UnsafeURL as exc:
+            raise self.fail(ErrorKind.BAD_INPUT, str(exc)) from exc
+        except ProviderError:
+            raise
+        except (imaplib.IMAP4.error, OSError) as exc:
+            raise classify_exception(exc, provider=self.key) from exc
+        return conn
+
+    @staticmethod
+    def _logout(conn: imaplib.IMAP4) -> None:
+        with contextlib.suppress(imaplib.IMAP4.error, OSError):
+            conn.logout()
+
+    def fetch_replies(self, since: datetime | date, known_message_ids: Iterable[str]) -> list[InboundMessage]:
+        known = {_norm_id(m) for m in known_message_ids if m}
+        day = since.date() if isinstance(since, datetime) else since
+        conn = self._connect()
+        try:
+            mailbox = str(self.options.get("mailbox") or "INBOX")
+            status, _ = conn.select(mailbox, readonly=True)
+            if status != "OK":
+                raise self.fail(ErrorKind.BAD_INPUT, f"IMAP mailbox {mailbox!r} cannot be selected")
+            status, data = conn.uid("SEARCH", None, "SINCE", day.strftime("%d-%b-%Y"))
+            if status != "OK":
+                raise self.fail(ErrorKind.TRANSIENT, f"IMAP SEARCH failed: {data!r}")
+            uids = (data[0] or b"").split()
+            out: list[InboundMessage] = []
+            for start in range(0, len(uids), 50):
+                chunk = b",".join(uids[start : start + 50]).decode()
+                status, fetched = conn.uid("FETCH", chunk, "(BODY.PEEK[])")
+                if status != "OK":
+                    raise self.fail(ErrorKind.TRANSIENT, f"IMAP FETCH failed: {fetched!r}")
+                for item in fetched:
+                    if isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], bytes):
+                        parsed = parse_inbound(item[1], known)
+                        if parsed is not None:
+                            out.append(parsed)
+            return out
+        except (imaplib.IMAP4.error, OSError) as exc:
+            raise classify_exception(exc, provider=self.key) from exc
+        finally:
+            self._logout(conn)
+
+    def health_check(self) -> None:
+        conn = self._connect()
+        try:
+            status, _ = conn.noop()
+            if status != "OK":
+                raise self.fail(ErrorKind.TRANSIENT, f"IMAP NOOP answered {status}")
+        finally:
+            self._logout(conn)
