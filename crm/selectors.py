@@ -80,7 +80,7 @@ def contacts_receivable(queryset: QuerySet[Contact], channel: str = Channel.EMAI
 
 
 def lists_for(workspace: Workspace | int) -> QuerySet[ContactList]:
-    return ContactList.objects.for_workspace(workspace).annotate(size=Count("memberships"))
+    return ContactList.objects.for_workspace(workspace).annotate(size=Count("memberships")).order_by("name")
 
 
 def contact_by_email(workspace: Workspace | int, email: str) -> Contact | None:

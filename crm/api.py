@@ -1,0 +1,582 @@
+"""CRM API: contacts (+bulk upsert, export, GDPR, consent), companies, tags, lists, segments, imports,
+enrichment runs and custom fields. Serializers validate; services act."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import transaction
+from django.http import StreamingHttpResponse
+from django.shortcuts import get_object_or_404
+from rest_framework import mixins, serializers, status
+from rest_framework.decorators import action
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.response import Response
+from rest_framework.routers import DefaultRouter
+
+from aicmo.api import (
+    WorkspaceGenericViewSet,
+    WorkspaceReadOnlyViewSet,
+    WorkspaceRelatedField,
+    WorkspaceViewSet,
+)
+from aicmo.api.core import JobSerializer
+
+from . import exporting, importing, services
+from .filters import ContactFilter
+from .models import (
+    Channel,
+    Company,
+    ConsentEvent,
+    Contact,
+    ContactList,
+    CustomFieldDefinition,
+    ImportRun,
+    Segment,
+    Tag,
+)
+from .segments import SegmentRuleError, compile_rules, field_catalog
+from .selectors import contacts_for, contacts_for_selection, lists_for
+
+BULK_LIMIT = 1000
+PREVIEW_LIMIT = 50
+
+
+def _drf_error(exc: DjangoValidationError) -> serializers.ValidationError:
+    return serializers.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
+
+
+class CompanyMiniSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Company
+        fields = ["id", "name", "domain"]
+
+
+class ContactSerializer(serializers.ModelSerializer):
+    company = CompanyMiniSerializer(read_only=True)
+    company_name = serializers.CharField(write_only=True, required=False, allow_blank=True)
+    company_domain = serializers.CharField(write_only=True, required=False, allow_blank=True)
+    tags = serializers.ListField(child=serializers.CharField(max_length=80), required=False, write_only=True)
+    email = serializers.CharField(max_length=254)
+
+    class Meta:
+        model = Contact
+        fields = [
+            "id",
+            "email",
+            "first_name",
+            "last_name",
+            "title",
+            "phone",
+            "company",
+            "company_name",
+            "company_domain",
+            "source",
+            "custom",
+            "tags",
+            "lifecycle",
+            "verification",
+            "verified_at",
+            "last_engaged_at",
+            "engagement_score",
+            "engagement_tier",
+            "typed_fields",
+            "provenance",
+            "enriched_at",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = [
+            "lifecycle",
+            "verification",
+            "verified_at",
+            "last_engaged_at",
+            "engagement_score",
+            "engagement_tier",
+            "typed_fields",
+            "provenance",
+            "enriched_at",
+            "created_at",
+            "updated_at",
+        ]
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        data["tags"] = [t.name for t in instance.tags.all()]
+        return data
+
+    def service_data(self) -> dict:
+        data = dict(self.validated_data)
+        if "company_name" in data:
+            data["company"] = data.pop("company_name")
+        return data
+
+
+class CompanySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Company
+        fields = ["id", "name", "domain", "created_at"]
+
+    def validate_domain(self, value):
+        domain = services.normalize_domain(value)
+        qs = Company.objects.for_workspace(self.context["workspace"]).filter(domain=domain)
+        if self.instance is not None:
+            qs = qs.exclude(pk=self.instance.pk)
+        if qs.exists():
+            raise serializers.ValidationError("A company with this domain already exists.")
+        return domain
+
+
+class TagSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Tag
+        fields = ["id", "name"]
+
+    def validate_name(self, value):
+        qs = Tag.objects.for_workspace(self.context["workspace"]).filter(name=value.strip())
+        if self.instance is not None:
+            qs = qs.exclude(pk=self.instance.pk)
+        if qs.exists():
+            raise serializers.ValidationError("This tag already exists.")
+        return value.strip()
+
+
+class ContactListSerializer(serializers.ModelSerializer):
+    size = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = ContactList
+        fields = ["id", "name", "description", "size", "created_at"]
+
+    def validate_name(self, value):
+        qs = ContactList.objects.for_workspace(self.context["workspace"]).filter(name=value)
+        if self.instance is not None:
+            qs = qs.exclude(pk=self.instance.pk)
+        if qs.exists():
+            raise serializers.ValidationError("A list with this name already exists.")
+        return value
+
+
+class MembersSerializer(serializers.Serializer):
+    contact_ids = serializers.ListField(child=serializers.IntegerField(), max_length=10_000)
+
+
+class SegmentSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Segment
+        fields = ["id", "name", "description", "rules", "created_at", "updated_at"]
+
+    def validate(self, attrs):
+        workspace = self.context["workspace"]
+        name = attrs.get("name", getattr(self.instance, "name", ""))
+        qs = Segment.objects.for_workspace(workspace).filter(name=name)
+        if self.instance is not None:
+            qs = qs.exclude(pk=self.instance.pk)
+        if qs.exists():
+            raise serializers.ValidationError({"name": "A segment with this name already exists."})
+        if "rules" in attrs:
+            try:
+                compile_rules(attrs["rules"], workspace)
+            except SegmentRuleError as exc:
+                raise serializers.ValidationError(
+                    {f"rules.{k}" if k else "rules": v for k, v in exc.errors.items()}
+                ) from exc
+        return attrs
+
+
+class RulesSerializer(serializers.Serializer):
+    rules = serializers.JSONField()
+
+
+class CustomFieldSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = CustomFieldDefinition
+        fields = ["id", "key", "label", "type", "choices"]
+
+    def validate(self, attrs):
+        if attrs.get("type") == "choice" and not attrs.get("choices"):
+            raise serializers.ValidationError({"choices": "A choice field needs choices."})
+        key = attrs.get("key", getattr(self.instance, "key", None))
+        qs = CustomFieldDefinition.objects.for_workspace(self.context["workspace"]).filter(key=key)
+        if self.instance is not None:
+            qs = qs.exclude(pk=self.instance.pk)
+        if qs.exists():
+            raise serializers.ValidationError({"key": "This key is already used."})
+        return attrs
+
+
+class ConsentSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ConsentEvent
+        fields = ["id", "kind", "granted", "source", "ip", "at"]
+        read_only_fields = ["at"]
+
+
+class ChannelSerializer(serializers.Serializer):
+    channel = serializers.ChoiceField(choices=Channel.choices, default=Channel.EMAIL)
+    source = serializers.CharField(max_length=100, required=False, default="api")
+
+
+class MergeSerializer(serializers.Serializer):
+    duplicate = WorkspaceRelatedField(queryset=Contact.objects.all())
+
+
+class SelectionSerializer(serializers.Serializer):
+    contact_ids = serializers.ListField(child=serializers.IntegerField(), required=False, max_length=100_000)
+    list = WorkspaceRelatedField(queryset=ContactList.objects.all(), required=False)
+    segment = WorkspaceRelatedField(queryset=Segment.objects.all(), required=False)
+
+    def validate(self, attrs):
+        if not any(k in attrs for k in ("contact_ids", "list", "segment")):
+            raise serializers.ValidationError("Give contact_ids, a list or a segment.")
+        return attrs
+
+    def resolve_ids(self, workspace) -> list[int]:
+        d = self.validated_data
+        return list(
+            contacts_for_selection(
+                workspace=workspace,
+                contact_ids=d.get("contact_ids"),
+                list_id=d["list"].pk if d.get("list") else None,
+                segment_id=d["segment"].pk if d.get("segment") else None,
+            ).values_list("pk", flat=True)
+        )
+
+
+class ImportRunSerializer(serializers.ModelSerializer):
+    job = JobSerializer(read_only=True)
+
+    class Meta:
+        model = ImportRun
+        fields = [
+            "id",
+            "original_name",
+            "file_format",
+            "mapping",
+            "policy",
+            "tags",
+            "status",
+            "checkpoint_line",
+            "created",
+            "updated",
+            "skipped",
+            "failed",
+            "created_at",
+            "finished_at",
+            "job",
+        ]
+
+
+class ImportUploadSerializer(serializers.Serializer):
+    file = serializers.FileField()
+    mapping = serializers.JSONField(required=False)
+    policy = serializers.ChoiceField(choices=importing.POLICIES, default="update")
+    tags = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class ContactViewSet(WorkspaceViewSet):
+    queryset = Contact.objects.all()
+    serializer_class = ContactSerializer
+    filterset_class = ContactFilter
+
+    def get_queryset(self):
+        return contacts_for(self.request.workspace)
+
+    def perform_create(self, serializer):
+        try:
+            serializer.instance = services.contact_create(
+                workspace=self.request.workspace,
+                data=serializer.service_data(),
+                by=self.request.user,
+                source="api",
+            )
+        except DjangoValidationError as exc:
+            raise _drf_error(exc) from exc
+
+    def perform_update(self, serializer):
+        try:
+            serializer.instance = services.contact_update(
+                contact=serializer.instance, data=serializer.service_data(), by=self.request.user
+            )
+        except DjangoValidationError as exc:
+            raise _drf_error(exc) from exc
+
+    def perform_destroy(self, instance):
+        services.contact_delete(contact=instance, by=self.request.user)
+
+    @action(detail=False, methods=["post"], url_path="bulk")
+    def bulk_upsert(self, request):
+        """Create or update up to 1,000 contacts by email; one result per item, good items land."""
+        items = request.data.get("contacts") if isinstance(request.data, dict) else request.data
+        if not isinstance(items, list) or not items:
+            raise serializers.ValidationError({"contacts": "Send a non-empty list of contacts."})
+        if len(items) > BULK_LIMIT:
+            raise serializers.ValidationError({"contacts": f"At most {BULK_LIMIT} contacts per request."})
+        results = []
+        existing = {
+            c.email: c
+            for c in Contact.objects.for_workspace(request.workspace).filter(
+                email__in=[services.normalize_email(i.get("email", "")) for i in items if isinstance(i, dict)]
+            )
+        }
+        for index, item in enumerate(items):
+            serializer = ContactSerializer(
+                data=item if isinstance(item, dict) else {}, context={"workspace": request.workspace}
+            )
+            if not serializer.is_valid():
+                results.append({"index": index, "status": "error", "errors": serializer.errors})
+                continue
+            data = serializer.service_data()
+            email = services.normalize_email(data.get("email", ""))
+            try:
+                with transaction.atomic():
+                    if email in existing:
+                        contact = services.contact_update(contact=existing[email], data=data, by=request.user)
+                        outcome = "updated"
+                    else:
+                        contact = services.contact_create(
+                            workspace=request.workspace, data=data, by=request.user, source="api"
+                        )
+                        existing[email] = contact
+                        outcome = "created"
+            except DjangoValidationError as exc:
+                results.append({"index": index, "status": "error", "errors": exc.message_dict})
+                continue
+            results.append({"index": index, "status": outcome, "id": contact.pk, "email": contact.email})
+        summary = {k: sum(1 for r in results if r["status"] == k) for k in ("created", "updated", "error")}
+        return Response({"summary": summary, "results": results}, status=status.HTTP_200_OK)
+
+    @action(detail=False, methods=["get"])
+    def export(self, request):
+        qs = self.filter_queryset(self.get_queryset())
+        segment_id = request.query_params.get("segment")
+        if segment_id:
+            segment = get_object_or_404(Segment.objects.for_workspace(request.workspace), pk=segment_id)
+            qs = qs.filter(compile_rules(segment.rules, request.workspace))
+        keys = list(
+            CustomFieldDefinition.objects.for_workspace(request.workspace).values_list("key", flat=True)
+        )
+        return exporting.streaming_csv_response(exporting.contact_rows(qs, keys), "contacts.csv")
+
+    @action(detail=True, methods=["get"], url_path="gdpr-export")
+    def gdpr_export(self, request, pk=None):
+        return Response(services.contact_export_data(contact=self.get_object()))
+
+    @action(detail=True, methods=["post"])
+    def erase(self, request, pk=None):
+        contact = services.contact_erase(contact=self.get_object(), by=request.user)
+        return Response(ContactSerializer(contact).data)
+
+    @action(detail=True, methods=["get", "post"])
+    def consent(self, request, pk=None):
+        contact = self.get_object()
+        if request.method == "POST":
+            serializer = ConsentSerializer(data=request.data)
+            serializer.is_valid(raise_exception=True)
+            d = serializer.validated_data
+            event = services.consent_record(
+                contact=contact,
+                kind=d["kind"],
+                granted=d["granted"],
+                source=d.get("source", "api"),
+                ip=d.get("ip"),
+            )
+            return Response(ConsentSerializer(event).data, status=status.HTTP_201_CREATED)
+        return Response(ConsentSerializer(contact.consent_events.all()[:500], many=True).data)
+
+    @action(detail=True, methods=["post"])
+    def unsubscribe(self, request, pk=None):
+        serializer = ChannelSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.contact_unsubscribe(
+            contact=self.get_object(),
+            channel=serializer.validated_data["channel"],
+            source=serializer.validated_data["source"],
+            ip=request.META.get("REMOTE_ADDR"),
+        )
+        return Response({"suppressed": True})
+
+    @action(detail=True, methods=["post"])
+    def resubscribe(self, request, pk=None):
+        serializer = ChannelSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            lifted = services.contact_resubscribe(
+                contact=self.get_object(),
+                channel=serializer.validated_data["channel"],
+                source=serializer.validated_data["source"],
+                ip=request.META.get("REMOTE_ADDR"),
+            )
+        except services.SuppressionError as exc:
+            raise serializers.ValidationError({"channel": str(exc)}) from exc
+        return Response({"resubscribed": lifted})
+
+    @action(detail=True, methods=["post"])
+    def merge(self, request, pk=None):
+        primary = self.get_object()
+        serializer = MergeSerializer(data=request.data, context=self.get_serializer_context())
+        serializer.is_valid(raise_exception=True)
+        try:
+            contact = services.contact_merge(
+                primary=primary, duplicate=serializer.validated_data["duplicate"], by=request.user
+            )
+        except DjangoValidationError as exc:
+            raise _drf_error(exc) from exc
+        return Response(ContactSerializer(contact).data)
+
+
+class CompanyViewSet(WorkspaceViewSet):
+    queryset = Company.objects.all()
+    serializer_class = CompanySerializer
+    search_fields = ["name", "domain"]
+
+
+class TagViewSet(WorkspaceViewSet):
+    queryset = Tag.objects.all()
+    serializer_class = TagSerializer
+
+
+class ContactListViewSet(WorkspaceViewSet):
+    queryset = ContactList.objects.all()
+    serializer_class = ContactListSerializer
+
+    def get_queryset(self):
+        return lists_for(self.request.workspace)
+
+    @action(detail=True, methods=["post"], url_path="add")
+    def add_members(self, request, pk=None):
+        serializer = MembersSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        added = services.list_add_contacts(
+            contact_list=self.get_object(), contact_ids=serializer.validated_data["contact_ids"]
+        )
+        return Response({"added": added})
+
+    @action(detail=True, methods=["post"], url_path="remove")
+    def remove_members(self, request, pk=None):
+        serializer = MembersSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        removed = services.list_remove_contacts(
+            contact_list=self.get_object(), contact_ids=serializer.validated_data["contact_ids"]
+        )
+        return Response({"removed": removed})
+
+
+class SegmentViewSet(WorkspaceViewSet):
+    queryset = Segment.objects.all()
+    serializer_class = SegmentSerializer
+
+    def _contacts(self, rules):
+        try:
+            return contacts_for(self.request.workspace).filter(compile_rules(rules, self.request.workspace))
+        except SegmentRuleError as exc:
+            raise serializers.ValidationError(
+                {f"rules.{k}" if k else "rules": v for k, v in exc.errors.items()}
+            ) from exc
+
+    @action(detail=True, methods=["get"])
+    def count(self, request, pk=None):
+        return Response({"count": self._contacts(self.get_object().rules).count()})
+
+    @action(detail=True, methods=["get"])
+    def preview(self, request, pk=None):
+        qs = self._contacts(self.get_object().rules)
+        return Response(
+            {"count": qs.count(), "results": ContactSerializer(qs[:PREVIEW_LIMIT], many=True).data}
+        )
+
+    @action(detail=False, methods=["post"])
+    def evaluate(self, request):
+        """Count + preview of unsaved rules (the segment builder's live count). Read-only."""
+        serializer = RulesSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        qs = self._contacts(serializer.validated_data["rules"])
+        return Response(
+            {"count": qs.count(), "results": ContactSerializer(qs[:PREVIEW_LIMIT], many=True).data}
+        )
+
+    @action(detail=False, methods=["get"])
+    def fields(self, request):
+        return Response(field_catalog(request.workspace))
+
+
+class CustomFieldViewSet(WorkspaceViewSet):
+    queryset = CustomFieldDefinition.objects.all()
+    serializer_class = CustomFieldSerializer
+
+
+class ImportViewSet(mixins.CreateModelMixin, WorkspaceReadOnlyViewSet):
+    queryset = ImportRun.objects.select_related("job")
+    serializer_class = ImportRunSerializer
+    parser_classes = [MultiPartParser, FormParser, JSONParser]
+
+    def create(self, request, *args, **kwargs):
+        upload = ImportUploadSerializer(data=request.data)
+        upload.is_valid(raise_exception=True)
+        d = upload.validated_data
+        try:
+            run = importing.import_create(
+                workspace=request.workspace,
+                fh=d["file"],
+                name=d["file"].name,
+                mapping=d.get("mapping") or None,
+                policy=d["policy"],
+                tags=[t.strip() for t in d["tags"].split(",") if t.strip()],
+                by=request.user,
+                source="api-import",
+            )
+        except DjangoValidationError as exc:
+            raise _drf_error(exc) from exc
+        run = ImportRun.objects.select_related("job").get(pk=run.pk)
+        return Response(ImportRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+    @action(detail=True, methods=["get"], url_path="errors.csv")
+    def errors_csv(self, request, pk=None):
+        run = self.get_object()
+        return StreamingHttpResponse(
+            exporting.csv_lines(importing.import_errors_rows(run)),
+            content_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="import-{run.pk}-errors.csv"'},
+        )
+
+
+class EnrichmentRunViewSet(WorkspaceGenericViewSet):
+    """POST a selection (contact_ids, list or segment) → 202 with the Job to poll."""
+
+    queryset = Contact.objects.all()
+    serializer_class = SelectionSerializer
+
+    def create(self, request):
+        serializer = SelectionSerializer(data=request.data, context=self.get_serializer_context())
+        serializer.is_valid(raise_exception=True)
+        job = services.enrichment_start(
+            workspace=request.workspace,
+            contact_ids=serializer.resolve_ids(request.workspace),
+            by=request.user,
+        )
+        return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+class VerificationRunViewSet(EnrichmentRunViewSet):
+    def create(self, request):
+        serializer = SelectionSerializer(data=request.data, context=self.get_serializer_context())
+        serializer.is_valid(raise_exception=True)
+        job = services.verification_start(
+            workspace=request.workspace,
+            contact_ids=serializer.resolve_ids(request.workspace),
+            by=request.user,
+        )
+        return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+router = DefaultRouter()
+router.register("contacts", ContactViewSet, basename="crm-contact")
+router.register("companies", CompanyViewSet, basename="crm-company")
+router.register("tags", TagViewSet, basename="crm-tag")
+router.register("lists", ContactListViewSet, basename="crm-list")
+router.register("segments", SegmentViewSet, basename="crm-segment")
+router.register("custom-fields", CustomFieldViewSet, basename="crm-custom-field")
+router.register("imports", ImportViewSet, basename="crm-import")
+router.register("enrichment-runs", EnrichmentRunViewSet, basename="crm-enrichment-run")
+router.register("verification-runs", VerificationRunViewSet, basename="crm-verification-run")
+
+urlpatterns = router.urls

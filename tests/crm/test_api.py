@@ -1,0 +1,279 @@
+"""CRM API: CRUD, bulk upsert, segments, lists, imports, enrichment runs, GDPR, tenant isolation, roles."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from aicmo.models import Job
+from crm import services
+from crm.models import Contact, ImportRun
+from tests.crm.factories import (
+    CompanyFactory,
+    ContactFactory,
+    ContactListFactory,
+    CustomFieldFactory,
+    SegmentFactory,
+    TagFactory,
+)
+
+BASE = "/api/v1/crm"
+
+
+def test_contact_crud(api_client_for):
+    client = api_client_for("marketer")
+    resp = client.post(
+        f"{BASE}/contacts/",
+        {
+            "email": " New@Ex.com",
+            "first_name": "New",
+            "company_name": "Acme",
+            "company_domain": "acme.io",
+            "tags": ["a", "b"],
+        },
+    )
+    assert resp.status_code == 201, resp.json()
+    body = resp.json()
+    assert (
+        body["email"] == "new@ex.com"
+        and body["company"]["domain"] == "acme.io"
+        and body["tags"] == ["a", "b"]
+    )
+    assert body["provenance"]["first_name"]["source"] == "typed"
+    dup = client.post(f"{BASE}/contacts/", {"email": "NEW@ex.com"})
+    assert dup.status_code == 400 and "email" in dup.json()["error"]["fields"]
+    pk = body["id"]
+    resp = client.patch(f"{BASE}/contacts/{pk}/", {"title": "CEO"})
+    assert resp.status_code == 200 and resp.json()["title"] == "CEO"
+    assert client.get(f"{BASE}/contacts/?q=new").json()["count"] == 1
+    assert client.delete(f"{BASE}/contacts/{pk}/").status_code == 204
+    assert not Contact.objects.filter(pk=pk).exists()
+
+
+def test_bulk_upsert_per_item_results(api_client_for):
+    client = api_client_for("marketer")
+    ContactFactory(workspace=client.workspace, email="old@ex.com", first_name="Old")
+    items = [
+        {"email": "old@ex.com", "first_name": "Renamed"},
+        {"email": "bad"},
+        {"email": "n@ex.com"},
+        {"email": "N@ex.com", "title": "Dup"},
+        "garbage",
+    ]
+    resp = client.post(f"{BASE}/contacts/bulk/", {"contacts": items}, format="json")
+    assert resp.status_code == 200
+    statuses = [r["status"] for r in resp.json()["results"]]
+    assert statuses == ["updated", "error", "created", "updated", "error"]
+    assert resp.json()["results"][1]["errors"]["email"]
+    assert Contact.objects.get(workspace=client.workspace, email="old@ex.com").first_name == "Renamed"
+    assert Contact.objects.get(workspace=client.workspace, email="n@ex.com").title == "Dup"
+    too_many = client.post(
+        f"{BASE}/contacts/bulk/", {"contacts": [{"email": "x@ex.com"}] * 1001}, format="json"
+    )
+    assert too_many.status_code == 400
+
+
+def test_contacts_list_query_count_is_flat(api_client_for, django_assert_max_num_queries):
+    client = api_client_for("viewer")
+    company = CompanyFactory(workspace=client.workspace)
+    tag = TagFactory(workspace=client.workspace)
+    for c in ContactFactory.create_batch(60, workspace=client.workspace, company=company):
+        c.tags.add(tag)
+    with django_assert_max_num_queries(8):
+        small = client.get(f"{BASE}/contacts/?page_size=5")
+    with django_assert_max_num_queries(8):
+        big = client.get(f"{BASE}/contacts/?page_size=60")
+    assert len(small.json()["results"]) == 5 and len(big.json()["results"]) == 60
+    assert big.json()["results"][0]["tags"] == [tag.name]
+
+
+def test_segments_count_preview_and_validation(api_client_for):
+    client = api_client_for("marketer")
+    ContactFactory(workspace=client.workspace, engagement_score=90)
+    ContactFactory(workspace=client.workspace, engagement_score=10)
+    rules = {"op": "and", "rules": [{"field": "score", "operator": "gte", "value": 50}]}
+    resp = client.post(f"{BASE}/segments/", {"name": "Hot", "rules": rules}, format="json")
+    assert resp.status_code == 201
+    pk = resp.json()["id"]
+    assert client.get(f"{BASE}/segments/{pk}/count/").json() == {"count": 1}
+    assert len(client.get(f"{BASE}/segments/{pk}/preview/").json()["results"]) == 1
+    bad = client.post(
+        f"{BASE}/segments/",
+        {
+            "name": "Bad",
+            "rules": {"op": "and", "rules": [{"field": "score", "operator": "gte", "value": "x"}]},
+        },
+        format="json",
+    )
+    assert bad.status_code == 400
+    assert bad.json()["error"]["fields"] == {"rules.rules[0].value": ["Expected a number."]}
+    live = client.post(f"{BASE}/segments/evaluate/", {"rules": rules}, format="json")
+    assert live.json()["count"] == 1
+    assert "custom.plan" not in client.get(f"{BASE}/segments/fields/").json()
+
+
+def test_lists_add_remove(api_client_for):
+    client = api_client_for("marketer")
+    contacts = ContactFactory.create_batch(3, workspace=client.workspace)
+    lst = client.post(f"{BASE}/lists/", {"name": "VIP"}).json()
+    resp = client.post(
+        f"{BASE}/lists/{lst['id']}/add/", {"contact_ids": [c.pk for c in contacts]}, format="json"
+    )
+    assert resp.json() == {"added": 3}
+    client.post(f"{BASE}/lists/{lst['id']}/remove/", {"contact_ids": [contacts[0].pk]}, format="json")
+    assert client.get(f"{BASE}/lists/{lst['id']}/").json()["size"] == 2
+
+
+def test_import_upload_returns_202_job_and_error_report(api_client_for, django_capture_on_commit_callbacks):
+    client = api_client_for("marketer")
+    upload = SimpleUploadedFile("people.csv", b"Email Address,First Name\na@ex.com,A\nbroken,B\n")
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        resp = client.post(
+            f"{BASE}/imports/", {"file": upload, "policy": "update", "tags": "fair"}, format="multipart"
+        )
+    assert resp.status_code == 202, resp.json()
+    assert resp.json()["job"]["kind"] == "crm.import" and len(callbacks) == 1
+    from crm.importing import import_execute
+
+    import_execute(run_id=resp.json()["id"])
+    run = ImportRun.objects.get(pk=resp.json()["id"])
+    assert run.created == 1 and run.failed == 1
+    report = client.get(f"{BASE}/imports/{run.pk}/errors.csv/")
+    text = b"".join(report.streaming_content).decode()
+    assert text.splitlines()[1] == "3,Email Address,Not a valid email address.,broken"
+    bad = client.post(
+        f"{BASE}/imports/", {"file": SimpleUploadedFile("x.csv", b"who\nme\n")}, format="multipart"
+    )
+    assert bad.status_code == 400 and "mapping.email" in bad.json()["error"]["fields"]
+
+
+def test_enrichment_run_returns_202(api_client_for, django_capture_on_commit_callbacks):
+    client = api_client_for("marketer")
+    contacts = ContactFactory.create_batch(3, workspace=client.workspace)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        resp = client.post(
+            f"{BASE}/enrichment-runs/", {"contact_ids": [c.pk for c in contacts]}, format="json"
+        )
+    assert resp.status_code == 202, resp.json()
+    assert resp.json()["total"] == 3 and len(callbacks) == 1
+    assert client.post(f"{BASE}/enrichment-runs/", {}, format="json").status_code == 400
+
+
+def test_gdpr_export_erase_and_consent(api_client_for):
+    client = api_client_for("marketer")
+    c = ContactFactory(workspace=client.workspace, email="g@ex.com")
+    assert (
+        client.post(
+            f"{BASE}/contacts/{c.pk}/consent/", {"kind": "newsletter", "granted": True, "ip": "10.1.1.1"}
+        ).status_code
+        == 201
+    )
+    assert client.get(f"{BASE}/contacts/{c.pk}/consent/").json()[0]["kind"] == "newsletter"
+    assert client.get(f"{BASE}/contacts/{c.pk}/gdpr-export/").json()["email"] == "g@ex.com"
+    assert client.post(f"{BASE}/contacts/{c.pk}/unsubscribe/", {"channel": "email"}).status_code == 200
+    assert client.post(f"{BASE}/contacts/{c.pk}/erase/").json()["email"].startswith("erased-")
+
+
+def test_custom_fields_and_export(api_client_for):
+    client = api_client_for("admin")
+    assert (
+        client.post(
+            f"{BASE}/custom-fields/", {"key": "plan", "label": "Plan", "type": "choice"}, format="json"
+        ).status_code
+        == 400
+    )
+    assert (
+        client.post(
+            f"{BASE}/custom-fields/",
+            {"key": "plan", "label": "Plan", "type": "choice", "choices": ["pro"]},
+            format="json",
+        ).status_code
+        == 201
+    )
+    ContactFactory(workspace=client.workspace, first_name="@evil", custom={"plan": "pro"})
+    resp = client.get(f"{BASE}/contacts/export/")
+    text = b"".join(resp.streaming_content).decode()
+    assert "'@evil" in text and text.splitlines()[0].endswith("custom.plan")
+
+
+def _foreign_objects(ws):
+    contact = ContactFactory(workspace=ws)
+    return {
+        "contacts": contact.pk,
+        "companies": CompanyFactory(workspace=ws).pk,
+        "tags": TagFactory(workspace=ws).pk,
+        "lists": ContactListFactory(workspace=ws).pk,
+        "segments": SegmentFactory(workspace=ws).pk,
+        "custom-fields": CustomFieldFactory(workspace=ws).pk,
+    }
+
+
+def test_tenant_isolation_every_endpoint(api_client_for, other_workspace):
+    client = api_client_for("admin")
+    foreign = _foreign_objects(other_workspace)
+    for route, pk in foreign.items():
+        assert client.get(f"{BASE}/{route}/{pk}/").status_code == 404, route
+        assert client.patch(f"{BASE}/{route}/{pk}/", {}, format="json").status_code == 404, route
+        assert client.delete(f"{BASE}/{route}/{pk}/").status_code == 404, route
+        assert client.get(f"{BASE}/{route}/").json()["count"] == 0, route
+    cpk = foreign["contacts"]
+    for suffix in ("gdpr-export/", "consent/"):
+        assert client.get(f"{BASE}/contacts/{cpk}/{suffix}").status_code == 404
+    for suffix in ("erase/", "unsubscribe/", "resubscribe/", "merge/"):
+        assert client.post(f"{BASE}/contacts/{cpk}/{suffix}", {}, format="json").status_code == 404
+    for suffix in ("count/", "preview/"):
+        assert client.get(f"{BASE}/segments/{foreign['segments']}/{suffix}").status_code == 404
+    assert (
+        client.post(
+            f"{BASE}/lists/{foreign['lists']}/add/", {"contact_ids": [cpk]}, format="json"
+        ).status_code
+        == 404
+    )
+    mine = ContactFactory(workspace=client.workspace)
+    merge = client.post(f"{BASE}/contacts/{mine.pk}/merge/", {"duplicate": cpk}, format="json")
+    assert merge.status_code == 400
+    lst = ContactListFactory(workspace=client.workspace)
+    assert client.post(f"{BASE}/lists/{lst.pk}/add/", {"contact_ids": [cpk]}, format="json").json() == {
+        "added": 0
+    }
+    run = client.post(f"{BASE}/enrichment-runs/", {"contact_ids": [cpk]}, format="json")
+    assert run.json()["total"] == 0
+    seg = client.post(f"{BASE}/enrichment-runs/", {"segment": foreign["segments"]}, format="json")
+    assert seg.status_code == 400
+    other_client = api_client_for("admin", workspace_=other_workspace)
+    upload = SimpleUploadedFile("p.csv", b"email\na@ex.com\n")
+    other_run = other_client.post(f"{BASE}/imports/", {"file": upload}, format="multipart").json()["id"]
+    assert client.get(f"{BASE}/imports/{other_run}/").status_code == 404
+    assert client.get(f"{BASE}/imports/{other_run}/errors.csv/").status_code == 404
+
+
+def test_viewer_cannot_write(api_client_for):
+    client = api_client_for("viewer")
+    c = ContactFactory(workspace=client.workspace)
+    seg = SegmentFactory(workspace=client.workspace)
+    assert client.get(f"{BASE}/contacts/").status_code == 200
+    assert client.get(f"{BASE}/segments/{seg.pk}/count/").status_code == 200
+    writes = [
+        ("post", f"{BASE}/contacts/", {"email": "v@ex.com"}),
+        ("patch", f"{BASE}/contacts/{c.pk}/", {"title": "x"}),
+        ("delete", f"{BASE}/contacts/{c.pk}/", None),
+        ("post", f"{BASE}/contacts/bulk/", {"contacts": [{"email": "v@ex.com"}]}),
+        ("post", f"{BASE}/contacts/{c.pk}/erase/", {}),
+        ("post", f"{BASE}/contacts/{c.pk}/unsubscribe/", {}),
+        ("post", f"{BASE}/tags/", {"name": "t"}),
+        ("post", f"{BASE}/segments/", {"name": "s", "rules": seg.rules}),
+        ("post", f"{BASE}/enrichment-runs/", {"contact_ids": [c.pk]}),
+        ("post", f"{BASE}/imports/", {}),
+    ]
+    for method, url, data in writes:
+        assert getattr(client, method)(url, data, format="json").status_code == 403, url
+    assert Contact.objects.get(pk=c.pk).erased_at is None
+
+
+@pytest.mark.parametrize("role", ["marketer", "admin"])
+def test_writers_can_start_verification(api_client_for, role):
+    client = api_client_for(role)
+    c = ContactFactory(workspace=client.workspace)
+    resp = client.post(f"{BASE}/verification-runs/", {"contact_ids": [c.pk]}, format="json")
+    assert resp.status_code == 202 and Job.objects.get(pk=resp.json()["id"]).kind == "crm.verification"
+    services.contact_unsubscribe(contact=c)
