@@ -1,0 +1,243 @@
+"""Media dashboard: asset grid with filters and drag-and-drop upload, asset page, insights, file serving."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.http import Http404, HttpResponseRedirect, JsonResponse
+from django.urls import reverse
+
+from aicmo.roles import APPROVE, READ, WRITE
+from aicmo.tenancy import get_scoped_or_404
+from aicmo.views import WorkspaceTemplateView, WorkspaceView
+
+from . import renditions as rd
+from . import selectors, services
+from .downloads import asset_response, rendition_response
+from .models import AssetKind, AssetStatus, MediaAsset, MediaLibrary, Suggestion, SuggestionStatus
+from .validation import UploadRejected
+
+PAGE_SIZE = 48
+
+
+def _int(value) -> int | None:
+    return int(value) if value and str(value).isdigit() else None
+
+
+def _without_page(params) -> str:
+    query = params.copy()
+    query.pop("page", None)
+    return query.urlencode()
+
+
+class IndexView(WorkspaceTemplateView):
+    template_name = "media/index.html"
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        params = self.request.GET
+        filters = {
+            "library": _int(params.get("library")),
+            "kind": params.get("kind", "") if params.get("kind", "") in AssetKind.values else "",
+            "status": params.get("status", "") if params.get("status", "") in AssetStatus.values else "",
+            "tag": params.get("tag", "")[:60],
+            "category": params.get("category", "")[:60],
+            "q": params.get("q", "")[:100],
+        }
+        page = Paginator(selectors.assets_for(self.workspace, **filters), PAGE_SIZE).get_page(
+            params.get("page")
+        )
+        thumbs = selectors.thumbnails_for(page.object_list)
+        ctx.update(
+            page=page,
+            assets=[(a, a.pk in thumbs) for a in page.object_list],
+            filters=filters,
+            libraries=list(selectors.libraries_for(self.workspace)),
+            tags=list(selectors.tags_for(self.workspace).values_list("name", flat=True)),
+            kinds=AssetKind.choices,
+            statuses=AssetStatus.choices,
+            can_write=self.tenant.allows(WRITE),
+            querystring=_without_page(params),
+        )
+        return ctx
+
+
+class UploadView(WorkspaceView):
+    """One file per request (the drag-and-drop script sends each file with its own progress bar);
+    a plain multi-file form post also works and reports through messages."""
+
+    def post(self, request):
+        library = get_scoped_or_404(MediaLibrary.objects.all(), request, pk=_int(request.POST.get("library")) or 0) \
+            if request.POST.get("library") else services.library_get_default(workspace=self.workspace)  # fmt: skip
+        files = request.FILES.getlist("file")
+        wants_json = request.headers.get("Accept", "").startswith("application/json")
+        if not files:
+            if wants_json:
+                return JsonResponse({"error": {"code": "invalid", "message": "No file sent."}}, status=400)
+            messages.error(request, "Choose at least one file.")
+            return HttpResponseRedirect(reverse("media:index"))
+        results = []
+        for upload in files:
+            try:
+                result = services.asset_upload(library=library, file=upload, by=request.user, filename=upload.name,
+                                               tags=[t for t in request.POST.get("tags", "").split(",") if t.strip()])  # fmt: skip
+            except UploadRejected as exc:
+                results.append((upload.name, None, exc))
+            else:
+                results.append((upload.name, result, None))
+        if wants_json:
+            name, result, exc = results[0]
+            if exc is not None:
+                return JsonResponse({"name": name, "error": {"code": exc.code, "message": exc.message}},
+                                    status=exc.http_status)  # fmt: skip
+            return JsonResponse(
+                {"name": name, "id": result.asset.pk, "title": result.asset.title, "duplicate": result.duplicate,
+                 "url": reverse("media:asset", args=[result.asset.pk])},
+                status=200 if result.duplicate else 201,
+            )  # fmt: skip
+        for name, result, exc in results:
+            if exc is not None:
+                messages.error(request, f"{name}: {exc.message}")
+            elif result.duplicate:
+                messages.info(request, f"{name} is already in the library as “{result.asset.title}”.")
+            else:
+                messages.success(request, f"{name} uploaded.")
+        return HttpResponseRedirect(reverse("media:index"))
+
+
+class AssetDetailView(WorkspaceTemplateView):
+    template_name = "media/asset.html"
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        asset = get_scoped_or_404(
+            MediaAsset.objects.select_related("library", "uploaded_by", "reviewed_by").prefetch_related("tags"),
+            self.request, pk=kwargs["pk"],
+        )  # fmt: skip
+        perf = selectors.performance_rows(workspace=self.workspace, asset=asset.pk)
+        ctx.update(
+            asset=asset,
+            renditions={r.spec: r for r in asset.renditions.all()},
+            specs=list(rd.SPECS.values()),
+            usages=asset.usages.order_by("-used_at")[:100],
+            performance=perf,
+            suggestions=asset.suggestions.filter(status=SuggestionStatus.OPEN),
+            near=selectors.near_duplicates(asset=asset),
+            libraries=list(selectors.libraries_for(self.workspace)),
+            can_write=self.tenant.allows(WRITE),
+            can_approve=self.tenant.allows(APPROVE),
+            reviewable=(AssetStatus.DRAFT, AssetStatus.REJECTED, AssetStatus.APPROVED),
+            tag_names=", ".join(t.name for t in asset.tags.all()),
+        )
+        return ctx
+
+
+class AssetActionView(WorkspaceView):
+    """POST /media/assets/<pk>/<action>/: every button on the asset page, each calling one service."""
+
+    ACTIONS = {"approve": APPROVE, "reject": APPROVE, "archive": WRITE, "renditions": WRITE, "update": WRITE,
+               "suggestions": WRITE}  # fmt: skip
+
+    def dispatch(self, request, *args, **kwargs):
+        perm = self.ACTIONS.get(kwargs.get("action"))
+        if perm is None:
+            raise Http404
+        self.post_permission = perm
+        return super().dispatch(request, *args, **kwargs)
+
+    def post(self, request, pk, action):
+        asset = get_scoped_or_404(MediaAsset.objects.all(), request, pk=pk)
+        back = HttpResponseRedirect(reverse("media:asset", args=[asset.pk]))
+        try:
+            if action == "approve":
+                services.asset_approve(asset=asset, by=request.user, note=request.POST.get("note", ""),
+                                       role=self.tenant.role)  # fmt: skip
+            elif action == "reject":
+                services.asset_reject(asset=asset, by=request.user, note=request.POST.get("note", ""),
+                                      role=self.tenant.role)  # fmt: skip
+            elif action == "archive":
+                services.asset_archive(asset=asset, by=request.user)
+            elif action == "renditions":
+                job = services.asset_request_renditions(asset=asset, by=request.user, force=True)
+                messages.success(request, "Rendition build queued.")
+                return HttpResponseRedirect(reverse("job-detail", args=[job.pk]))
+            elif action == "suggestions":
+                services.asset_compute_suggestions(asset=asset)
+            elif action == "update":
+                self._update(request, asset)
+        except (ValidationError, PermissionDenied) as exc:
+            messages.error(request, "; ".join(getattr(exc, "messages", [str(exc)])))
+            return back
+        messages.success(request, "Saved.")
+        return back
+
+    def _update(self, request, asset):
+        fields = {
+            k: request.POST[k].strip()
+            for k in ("title", "description", "alt_text", "category")
+            if k in request.POST
+        }
+        for k in ("focal_x", "focal_y"):
+            if request.POST.get(k):
+                try:
+                    fields[k] = float(request.POST[k])
+                except ValueError:
+                    raise ValidationError({k: "Enter a number between 0 and 1."}) from None
+        library = None
+        if request.POST.get("library"):
+            library = get_scoped_or_404(
+                MediaLibrary.objects.all(), request, pk=_int(request.POST["library"]) or 0
+            )
+        tags = (
+            [t for t in request.POST.get("tags", "").split(",") if t.strip()]
+            if "tags" in request.POST
+            else None
+        )
+        services.asset_update(asset=asset, by=request.user, library=library, tags=tags, **fields)
+
+
+class SuggestionActionView(WorkspaceView):
+    def post(self, request, pk, action):
+        suggestion = get_scoped_or_404(Suggestion.objects.select_related("asset"), request, pk=pk)
+        back = HttpResponseRedirect(reverse("media:asset", args=[suggestion.asset_id]))
+        if action == "dismiss":
+            services.suggestion_dismiss(suggestion=suggestion, by=request.user)
+            messages.success(request, "Suggestion dismissed.")
+        elif action == "act" and suggestion.actionable:
+            job = services.suggestion_act(suggestion=suggestion, by=request.user)
+            messages.success(request, "Optimized rendition queued.")
+            return HttpResponseRedirect(reverse("job-detail", args=[job.pk]))
+        else:
+            raise Http404
+        return back
+
+
+class AssetFileView(WorkspaceView):
+    required_permission = READ
+
+    def get(self, request, pk):
+        return asset_response(get_scoped_or_404(MediaAsset.objects.all(), request, pk=pk))
+
+
+class RenditionFileView(WorkspaceView):
+    """A rendition file, built on demand under the shared lock when it is missing or stale."""
+
+    def get(self, request, pk, spec):
+        asset = get_scoped_or_404(MediaAsset.objects.all(), request, pk=pk)
+        if spec not in rd.ALL_SPECS or not asset.is_raster:
+            raise Http404
+        return rendition_response(services.rendition_get_or_build(asset=asset, spec=spec))
+
+
+class InsightsView(WorkspaceTemplateView):
+    template_name = "media/insights.html"
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        ctx["stats"] = selectors.library_stats(workspace=self.workspace)
+        ctx["rankings"] = [selectors.performers(workspace=self.workspace, channel=c)
+                           for c in selectors.channels_for(self.workspace)]  # fmt: skip
+        ctx["pairs"] = selectors.duplicate_pairs(workspace=self.workspace)[:200]
+        ctx["min_impressions"] = selectors.MIN_IMPRESSIONS
+        return ctx
