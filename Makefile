@@ -10,8 +10,12 @@ PYTEST_WORKERS ?= 2
 CHROMIUM := $(or $(AICMO_CHROMIUM),$(wildcard /usr/bin/chromium),$(shell command -v chromium 2>/dev/null))
 
 # pytest exits 5 when no test was collected: like any non-zero exit it fails the target.
-# Tests never inherit a developer's database or broker; each run sets what it needs.
-TEST_ENV := env -u DATABASE_URL -u REDIS_URL -u CELERY_BROKER_URL -u CELERY_RESULT_BACKEND AICMO_ENV=test
+# Tests never inherit a developer's database, Redis or broker (from the environment or a .env file):
+# SQLite in memory (tests/pgrun.py overrides DATABASE_URL for the PostgreSQL run), in-memory Celery
+# broker, and a Redis URL nothing listens on, so code that should use the `redis_client` fixture
+# fails the same way everywhere instead of quietly writing into a local `make run` Redis.
+TEST_ENV := env AICMO_ENV=test DATABASE_URL=sqlite://:memory: REDIS_URL=redis://127.0.0.1:1/0 \
+	CELERY_BROKER_URL=memory:// CELERY_RESULT_BACKEND=cache+memory://
 PYTEST := $(TEST_ENV) $(BIN)/pytest
 
 .PHONY: help venv run migrate seed test lint fmt check test-sqlite test-postgres test-browser bench clean clean-data
@@ -46,7 +50,7 @@ run: venv
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo
 	@echo ">>> starting redis, celery worker, celery beat and the web server on http://$(WEB_ADDR)/ (Ctrl-C stops all)"
-	$(BIN)/honcho -f Procfile.dev start
+	$(BIN)/honcho -f Procfile.dev start || [ $$? -eq 130 ]  # 130: stopped with Ctrl-C
 
 migrate: export AICMO_ENV := dev
 migrate: venv
