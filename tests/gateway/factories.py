@@ -6,7 +6,7 @@ import factory
 import pytest
 
 from gateway.adapters.base import Adapter
-from gateway.capabilities import Capability, EnrichmentResult, PersonQuery, VerificationResult, Verdict
+from gateway.capabilities import Capability, EnrichmentResult, PersonQuery, Verdict, VerificationResult
 from gateway.crypto import encrypt_credentials
 from gateway.models import HealthCheck, HealthMinute, ProviderAccount
 from tests.factories import WorkspaceFactory
@@ -98,8 +98,8 @@ class HealthCheckFactory(factory.django.DjangoModelFactory):
     ok = True
 
 
-@pytest.fixture
-def test_adapters(monkeypatch):
+@pytest.fixture(name="test_adapters")
+def fixture_test_adapters(monkeypatch):
     """Registers the test adapters in the real registry for one test."""
     from gateway.adapters import ADAPTERS
 
@@ -108,8 +108,8 @@ def test_adapters(monkeypatch):
     return TEST_ADAPTERS
 
 
-@pytest.fixture
-def gateway_fast(settings, redis_client, test_adapters):
+@pytest.fixture(name="gateway_fast")
+def fixture_gateway_fast(settings, redis_client, test_adapters):
     """Real Redis, test adapters, and short breaker / retry timings so scenarios finish in seconds."""
     settings.GATEWAY_BREAKER = {
         "window_seconds": 30,

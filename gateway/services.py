@@ -1,0 +1,335 @@
+"""Gateway writes and the public facade other apps call (enrich_people, verify_email, send_email, ...).
+
+Facade functions take the workspace and typed values, return typed results, and raise
+``ProviderError`` (bad input: fix the data) or ``ProvidersUnavailable`` (retry the work at ``retry_at``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from datetime import date, datetime
+from email.utils import make_msgid
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from aicmo.audit import audit_record
+
+from . import breaker, ratelimit
+from .capabilities import (
+    AdCampaignResult,
+    AdCampaignSpec,
+    AdInsight,
+    Capability,
+    CrmRecord,
+    CrmSyncResult,
+    EnrichmentResult,
+    InboundMessage,
+    OutgoingEmail,
+    PersonQuery,
+    SendResult,
+    SocialMetrics,
+    SocialPost,
+    SocialPostResult,
+    VerificationResult,
+    WebhookEvent,
+    WebhookResult,
+)
+from .chain import call
+from .crypto import decrypt_credentials, encrypt_credentials, mask_secret, rotate_token
+from .errors import ErrorKind, ProviderError
+from .health import account_set_state
+from .models import AccountState, ProviderAccount
+
+ENRICH_BATCH_SIZE = 10  # Apollo bulk_match's limit; one chain call per batch keeps a failover cheap
+EDITABLE_FIELDS = (
+    "capability",
+    "adapter",
+    "name",
+    "priority",
+    "enabled",
+    "base_url",
+    "timeout_seconds",
+    "rate_limit_per_second",
+    "rate_limit_burst",
+    "options",
+)
+
+
+# -- accounts ---------------------------------------------------------------------------------------------
+
+
+def _credentials_hint(account: ProviderAccount, credentials: dict[str, Any]) -> str:
+    if not credentials:
+        return ""
+    fields = list(getattr(account.adapter_class, "credential_fields", ()) or ()) or sorted(credentials)
+    name = next((f for f in fields if credentials.get(f)), next(iter(sorted(credentials))))
+    return f"{name} {mask_secret(credentials.get(name, ''))}"[:40]
+
+
+def _apply_credentials(account: ProviderAccount, credentials: dict[str, Any]) -> None:
+    clean = {str(k): v for k, v in (credentials or {}).items() if v not in (None, "")}
+    account.credentials_encrypted = encrypt_credentials(clean)
+    account.credentials_hint = _credentials_hint(account, clean)
+    account.credentials_changed_at = timezone.now()
+
+
+def _full_clean(account: ProviderAccount) -> None:
+    account.full_clean(exclude=["workspace"], validate_unique=False)
+    clash = ProviderAccount.objects.filter(
+        workspace_id=account.workspace_id, capability=account.capability, name=account.name
+    ).exclude(pk=account.pk)
+    if clash.exists():
+        raise ValidationError({"name": "Another account for this capability already has this name."})
+
+
+@transaction.atomic
+def account_create(*, workspace, by, credentials: dict[str, Any] | None = None, **fields) -> ProviderAccount:
+    unknown = set(fields) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise TypeError(f"Unknown account fields: {sorted(unknown)}")
+    account = ProviderAccount(workspace=workspace, **fields)
+    _full_clean(account)
+    if credentials:
+        _apply_credentials(account, credentials)
+    account.state = AccountState.HEALTHY if account.enabled else AccountState.DISABLED
+    account.state_changed_at = timezone.now()
+    account.save()
+    audit_record(
+        workspace=workspace,
+        actor=by,
+        verb="gateway.account_created",
+        target=account,
+        changes={
+            "adapter": account.adapter,
+            "capability": account.capability,
+            "credentials": "set" if credentials else "none",
+        },
+    )
+    return account
+
+
+@transaction.atomic
+def account_update(
+    *, account: ProviderAccount, by, credentials: dict[str, Any] | None = None, **fields
+) -> ProviderAccount:
+    unknown = set(fields) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise TypeError(f"Unknown account fields: {sorted(unknown)}")
+    changes = {}
+    for name, value in fields.items():
+        if getattr(account, name) != value:
+            changes[name] = [getattr(account, name), value]
+            setattr(account, name, value)
+    _full_clean(account)
+    if "enabled" in changes:
+        account.state = AccountState.HEALTHY if account.enabled else AccountState.DISABLED
+        account.state_cause = "" if account.enabled else "disabled by an operator"
+        account.state_changed_at = timezone.now()
+    account.save()
+    if changes:
+        audit_record(
+            workspace=account.workspace,
+            actor=by,
+            verb="gateway.account_updated",
+            target=account,
+            changes={k: [str(v[0]), str(v[1])] for k, v in changes.items()},
+        )
+    if credentials is not None:
+        account_set_credentials(account=account, by=by, credentials=credentials)
+    return account
+
+
+@transaction.atomic
+def account_set_credentials(*, account: ProviderAccount, by, credentials: dict[str, Any]) -> ProviderAccount:
+    """Store new credentials (encrypted) and give the account a fresh start: clears needs_reauth and the
+    shared breaker / rate-limit state."""
+    _apply_credentials(account, credentials)
+    fields = ["credentials_encrypted", "credentials_hint", "credentials_changed_at", "updated_at"]
+    if account.state == AccountState.NEEDS_REAUTH:
+        account.state, account.state_cause, account.state_changed_at = (
+            AccountState.HEALTHY,
+            "",
+            timezone.now(),
+        )
+        fields += ["state", "state_cause", "state_changed_at"]
+    account.save(update_fields=fields)
+    audit_record(
+        workspace=account.workspace,
+        actor=by,
+        verb="gateway.credentials_changed",
+        target=account,
+        changes={"fields": sorted(credentials)},
+    )
+    pk = account.pk
+    transaction.on_commit(lambda: (breaker.reset(pk), ratelimit.reset(pk)))
+    return account
+
+
+@transaction.atomic
+def account_delete(*, account: ProviderAccount, by) -> None:
+    audit_record(workspace=account.workspace, actor=by, verb="gateway.account_deleted", target=account)
+    pk = account.pk
+    account.delete()
+    transaction.on_commit(lambda: (breaker.reset(pk), ratelimit.reset(pk)))
+
+
+def account_mark_needs_reauth(*, account: ProviderAccount, cause: str) -> None:
+    """The provider rejected the credentials: stop using the account until they change."""
+    account_set_state(account=account, state=AccountState.NEEDS_REAUTH, cause=cause)
+
+
+def account_note_breaker(
+    *, account: ProviderAccount, transition: breaker.Transition, cause: str = ""
+) -> None:
+    """Mirror breaker transitions into the stored state (cooling while open; healthy once a probe passed)."""
+    if account.state in (AccountState.NEEDS_REAUTH, AccountState.DISABLED):
+        return
+    if transition.after == breaker.OPEN:
+        account_set_state(account=account, state=AccountState.COOLING, cause=f"circuit open: {cause}")
+    elif transition.after == breaker.CLOSED:
+        account_set_state(account=account, state=AccountState.HEALTHY, cause="")
+
+
+def account_reset_breaker(*, account: ProviderAccount, by) -> None:
+    breaker.reset(account.pk)
+    ratelimit.reset(account.pk)
+    if account.state == AccountState.COOLING:
+        account_set_state(account=account, state=AccountState.HEALTHY, cause="")
+    audit_record(workspace=account.workspace, actor=by, verb="gateway.breaker_reset", target=account)
+
+
+def rotate_credentials(*, batch_size: int = 200) -> int:
+    """Re-encrypt every stored credential with the newest FIELD_ENCRYPTION_KEYS entry; returns the count."""
+    rotated = 0
+    last_pk = 0
+    while True:
+        with transaction.atomic():
+            rows = list(
+                ProviderAccount.objects.select_for_update()
+                .filter(pk__gt=last_pk)
+                .exclude(credentials_encrypted="")
+                .order_by("pk")[:batch_size]
+            )
+            if not rows:
+                return rotated
+            for account in rows:
+                new = rotate_token(account.credentials_encrypted)
+                decrypt_credentials(new)  # proves the newest key reads what was just written
+                ProviderAccount.objects.filter(pk=account.pk).update(credentials_encrypted=new)
+                rotated += 1
+            last_pk = rows[-1].pk
+
+
+# -- facade -----------------------------------------------------------------------------------------------
+
+
+def enrich_people(*, workspace, queries: Sequence[PersonQuery]) -> list[EnrichmentResult]:
+    """Results in the order of ``queries`` (no match: ``matched=False``), in batches of 10 per provider call."""
+    results: list[EnrichmentResult] = []
+    for start in range(0, len(queries), ENRICH_BATCH_SIZE):
+        batch = list(queries[start : start + ENRICH_BATCH_SIZE])
+        try:
+            results.extend(
+                call(batch, workspace=workspace, capability=Capability.ENRICH_PERSON, method="enrich_people")
+            )
+        except ProviderError as exc:
+            if exc.kind != ErrorKind.NO_MATCH:
+                raise
+            results.extend(EnrichmentResult(provider=exc.provider, matched=False, query=q) for q in batch)
+    return results
+
+
+def verify_email(*, workspace, email: str) -> VerificationResult:
+    return call(email, workspace=workspace, capability=Capability.VERIFY_EMAIL)
+
+
+def _with_message_id(message: OutgoingEmail) -> OutgoingEmail:
+    """Mint the Message-ID before the chain so a retry or failover sends the same message, not a twin."""
+    if message.message_id:
+        return message
+    domain = (message.from_email.rpartition("@")[2] or "aicmo.local").strip(">") or "aicmo.local"
+    return replace(message, message_id=make_msgid(domain=domain))
+
+
+def send_email(*, workspace, message: OutgoingEmail) -> SendResult:
+    return call(_with_message_id(message), workspace=workspace, capability=Capability.SEND_EMAIL)
+
+
+def fetch_replies(
+    *, workspace, since: datetime | date, known_message_ids: Iterable[str]
+) -> list[InboundMessage]:
+    return call(since, list(known_message_ids), workspace=workspace, capability=Capability.FETCH_REPLIES)
+
+
+def sync_crm(*, workspace, records: Sequence[CrmRecord]) -> CrmSyncResult:
+    return call(list(records), workspace=workspace, capability=Capability.SYNC_CRM)
+
+
+def post_social(*, workspace, network: str, post: SocialPost) -> SocialPostResult:
+    """Publish on one network (LinkedIn, X, Instagram): only that network's accounts are tried."""
+    network = str(network)
+    if post.network != network:
+        post = replace(post, network=network)
+    return call(
+        post, workspace=workspace, capability=Capability.POST_SOCIAL, adapter_keys=_network_keys(network)
+    )
+
+
+def social_metrics(*, workspace, network: str, external_id: str) -> SocialMetrics:
+    return call(
+        external_id,
+        workspace=workspace,
+        capability=Capability.POST_SOCIAL,
+        method="social_metrics",
+        adapter_keys=_network_keys(str(network)),
+    )
+
+
+def _network_keys(network: str) -> frozenset[str]:
+    from .adapters import ADAPTERS
+
+    keys = {key for key, cls in ADAPTERS.items() if getattr(cls, "network", key) == network}
+    return frozenset(keys | {network})
+
+
+def run_ads(*, workspace, spec: AdCampaignSpec) -> AdCampaignResult:
+    return call(spec, workspace=workspace, capability=Capability.RUN_ADS)
+
+
+def pause_ad(*, workspace, external_id: str) -> AdCampaignResult:
+    return call(external_id, workspace=workspace, capability=Capability.RUN_ADS, method="pause_ad")
+
+
+def resume_ad(*, workspace, external_id: str) -> AdCampaignResult:
+    return call(external_id, workspace=workspace, capability=Capability.RUN_ADS, method="resume_ad")
+
+
+def fetch_ad_insights(*, workspace, external_id: str, since: date, until: date) -> list[AdInsight]:
+    return call(external_id, since, until, workspace=workspace, capability=Capability.FETCH_AD_INSIGHTS)
+
+
+def dispatch_webhook(*, workspace, url: str, secret: str, event: WebhookEvent) -> WebhookResult:
+    """One delivery attempt to a user's endpoint. The receiver's failures are not the provider's, so they
+    neither trip the breaker nor fail over; the caller's task retries over hours with the same event id."""
+    if not event.event_id:
+        event = replace(event, event_id=f"msg_{uuid.uuid4().hex}")
+    return call(
+        url,
+        secret,
+        event,
+        workspace=workspace,
+        capability=Capability.DISPATCH_WEBHOOK,
+        use_breaker=False,
+        budget=_single_attempt(),
+    )
+
+
+def _single_attempt():
+    from .chain import retry_budget
+
+    return retry_budget(max_attempts=1)

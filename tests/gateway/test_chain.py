@@ -1,0 +1,334 @@
+"""Failover scenarios against vendor-shaped local HTTP servers, with the real breaker and rate limit in Redis.
+
+Every scenario checks what the caller sees (every result arrives, from the fallback when needed) and what
+the gateway learnt (breaker state, account state, per-minute health rows).
+"""
+
+from __future__ import annotations
+
+import itertools
+import socket
+import time
+
+import pytest
+from pytest_httpserver import HTTPServer
+from werkzeug import Response
+
+from gateway import breaker, services
+from gateway.capabilities import Capability, PersonQuery, Verdict
+from gateway.chain import candidate_accounts, order_accounts
+from gateway.errors import ErrorKind, ProviderError, ProvidersUnavailable
+from gateway.models import AccountState, HealthMinute, ProviderAccount
+from tests.gateway.factories import ProviderAccountFactory, fixture_gateway_fast, fixture_test_adapters  # noqa: F401
+
+VERIFY = "/v2/email-verifier"
+
+
+def ok_body(request):
+    return Response(
+        f'{{"data": {{"status": "valid", "email": "{request.args["email"]}"}}}}',
+        content_type="application/json",
+    )
+
+
+@pytest.fixture
+def fallback_server():
+    server = HTTPServer(host="127.0.0.1", port=0)
+    server.start()
+    yield server
+    server.clear()
+    if server.is_running():
+        server.stop()
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def accounts(workspace, httpserver, fallback_server, gateway_fast):
+    primary = ProviderAccountFactory(
+        workspace=workspace, name="Primary", priority=1, base_url=httpserver.url_for("")
+    )
+    fallback = ProviderAccountFactory(
+        workspace=workspace, name="Fallback", priority=2, base_url=fallback_server.url_for("")
+    )
+    fallback_server.expect_request(VERIFY).respond_with_handler(ok_body)
+    return primary, fallback
+
+
+def verify_many(workspace, n):
+    return [services.verify_email(workspace=workspace, email=f"p{i}@example.com") for i in range(n)]
+
+
+def minutes(account):
+    return list(HealthMinute.objects.filter(account=account))
+
+
+def test_primary_answers_when_healthy(workspace, httpserver, accounts):
+    primary, fallback = accounts
+    httpserver.expect_request(VERIFY).respond_with_handler(ok_body)
+    results = verify_many(workspace, 5)
+    assert [r.verdict for r in results] == [Verdict.VALID] * 5
+    assert len(httpserver.log) == 5
+    [row] = minutes(primary)
+    assert (row.calls, row.successes, row.failures) == (5, 5, 0)
+    assert not minutes(fallback)
+
+
+def test_primary_down_fails_over_opens_breaker_and_closes_after_recovery(
+    workspace, httpserver, fallback_server, accounts
+):
+    primary, fallback = accounts
+    primary.base_url = f"http://127.0.0.1:{closed_port()}"
+    primary.save()
+    results = verify_many(workspace, 8)
+    assert [r.email for r in results] == [f"p{i}@example.com" for i in range(8)]
+    assert all(r.verdict == Verdict.VALID for r in results)
+    assert breaker.status(primary.pk).state == breaker.OPEN
+    primary.refresh_from_db()
+    assert primary.state == AccountState.COOLING and "circuit open" in primary.state_cause
+    [row] = minutes(primary)
+    assert row.failures == 3 and row.calls == 3  # consecutive_failures=3, then it is skipped while open
+    assert sum(r.calls for r in minutes(fallback)) == 8
+
+    # the primary comes back: after the cool-down one probe closes the breaker and traffic returns to it
+    primary.base_url = httpserver.url_for("")
+    primary.save()
+    httpserver.expect_request(VERIFY).respond_with_handler(ok_body)
+    time.sleep(0.6)
+    verify_many(workspace, 3)
+    assert breaker.status(primary.pk).state == breaker.CLOSED
+    assert len(httpserver.log) == 3
+    primary.refresh_from_db()
+    assert primary.state == AccountState.HEALTHY
+
+
+def test_half_of_primary_calls_fail_caller_still_gets_every_result(workspace, httpserver, accounts, settings):
+    settings.GATEWAY_BREAKER = settings.GATEWAY_BREAKER | {"consecutive_failures": 100, "min_calls": 1000}
+    primary, fallback = accounts
+    counter = itertools.count()
+
+    def flaky(request):
+        if next(counter) % 2 == 0:
+            return Response("upstream exploded", status=503)
+        return ok_body(request)
+
+    httpserver.expect_request(VERIFY).respond_with_handler(flaky)
+    results = verify_many(workspace, 20)
+    assert [r.email for r in results] == [f"p{i}@example.com" for i in range(20)]
+    [row] = minutes(primary)
+    assert row.calls == 20 and row.failures == 10 and row.successes == 10
+    assert sum(r.calls for r in minutes(fallback)) == 10  # each failed call answered by the fallback
+
+
+def test_breaker_opens_on_failure_rate(workspace, httpserver, accounts):
+    primary, _ = accounts
+    counter = itertools.count()
+
+    def flaky(request):
+        if next(counter) % 2 == 0:
+            return Response("no", status=500)
+        return ok_body(request)
+
+    httpserver.expect_request(VERIFY).respond_with_handler(flaky)
+    verify_many(workspace, 6)
+    assert breaker.status(primary.pk).state == breaker.OPEN  # 2 of 4 failed = 50 % with min_calls=4
+
+
+def test_timeouts_fail_over(workspace, fallback_server, gateway_fast, settings):
+    slow = HTTPServer(host="127.0.0.1", port=0, threaded=True)
+    slow.start()
+    try:
+        slow.expect_request(VERIFY).respond_with_handler(lambda r: (time.sleep(0.6), ok_body(r))[1])
+        primary = ProviderAccountFactory(
+            workspace=workspace, priority=1, base_url=slow.url_for(""), timeout_seconds=0.2
+        )
+        fallback = ProviderAccountFactory(
+            workspace=workspace, priority=2, base_url=fallback_server.url_for("")
+        )
+        fallback_server.expect_request(VERIFY).respond_with_handler(ok_body)
+        results = verify_many(workspace, 4)
+        assert all(r.verdict == Verdict.VALID for r in results)
+        [row] = minutes(primary)
+        assert row.failures == 3 and row.latency_ms_max >= 200
+        assert breaker.status(primary.pk).state == breaker.OPEN
+        assert sum(r.calls for r in minutes(fallback)) == 4
+    finally:
+        slow.clear()
+        slow.stop()
+
+
+def test_429_with_retry_after_holds_the_account_and_uses_fallback(workspace, httpserver, accounts):
+    primary, fallback = accounts
+    httpserver.expect_request(VERIFY).respond_with_response(
+        Response('{"errors": [{"id": "too_many_requests"}]}', status=429, headers={"Retry-After": "2"})
+    )
+    results = verify_many(workspace, 5)
+    assert all(r.verdict == Verdict.VALID for r in results)
+    assert len(httpserver.log) == 1  # held for 2 s: not asked again
+    [row] = minutes(primary)
+    assert row.throttled == 1 and row.calls == 1
+    assert sum(r.calls for r in minutes(fallback)) == 5
+
+
+def test_single_account_429_waits_for_retry_after_within_bound(workspace, httpserver, gateway_fast):
+    ProviderAccountFactory(workspace=workspace, base_url=httpserver.url_for(""))
+    httpserver.expect_oneshot_request(VERIFY).respond_with_response(
+        Response("slow down", status=429, headers={"Retry-After": "1"})
+    )
+    httpserver.expect_request(VERIFY).respond_with_handler(ok_body)
+    started = time.monotonic()
+    result = services.verify_email(workspace=workspace, email="a@example.com")
+    assert result.verdict == Verdict.VALID
+    assert 0.9 < time.monotonic() - started < 3
+
+
+def test_retry_after_beyond_the_wait_bound_raises_with_retry_at(workspace, httpserver, gateway_fast):
+    ProviderAccountFactory(workspace=workspace, base_url=httpserver.url_for(""))
+    httpserver.expect_request(VERIFY).respond_with_response(
+        Response("slow down", status=429, headers={"Retry-After": "30"})
+    )
+    before = time.time()
+    with pytest.raises(ProvidersUnavailable) as info:
+        services.verify_email(workspace=workspace, email="a@example.com")
+    assert info.value.retry_at.timestamp() == pytest.approx(before + 30, abs=2)
+    assert len(httpserver.log) == 1
+
+
+def test_401_marks_needs_reauth_and_new_credentials_clear_it(workspace, httpserver, accounts, admin_user):
+    primary, fallback = accounts
+    httpserver.expect_request(VERIFY).respond_with_response(Response('{"errors": []}', status=401))
+    verify_many(workspace, 3)
+    assert len(httpserver.log) == 1
+    primary.refresh_from_db()
+    assert primary.state == AccountState.NEEDS_REAUTH and "401" in primary.state_cause
+    assert [a.pk for a in candidate_accounts(workspace, Capability.VERIFY_EMAIL)[0]] == [fallback.pk]
+
+    services.account_set_credentials(account=primary, by=admin_user, credentials={"api_key": "new-key-5678"})
+    primary.refresh_from_db()
+    assert primary.state == AccountState.HEALTHY and primary.get_credentials() == {"api_key": "new-key-5678"}
+    httpserver.clear()
+    httpserver.expect_request(VERIFY).respond_with_handler(ok_body)
+    verify_many(workspace, 1)
+    assert httpserver.log[-1][0].args["api_key"] == "new-key-5678"
+
+
+def test_bad_input_is_raised_at_once_and_never_trips_the_breaker(workspace, httpserver, accounts):
+    primary, fallback = accounts
+    httpserver.expect_request(VERIFY).respond_with_response(Response('{"errors": ["bad email"]}', status=400))
+    for _ in range(5):
+        with pytest.raises(ProviderError) as info:
+            services.verify_email(workspace=workspace, email="not-an-email")
+        assert info.value.kind == ErrorKind.BAD_INPUT
+    assert breaker.status(primary.pk).state == breaker.CLOSED
+    assert not minutes(fallback)
+    [row] = minutes(primary)
+    assert row.calls == 5 and row.failures == 0
+
+
+def test_everything_down_raises_providers_unavailable_never_fake_success(workspace, gateway_fast):
+    for priority in (1, 2):
+        ProviderAccountFactory(
+            workspace=workspace, priority=priority, base_url=f"http://127.0.0.1:{closed_port()}"
+        )
+    with pytest.raises(ProvidersUnavailable) as info:
+        services.verify_email(workspace=workspace, email="a@example.com")
+    assert len(info.value.errors) == 2
+    assert all(e.kind == ErrorKind.TRANSIENT for e in info.value.errors.values())
+
+
+def test_all_open_waits_for_the_soonest_then_raises_with_retry_at(workspace, gateway_fast, settings):
+    settings.GATEWAY_BREAKER = settings.GATEWAY_BREAKER | {"cooldown_seconds": 20}
+    account = ProviderAccountFactory(workspace=workspace, base_url=f"http://127.0.0.1:{closed_port()}")
+    for _ in range(3):
+        breaker.record(account.pk, ok=False, config=breaker.breaker_config())
+    started = time.time()
+    with pytest.raises(ProvidersUnavailable) as info:
+        services.verify_email(workspace=workspace, email="a@example.com")
+    assert time.time() - started < 0.5  # 20 s is beyond the 1 s wait bound: no waiting
+    assert info.value.retry_at.timestamp() == pytest.approx(started + 20, abs=1)
+
+
+def test_demo_only_when_no_real_account(workspace, httpserver, gateway_fast):
+    demo = ProviderAccountFactory(workspace=workspace, adapter="test-demo", name="Demo", credentials={})
+    result = services.verify_email(workspace=workspace, email="a@example.com")
+    assert result.demo is True
+    real = ProviderAccountFactory(
+        workspace=workspace, priority=500, base_url=f"http://127.0.0.1:{closed_port()}"
+    )
+    assert [a.pk for a in candidate_accounts(workspace, Capability.VERIFY_EMAIL)[0]] == [real.pk]
+    with pytest.raises(ProvidersUnavailable):
+        services.verify_email(workspace=workspace, email="a@example.com")  # never the demo as a fallback
+    assert sum(r.calls for r in minutes(demo)) == 1
+
+
+def test_no_account_at_all_is_a_clear_error(workspace, gateway_fast):
+    with pytest.raises(ProvidersUnavailable, match="no provider account is configured"):
+        services.verify_email(workspace=workspace, email="a@example.com")
+
+
+def test_order_is_health_then_priority(workspace, gateway_fast):
+    a = ProviderAccountFactory(workspace=workspace, priority=1)
+    b = ProviderAccountFactory(workspace=workspace, priority=2, state=AccountState.DEGRADED)
+    c = ProviderAccountFactory(workspace=workspace, priority=3)
+    for _ in range(3):
+        breaker.record(a.pk, ok=False, config=breaker.breaker_config())
+    assert [x.pk for x in order_accounts([a, b, c])] == [c.pk, b.pk, a.pk]
+
+
+def test_other_workspaces_accounts_are_never_used(workspace, other_workspace, httpserver, gateway_fast):
+    ProviderAccountFactory(workspace=other_workspace, base_url=httpserver.url_for(""))
+    httpserver.expect_request(VERIFY).respond_with_handler(ok_body)
+    with pytest.raises(ProvidersUnavailable):
+        services.verify_email(workspace=workspace, email="a@example.com")
+    assert not httpserver.log
+
+
+def test_enrich_people_batches_and_keeps_order(workspace, httpserver, gateway_fast):
+    ProviderAccountFactory(
+        workspace=workspace, capability=Capability.ENRICH_PERSON, base_url=httpserver.url_for("")
+    )
+
+    def match(request):
+        email = request.get_json()["email"]
+        person = None if email.startswith("nobody") else {"email": email, "title": "CTO"}
+        return Response(__import__("json").dumps({"person": person}), content_type="application/json")
+
+    httpserver.expect_request("/api/v1/people/match", method="POST").respond_with_handler(match)
+    queries = [PersonQuery(email=f"{'nobody' if i % 3 == 0 else 'p'}{i}@example.com") for i in range(23)]
+    results = services.enrich_people(workspace=workspace, queries=queries)
+    assert [r.query for r in results] == queries
+    assert [r.matched for r in results] == [i % 3 != 0 for i in range(23)]
+
+
+def test_chain_waits_for_the_rate_limit_instead_of_exceeding_it(workspace, httpserver, gateway_fast):
+    """(Concurrency across threads is in test_ratelimit: SQLite's in-memory test DB cannot take threaded writes.)"""
+    ProviderAccountFactory(
+        workspace=workspace, base_url=httpserver.url_for(""), rate_limit_per_second=10, rate_limit_burst=1
+    )
+    stamps: list[float] = []
+
+    def stamped(request):
+        stamps.append(time.monotonic())
+        return ok_body(request)
+
+    httpserver.expect_request(VERIFY).respond_with_handler(stamped)
+    results = verify_many(workspace, 6)
+    assert len(results) == 6 and len(stamps) == 6
+    # 10 per second with burst 1: the five calls after the first need five fresh tokens (0.5 s); the vendor's
+    # clock sees network jitter, hence the tolerance.
+    assert stamps[-1] - stamps[0] >= 0.45
+    assert min(b - a for a, b in itertools.pairwise(stamps)) >= 0.05
+
+
+@pytest.fixture
+def admin_user(workspace, member_factory):
+    return member_factory(workspace, "admin")
+
+
+def test_provider_account_is_scoped(workspace, other_workspace):
+    ProviderAccountFactory(workspace=other_workspace)
+    assert not ProviderAccount.objects.for_workspace(workspace).exists()
