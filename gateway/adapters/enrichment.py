@@ -20,6 +20,13 @@ def _first(*values: Any) -> Any:
     return None
 
 
+def _norm(value: Any) -> str:
+    text = str(value or "").strip().lower()
+    for prefix in ("https://", "http://", "www."):
+        text = text.removeprefix(prefix)
+    return text.rstrip("/")
+
+
 def _clean(fields: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in fields.items() if v not in (None, "", [], {})}
 
@@ -328,8 +335,19 @@ class DropcontactAdapter(Adapter):
                 "industry": row.get("naf5_des"),
             }
         )
-        known = {k for k, v in self._record(query).items() if v}
-        new_info = {k for k in fields if k not in {"first_name", "last_name"}} - known - {"website"}
+        echo = {
+            "first_name": query.first_name,
+            "last_name": query.last_name,
+            "email": query.email,
+            "domain": query.domain,
+            "company": query.company,
+            "linkedin_url": query.linkedin_url,
+        }
+        new_info = {
+            k
+            for k, v in fields.items()
+            if k not in ("first_name", "last_name", "email_status") and _norm(v) != _norm(echo.get(k, ""))
+        }
         matched = bool(email) or bool(new_info)
         return EnrichmentResult(
             provider=self.key,
