@@ -10,6 +10,7 @@ import io
 import random
 
 from django.core.files.base import ContentFile
+from django.utils import timezone
 from PIL import Image, ImageDraw, ImageFilter
 
 from . import services
@@ -115,7 +116,7 @@ def seed(workspace, *, users: dict) -> None:
         services.asset_reject(asset=assets[5], by=reviewer, note="Too small for any channel.")
 
     rnd = random.Random(42)
-    today = dt.date.today()
+    today = timezone.localdate()
     ctr_by_asset = [0.031, 0.018, 0.022, 0.006, 0.015]
     channels = ["linkedin", "x", "instagram"]
     for index, asset in enumerate(assets[:5]):
