@@ -58,26 +58,7 @@ def marketer(workspace, member_factory):
     return member_factory(workspace, "marketer")
 
 
-@pytest.fixture(scope="session")
-def _media_own_redis(tmp_path_factory):
-    """Used only when the shared `redis_client` fixture is not available: a real local redis-server."""
-    from aicmo.localredis import free_port, start_redis
-
-    server = start_redis(port=free_port(), data_dir=tmp_path_factory.mktemp("redis"), persist=False)
-    yield server
-    server.stop()
-
-
 @pytest.fixture
-def media_redis(request, settings):
+def media_redis(redis_client):
     """A real, empty Redis with settings.REDIS_URL pointing at it (rendition locks live there)."""
-    try:
-        return request.getfixturevalue("redis_client")
-    except pytest.FixtureLookupError:
-        server = request.getfixturevalue("_media_own_redis")
-        settings.REDIS_URL = server.url
-        from aicmo.redis import get_redis
-
-        client = get_redis()
-        client.flushdb()
-        return client
+    return redis_client
