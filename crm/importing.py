@@ -276,6 +276,79 @@ def import_preview(
 # ---------------------------------------------------------------- services
 
 
+def import_stage(
+    *,
+    workspace: Workspace,
+    fh,
+    name: str,
+    policy: str = "update",
+    tags: list[str] | None = None,
+    source: str = "import",
+) -> ImportRun:
+    """Store an upload without starting it (the wizard shows the mapping preview first)."""
+    if policy not in POLICIES:
+        raise ValidationError({"policy": f"Policy must be one of {', '.join(POLICIES)}."})
+    fmt = file_format_for(name)
+    try:
+        preview = import_preview(workspace=workspace, fh=fh, name=name)
+    except Exception as exc:  # noqa: BLE001 - any unreadable upload is a 400 for the caller, not a crash
+        raise ValidationError({"file": f"Could not read the file: {exc}"}) from exc
+    if hasattr(fh, "seek"):
+        fh.seek(0)
+    if not preview["headers"]:
+        raise ValidationError({"file": "The file is empty."})
+    run = ImportRun(
+        workspace=workspace,
+        original_name=Path(name).name[:255],
+        file_format=fmt,
+        mapping=preview["mapping"],
+        policy=policy,
+        tags=list(tags or []),
+        source=source[:60],
+    )
+    run.file.save(f"{slugify(Path(name).stem)[:80] or 'import'}.{fmt}", File(_binary(fh)), save=False)
+    run.save()
+    return run
+
+
+def import_headers(run: ImportRun) -> list[str]:
+    with run.file.storage.open(run.file.name, "rb") as stored:
+        return RowSource(_binary(stored), run.file_format).headers
+
+
+def import_start(*, run: ImportRun, mapping: dict | None = None, by=None, enqueue: bool = True) -> ImportRun:
+    """Validate the mapping and open the Job; the work runs in `import_execute` (Celery, or inline)."""
+    mapping = {k: v for k, v in (mapping if mapping is not None else run.mapping).items() if v}
+    errors = validate_mapping(mapping, import_headers(run), run.workspace_id)
+    if errors:
+        raise ValidationError({f"mapping.{k}": v for k, v in errors.items()})
+    with transaction.atomic():
+        run = ImportRun.objects.select_for_update().get(pk=run.pk)
+        if run.job_id:
+            return run
+        run.job = job_start(
+            workspace=run.workspace,
+            kind="crm.import",
+            by=by,
+            label=f"Import {run.original_name}"[:200],
+            params={"import_run": run.pk},
+        )
+        run.mapping = mapping
+        run.save(update_fields=["job", "mapping"])
+        audit_record(
+            workspace=run.workspace,
+            actor=by,
+            verb="crm.import.started",
+            target=run,
+            changes={"file": run.original_name, "policy": run.policy},
+        )
+        if enqueue:
+            from .tasks import import_run_task
+
+            transaction.on_commit(lambda: import_run_task.delay(run.pk))
+    return run
+
+
 def import_create(
     *,
     workspace: Workspace,
@@ -288,45 +361,10 @@ def import_create(
     source: str = "import",
     enqueue: bool = True,
 ) -> ImportRun:
-    """Store the upload and open a Job; the work runs in `import_execute` (Celery, or inline for the CLI)."""
-    if policy not in POLICIES:
-        raise ValueError(f"Policy must be one of {', '.join(POLICIES)}.")
-    fmt = file_format_for(name)
-    preview = import_preview(workspace=workspace, fh=fh, name=name, mapping=mapping)
-    if hasattr(fh, "seek"):
-        fh.seek(0)
-    if not preview["headers"]:
-        raise ValidationError({"file": "The file is empty."})
-    if preview["mapping_errors"]:
-        raise ValidationError({f"mapping.{k}": v for k, v in preview["mapping_errors"].items()})
+    """Stage and start in one step (CLI, API, admin)."""
     with transaction.atomic():
-        job = job_start(workspace=workspace, kind="crm.import", by=by, label=f"Import {name}"[:200])
-        run = ImportRun(
-            workspace=workspace,
-            job=job,
-            original_name=Path(name).name[:255],
-            file_format=fmt,
-            mapping=preview["mapping"],
-            policy=policy,
-            tags=list(tags or []),
-            source=source[:60],
-        )
-        run.file.save(f"{slugify(Path(name).stem)[:80] or 'import'}.{fmt}", File(_binary(fh)), save=False)
-        run.save()
-        job.params = {"import_run": run.pk}
-        job.save(update_fields=["params"])
-        audit_record(
-            workspace=workspace,
-            actor=by,
-            verb="crm.import.started",
-            target=run,
-            changes={"file": run.original_name, "policy": policy},
-        )
-        if enqueue:
-            from .tasks import import_run_task
-
-            transaction.on_commit(lambda: import_run_task.delay(run.pk))
-    return run
+        run = import_stage(workspace=workspace, fh=fh, name=name, policy=policy, tags=tags, source=source)
+        return import_start(run=run, mapping=mapping, by=by, enqueue=enqueue)
 
 
 @dataclass

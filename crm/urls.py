@@ -1,0 +1,19 @@
+from django.urls import path
+
+from . import views
+
+app_name = "crm"
+
+urlpatterns = [
+    path("", views.ContactListView.as_view(), name="index"),
+    path("export.csv", views.ContactExportView.as_view(), name="export"),
+    path("contacts/<int:pk>/", views.ContactDetailView.as_view(), name="contact"),
+    path("contacts/<int:pk>/subscription/", views.ContactSubscriptionView.as_view(), name="subscription"),
+    path("segments/", views.SegmentListView.as_view(), name="segments"),
+    path("segments/new/", views.SegmentBuilderView.as_view(), name="segment-new"),
+    path("segments/<int:pk>/", views.SegmentBuilderView.as_view(), name="segment"),
+    path("segments/count/", views.SegmentCountView.as_view(), name="segment-count"),
+    path("imports/", views.ImportListView.as_view(), name="imports"),
+    path("imports/<int:pk>/", views.ImportDetailView.as_view(), name="import"),
+    path("imports/<int:pk>/errors.csv", views.ImportErrorsCsvView.as_view(), name="import-errors"),
+]

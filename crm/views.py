@@ -1,0 +1,303 @@
+"""CRM dashboard pages: contact list with filters, contact detail with provenance, segment builder with live
+count (HTMX), import wizard (upload → mapping preview → progress → error report)."""
+
+from __future__ import annotations
+
+import json
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import HttpResponseRedirect, StreamingHttpResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.generic import TemplateView
+
+from aicmo.roles import WRITE
+from aicmo.tenancy import get_scoped_or_404
+from aicmo.views import WorkspaceView
+
+from . import exporting, importing, services
+from .filters import ContactFilter
+from .models import Channel, Contact, CustomFieldDefinition, ImportRun, Segment
+from .segments import SegmentRuleError, compile_rules, field_catalog
+from .selectors import contact_detail, contacts_for
+
+PAGE_SIZE = 50
+
+
+class ContactListView(WorkspaceView, TemplateView):
+    template_name = "crm/contact_list.html"
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        qs = contacts_for(self.workspace)
+        segment = None
+        if self.request.GET.get("segment", "").isdigit():
+            segment = get_scoped_or_404(
+                Segment.objects.all(), self.request, pk=int(self.request.GET["segment"])
+            )
+            qs = qs.filter(compile_rules(segment.rules, self.workspace))
+        filterset = ContactFilter(self.request.GET or None, queryset=qs)
+        page = Paginator(filterset.qs, PAGE_SIZE).get_page(self.request.GET.get("page"))
+        query = self.request.GET.copy()
+        query.pop("page", None)
+        ctx.update(
+            filterset=filterset,
+            page=page,
+            segment=segment,
+            querystring=query.urlencode(),
+            can_write=self.tenant.allows(WRITE),
+        )
+        return ctx
+
+
+class ContactExportView(WorkspaceView):
+    def get(self, request):
+        qs = Contact.objects.for_workspace(self.workspace)
+        if request.GET.get("segment", "").isdigit():
+            segment = get_scoped_or_404(Segment.objects.all(), request, pk=int(request.GET["segment"]))
+            qs = qs.filter(compile_rules(segment.rules, self.workspace))
+        qs = ContactFilter(request.GET or None, queryset=qs).qs
+        keys = list(CustomFieldDefinition.objects.for_workspace(self.workspace).values_list("key", flat=True))
+        return exporting.streaming_csv_response(exporting.contact_rows(qs, keys), "contacts.csv")
+
+
+class ContactDetailView(WorkspaceView, TemplateView):
+    template_name = "crm/contact_detail.html"
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        contact = contact_detail(self.workspace, kwargs["pk"])
+        if contact is None:
+            from django.http import Http404
+
+            raise Http404("Not found.")
+        fields = []
+        for name in ("first_name", "last_name", "title", "phone", "company"):
+            value = getattr(contact, name)
+            fields.append(
+                {
+                    "name": name,
+                    "value": value or "",
+                    "provenance": contact.provenance.get(name),
+                    "typed": name in contact.typed_fields,
+                }
+            )
+        ctx.update(
+            contact=contact,
+            fields=fields,
+            channels=Channel.choices,
+            suppressed={s.channel: s for s in contact.suppressions.all()},
+            can_write=self.tenant.allows(WRITE),
+        )
+        return ctx
+
+
+class ContactSubscriptionView(WorkspaceView):
+    """POST: unsubscribe or resubscribe a channel from the contact page."""
+
+    def post(self, request, pk):
+        contact = get_scoped_or_404(Contact.objects.all(), request, pk=pk)
+        channel = request.POST.get("channel", Channel.EMAIL)
+        if channel not in Channel.values:
+            channel = Channel.EMAIL
+        try:
+            if request.POST.get("action") == "resubscribe":
+                services.contact_resubscribe(
+                    contact=contact,
+                    channel=channel,
+                    source="dashboard",
+                    ip=request.META.get("REMOTE_ADDR"),
+                    by=request.user,
+                )
+            else:
+                services.contact_unsubscribe(
+                    contact=contact, channel=channel, source="dashboard", ip=request.META.get("REMOTE_ADDR")
+                )
+        except services.SuppressionError as exc:
+            messages.error(request, str(exc))
+        return HttpResponseRedirect(reverse("crm:contact", args=[contact.pk]))
+
+
+class SegmentListView(WorkspaceView, TemplateView):
+    template_name = "crm/segment_list.html"
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        ctx["segments"] = Segment.objects.for_workspace(self.workspace).order_by("name")
+        ctx["can_write"] = self.tenant.allows(WRITE)
+        return ctx
+
+
+EXAMPLE_RULES = {
+    "op": "and",
+    "rules": [
+        {"field": "lifecycle", "operator": "lifecycle_in", "value": ["enriched", "verified"]},
+        {
+            "op": "or",
+            "rules": [
+                {"field": "score", "operator": "gte", "value": 50},
+                {"field": "tags", "operator": "has_tag", "value": "customer"},
+            ],
+        },
+        {"field": "suppression", "operator": "not_suppressed", "value": "email"},
+    ],
+}
+
+
+class SegmentBuilderView(WorkspaceView, TemplateView):
+    """Rules are edited as a JSON tree (any depth); every keystroke re-counts through HTMX."""
+
+    template_name = "crm/segment_builder.html"
+
+    def _segment(self):
+        pk = self.kwargs.get("pk")
+        return get_scoped_or_404(Segment.objects.all(), self.request, pk=pk) if pk else None
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        segment = self._segment()
+        rules = segment.rules if segment else EXAMPLE_RULES
+        ctx.update(
+            segment=segment,
+            rules_json=json.dumps(rules, indent=2),
+            catalog=field_catalog(self.workspace),
+            can_write=self.tenant.allows(WRITE),
+        )
+        return ctx
+
+    def post(self, request, pk=None):
+        segment = self._segment()
+        name = request.POST.get("name", "").strip()
+        try:
+            rules = json.loads(request.POST.get("rules", ""))
+        except json.JSONDecodeError as exc:
+            messages.error(request, f"Rules are not valid JSON: {exc}")
+            return HttpResponseRedirect(request.path)
+        if not name:
+            messages.error(request, "Give the segment a name.")
+            return HttpResponseRedirect(request.path)
+        try:
+            segment = services.segment_save(
+                workspace=self.workspace,
+                name=name,
+                rules=rules,
+                segment=segment,
+                description=request.POST.get("description", ""),
+            )
+        except ValidationError as exc:
+            for field, errs in exc.message_dict.items():
+                messages.error(request, f"{field}: {' '.join(errs)}")
+            return HttpResponseRedirect(request.path)
+        messages.success(request, f"Segment {segment.name} saved.")
+        return HttpResponseRedirect(reverse("crm:segment", args=[segment.pk]))
+
+
+class SegmentCountView(WorkspaceView):
+    """HTMX partial: live count + first contacts, or the field-level errors."""
+
+    post_permission = "read"
+
+    def post(self, request):
+        errors, count, preview = {}, None, []
+        try:
+            rules = json.loads(request.POST.get("rules", ""))
+            q = compile_rules(rules, self.workspace)
+            qs = contacts_for(self.workspace).filter(q)
+            count, preview = qs.count(), list(qs[:10])
+        except json.JSONDecodeError as exc:
+            errors = {"rules": f"Not valid JSON: {exc}"}
+        except SegmentRuleError as exc:
+            errors = exc.errors
+        return render(
+            request, "crm/partials/segment_count.html", {"count": count, "errors": errors, "preview": preview}
+        )
+
+
+class ImportListView(WorkspaceView, TemplateView):
+    template_name = "crm/import_list.html"
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        ctx["runs"] = ImportRun.objects.for_workspace(self.workspace).select_related("job")[:50]
+        ctx["policies"] = importing.POLICIES
+        ctx["can_write"] = self.tenant.allows(WRITE)
+        return ctx
+
+    def post(self, request):
+        upload = request.FILES.get("file")
+        if upload is None:
+            messages.error(request, "Choose a CSV or XLSX file.")
+            return HttpResponseRedirect(reverse("crm:imports"))
+        tags = [t.strip() for t in request.POST.get("tags", "").split(",") if t.strip()]
+        try:
+            run = importing.import_stage(
+                workspace=self.workspace,
+                fh=upload,
+                name=upload.name,
+                policy=request.POST.get("policy", "update"),
+                tags=tags,
+                source="dashboard-import",
+            )
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+            return HttpResponseRedirect(reverse("crm:imports"))
+        return HttpResponseRedirect(reverse("crm:import", args=[run.pk]))
+
+
+class ImportDetailView(WorkspaceView, TemplateView):
+    """Before start: mapping preview with a target per column. After: progress bar and error report."""
+
+    template_name = "crm/import_detail.html"
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        run = get_scoped_or_404(ImportRun.objects.select_related("job"), self.request, pk=kwargs["pk"])
+        ctx["run"] = run
+        ctx["can_write"] = self.tenant.allows(WRITE)
+        if run.job_id is None:
+            with run.file.storage.open(run.file.name, "rb") as fh:
+                preview = importing.import_preview(
+                    workspace=self.workspace, fh=fh, name=run.file.name, mapping=run.mapping
+                )
+            custom = [
+                f"custom.{k}"
+                for k in CustomFieldDefinition.objects.for_workspace(self.workspace).values_list(
+                    "key", flat=True
+                )
+            ]
+            ctx["preview"] = preview
+            ctx["columns"] = [
+                {
+                    "header": h,
+                    "target": preview["mapping"].get(h, ""),
+                    "samples": [r[i] if i < len(r) else "" for r in preview["rows"]],
+                }
+                for i, h in enumerate(preview["headers"])
+            ]
+            ctx["targets"] = [*importing.CORE_TARGETS, *custom]
+        else:
+            ctx["errors"] = run.row_errors.all()[:100]
+        return ctx
+
+    def post(self, request, pk):
+        run = get_scoped_or_404(ImportRun.objects.all(), request, pk=pk)
+        headers = importing.import_headers(run)
+        mapping = {h: request.POST.get(f"map_{i}", "") for i, h in enumerate(headers)}
+        try:
+            importing.import_start(run=run, mapping=mapping, by=request.user)
+        except ValidationError as exc:
+            for field, errs in exc.message_dict.items():
+                messages.error(request, f"{field}: {' '.join(errs)}")
+        return HttpResponseRedirect(reverse("crm:import", args=[run.pk]))
+
+
+class ImportErrorsCsvView(WorkspaceView):
+    def get(self, request, pk):
+        run = get_scoped_or_404(ImportRun.objects.all(), request, pk=pk)
+        return StreamingHttpResponse(
+            exporting.csv_lines(importing.import_errors_rows(run)),
+            content_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="import-{run.pk}-errors.csv"'},
+        )
