@@ -246,3 +246,11 @@ def selfcheck_workspace(*, workspace, include_disabled: bool = False) -> list[He
     if not include_disabled:
         accounts = accounts.filter(enabled=True)
     return [selfcheck_account(account=a) for a in accounts]
+
+
+def health_prune(*, keep_days: int = 30) -> int:
+    """Drop rollups and self-check history older than ``keep_days`` (the dashboards look back 24 h)."""
+    cutoff = timezone.now() - timedelta(days=keep_days)
+    minutes, _ = HealthMinute.objects.filter(minute__lt=cutoff).delete()
+    checks, _ = HealthCheck.objects.filter(at__lt=cutoff).delete()
+    return minutes + checks

@@ -1,0 +1,230 @@
+"""Gateway API: provider accounts (credentials write-only; managing needs MANAGE), live health,
+recommendations and self-checks. Mounted at /api/v1/gateway/."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import transaction
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.decorators import action
+from rest_framework.response import Response
+from rest_framework.routers import DefaultRouter
+
+from aicmo.api import WorkspaceGenericViewSet, WorkspaceViewSet
+from aicmo.roles import MANAGE
+
+from . import selectors, services
+from .health import selfcheck_account
+from .models import HealthCheck, ProviderAccount
+
+
+class ProviderAccountSerializer(serializers.ModelSerializer):
+    credentials = serializers.DictField(
+        child=serializers.CharField(allow_blank=True, trim_whitespace=False),
+        write_only=True,
+        required=False,
+        help_text="Write-only. Replaces the stored credentials; never returned.",
+    )
+    has_credentials = serializers.BooleanField(read_only=True)
+    credentials_hint = serializers.CharField(read_only=True)
+    adapter_label = serializers.CharField(read_only=True)
+    is_demo = serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = ProviderAccount
+        fields = [
+            "id",
+            "capability",
+            "adapter",
+            "adapter_label",
+            "is_demo",
+            "name",
+            "priority",
+            "enabled",
+            "base_url",
+            "timeout_seconds",
+            "rate_limit_per_second",
+            "rate_limit_burst",
+            "options",
+            "credentials",
+            "has_credentials",
+            "credentials_hint",
+            "credentials_changed_at",
+            "state",
+            "state_cause",
+            "state_changed_at",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = [
+            "credentials_changed_at",
+            "state",
+            "state_cause",
+            "state_changed_at",
+            "created_at",
+            "updated_at",
+        ]
+        validators = []  # uniqueness is checked by the service with the workspace in view
+
+    def validate(self, attrs):
+        adapter_key = attrs.get("adapter", getattr(self.instance, "adapter", None))
+        credentials = attrs.get("credentials")
+        if credentials:
+            from .adapters import adapter_for
+
+            try:
+                allowed = set(getattr(adapter_for(adapter_key), "credential_fields", ()) or ())
+            except KeyError:
+                allowed = set()
+            unknown = sorted(set(credentials) - allowed) if allowed else []
+            if unknown:
+                raise serializers.ValidationError(
+                    {"credentials": [f"Unknown credential fields for {adapter_key}: {', '.join(unknown)}."]}
+                )
+        return attrs
+
+
+def _drf_error(exc: DjangoValidationError) -> serializers.ValidationError:
+    return serializers.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
+
+
+class HealthCheckSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = HealthCheck
+        fields = ["id", "account", "at", "ok", "latency_ms", "error_kind", "message"]
+        read_only_fields = fields
+
+
+class ProviderAccountViewSet(WorkspaceViewSet):
+    """Accounts are readable by every role; creating, changing, deleting and self-checks need MANAGE
+    (they hold provider credentials)."""
+
+    queryset = ProviderAccount.objects.all()
+    serializer_class = ProviderAccountSerializer
+    filterset_fields = ["capability", "adapter", "enabled", "state"]
+    ordering_fields = ["priority", "name", "capability"]
+    ordering = ["capability", "priority", "id"]
+    action_permissions = {
+        "create": MANAGE,
+        "update": MANAGE,
+        "partial_update": MANAGE,
+        "destroy": MANAGE,
+        "selfcheck": MANAGE,
+        "selfcheck_all": MANAGE,
+        "reset_breaker": MANAGE,
+    }
+
+    def perform_create(self, serializer):
+        data = dict(serializer.validated_data)
+        credentials = data.pop("credentials", None)
+        try:
+            serializer.instance = services.account_create(
+                workspace=self.request.workspace, by=self.request.user, credentials=credentials, **data
+            )
+        except DjangoValidationError as exc:
+            raise _drf_error(exc) from exc
+
+    def perform_update(self, serializer):
+        data = dict(serializer.validated_data)
+        credentials = data.pop("credentials", None)
+        try:
+            serializer.instance = services.account_update(
+                account=serializer.instance, by=self.request.user, credentials=credentials, **data
+            )
+        except DjangoValidationError as exc:
+            raise _drf_error(exc) from exc
+
+    def perform_destroy(self, instance):
+        services.account_delete(account=instance, by=self.request.user)
+
+    @extend_schema(request=None, responses=HealthCheckSerializer)
+    @action(detail=True, methods=["post"])
+    def selfcheck(self, request, pk=None):
+        """Run this account's self-check now and return the stored result."""
+        check = selfcheck_account(account=self.get_object())
+        return Response(HealthCheckSerializer(check).data)
+
+    @extend_schema(request=None, responses={202: dict})
+    @action(detail=False, methods=["post"], url_path="selfcheck")
+    def selfcheck_all(self, request):
+        """Queue a self-check of every enabled account of this workspace."""
+        from .tasks import selfcheck_workspace_task
+
+        workspace_id = request.workspace.pk
+        transaction.on_commit(lambda: selfcheck_workspace_task.delay(workspace_id))
+        return Response({"queued": True}, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=None, responses=ProviderAccountSerializer)
+    @action(detail=True, methods=["post"], url_path="reset-breaker")
+    def reset_breaker(self, request, pk=None):
+        account = self.get_object()
+        services.account_reset_breaker(account=account, by=request.user)
+        return Response(self.get_serializer(account).data)
+
+    @extend_schema(responses=HealthCheckSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def checks(self, request, pk=None):
+        """Self-check history of this account, newest first."""
+        account = self.get_object()
+        page = self.paginate_queryset(selectors.health_checks_for(request.workspace, account))
+        return self.get_paginated_response(HealthCheckSerializer(page, many=True).data)
+
+
+def _health_row(row: selectors.AccountHealth) -> dict:
+    a = row.account
+    return {
+        "account": a.pk,
+        "name": a.name,
+        "capability": a.capability,
+        "adapter": a.adapter,
+        "is_demo": a.is_demo,
+        "enabled": a.enabled,
+        "priority": a.priority,
+        "state": row.state,
+        "cause": row.cause,
+        "breaker": {
+            "state": row.breaker.state,
+            "open_until": row.breaker.open_until,
+            "consecutive_failures": row.breaker.consecutive_failures,
+            "window_calls": row.breaker.window_calls,
+            "window_failures": row.breaker.window_failures,
+        },
+        "last_15m": row.last_15m.as_dict(),
+        "last_24h": row.last_24h.as_dict(),
+        "last_check": HealthCheckSerializer(row.last_check).data if row.last_check else None,
+    }
+
+
+class HealthViewSet(WorkspaceGenericViewSet):
+    """Live health per account: state and cause, breaker, rolling success rate and latency."""
+
+    queryset = ProviderAccount.objects.all()
+    pagination_class = None
+
+    @extend_schema(responses={200: dict})
+    def list(self, request):
+        rows = selectors.account_health(
+            request.workspace, list(self.get_queryset().order_by("capability", "priority", "id"))
+        )
+        return Response({"results": [_health_row(r) for r in rows]})
+
+
+class RecommendationViewSet(WorkspaceGenericViewSet):
+    queryset = ProviderAccount.objects.all()
+    pagination_class = None
+
+    @extend_schema(responses={200: dict})
+    def list(self, request):
+        rows = selectors.account_health(request.workspace, list(self.get_queryset()))
+        return Response(
+            {"results": [r.as_dict() for r in selectors.recommendations(request.workspace, rows)]}
+        )
+
+
+router = DefaultRouter()
+router.register("accounts", ProviderAccountViewSet, basename="gateway-account")
+router.register("health", HealthViewSet, basename="gateway-health")
+router.register("recommendations", RecommendationViewSet, basename="gateway-recommendation")
+
+urlpatterns = router.urls

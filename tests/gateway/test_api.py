@@ -1,0 +1,210 @@
+"""Gateway API: tenant isolation, MANAGE for writes, credentials never returned, live health, query counts."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from aicmo.models import AuditEvent
+from gateway import breaker
+from gateway.capabilities import Capability
+from gateway.models import AccountState, HealthCheck, ProviderAccount
+from tests.gateway.factories import (  # noqa: F401
+    HealthMinuteFactory,
+    ProviderAccountFactory,
+    fixture_gateway_fast,
+    fixture_test_adapters,
+)
+
+BASE = "/api/v1/gateway"
+SECRET = "secret-key-1234"
+
+
+def no_secret(resp):
+    body = resp.content.decode()
+    assert SECRET not in body and "credentials_encrypted" not in body and '"credentials"' not in body
+
+
+@pytest.fixture
+def admin(api_client_for, gateway_fast):
+    return api_client_for("admin")
+
+
+def test_admin_creates_account_credentials_write_only_and_encrypted(admin, httpserver):
+    resp = admin.post(
+        f"{BASE}/accounts/",
+        {
+            "capability": "verify_email",
+            "adapter": "test-verifier",
+            "name": "Hunter main",
+            "base_url": httpserver.url_for(""),
+            "credentials": {"api_key": "sk-live-abcdef987654"},
+            "rate_limit_per_second": 5,
+            "rate_limit_burst": 2,
+        },
+        format="json",
+    )
+    assert resp.status_code == 201, resp.content
+    data = resp.json()
+    assert data["has_credentials"] is True and data["credentials_hint"] == "api_key ••••7654"
+    assert "sk-live-abcdef987654" not in resp.content.decode() and "credentials" not in data
+    account = ProviderAccount.objects.get(pk=data["id"])
+    assert account.workspace == admin.workspace
+    assert "sk-live" not in account.credentials_encrypted
+    assert account.get_credentials() == {"api_key": "sk-live-abcdef987654"}
+    event = AuditEvent.objects.get(verb="gateway.account_created")
+    assert "sk-live" not in json.dumps(event.changes)
+    for path in (f"{BASE}/accounts/", f"{BASE}/accounts/{account.pk}/"):
+        got = admin.get(path)
+        assert got.status_code == 200
+        assert "sk-live-abcdef987654" not in got.content.decode()
+
+
+def test_validation_unknown_adapter_wrong_capability_unsafe_url_unknown_credential(admin, settings):
+    cases = [
+        ({"adapter": "nope"}, "adapter"),
+        ({"capability": "send_email"}, "adapter"),
+        ({"credentials": {"password": "x"}}, "credentials"),
+    ]
+    for change, field in cases:
+        body = {"capability": "verify_email", "adapter": "test-verifier", "name": "X"} | change
+        resp = admin.post(f"{BASE}/accounts/", body, format="json")
+        assert resp.status_code == 400, (change, resp.content)
+        assert field in resp.json()["error"]["fields"], resp.json()
+    settings.AICMO_ALLOW_LOOPBACK_URLS = False
+    resp = admin.post(
+        f"{BASE}/accounts/",
+        {
+            "capability": "verify_email",
+            "adapter": "test-verifier",
+            "name": "Y",
+            "base_url": "http://169.254.169.254/latest/",
+        },
+        format="json",
+    )
+    assert resp.status_code == 400 and "base_url" in resp.json()["error"]["fields"]
+
+
+def test_duplicate_name_is_a_400(admin):
+    ProviderAccountFactory(workspace=admin.workspace, name="Dup")
+    resp = admin.post(
+        f"{BASE}/accounts/",
+        {"capability": "verify_email", "adapter": "test-verifier", "name": "Dup"},
+        format="json",
+    )
+    assert resp.status_code == 400
+
+
+@pytest.mark.parametrize("role", ["viewer", "marketer", "reviewer"])
+def test_non_admins_read_but_cannot_write(api_client_for, gateway_fast, role):
+    client = api_client_for(role)
+    account = ProviderAccountFactory(workspace=client.workspace)
+    assert client.get(f"{BASE}/accounts/").status_code == 200
+    assert client.get(f"{BASE}/accounts/{account.pk}/").status_code == 200
+    no_secret(client.get(f"{BASE}/accounts/{account.pk}/"))
+    body = {
+        "capability": "verify_email",
+        "adapter": "test-verifier",
+        "name": "N",
+        "credentials": {"api_key": "k"},
+    }
+    assert client.post(f"{BASE}/accounts/", body, format="json").status_code == 403
+    assert (
+        client.patch(f"{BASE}/accounts/{account.pk}/", {"enabled": False}, format="json").status_code == 403
+    )
+    assert client.delete(f"{BASE}/accounts/{account.pk}/").status_code == 403
+    assert client.post(f"{BASE}/accounts/{account.pk}/selfcheck/").status_code == 403
+    assert client.post(f"{BASE}/accounts/selfcheck/").status_code == 403
+    assert client.post(f"{BASE}/accounts/{account.pk}/reset-breaker/").status_code == 403
+    assert client.get(f"{BASE}/health/").status_code == 200
+    assert client.get(f"{BASE}/recommendations/").status_code == 200
+    account.refresh_from_db()
+    assert account.enabled
+
+
+def test_other_workspace_accounts_are_404(admin, other_workspace):
+    foreign = ProviderAccountFactory(workspace=other_workspace)
+    for method, path in [
+        ("get", f"{BASE}/accounts/{foreign.pk}/"),
+        ("patch", f"{BASE}/accounts/{foreign.pk}/"),
+        ("delete", f"{BASE}/accounts/{foreign.pk}/"),
+        ("post", f"{BASE}/accounts/{foreign.pk}/selfcheck/"),
+        ("post", f"{BASE}/accounts/{foreign.pk}/reset-breaker/"),
+        ("get", f"{BASE}/accounts/{foreign.pk}/checks/"),
+    ]:
+        resp = getattr(admin, method)(path, {}, format="json")
+        assert resp.status_code == 404, (method, path, resp.status_code)
+    listing = admin.get(f"{BASE}/accounts/").json()["results"]
+    assert foreign.pk not in [r["id"] for r in listing]
+    assert foreign.pk not in [r["account"] for r in admin.get(f"{BASE}/health/").json()["results"]]
+    assert not admin.get(f"{BASE}/recommendations/").json()["results"]
+    assert ProviderAccount.objects.filter(pk=foreign.pk).exists()
+
+
+def test_update_credentials_clears_needs_reauth_and_disabling(admin):
+    account = ProviderAccountFactory(
+        workspace=admin.workspace, state=AccountState.NEEDS_REAUTH, state_cause="HTTP 401"
+    )
+    resp = admin.patch(
+        f"{BASE}/accounts/{account.pk}/", {"credentials": {"api_key": "fresh-key-0000"}}, format="json"
+    )
+    assert resp.status_code == 200 and resp.json()["state"] == "healthy"
+    assert resp.json()["credentials_hint"] == "api_key ••••0000"
+    resp = admin.patch(f"{BASE}/accounts/{account.pk}/", {"enabled": False}, format="json")
+    assert resp.json()["state"] == "disabled"
+    assert AuditEvent.objects.filter(verb="gateway.credentials_changed", target_id=str(account.pk)).exists()
+
+
+def test_selfcheck_action_stores_history(admin, httpserver):
+    account = ProviderAccountFactory(workspace=admin.workspace, base_url=httpserver.url_for(""))
+    httpserver.expect_request("/v2/account").respond_with_json({"data": {}}, status=401)
+    resp = admin.post(f"{BASE}/accounts/{account.pk}/selfcheck/")
+    assert resp.status_code == 200
+    assert resp.json()["ok"] is False and resp.json()["error_kind"] == "reauth"
+    account.refresh_from_db()
+    assert account.state == AccountState.NEEDS_REAUTH
+    assert HealthCheck.objects.filter(account=account).count() == 1
+    checks = admin.get(f"{BASE}/accounts/{account.pk}/checks/").json()["results"]
+    assert len(checks) == 1
+    recs = admin.get(f"{BASE}/recommendations/").json()["results"]
+    assert recs[0]["severity"] == "critical" and "re-enter credentials" in recs[0]["message"]
+
+
+def test_selfcheck_all_is_queued_after_commit(admin, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks() as callbacks:
+        resp = admin.post(f"{BASE}/accounts/selfcheck/")
+    assert resp.status_code == 202 and len(callbacks) == 1
+
+
+def test_health_shows_rolling_stats_and_breaker(admin):
+    account = ProviderAccountFactory(workspace=admin.workspace)
+    from django.utils import timezone
+
+    HealthMinuteFactory(
+        account=account,
+        minute=timezone.now().replace(second=0, microsecond=0),
+        calls=10,
+        successes=5,
+        failures=5,
+        latency_ms_sum=1000,
+        latency_ms_max=300,
+    )
+    for _ in range(3):
+        breaker.record(account.pk, ok=False, cause="HTTP 503", config=breaker.breaker_config())
+    [row] = admin.get(f"{BASE}/health/").json()["results"]
+    assert row["state"] == "cooling" and row["breaker"]["state"] == "open"
+    assert row["last_15m"]["success_rate"] == 0.5 and row["last_15m"]["latency_ms_avg"] == 100
+    no_secret(admin.get(f"{BASE}/health/"))
+
+
+def test_list_query_counts_are_flat(api_client_for, gateway_fast, django_assert_max_num_queries):
+    client = api_client_for("viewer")
+    for i in range(30):
+        ProviderAccountFactory(workspace=client.workspace, capability=Capability.VERIFY_EMAIL, name=f"A{i}")
+    with django_assert_max_num_queries(8):
+        assert len(client.get(f"{BASE}/accounts/?page_size=50").json()["results"]) == 30
+    with django_assert_max_num_queries(10):
+        assert len(client.get(f"{BASE}/health/").json()["results"]) == 30
+    with django_assert_max_num_queries(10):
+        assert client.get(f"{BASE}/recommendations/").status_code == 200
