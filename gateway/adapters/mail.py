@@ -127,12 +127,28 @@ class SMTPAdapter(Adapter):
                     conn.ehlo()
             username = self.credentials.get("username")
             if username:
-                conn.login(str(username), str(self.credentials.get("password") or ""))
+                self._login(conn, str(username), str(self.credentials.get("password") or ""))
         except UnsafeURL as exc:
             raise self.fail(ErrorKind.BAD_INPUT, str(exc)) from exc
         except (smtplib.SMTPException, OSError) as exc:
             raise classify_exception(exc, provider=self.key) from exc
         return conn
+
+    @staticmethod
+    def _login(conn: smtplib.SMTP, username: str, password: str) -> None:
+        """One AUTH attempt with the strongest advertised mechanism (smtplib.login would retry the same
+        wrong password with every mechanism, which some servers count as several failed logins)."""
+        conn.ehlo_or_helo_if_needed()
+        if not conn.has_extn("auth"):
+            raise smtplib.SMTPNotSupportedError("The SMTP server does not offer AUTH")
+        advertised = conn.esmtp_features["auth"].upper().split()
+        mechanism = next((m for m in ("CRAM-MD5", "PLAIN", "LOGIN") if m in advertised), None)
+        if mechanism is None:
+            raise smtplib.SMTPNotSupportedError(f"No supported AUTH mechanism in {advertised}")
+        conn.user, conn.password = username, password
+        code, resp = conn.auth(mechanism, getattr(conn, "auth_" + mechanism.lower().replace("-", "_")))
+        if code not in (235, 503):
+            raise smtplib.SMTPAuthenticationError(code, resp)
 
     @property
     def connection(self) -> smtplib.SMTP:
