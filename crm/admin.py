@@ -121,21 +121,18 @@ class ContactAdmin(WorkspaceAdmin):
     def delete_model(self, request, obj):
         services.contact_delete(contact=obj, by=request.user)
 
+    def _start_runs(self, request, queryset, start, noun: str) -> None:
+        for ws_id, ids in _workspace_groups(queryset).items():
+            job = start(workspace=Workspace.objects.get(pk=ws_id), contact_ids=ids, by=request.user)
+            self.message_user(request, f"{noun} job #{job.pk} started for {len(ids)} contacts.")
+
     @admin.action(description="Enrich selected contacts")
     def enrich(self, request, queryset):
-        for ws_id, ids in _workspace_groups(queryset).items():
-            job = services.enrichment_start(
-                workspace=Workspace.objects.get(pk=ws_id), contact_ids=ids, by=request.user
-            )
-            self.message_user(request, f"Enrichment job #{job.pk} started for {len(ids)} contacts.")
+        self._start_runs(request, queryset, services.enrichment_start, "Enrichment")
 
     @admin.action(description="Verify selected emails")
     def verify(self, request, queryset):
-        for ws_id, ids in _workspace_groups(queryset).items():
-            job = services.verification_start(
-                workspace=Workspace.objects.get(pk=ws_id), contact_ids=ids, by=request.user
-            )
-            self.message_user(request, f"Verification job #{job.pk} started for {len(ids)} contacts.")
+        self._start_runs(request, queryset, services.verification_start, "Verification")
 
     @admin.action(description="Tag selected contacts")
     def tag(self, request, queryset):

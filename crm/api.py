@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
-from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
@@ -43,6 +42,15 @@ PREVIEW_LIMIT = 50
 
 def _drf_error(exc: DjangoValidationError) -> serializers.ValidationError:
     return serializers.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
+
+
+def _ensure_unique(serializer, model, message: str, **lookup) -> None:
+    """Per-workspace uniqueness as a field error (the DB constraint stays the final guard)."""
+    qs = model.objects.for_workspace(serializer.context["workspace"]).filter(**lookup)
+    if serializer.instance is not None:
+        qs = qs.exclude(pk=serializer.instance.pk)
+    if qs.exists():
+        raise serializers.ValidationError(message)
 
 
 class CompanyMiniSerializer(serializers.ModelSerializer):
@@ -118,11 +126,7 @@ class CompanySerializer(serializers.ModelSerializer):
 
     def validate_domain(self, value):
         domain = services.normalize_domain(value)
-        qs = Company.objects.for_workspace(self.context["workspace"]).filter(domain=domain)
-        if self.instance is not None:
-            qs = qs.exclude(pk=self.instance.pk)
-        if qs.exists():
-            raise serializers.ValidationError("A company with this domain already exists.")
+        _ensure_unique(self, Company, "A company with this domain already exists.", domain=domain)
         return domain
 
 
@@ -132,11 +136,7 @@ class TagSerializer(serializers.ModelSerializer):
         fields = ["id", "name"]
 
     def validate_name(self, value):
-        qs = Tag.objects.for_workspace(self.context["workspace"]).filter(name=value.strip())
-        if self.instance is not None:
-            qs = qs.exclude(pk=self.instance.pk)
-        if qs.exists():
-            raise serializers.ValidationError("This tag already exists.")
+        _ensure_unique(self, Tag, "This tag already exists.", name=value.strip())
         return value.strip()
 
 
@@ -148,11 +148,7 @@ class ContactListSerializer(serializers.ModelSerializer):
         fields = ["id", "name", "description", "size", "created_at"]
 
     def validate_name(self, value):
-        qs = ContactList.objects.for_workspace(self.context["workspace"]).filter(name=value)
-        if self.instance is not None:
-            qs = qs.exclude(pk=self.instance.pk)
-        if qs.exists():
-            raise serializers.ValidationError("A list with this name already exists.")
+        _ensure_unique(self, ContactList, "A list with this name already exists.", name=value)
         return value
 
 
@@ -532,11 +528,7 @@ class ImportViewSet(mixins.CreateModelMixin, WorkspaceReadOnlyViewSet):
     @action(detail=True, methods=["get"], url_path="errors.csv")
     def errors_csv(self, request, pk=None):
         run = self.get_object()
-        return StreamingHttpResponse(
-            exporting.csv_lines(importing.import_errors_rows(run)),
-            content_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="import-{run.pk}-errors.csv"'},
-        )
+        return exporting.import_errors_response(run)
 
 
 class EnrichmentRunViewSet(WorkspaceGenericViewSet):

@@ -84,3 +84,9 @@ def streaming_csv_response(rows: Iterable[Iterable], filename: str) -> Streaming
     response = StreamingHttpResponse(csv_lines(rows), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
+
+
+def import_errors_response(run) -> StreamingHttpResponse:
+    from .importing import import_errors_rows
+
+    return streaming_csv_response(import_errors_rows(run), f"import-{run.pk}-errors.csv")

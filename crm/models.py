@@ -7,6 +7,7 @@ from django.db.models import Q
 from django.db.models.functions import Lower
 
 from aicmo.models import Job, WorkspaceOwned
+from gateway.capabilities import Verdict  # one vocabulary for verdicts across providers
 
 
 class Lifecycle(models.TextChoices):
@@ -15,14 +16,6 @@ class Lifecycle(models.TextChoices):
     VERIFIED = "verified", "Verified"
     ENGAGED = "engaged", "Engaged"
     CONVERTED = "converted", "Converted"
-
-
-class Verdict(models.TextChoices):
-    VALID = "valid", "Valid"
-    INVALID = "invalid", "Invalid"
-    RISKY = "risky", "Risky"
-    CATCH_ALL = "catch_all", "Catch-all"
-    UNKNOWN = "unknown", "Unknown"
 
 
 class Tier(models.TextChoices):

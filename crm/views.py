@@ -8,7 +8,7 @@ import json
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import HttpResponseRedirect, StreamingHttpResponse
+from django.http import HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.generic import TemplateView
@@ -296,8 +296,4 @@ class ImportDetailView(WorkspaceView, TemplateView):
 class ImportErrorsCsvView(WorkspaceView):
     def get(self, request, pk):
         run = get_scoped_or_404(ImportRun.objects.all(), request, pk=pk)
-        return StreamingHttpResponse(
-            exporting.csv_lines(importing.import_errors_rows(run)),
-            content_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="import-{run.pk}-errors.csv"'},
-        )
+        return exporting.import_errors_response(run)

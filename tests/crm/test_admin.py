@@ -53,3 +53,16 @@ def test_import_entry_point(staff_client, workspace, django_capture_on_commit_ca
     assert (
         run.job_id and len(callbacks) == 1 and run.mapping == {"E-mail": "email", "First Name": "first_name"}
     )
+
+
+def test_enrich_and_verify_actions_start_jobs(staff_client, workspace, django_capture_on_commit_callbacks):
+    from aicmo.models import Job
+
+    c = ContactFactory(workspace=workspace)
+    with django_capture_on_commit_callbacks(execute=False):
+        staff_client.post("/admin/crm/contact/", {"action": "enrich", "_selected_action": [c.pk]})
+        staff_client.post("/admin/crm/contact/", {"action": "verify", "_selected_action": [c.pk]})
+    assert sorted(Job.objects.filter(workspace=workspace).values_list("kind", "total")) == [
+        ("crm.enrichment", 1),
+        ("crm.verification", 1),
+    ]
