@@ -10,13 +10,13 @@ from aicmo.health import healthz
 from aicmo.navigation import installed_api_apps, installed_areas
 
 router = DefaultRouter()
-router.register("jobs", core_api.JobViewSet, basename="job")
-router.register("audit-events", core_api.AuditEventViewSet, basename="audit-event")
-router.register("api-keys", core_api.ApiKeyViewSet, basename="api-key")
-router.register("members", core_api.MembershipViewSet, basename="member")
+router.register("jobs", core_api.JobViewSet, basename="api-job")
+router.register("audit-events", core_api.AuditEventViewSet, basename="api-audit-event")
+router.register("api-keys", core_api.ApiKeyViewSet, basename="api-api-key")
+router.register("members", core_api.MembershipViewSet, basename="api-member")
 
 api_patterns = [
-    path("workspaces/", core_api.MyWorkspacesView.as_view(), name="my-workspaces"),
+    path("workspaces/", core_api.MyWorkspacesView.as_view(), name="api-my-workspaces"),
     *router.urls,
     *[path(f"{app}/", include(f"{app}.api")) for app in installed_api_apps()],
 ]
