@@ -52,13 +52,16 @@ def source_key(*, sha256: str, focal_x: float, focal_y: float, spec: Spec, fmt: 
 
 
 def _focal_crop(img: Image.Image, width: int, height: int, fx: float, fy: float) -> Image.Image:
-    """Scale to cover width×height, then cut the window centred on the focal point (clamped to the edges)."""
+    """Cover width×height and keep the window centred on the focal point (clamped to the edges).
+
+    The crop is expressed as a source box so only the kept region is resampled.
+    """
     scale = max(width / img.width, height / img.height)
-    new_w, new_h = max(width, round(img.width * scale)), max(height, round(img.height * scale))
-    img = img.resize((new_w, new_h), Image.Resampling.LANCZOS, reducing_gap=3.0)
-    left = min(max(0, round(fx * new_w - width / 2)), new_w - width)
-    top = min(max(0, round(fy * new_h - height / 2)), new_h - height)
-    return img.crop((left, top, left + width, top + height))
+    box_w, box_h = width / scale, height / scale
+    left = min(max(0.0, fx * img.width - box_w / 2), img.width - box_w)
+    top = min(max(0.0, fy * img.height - box_h / 2), img.height - box_h)
+    return img.resize((width, height), Image.Resampling.LANCZOS, box=(left, top, left + box_w, top + box_h),
+                      reducing_gap=3.0)  # fmt: skip
 
 
 def render(source, spec: Spec, *, focal_x: float = 0.5, focal_y: float = 0.5, fmt: str | None = None):
@@ -77,9 +80,12 @@ def render(source, spec: Spec, *, focal_x: float = 0.5, focal_y: float = 0.5, fm
         tw, th = (spec.height, spec.width) if orientation in (5, 6, 7, 8) else (spec.width, spec.height)
         scale = max(tw / w, th / h) if spec.crop else min(tw / w, th / h)
         img.draft("RGB", (math.ceil(w * scale), math.ceil(h * scale)))
-    img = ImageOps.exif_transpose(img)
+    if orientation in range(2, 9):
+        img = ImageOps.exif_transpose(img)
     has_alpha = img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info)
-    img = img.convert("RGBA" if has_alpha else "RGB")
+    wanted = "RGBA" if has_alpha else "RGB"
+    if img.mode != wanted:
+        img = img.convert(wanted)
     if spec.crop:
         img = _focal_crop(img, spec.width, spec.height, focal_x, focal_y)
     else:
