@@ -2,20 +2,32 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
 from werkzeug import Response
 
 
-def slow(seconds: float, body: str = "{}", status: int = 200):
-    """A pytest-httpserver handler that answers after ``seconds`` (to provoke client timeouts)."""
+class slow:  # noqa: N801 - used like a function in handler registration
+    """A pytest-httpserver handler that answers after ``seconds`` (to provoke client timeouts).
 
-    def handler(_request):
-        time.sleep(seconds)
-        return Response(body, status=status, content_type="application/json")
+    The server is single-threaded: call ``.wait()`` before the test ends so the late answer does not
+    land in the next test's request log.
+    """
 
-    return handler
+    def __init__(self, seconds: float, body: str = "{}", status: int = 200) -> None:
+        self.seconds, self.body, self.status = seconds, body, status
+        self.done = threading.Event()
+
+    def __call__(self, _request):
+        time.sleep(self.seconds)
+        self.done.set()
+        return Response(self.body, status=self.status, content_type="application/json")
+
+    def wait(self) -> None:
+        assert self.done.wait(5), "slow handler never ran"
+        time.sleep(0.05)
 
 
 @pytest.fixture

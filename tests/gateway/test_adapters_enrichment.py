@@ -128,10 +128,13 @@ def test_apollo_429_with_http_date(httpserver):
 
 
 def test_apollo_timeout_is_transient(httpserver):
-    httpserver.expect_request("/api/v1/people/match").respond_with_handler(slow(0.6, '{"person": null}'))
+    httpserver.expect_request("/api/v1/people/match").respond_with_handler(
+        handler := slow(0.6, '{"person": null}')
+    )
     with pytest.raises(ProviderError) as info:
         apollo(httpserver.url_for(""), timeout=0.2).enrich_person(PersonQuery(email="a@b.io"))
     assert info.value.kind is ErrorKind.TRANSIENT
+    handler.wait()
 
 
 def test_apollo_connection_refused_is_transient():

@@ -108,12 +108,13 @@ def test_dispatch_failures_are_classified(httpserver, status, kind):
 
 
 def test_dispatch_timeout_is_transient(httpserver):
-    httpserver.expect_request("/slow").respond_with_handler(slow(0.6))
+    httpserver.expect_request("/slow").respond_with_handler(handler := slow(0.6))
     with pytest.raises(ProviderError) as info:
         WebhookAdapter(timeout=0.2).dispatch_webhook(
             httpserver.url_for("/slow"), SECRET, WebhookEvent("x", {})
         )
     assert info.value.kind is ErrorKind.TRANSIENT
+    handler.wait()
 
 
 def test_dispatch_refuses_internal_urls_without_loopback_permission(httpserver):
