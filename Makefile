@@ -10,12 +10,13 @@ PYTEST_WORKERS ?= 2
 CHROMIUM := $(or $(AICMO_CHROMIUM),$(wildcard /usr/bin/chromium),$(shell command -v chromium 2>/dev/null))
 
 # pytest exits 5 when no test was collected: like any non-zero exit it fails the target.
-# Tests never inherit a developer's database, Redis or broker (from the environment or a .env file):
-# SQLite in memory (tests/pgrun.py overrides DATABASE_URL for the PostgreSQL run), in-memory Celery
-# broker, and a Redis URL nothing listens on, so code that should use the `redis_client` fixture
-# fails the same way everywhere instead of quietly writing into a local `make run` Redis.
-TEST_ENV := env AICMO_ENV=test DATABASE_URL=sqlite://:memory: REDIS_URL=redis://127.0.0.1:1/0 \
-	CELERY_BROKER_URL=memory:// CELERY_RESULT_BACKEND=cache+memory://
+# Tests never inherit a developer's database or Redis (from the environment or a .env file): SQLite in
+# memory (tests/pgrun.py overrides DATABASE_URL for the PostgreSQL run), and a Redis URL nothing listens
+# on, so code that should use the `redis_client` fixture fails the same way everywhere instead of quietly
+# writing into a local `make run` Redis. The CELERY_* URLs are removed, not set: Celery prefers them
+# over its configuration, and the test settings already use an in-memory broker.
+TEST_ENV := env -u CELERY_BROKER_URL -u CELERY_RESULT_BACKEND -u CELERY_BROKER_READ_URL -u CELERY_BROKER_WRITE_URL \
+	AICMO_ENV=test DATABASE_URL=sqlite://:memory: REDIS_URL=redis://127.0.0.1:1/0
 PYTEST := $(TEST_ENV) $(BIN)/pytest
 
 .PHONY: help venv run migrate seed test lint fmt check test-sqlite test-postgres test-browser bench clean clean-data
