@@ -22,7 +22,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from aicmo.audit import audit_record
-from aicmo.jobs import job_advance, job_finish, job_mark_running, job_set_total, job_start
+from aicmo.jobs import job_advance, job_fail, job_finish, job_mark_running, job_set_total, job_start
 from aicmo.models import Workspace
 
 from .models import Company, Contact, CustomFieldDefinition, ImportRowError, ImportRun, ImportStatus, Tag
@@ -367,6 +367,10 @@ def import_create(
         return import_start(run=run, mapping=mapping, by=by, enqueue=enqueue)
 
 
+class SimulatedCrash(BaseException):
+    """Stands for a killed worker in tests and benchmarks (not an Exception: nothing may handle it)."""
+
+
 @dataclass
 class _Batch:
     rows: list[tuple[int, dict]] = field(default_factory=list)
@@ -395,6 +399,31 @@ def import_execute(*, run_id: int, crash_after_batches: int | None = None) -> in
     if run.job_id:
         job_mark_running(job_id=run.job_id)
     ImportRun.objects.filter(pk=run.pk).update(status=ImportStatus.RUNNING)
+    try:
+        processed = _execute_rows(run, crash_after_batches)
+    except Exception as exc:
+        ImportRun.objects.filter(pk=run.pk).update(status=ImportStatus.FAILED, finished_at=timezone.now())
+        if run.job_id:
+            job_fail(job_id=run.job_id, message=f"Import stopped: {exc}")
+        raise
+    run.refresh_from_db()
+    run.status, run.finished_at = ImportStatus.DONE, timezone.now()
+    run.save(update_fields=["status", "finished_at"])
+    if run.job_id:
+        job_set_total(job_id=run.job_id, total=run.created + run.updated + run.skipped + run.failed)
+        job_finish(
+            job_id=run.job_id,
+            result={
+                "created": run.created,
+                "updated": run.updated,
+                "skipped": run.skipped,
+                "failed": run.failed,
+            },
+        )
+    return processed
+
+
+def _execute_rows(run: ImportRun, crash_after_batches: int | None) -> int:
     customs = {d.key: d for d in CustomFieldDefinition.objects.for_workspace(run.workspace_id)}
     processed = 0
     batches = 0
@@ -421,23 +450,9 @@ def import_execute(*, run_id: int, crash_after_batches: int | None = None) -> in
                 batches += 1
                 batch = _Batch()
                 if crash_after_batches is not None and batches >= crash_after_batches:
-                    raise RuntimeError("simulated worker crash")
+                    raise SimulatedCrash("simulated worker crash")
         if batch.last_line:
             processed += _commit_batch(run, batch)
-    run.refresh_from_db()
-    run.status, run.finished_at = ImportStatus.DONE, timezone.now()
-    run.save(update_fields=["status", "finished_at"])
-    if run.job_id:
-        job_set_total(job_id=run.job_id, total=run.created + run.updated + run.skipped + run.failed)
-        job_finish(
-            job_id=run.job_id,
-            result={
-                "created": run.created,
-                "updated": run.updated,
-                "skipped": run.skipped,
-                "failed": run.failed,
-            },
-        )
     return processed
 
 

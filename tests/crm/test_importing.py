@@ -163,7 +163,7 @@ def test_resume_after_crash_mid_file(workspace, monkeypatch):
     run = import_create(
         workspace=workspace, fh=io.BytesIO("\n".join(lines).encode()), name="big.csv", enqueue=False
     )
-    with pytest.raises(RuntimeError, match="simulated"):
+    with pytest.raises(importing.SimulatedCrash):
         import_execute(run_id=run.pk, crash_after_batches=2)
     run.refresh_from_db()
     assert run.checkpoint_line == 21 and run.status == ImportStatus.RUNNING
@@ -215,3 +215,19 @@ def test_management_command(workspace, tmp_path, capsys):
     )
     assert Contact.objects.get(workspace=workspace, email="cli@ex.com").first_name == "Cli"
     assert "created 1" in capsys.readouterr().out
+
+
+def test_unexpected_error_fails_job_visibly(workspace, monkeypatch):
+    run = import_create(workspace=workspace, fh=io.BytesIO(b"email\na@ex.com\n"), name="a.csv", enqueue=False)
+
+    def boom(*args, **kwargs):
+        raise ValueError("disk on fire")
+
+    monkeypatch.setattr(importing, "_commit_batch", boom)
+    with pytest.raises(ValueError, match="disk on fire"):
+        import_execute(run_id=run.pk)
+    run.refresh_from_db()
+    job = Job.objects.get(pk=run.job_id)
+    assert (
+        run.status == ImportStatus.FAILED and job.status == JobStatus.FAILED and "disk on fire" in job.message
+    )
