@@ -140,6 +140,7 @@ def bench_service_renditions(n_images: int, tmp: Path) -> dict:
 
 def _upload_child(path: str, tmp: str) -> None:
     """Runs in a fresh process: Django + DB, then upload the file (and build one rendition) through services."""
+    Path(tmp).mkdir(parents=True, exist_ok=True)
     setup_django(Path(tmp))
     from django.core.files.uploadedfile import TemporaryUploadedFile
 

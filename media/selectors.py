@@ -95,11 +95,9 @@ def near_duplicates(*, asset: MediaAsset, max_distance: int = NEAR_DUPLICATE_DIS
     for i in range(4):
         value = getattr(asset, f"phash_b{i}")
         if value is not None:
-            bands |= Q(**{f"phash_b{i}": value})
-    candidates = (
-        MediaAsset.objects.for_workspace(asset.workspace_id).filter(bands).exclude(pk=asset.pk)
-        .select_related("library")
-    )  # fmt: skip
+            # workspace inside every OR term: each term is then one (workspace, band) index probe
+            bands |= Q(workspace_id=asset.workspace_id, **{f"phash_b{i}": value})
+    candidates = MediaAsset.objects.filter(bands).exclude(pk=asset.pk).select_related("library")
     matches = [NearMatch(c, hamming(asset.phash, c.phash)) for c in candidates if c.phash]
     return sorted((m for m in matches if m.distance <= max_distance), key=lambda m: (m.distance, m.asset.pk))
 
