@@ -51,10 +51,7 @@ class AirtableAdapter(Adapter):
 
     def error_for(self, response: httpx.Response) -> ProviderError:
         err = error_from_response(response, provider=self.key)
-        try:
-            error = response.json().get("error")
-        except (ValueError, AttributeError):
-            error = None
+        error = self.error_body(response).get("error")
         etype = error.get("type", "") if isinstance(error, dict) else str(error or "")
         message = error.get("message", "") if isinstance(error, dict) else ""
         if response.status_code == 429:

@@ -122,6 +122,15 @@ class Adapter:
         """Classify a failed response; vendors override to read their own error bodies."""
         return error_from_response(response, provider=self.key)
 
+    @staticmethod
+    def error_body(response: httpx.Response) -> dict[str, Any]:
+        """The JSON object of an error response, or {} when the body is not a JSON object."""
+        try:
+            body = response.json()
+        except (ValueError, UnicodeDecodeError):
+            return {}
+        return body if isinstance(body, dict) else {}
+
     def json(self, response: httpx.Response) -> Any:
         try:
             return response.json()

@@ -151,10 +151,7 @@ class HunterAdapter(Adapter):
 
     def error_for(self, response: httpx.Response) -> ProviderError:
         err = error_from_response(response, provider=self.key)
-        try:
-            errors = response.json().get("errors") or []
-        except (ValueError, AttributeError):
-            errors = []
+        errors = self.error_body(response).get("errors") or []
         ids = {str(e.get("id", "")) for e in errors if isinstance(e, dict)}
         details = "; ".join(str(e.get("details", "")) for e in errors if isinstance(e, dict))
         if response.status_code == 222:
@@ -247,15 +244,13 @@ class DropcontactAdapter(Adapter):
 
     def error_for(self, response: httpx.Response) -> ProviderError:
         err = error_from_response(response, provider=self.key)
-        try:
-            body = response.json()
-        except ValueError:
-            body = {}
-        reason = (body.get("reason") or body.get("detail")) if isinstance(body, dict) else None
+        body = self.error_body(response)
+        reason = body.get("reason") or body.get("detail")
         if reason:
             err.message = f"HTTP {response.status_code} from dropcontact: {reason}"
             if "credit" in str(reason).lower() and response.status_code in (402, 403):
-                err.kind = ErrorKind.THROTTLED if response.status_code == 403 else err.kind
+                # Out of credits: no point retrying soon, but another provider can take the work.
+                err.kind, err.retry_after = ErrorKind.THROTTLED, 3600.0
         return err
 
     @staticmethod

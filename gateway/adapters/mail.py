@@ -46,6 +46,15 @@ def _server_from(
     return host, int(port or default_ports[security]), security
 
 
+def _tls_context(options: dict[str, Any]) -> ssl.SSLContext:
+    """Verified TLS by default; ``verify_tls: false`` only for self-signed test/demo servers."""
+    context = ssl.create_default_context()
+    if options.get("verify_tls") is False:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
 def _norm_id(value: str) -> str:
     return value.strip().strip("<>").strip().lower()
 
@@ -99,20 +108,13 @@ class SMTPAdapter(Adapter):
             schemes={"smtp": "starttls", "smtps": "ssl"},
         )
 
-    def _tls_context(self) -> ssl.SSLContext:
-        context = ssl.create_default_context()
-        if self.options.get("verify_tls") is False:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        return context
-
     def _connect(self) -> smtplib.SMTP:
         host, port, security = self.server
         try:
             check_host(host, port, allow_loopback=self.allow_loopback)
             conn: smtplib.SMTP
             if security == "ssl":
-                conn = _GuardedSMTPSSL(timeout=self.timeout, context=self._tls_context())
+                conn = _GuardedSMTPSSL(timeout=self.timeout, context=_tls_context(self.options))
             else:
                 conn = _GuardedSMTP(timeout=self.timeout)
             conn.allow_loopback = self.allow_loopback
@@ -123,7 +125,7 @@ class SMTPAdapter(Adapter):
             if security != "ssl":
                 conn.ehlo()
                 if security == "starttls":
-                    conn.starttls(context=self._tls_context())
+                    conn.starttls(context=_tls_context(self.options))
                     conn.ehlo()
             username = self.credentials.get("username")
             if username:
@@ -397,13 +399,6 @@ class IMAPAdapter(Adapter):
             schemes={"imap": "starttls", "imaps": "ssl"},
         )
 
-    def _tls_context(self) -> ssl.SSLContext:
-        context = ssl.create_default_context()
-        if self.options.get("verify_tls") is False:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        return context
-
     def _connect(self) -> imaplib.IMAP4:
         host, port, security = self.server
         try:
@@ -413,12 +408,12 @@ class IMAPAdapter(Adapter):
                     port,
                     timeout=self.timeout,
                     allow_loopback=self.allow_loopback,
-                    ssl_context=self._tls_context(),
+                    ssl_context=_tls_context(self.options),
                 )
             else:
                 conn = _GuardedIMAP(host, port, timeout=self.timeout, allow_loopback=self.allow_loopback)
                 if security == "starttls":
-                    conn.starttls(ssl_context=self._tls_context())
+                    conn.starttls(ssl_context=_tls_context(self.options))
             conn.login(self.credential("username"), self.credential("password"))
         except UnsafeURL as exc:
             raise self.fail(ErrorKind.BAD_INPUT, str(exc)) from exc

@@ -7,12 +7,9 @@ from datetime import date
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, ClassVar
 
-import httpx
-
-from gateway.adapters.base import Adapter
-from gateway.adapters.social import graph_error
+from gateway.adapters.graph import GraphAdapter
 from gateway.capabilities import AdCampaignResult, AdCampaignSpec, AdInsight, AdStatus, Capability
-from gateway.errors import ErrorKind, ProviderError
+from gateway.errors import ErrorKind
 
 # Purchases are reported under several action types depending on how the pixel/app is wired.
 CONVERSION_ACTIONS = (
@@ -40,18 +37,12 @@ def _action_total(actions: list[dict[str, Any]] | None, wanted: tuple[str, ...])
     return Decimal("0")
 
 
-class MetaAdsAdapter(Adapter):
+class MetaAdsAdapter(GraphAdapter):
     key = "meta_ads"
     label = "Meta Ads"
     capabilities = frozenset({Capability.RUN_ADS, Capability.FETCH_AD_INSIGHTS})
-    credential_fields = ("access_token",)
     option_fields = ("ad_account_id", "api_version")
-    default_base_url = "https://graph.facebook.com"
     PAGE_LIMIT: ClassVar[int] = 20
-
-    @property
-    def version(self) -> str:
-        return str(self.options.get("api_version") or "v21.0")
 
     @property
     def account(self) -> str:
@@ -61,17 +52,6 @@ class MetaAdsAdapter(Adapter):
                 ErrorKind.BAD_INPUT, "Meta ad_account_id is not configured (digits, optionally act_…)"
             )
         return f"act_{account}"
-
-    def error_for(self, response: httpx.Response) -> ProviderError:
-        return graph_error(self, response)
-
-    def _call(self, method: str, path: str, **params: Any) -> dict[str, Any]:
-        params["access_token"] = self.credential("access_token")
-        kwargs = {"params": params} if method == "GET" else {"data": params}
-        body = self.json(self.request(method, f"/{self.version}/{path}", **kwargs))
-        if not isinstance(body, dict):
-            raise self.fail(ErrorKind.TRANSIENT, f"Unexpected Graph answer: {body!r}"[:300])
-        return body
 
     def run_ads(self, spec: AdCampaignSpec) -> AdCampaignResult:
         budget = Decimal(spec.daily_budget)

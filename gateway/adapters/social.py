@@ -10,15 +10,9 @@ from urllib.parse import quote
 import httpx
 
 from gateway.adapters.base import Adapter
+from gateway.adapters.graph import GraphAdapter, as_int
 from gateway.capabilities import Capability, SocialMetrics, SocialNetwork, SocialPost, SocialPostResult
 from gateway.errors import ErrorKind, ProviderError, error_from_response
-
-
-def _int(value: Any) -> int:
-    try:
-        return int(value or 0)
-    except (TypeError, ValueError):
-        return 0
 
 
 class LinkedInAdapter(Adapter):
@@ -51,14 +45,11 @@ class LinkedInAdapter(Adapter):
 
     def error_for(self, response: httpx.Response) -> ProviderError:
         err = error_from_response(response, provider=self.key)
-        try:
-            body = response.json()
-        except ValueError:
-            body = {}
-        code = str(body.get("code") or body.get("serviceErrorCode") or "") if isinstance(body, dict) else ""
+        body = self.error_body(response)
+        code = str(body.get("code") or body.get("serviceErrorCode") or "")
         if "REVOKED" in code or "EXPIRED" in code or "INVALID_ACCESS_TOKEN" in code:
             err.kind = ErrorKind.REAUTH
-        if isinstance(body, dict) and body.get("message"):
+        if body.get("message"):
             err.message = f"HTTP {response.status_code} from linkedin: {body['message']}"
         return err
 
@@ -107,17 +98,17 @@ class LinkedInAdapter(Adapter):
             elements = body.get("elements") or []
             stats = (elements[0].get("totalShareStatistics") or {}) if elements else {}
             return SocialMetrics(
-                impressions=_int(stats.get("impressionCount")),
-                clicks=_int(stats.get("clickCount")),
-                likes=_int(stats.get("likeCount")),
-                shares=_int(stats.get("shareCount")),
-                comments=_int(stats.get("commentCount")),
+                impressions=as_int(stats.get("impressionCount")),
+                clicks=as_int(stats.get("clickCount")),
+                likes=as_int(stats.get("likeCount")),
+                shares=as_int(stats.get("shareCount")),
+                comments=as_int(stats.get("commentCount")),
                 external_id=external_id,
             )
         body = self.json(self.request("GET", f"/rest/socialActions/{quote(external_id, safe='')}"))
         return SocialMetrics(
-            likes=_int((body.get("likesSummary") or {}).get("totalLikes")),
-            comments=_int((body.get("commentsSummary") or {}).get("aggregatedTotalComments")),
+            likes=as_int((body.get("likesSummary") or {}).get("totalLikes")),
+            comments=as_int((body.get("commentsSummary") or {}).get("aggregatedTotalComments")),
             external_id=external_id,
         )
 
@@ -149,11 +140,8 @@ class XAdapter(Adapter):
             reset = response.headers.get("x-rate-limit-reset")
             if reset and reset.isdigit():
                 err.retry_after = max(0.0, float(reset) - datetime.now(UTC).timestamp())
-        try:
-            body = response.json()
-        except ValueError:
-            body = {}
-        detail = (body.get("detail") or body.get("title")) if isinstance(body, dict) else None
+        body = self.error_body(response)
+        detail = body.get("detail") or body.get("title")
         if detail:
             err.message = f"HTTP {response.status_code} from x: {detail}"
             if response.status_code == 403 and "duplicate" in str(detail).lower():
@@ -192,10 +180,10 @@ class XAdapter(Adapter):
             raise self.fail(ErrorKind.BAD_INPUT, f"X: {body['errors'][0].get('detail', 'post not found')}")
         m = (body.get("data") or {}).get("public_metrics") or {}
         return SocialMetrics(
-            impressions=_int(m.get("impression_count")),
-            likes=_int(m.get("like_count")),
-            shares=_int(m.get("retweet_count")) + _int(m.get("quote_count")),
-            comments=_int(m.get("reply_count")),
+            impressions=as_int(m.get("impression_count")),
+            likes=as_int(m.get("like_count")),
+            shares=as_int(m.get("retweet_count")) + as_int(m.get("quote_count")),
+            comments=as_int(m.get("reply_count")),
             external_id=external_id,
         )
 
@@ -203,53 +191,14 @@ class XAdapter(Adapter):
         self.request("GET", "/2/users/me")
 
 
-# Graph API error codes (https://developers.facebook.com/docs/graph-api/guides/error-handling)
-GRAPH_THROTTLE_CODES = frozenset(
-    {4, 17, 32, 613, 80000, 80001, 80002, 80003, 80004, 80005, 80006, 80008, 80014}
-)
-GRAPH_REAUTH_CODES = frozenset({102, 190, 458, 459, 460, 463, 464, 467, 10}) | frozenset(range(200, 300))
-GRAPH_TRANSIENT_CODES = frozenset({1, 2})
-
-
-def graph_error(adapter: Adapter, response: httpx.Response) -> ProviderError:
-    """Classify a Graph API error body; Graph uses HTTP 400 for most failures, so the code decides."""
-    err = error_from_response(response, provider=adapter.key)
-    try:
-        error = response.json().get("error") or {}
-    except (ValueError, AttributeError):
-        error = {}
-    if not isinstance(error, dict):
-        return err
-    code = _int(error.get("code"))
-    if code in GRAPH_THROTTLE_CODES:
-        err.kind = ErrorKind.THROTTLED
-        err.retry_after = err.retry_after if err.retry_after is not None else 60.0
-    elif code in GRAPH_REAUTH_CODES:
-        err.kind = ErrorKind.REAUTH
-    elif code in GRAPH_TRANSIENT_CODES or error.get("is_transient"):
-        err.kind = ErrorKind.TRANSIENT
-    elif code == 100 or 400 <= response.status_code < 500:
-        err.kind = ErrorKind.BAD_INPUT if response.status_code not in (401, 429) else err.kind
-    message = error.get("error_user_msg") or error.get("message")
-    if message:
-        err.message = f"HTTP {response.status_code} from {adapter.key}: {message} (code {code})"
-    return err
-
-
-class InstagramAdapter(Adapter):
+class InstagramAdapter(GraphAdapter):
     """Instagram Graph API: create a media container, then publish it; carousel for several images."""
 
     key = "instagram"
     label = "Instagram"
     network = SocialNetwork.INSTAGRAM
     capabilities = frozenset({Capability.POST_SOCIAL})
-    credential_fields = ("access_token",)
     option_fields = ("ig_user_id", "api_version", "container_wait")
-    default_base_url = "https://graph.facebook.com"
-
-    @property
-    def version(self) -> str:
-        return str(self.options.get("api_version") or "v21.0")
 
     @property
     def user_id(self) -> str:
@@ -257,17 +206,6 @@ class InstagramAdapter(Adapter):
         if not user_id.isdigit():
             raise self.fail(ErrorKind.BAD_INPUT, "Instagram ig_user_id is not configured")
         return user_id
-
-    def error_for(self, response: httpx.Response) -> ProviderError:
-        return graph_error(self, response)
-
-    def _call(self, method: str, path: str, **params: Any) -> dict[str, Any]:
-        params["access_token"] = self.credential("access_token")
-        kwargs = {"params": params} if method == "GET" else {"data": params}
-        body = self.json(self.request(method, f"/{self.version}/{path}", **kwargs))
-        if not isinstance(body, dict):
-            raise self.fail(ErrorKind.TRANSIENT, f"Unexpected Graph answer: {body!r}"[:300])
-        return body
 
     def _wait_ready(self, container_id: str) -> None:
         deadline = time.monotonic() + float(self.options.get("container_wait", 30.0))
@@ -314,15 +252,15 @@ class InstagramAdapter(Adapter):
         media = self._call("GET", external_id, fields="like_count,comments_count")
         body = self._call("GET", f"{external_id}/insights", metric="views,reach,shares,saved")
         values = {
-            row.get("name"): _int(
+            row.get("name"): as_int(
                 ((row.get("values") or [{}])[0]).get("value", row.get("total_value", {}).get("value"))
             )
             for row in body.get("data") or []
         }
         return SocialMetrics(
             impressions=values.get("views", 0),
-            likes=_int(media.get("like_count")),
-            comments=_int(media.get("comments_count")),
+            likes=as_int(media.get("like_count")),
+            comments=as_int(media.get("comments_count")),
             shares=values.get("shares", 0),
             external_id=external_id,
         )
