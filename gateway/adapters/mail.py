@@ -47,8 +47,8 @@ def _server_from(
 
 
 def _tls_context(options: dict[str, Any]) -> ssl.SSLContext:
-    """Verified TLS by default; ``verify_tls: false`` only for self-signed test/demo servers."""
-    context = ssl.create_default_context()
+    """Verified TLS by default (``ca_file`` adds a private CA); ``verify_tls: false`` only for demo servers."""
+    context = ssl.create_default_context(cafile=options.get("ca_file") or None)
     if options.get("verify_tls") is False:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
@@ -93,7 +93,16 @@ class SMTPAdapter(Adapter):
     label = "SMTP"
     capabilities = frozenset({Capability.SEND_EMAIL})
     credential_fields = ("username", "password")
-    option_fields = ("host", "port", "security", "from_email", "from_name", "reply_to", "verify_tls")
+    option_fields = (
+        "host",
+        "port",
+        "security",
+        "from_email",
+        "from_name",
+        "reply_to",
+        "verify_tls",
+        "ca_file",
+    )
     default_base_url = ""
 
     def __init__(self, **kwargs: Any) -> None:
@@ -388,7 +397,7 @@ class IMAPAdapter(Adapter):
     label = "IMAP"
     capabilities = frozenset({Capability.FETCH_REPLIES})
     credential_fields = ("username", "password")
-    option_fields = ("host", "port", "security", "mailbox", "verify_tls")
+    option_fields = ("host", "port", "security", "mailbox", "verify_tls", "ca_file")
     default_base_url = ""
 
     @property

@@ -392,3 +392,52 @@ def test_imap_host_guard(dovecot):
     with pytest.raises(ProviderError) as info:
         imap(dovecot, allow_loopback=False).fetch_replies(date(2020, 1, 1), [OURS])
     assert info.value.kind is ErrorKind.BAD_INPUT
+
+
+@pytest.mark.parametrize("security", ["starttls", "ssl"])
+def test_smtp_tls_modes_verify_the_server_name(tmp_path, monkeypatch, security):
+    import ssl
+
+    from aiosmtpd.controller import Controller
+
+    from aicmo.localredis import free_port
+    from tests.fixtures.services import SmtpSink
+    from tests.gateway.conftest import self_signed_cert
+
+    cert, key = self_signed_cert(tmp_path, "smtp.example")
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(cert, key)
+    sink = SmtpSink(host="127.0.0.1", port=free_port())
+    kwargs = (
+        {"tls_context": server_ctx, "require_starttls": True}
+        if security == "starttls"
+        else {"ssl_context": server_ctx, "auth_require_tls": False}
+    )
+    controller = Controller(
+        sink, hostname="127.0.0.1", port=sink.port, authenticator=sink.authenticate, **kwargs
+    )
+    controller.start()
+    real = socket.getaddrinfo
+    monkeypatch.setattr(
+        socket,
+        "getaddrinfo",
+        lambda host, port, *a, **kw: real("127.0.0.1" if host == "smtp.example" else host, port, *a, **kw),
+    )
+    try:
+        adapter = SMTPAdapter(
+            base_url=f"smtp://smtp.example:{sink.port}",
+            credentials={"username": "u", "password": "p"},
+            options={"security": security, "from_email": "a@acme.test", "ca_file": cert},
+        )
+        with adapter:
+            adapter.send_email(OutgoingEmail(to="x@example.test", subject="tls", text="t"))
+        assert sink.wait_for(1)[0]["Subject"] == "tls" and sink.logins == [("u", "p")]
+        wrong_name = SMTPAdapter(
+            base_url=f"smtp://127.0.0.1:{sink.port}",
+            options={"security": security, "from_email": "a@acme.test", "ca_file": cert},
+        )
+        with pytest.raises(ProviderError) as info:
+            wrong_name.health_check()
+        assert info.value.kind is ErrorKind.BAD_INPUT  # certificate does not match: configuration problem
+    finally:
+        controller.stop()

@@ -161,3 +161,42 @@ def test_ipv4_mapped_ipv6_is_judged_like_its_ipv4(number):
 def test_only_global_unicast_addresses_pass(ip):
     if blocked_reason(ip) is None:
         assert ip.is_global and not ip.is_multicast and not ip.is_loopback and not ip.is_private
+
+
+def test_https_connects_to_checked_ip_but_verifies_certificate_by_name(tmp_path, monkeypatch):
+    """Connect-time pinning must keep SNI and hostname verification on the URL's name."""
+    import http.server
+    import ssl
+    import threading
+
+    from gateway.ssrf import GuardedTransport
+    from tests.gateway.conftest import self_signed_cert
+
+    cert, key = self_signed_cert(tmp_path, "hooks.example")
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    sni_seen = []
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(cert, key)
+    server_ctx.sni_callback = lambda sock, name, ctx: sni_seen.append(name)
+    server.socket = server_ctx.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    real = socket.getaddrinfo
+    monkeypatch.setattr(
+        socket,
+        "getaddrinfo",
+        lambda host, port, *a, **kw: real(
+            "127.0.0.1" if host in ("hooks.example", "other.example") else host, port, *a, **kw
+        ),
+    )
+    client_ctx = ssl.create_default_context(cafile=cert)
+    try:
+        port = server.server_address[1]
+        with httpx.Client(transport=GuardedTransport(allow_loopback=True, verify=client_ctx)) as client:
+            assert client.get(f"https://hooks.example:{port}/").status_code in (200, 404)
+            with pytest.raises(httpx.ConnectError):  # same IP, wrong name: certificate check still bites
+                client.get(f"https://other.example:{port}/")
+        assert sni_seen[0] == "hooks.example"
+    finally:
+        server.shutdown()
+        server.server_close()
