@@ -6,6 +6,7 @@ from __future__ import annotations
 import smtplib
 import socket
 import threading
+import time
 from email.message import EmailMessage
 
 import httpx
@@ -59,6 +60,19 @@ def test_live_celery_worker_runs_task_through_redis(live_celery_worker, redis_cl
     assert redis_client.get("probe:one") == b"acme"
     # The result travelled back through the Redis result backend, not an in-memory one.
     assert app.backend.client.exists(f"celery-task-meta-{result.id}")
+
+
+def test_on_commit_enqueue_reaches_a_fresh_worker(live_celery_worker, redis_client, workspace):
+    """A second worker in the same process (fresh broker pools) runs a task enqueued on commit."""
+    from django.db import transaction
+
+    with transaction.atomic():
+        transaction.on_commit(lambda: fixture_probe.delay(workspace.pk, "on-commit"))
+    for _ in range(200):
+        if redis_client.get("probe:on-commit"):
+            break
+        time.sleep(0.05)
+    assert redis_client.get("probe:on-commit") == b"acme"
 
 
 def test_smtp_sink_records_messages(smtp_sink):
