@@ -104,6 +104,11 @@ class ApolloAdapter(Adapter):
         return self._result(person, query, credits=1 if person else 0)
 
     def enrich_people(self, queries: Sequence[PersonQuery]) -> list[EnrichmentResult]:
+        empty = [i for i, q in enumerate(queries) if q.is_empty()]
+        if empty:
+            raise self.fail(
+                ErrorKind.BAD_INPUT, f"Queries {empty} carry no email, LinkedIn URL or name + domain"
+            )
         out: list[EnrichmentResult] = []
         for start in range(0, len(queries), self.BULK_SIZE):
             chunk = list(queries[start : start + self.BULK_SIZE])

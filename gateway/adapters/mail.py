@@ -167,6 +167,11 @@ class SMTPAdapter(Adapter):
             self._smtp = self._connect()
         return self._smtp
 
+    def _drop_connection(self) -> None:
+        if self._smtp is not None:
+            self._smtp.close()
+            self._smtp = None
+
     def close(self) -> None:
         if self._smtp is not None:
             try:
@@ -228,12 +233,12 @@ class SMTPAdapter(Adapter):
                 break
             except smtplib.SMTPServerDisconnected as exc:
                 # A reused connection may have been dropped by the server while idle: reconnect once.
-                self._smtp = None
+                self._drop_connection()
                 if attempt == 2:
                     raise classify_exception(exc, provider=self.key) from exc
             except (smtplib.SMTPException, OSError) as exc:
-                if isinstance(exc, OSError):
-                    self._smtp = None
+                if isinstance(exc, OSError) or getattr(exc, "smtp_code", None) == 421:
+                    self._drop_connection()  # 421: the server is closing the channel
                 raise classify_exception(exc, provider=self.key) from exc
         return SendResult(message_id=str(message["Message-ID"]), provider=self.key, to=recipient)
 

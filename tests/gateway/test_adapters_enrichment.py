@@ -373,3 +373,12 @@ def test_dropcontact_200_refusal_without_credits_is_throttled(httpserver):
     with pytest.raises(ProviderError) as info:
         dropcontact(httpserver.url_for("")).verify_email("a@b.io")
     assert info.value.kind is ErrorKind.THROTTLED
+
+
+def test_apollo_bulk_refuses_empty_queries_before_calling(httpserver):
+    with pytest.raises(ProviderError) as info:
+        apollo(httpserver.url_for("")).enrich_people(
+            [PersonQuery(email="a@b.io"), PersonQuery(first_name="Only")]
+        )
+    assert info.value.kind is ErrorKind.BAD_INPUT and "[1]" in info.value.message
+    assert httpserver.log == []

@@ -441,3 +441,14 @@ def test_smtp_tls_modes_verify_the_server_name(tmp_path, monkeypatch, security):
         assert info.value.kind is ErrorKind.BAD_INPUT  # certificate does not match: configuration problem
     finally:
         controller.stop()
+
+
+def test_smtp_reconnects_once_when_the_server_dropped_the_idle_connection(smtp_sink):
+    with smtp(smtp_sink) as adapter:
+        adapter.send_email(OutgoingEmail(to="a@example.test", subject="one", text="t"))
+        adapter._smtp.sock.shutdown(
+            socket.SHUT_RDWR
+        )  # what an idle-timeout on the server side looks like to us
+        adapter.send_email(OutgoingEmail(to="b@example.test", subject="two", text="t"))
+    assert [m["Subject"] for m in smtp_sink.wait_for(2)] == ["one", "two"]
+    assert len(smtp_sink.logins) == 2
