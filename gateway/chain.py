@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -91,6 +93,44 @@ def order_accounts(accounts: list[ProviderAccount]) -> list[ProviderAccount]:
     return sorted(accounts, key=rank)
 
 
+class AdapterPool(threading.local):
+    """Adapters kept per thread and per account version, so HTTP keep-alive connections (and TLS contexts)
+    are reused across calls instead of rebuilt every time. Per thread because not every client (smtplib,
+    imaplib) may be shared between threads; keyed by ``updated_at`` and the credential token, so any change
+    to the account yields a fresh adapter."""
+
+    max_size = 32
+
+    def __init__(self) -> None:
+        self.items: OrderedDict[tuple, Any] = OrderedDict()
+
+    def get(self, account: ProviderAccount):
+        key = (account.pk, account.updated_at, account.credentials_encrypted)
+        adapter = self.items.get(key)
+        if adapter is not None:
+            self.items.move_to_end(key)
+            return adapter
+        for old_key in [k for k in self.items if k[0] == account.pk]:
+            self.items.pop(old_key).close()
+        adapter = build_adapter(account)
+        self.items[key] = adapter
+        while len(self.items) > self.max_size:
+            self.items.popitem(last=False)[1].close()
+        return adapter
+
+    def discard(self, account: ProviderAccount) -> None:
+        """Close and forget the account's adapter (after a transport failure its connection may be dead)."""
+        for old_key in [k for k in self.items if k[0] == account.pk]:
+            self.items.pop(old_key).close()
+
+    def clear(self) -> None:
+        while self.items:
+            self.items.popitem()[1].close()
+
+
+adapter_pool = AdapterPool()
+
+
 def _epoch(monotonic_at: float) -> datetime:
     return datetime.fromtimestamp(time.time() + (monotonic_at - time.monotonic()), tz=UTC)
 
@@ -123,11 +163,8 @@ class _Chain:
         error: ProviderError | None = None
         result = None
         try:
-            adapter = build_adapter(account)
-            try:
-                result = getattr(adapter, self.method)(*args, **kwargs)
-            finally:
-                adapter.close()
+            adapter = adapter_pool.get(account)
+            result = getattr(adapter, self.method)(*args, **kwargs)
         except ProviderError as exc:
             error = exc
         except NotImplementedError:
@@ -139,6 +176,8 @@ class _Chain:
             error = classify_exception(exc, provider=account.adapter)
         latency_ms = round((time.perf_counter() - started) * 1000)
         kind = error.kind if error else None
+        if kind == ErrorKind.TRANSIENT:
+            adapter_pool.discard(account)
         record_call(account=account, kind=kind, latency_ms=latency_ms)
         if self.use_breaker:
             failed = kind is not None and kind.counts_as_failure
