@@ -64,35 +64,45 @@ def _focal_crop(img: Image.Image, width: int, height: int, fx: float, fy: float)
                       reducing_gap=3.0)  # fmt: skip
 
 
-def render(source, spec: Spec, *, focal_x: float = 0.5, focal_y: float = 0.5, fmt: str | None = None):
-    """Render one spec from a file-like source. Returns (bytes, width, height, format).
-
-    Pillow's decompression-bomb limit stays in force; JPEG sources are decoded at the smallest DCT scale
-    that still covers the target (`draft`), EXIF orientation is applied, and no EXIF/GPS/XMP is written.
-    """
-    fmt = fmt or output_format()
+def prepare(source, specs: list[Spec]) -> Image.Image:
+    """Decode once for a set of specs: JPEGs at the smallest DCT scale covering the largest of them,
+    EXIF orientation applied, converted to RGB/RGBA. Pillow's decompression-bomb limit stays in force."""
     img = Image.open(source)
     if getattr(img, "n_frames", 1) > 1:
         img.seek(0)
     orientation = img.getexif().get(0x0112, 1)
     if img.format == "JPEG":
         w, h = img.size
-        tw, th = (spec.height, spec.width) if orientation in (5, 6, 7, 8) else (spec.width, spec.height)
-        scale = max(tw / w, th / h) if spec.crop else min(tw / w, th / h)
-        img.draft("RGB", (math.ceil(w * scale), math.ceil(h * scale)))
+        need_w = need_h = 1
+        for spec in specs:
+            tw, th = (spec.height, spec.width) if orientation in (5, 6, 7, 8) else (spec.width, spec.height)
+            scale = max(tw / w, th / h) if spec.crop else min(tw / w, th / h)
+            need_w, need_h = max(need_w, math.ceil(w * scale)), max(need_h, math.ceil(h * scale))
+        img.draft("RGB", (need_w, need_h))
     if orientation in range(2, 9):
         img = ImageOps.exif_transpose(img)
     has_alpha = img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info)
     wanted = "RGBA" if has_alpha else "RGB"
     if img.mode != wanted:
         img = img.convert(wanted)
+    img.load()
+    return img
+
+
+def render_prepared(img: Image.Image, spec: Spec, *, focal_x: float = 0.5, focal_y: float = 0.5,
+                    fmt: str | None = None):  # fmt: skip
+    """Render one spec from a prepared image without modifying it. Returns (bytes, width, height, format).
+    Only the ICC profile is carried over: no EXIF, GPS or XMP is written."""
+    fmt = fmt or output_format()
     if spec.crop:
-        img = _focal_crop(img, spec.width, spec.height, focal_x, focal_y)
+        out = _focal_crop(img, spec.width, spec.height, focal_x, focal_y)
     else:
-        img.thumbnail((spec.width, spec.height), Image.Resampling.LANCZOS, reducing_gap=3.0)
+        scale = min(spec.width / img.width, spec.height / img.height, 1.0)
+        size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+        out = img.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0) if scale < 1 else img.copy()
     icc = img.info.get("icc_profile")
-    img.info = {}
-    out = io.BytesIO()
+    out.info = {}
+    buffer = io.BytesIO()
     options: dict = {"quality": 82}
     if fmt == "WEBP":
         options["method"] = 4
@@ -100,8 +110,13 @@ def render(source, spec: Spec, *, focal_x: float = 0.5, focal_y: float = 0.5, fm
         options.update(quality=60, speed=8)
     if icc:
         options["icc_profile"] = icc
-    img.save(out, fmt, **options)
-    return out.getvalue(), img.width, img.height, fmt
+    out.save(buffer, fmt, **options)
+    return buffer.getvalue(), out.width, out.height, fmt
+
+
+def render(source, spec: Spec, *, focal_x: float = 0.5, focal_y: float = 0.5, fmt: str | None = None):
+    """Render one spec from a file-like source. Returns (bytes, width, height, format)."""
+    return render_prepared(prepare(source, [spec]), spec, focal_x=focal_x, focal_y=focal_y, fmt=fmt)
 
 
 def reencode_size(source, *, fmt: str = "WEBP", max_side: int = 2560) -> int:

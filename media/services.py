@@ -435,8 +435,13 @@ def _rendition_lock(asset_id: int, spec: str) -> Iterator[None]:
             lock.release()
 
 
-def _build_one(asset: MediaAsset, spec_name: str, *, force: bool = False) -> tuple[Rendition, bool]:
-    """Build one rendition under the lock unless an up-to-date one exists. Returns (rendition, built)."""
+def _build_one(
+    asset: MediaAsset, spec_name: str, *, force: bool = False, prepared=None
+) -> tuple[Rendition, bool]:
+    """Build one rendition under the lock unless an up-to-date one exists. Returns (rendition, built).
+
+    `prepared` (a callable returning an already decoded source) lets a batch decode the source once.
+    """
     spec = rd.ALL_SPECS[spec_name]
     with _rendition_lock(asset.pk, spec_name):
         current = Rendition.objects.filter(asset_id=asset.pk, spec=spec_name).first()
@@ -478,13 +483,21 @@ def asset_build_renditions(
     existing = {r.spec: r for r in Rendition.objects.filter(asset_id=asset_id)}
     todo = names if force else renditions_missing(asset, names, existing)
     built = 0
+    decoded: list = []
+
+    def prepared():
+        if not decoded:
+            with asset.file.open("rb") as source:
+                decoded.append(rd.prepare(source, [rd.ALL_SPECS[n] for n in todo]))
+        return decoded[0]
+
     for name in names:
         if name not in todo:
             if job_id is not None:
                 job_advance(job_id=job_id, done=1)
             continue
         try:
-            _, did = _build_one(asset, name, force=force)
+            _, did = _build_one(asset, name, force=force, prepared=prepared)
         except (OSError, ValueError, TimeoutError) as exc:
             logger.warning("rendition %s of asset %s failed: %s", name, asset_id, exc)
             if job_id is not None:
