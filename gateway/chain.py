@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
+from redis.exceptions import RedisError
 
 from . import breaker, ratelimit
 from .errors import ErrorKind, ProviderError, ProvidersUnavailable, classify_exception
@@ -25,6 +26,8 @@ from .health import build_adapter, record_call
 from .models import STATE_RANK, AccountState, ProviderAccount
 
 log = logging.getLogger(__name__)
+
+REDIS_RETRY_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -181,11 +184,22 @@ class _Chain:
         record_call(account=account, kind=kind, latency_ms=latency_ms)
         if self.use_breaker:
             failed = kind is not None and kind.counts_as_failure
-            transition = breaker.record(
-                account.pk, ok=not failed, probe=probe, cause=str(error) if failed else "", config=self.config
-            )
-            if transition.changed:
-                services.account_note_breaker(account=account, transition=transition, cause=str(error or ""))
+            try:
+                transition = breaker.record(
+                    account.pk,
+                    ok=not failed,
+                    probe=probe,
+                    cause=str(error) if failed else "",
+                    config=self.config,
+                )
+            except RedisError:
+                # The provider already answered: losing one breaker sample beats losing (or repeating) the call.
+                log.warning("breaker outcome for account %s not recorded: Redis unavailable", account.pk)
+            else:
+                if transition.changed:
+                    services.account_note_breaker(
+                        account=account, transition=transition, cause=str(error or "")
+                    )
         if error is None:
             return True, result
         if error.kind == ErrorKind.REAUTH:
@@ -280,4 +294,11 @@ def call(
     )
     if not accounts:
         raise chain.unavailable(None, why)
-    return chain.run(accounts, args, kwargs)
+    try:
+        return chain.run(accounts, args, kwargs)
+    except RedisError as exc:
+        # Without the shared breaker and rate limit we cannot call providers safely: retry the work later.
+        log.warning("gateway call for %s deferred: Redis unavailable (%s)", capability, exc)
+        raise chain.unavailable(
+            time.monotonic() + REDIS_RETRY_SECONDS, f"breaker store unavailable: {exc}"
+        ) from exc

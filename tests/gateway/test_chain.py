@@ -332,3 +332,16 @@ def admin_user(workspace, member_factory):
 def test_provider_account_is_scoped(workspace, other_workspace):
     ProviderAccountFactory(workspace=other_workspace)
     assert not ProviderAccount.objects.for_workspace(workspace).exists()
+
+
+def test_redis_down_defers_the_work_instead_of_calling_unguarded(
+    workspace, httpserver, test_adapters, settings
+):
+    settings.REDIS_URL = f"redis://127.0.0.1:{closed_port()}/0"
+    ProviderAccountFactory(workspace=workspace, base_url=httpserver.url_for(""))
+    httpserver.expect_request(VERIFY).respond_with_handler(ok_body)
+    before = time.time()
+    with pytest.raises(ProvidersUnavailable, match="breaker store unavailable") as info:
+        services.verify_email(workspace=workspace, email="a@example.com")
+    assert info.value.retry_at.timestamp() == pytest.approx(before + 30, abs=5)
+    assert not httpserver.log

@@ -54,8 +54,9 @@ def test_health_minute_is_unique_per_account_and_minute(workspace):
         HealthMinute.objects.create(workspace=workspace, account=account, minute=minute, calls=1)
 
 
-def test_demo_seed_one_account_per_capability_idempotent_and_every_facade_works(workspace, member_factory,
-                                                                               redis_client):
+def test_demo_seed_one_account_per_capability_idempotent_and_every_facade_works(
+    workspace, member_factory, redis_client
+):
     from datetime import date, timedelta
     from decimal import Decimal
 
@@ -83,18 +84,37 @@ def test_demo_seed_one_account_per_capability_idempotent_and_every_facade_works(
     [person] = services.enrich_people(workspace=ws, queries=[PersonQuery(email="ada@example.com")])
     assert person.demo
     assert services.verify_email(workspace=ws, email="ada@example.com").demo
-    sent = services.send_email(workspace=ws, message=OutgoingEmail(to="ada@example.com", subject="Hi", text="x",
-                                                                     from_email="me@acme.test"))
+    sent = services.send_email(
+        workspace=ws,
+        message=OutgoingEmail(to="ada@example.com", subject="Hi", text="x", from_email="me@acme.test"),
+    )
     assert sent.demo and sent.message_id.endswith("@acme.test>")
-    services.fetch_replies(workspace=ws, since=date.today() - timedelta(days=1), known_message_ids=[sent.message_id])
+    services.fetch_replies(
+        workspace=ws, since=date.today() - timedelta(days=1), known_message_ids=[sent.message_id]
+    )
     assert services.sync_crm(workspace=ws, records=[CrmRecord(email="ada@example.com")]).demo
-    posted = services.post_social(workspace=ws, network="linkedin", post=SocialPost(network="linkedin", text="Hello"))
+    posted = services.post_social(
+        workspace=ws, network="linkedin", post=SocialPost(network="linkedin", text="Hello")
+    )
     assert posted.demo and posted.network == "linkedin"
     assert services.social_metrics(workspace=ws, network="linkedin", external_id=posted.external_id).demo
     campaign = services.run_ads(workspace=ws, spec=AdCampaignSpec(name="Q4", daily_budget=Decimal("25.00")))
     assert campaign.demo
-    services.fetch_ad_insights(workspace=ws, external_id=campaign.external_id, since=date.today() - timedelta(days=3),
-                               until=date.today())
-    hook = services.dispatch_webhook(workspace=ws, url="https://hooks.example.com/x", secret="whsec_abc",
-                                     event=WebhookEvent("contact.created", {"id": 1}))
+    services.fetch_ad_insights(
+        workspace=ws,
+        external_id=campaign.external_id,
+        since=date.today() - timedelta(days=3),
+        until=date.today(),
+    )
+    hook = services.dispatch_webhook(
+        workspace=ws,
+        url="https://hooks.example.com/x",
+        secret="whsec_abc",
+        event=WebhookEvent("contact.created", {"id": 1}),
+    )
     assert hook.demo and hook.event_id.startswith("msg_")
+
+    from gateway.health import selfcheck_workspace
+
+    checks = selfcheck_workspace(workspace=ws)
+    assert len(checks) == len(Capability.values) and all(c.ok for c in checks)
