@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from email.message import EmailMessage, Message
 from email.utils import formataddr, getaddresses, make_msgid, parseaddr, parsedate_to_datetime
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from gateway.adapters.base import Adapter
@@ -82,7 +82,20 @@ class _GuardedSMTPSSL(smtplib.SMTP_SSL):
         return self.context.wrap_socket(sock, server_hostname=self._host)
 
 
-class SMTPAdapter(Adapter):
+class _MailServerAdapter(Adapter):
+    """Mail servers are configured by host/port/security options or a ``scheme://host:port`` base URL."""
+
+    credential_fields = ("username", "password")
+    default_base_url = ""
+    default_ports: ClassVar[dict[str, int]] = {}
+    schemes: ClassVar[dict[str, str]] = {}
+
+    @property
+    def server(self) -> tuple[str, int, str]:
+        return _server_from(self, default_ports=self.default_ports, schemes=self.schemes)
+
+
+class SMTPAdapter(_MailServerAdapter):
     """Sends mail over one reused SMTP connection per adapter instance.
 
     Message-IDs are ours (the caller's, or minted on the From domain) so replies and bounces can be
@@ -92,7 +105,6 @@ class SMTPAdapter(Adapter):
     key = "smtp"
     label = "SMTP"
     capabilities = frozenset({Capability.SEND_EMAIL})
-    credential_fields = ("username", "password")
     option_fields = (
         "host",
         "port",
@@ -103,19 +115,12 @@ class SMTPAdapter(Adapter):
         "verify_tls",
         "ca_file",
     )
-    default_base_url = ""
+    default_ports: ClassVar[dict[str, int]] = {"starttls": 587, "ssl": 465, "none": 25}
+    schemes: ClassVar[dict[str, str]] = {"smtp": "starttls", "smtps": "ssl"}
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._smtp: smtplib.SMTP | None = None
-
-    @property
-    def server(self) -> tuple[str, int, str]:
-        return _server_from(
-            self,
-            default_ports={"starttls": 587, "ssl": 465, "none": 25},
-            schemes={"smtp": "starttls", "smtps": "ssl"},
-        )
 
     def _connect(self) -> smtplib.SMTP:
         host, port, security = self.server
@@ -395,23 +400,15 @@ def parse_inbound(raw: bytes, known_ids: set[str]) -> InboundMessage | None:
     )
 
 
-class IMAPAdapter(Adapter):
+class IMAPAdapter(_MailServerAdapter):
     """Fetches replies and bounces to our Message-IDs from one IMAP mailbox (read-only)."""
 
     key = "imap"
     label = "IMAP"
     capabilities = frozenset({Capability.FETCH_REPLIES})
-    credential_fields = ("username", "password")
     option_fields = ("host", "port", "security", "mailbox", "verify_tls", "ca_file")
-    default_base_url = ""
-
-    @property
-    def server(self) -> tuple[str, int, str]:
-        return _server_from(
-            self,
-            default_ports={"starttls": 143, "ssl": 993, "none": 143},
-            schemes={"imap": "starttls", "imaps": "ssl"},
-        )
+    default_ports: ClassVar[dict[str, int]] = {"starttls": 143, "ssl": 993, "none": 143}
+    schemes: ClassVar[dict[str, str]] = {"imap": "starttls", "imaps": "ssl"}
 
     def _connect(self) -> imaplib.IMAP4:
         host, port, security = self.server

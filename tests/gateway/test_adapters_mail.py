@@ -452,3 +452,27 @@ def test_smtp_reconnects_once_when_the_server_dropped_the_idle_connection(smtp_s
         adapter.send_email(OutgoingEmail(to="b@example.test", subject="two", text="t"))
     assert [m["Subject"] for m in smtp_sink.wait_for(2)] == ["one", "two"]
     assert len(smtp_sink.logins) == 2
+
+
+@pytest.mark.parametrize(
+    ("cls", "base_url", "options", "expected"),
+    [
+        (SMTPAdapter, "smtps://mail.acme.test", {}, ("mail.acme.test", 465, "ssl")),
+        (SMTPAdapter, "smtp://mail.acme.test", {}, ("mail.acme.test", 587, "starttls")),
+        (SMTPAdapter, "", {"host": "mx.acme.test", "security": "none"}, ("mx.acme.test", 25, "none")),
+        (IMAPAdapter, "imaps://imap.acme.test", {}, ("imap.acme.test", 993, "ssl")),
+        (IMAPAdapter, "", {"host": "imap.acme.test", "port": 1143}, ("imap.acme.test", 1143, "starttls")),
+    ],
+)
+def test_mail_server_settings(cls, base_url, options, expected):
+    assert cls(base_url=base_url, options=options).server == expected
+
+
+def test_mail_server_settings_refuse_nonsense():
+    for adapter in (
+        SMTPAdapter(options={"security": "ssl"}),
+        IMAPAdapter(options={"host": "h", "security": "tls13"}),
+    ):
+        with pytest.raises(ProviderError) as info:
+            adapter.server  # noqa: B018
+        assert info.value.kind is ErrorKind.BAD_INPUT
