@@ -692,7 +692,7 @@ def enrichment_apply(
 ) -> EnrichmentRecord:
     """Store one provider answer and merge it: typed values never change, newer verified data wins over older,
     every value not applied is kept as an `EnrichmentConflict`."""
-    contact = Contact.objects.select_for_update().select_related("company").get(pk=contact.pk)
+    contact = Contact.objects.select_for_update(of=("self",)).select_related("company").get(pk=contact.pk)
     fetched_at = fetched_at or timezone.now()
     clean = {k: v for k, v in (fields or {}).items() if v not in (None, "", [], {})}
     record = EnrichmentRecord.objects.create(
