@@ -11,6 +11,8 @@ import smtplib
 import ssl
 from collections.abc import Iterable
 from datetime import UTC, date, datetime
+from email.errors import HeaderParseError
+from email.header import decode_header, make_header
 from email.message import EmailMessage, Message
 from email.utils import formataddr, getaddresses, make_msgid, parseaddr, parsedate_to_datetime
 from typing import Any, ClassVar
@@ -293,14 +295,26 @@ _BOUNCE_SUBJECTS = (
 _EMAIL_RE = re.compile(r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 
 
+def _header(message: Message, name: str) -> str:
+    """A header as text, RFC 2047 words decoded; never raises on hostile or broken headers."""
+    value = message.get(name)
+    if value is None:
+        return ""
+    try:
+        return str(make_header(decode_header(str(value))))
+    except (HeaderParseError, LookupError, UnicodeError, ValueError):
+        return str(value)
+
+
 def _text_of(message: Message) -> str:
     parts: list[str] = []
     for part in message.walk():
         if part.get_content_maintype() == "text" and part.get_content_subtype() in ("plain", "html"):
+            payload = part.get_payload(decode=True) or b""
+            charset = part.get_content_charset() or "utf-8"
             try:
-                parts.append(part.get_content() if hasattr(part, "get_content") else str(part.get_payload()))
-            except (LookupError, UnicodeDecodeError, KeyError):
-                payload = part.get_payload(decode=True) or b""
+                parts.append(payload.decode(charset, "replace"))
+            except LookupError:
                 parts.append(payload.decode("utf-8", "replace"))
     return "\n".join(parts)
 
@@ -335,16 +349,16 @@ def parse_inbound(raw: bytes, known_ids: set[str]) -> InboundMessage | None:
     Bounces are returned even when the original id is not ours to find (the recipient still
     matters for suppression); replies only when they answer one of our messages.
     """
-    message = email.message_from_bytes(raw, policy=email.policy.default)
-    subject = str(message.get("Subject", ""))
-    from_header = str(message.get("From", ""))
+    message = email.message_from_bytes(raw, policy=email.policy.compat32)
+    subject = _header(message, "Subject")
+    from_header = _header(message, "From")
     from_email = parseaddr(from_header)[1].lower()
-    in_reply_to = _ids(str(message.get("In-Reply-To", "")))
-    references = _ids(str(message.get("References", "")))
+    in_reply_to = _ids(_header(message, "In-Reply-To"))
+    references = _ids(_header(message, "References"))
     received_at = None
     if message.get("Date"):
         try:
-            received_at = parsedate_to_datetime(str(message["Date"]))
+            received_at = parsedate_to_datetime(_header(message, "Date"))
             if received_at.tzinfo is None:
                 received_at = received_at.replace(tzinfo=UTC)
         except (TypeError, ValueError):
@@ -361,7 +375,7 @@ def parse_inbound(raw: bytes, known_ids: set[str]) -> InboundMessage | None:
     if is_report or looks_bounce:
         recipient, original_ids = _dsn_details(message) if is_report else ("", [])
         if not recipient:
-            header = str(message.get("X-Failed-Recipients", ""))
+            header = _header(message, "X-Failed-Recipients")
             found = [addr for _, addr in getaddresses([header]) if addr] or _EMAIL_RE.findall(body)
             recipient = next((a for a in found if a.lower() != from_email), "")
         candidates = (
@@ -373,7 +387,7 @@ def parse_inbound(raw: bytes, known_ids: set[str]) -> InboundMessage | None:
         matched = next((c for c in candidates if c in known_ids), "")
         if is_report or recipient or matched:
             return InboundMessage(
-                message_id=str(message.get("Message-ID", "")).strip(),
+                message_id=_header(message, "Message-ID").strip(),
                 in_reply_to=in_reply_to[0] if in_reply_to else "",
                 references=tuple(references),
                 from_email=from_email,
@@ -388,7 +402,7 @@ def parse_inbound(raw: bytes, known_ids: set[str]) -> InboundMessage | None:
     if not matched:
         return None
     return InboundMessage(
-        message_id=str(message.get("Message-ID", "")).strip(),
+        message_id=_header(message, "Message-ID").strip(),
         in_reply_to=in_reply_to[0] if in_reply_to else "",
         references=tuple(references),
         from_email=from_email,

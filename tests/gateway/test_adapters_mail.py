@@ -13,6 +13,8 @@ from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway.adapters.mail import IMAPAdapter, SMTPAdapter, parse_inbound
 from gateway.capabilities import InboundKind, OutgoingEmail
@@ -476,3 +478,17 @@ def test_mail_server_settings_refuse_nonsense():
         with pytest.raises(ProviderError) as info:
             adapter.server  # noqa: B018
         assert info.value.kind is ErrorKind.BAD_INPUT
+
+
+@given(
+    st.text(max_size=80),
+    st.text(max_size=80),
+    st.sampled_from(["multipart/report; report-type=delivery-status", "text/plain", "multipart/mixed"]),
+    st.binary(max_size=300),
+)
+@settings(max_examples=150, deadline=None)
+def test_parse_inbound_never_crashes_on_hostile_mail(subject, from_header, ctype, body):
+    head = f'From: {from_header}\r\nSubject: {subject}\r\nContent-Type: {ctype}; boundary="BB"\r\nIn-Reply-To: {OURS}\r\n\r\n'
+    raw = head.encode("utf-8", "surrogateescape") + body
+    parsed = parse_inbound(raw, {"c1.42@acme.test"})
+    assert parsed is None or parsed.kind in (InboundKind.REPLY, InboundKind.BOUNCE)
