@@ -31,7 +31,7 @@ help:
 # ---------------------------------------------------------------------------------------- environment
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "AICMO needs Python 3.11+; run: make PYTHON=python3.11 ...")'
-	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); echo "venv failed (Debian/Ubuntu: apt-get install python3-venv)"; exit 1; }
 
 # Reinstall only when a requirements file changed (the stamp is newer than both otherwise).
 $(STAMP): requirements.txt requirements-dev.txt | $(BIN)/python
