@@ -240,7 +240,7 @@ SVG_ATTRIBUTES = {
     "style", "visibility", "display", "color", "startOffset", "textLength", "lengthAdjust",
 }  # fmt: skip
 _DANGEROUS_VALUE = re.compile(
-    r"(javascript:|vbscript:|data:|expression\s*\(|@import|url\s*\(\s*['\"]?(?!#))", re.I
+    r"(javascript:|vbscript:|data:|expression\s*\(|@import|url\s*\(\s*['\"]?(?!#)|://|^\s*//)", re.I
 )
 
 
