@@ -53,6 +53,9 @@ def _ensure_unique(serializer, model, message: str, **lookup) -> None:
         raise serializers.ValidationError(message)
 
 
+_DATETIME = serializers.DateTimeField()
+
+
 class CompanyMiniSerializer(serializers.ModelSerializer):
     class Meta:
         model = Company
@@ -108,9 +111,35 @@ class ContactSerializer(serializers.ModelSerializer):
         ]
 
     def to_representation(self, instance):
-        data = super().to_representation(instance)
-        data["tags"] = [t.name for t in instance.tags.all()]
-        return data
+        """Hand-built read shape (same keys and formats as the declared fields): the list endpoint's cost is
+        dominated by per-field serializer machinery otherwise."""
+        dt = _DATETIME.to_representation
+        company = instance.company
+        return {
+            "id": instance.pk,
+            "email": instance.email,
+            "first_name": instance.first_name,
+            "last_name": instance.last_name,
+            "title": instance.title,
+            "phone": instance.phone,
+            "company": {"id": company.pk, "name": company.name, "domain": company.domain}
+            if company
+            else None,
+            "source": instance.source,
+            "custom": instance.custom,
+            "lifecycle": instance.lifecycle,
+            "verification": instance.verification,
+            "verified_at": dt(instance.verified_at) if instance.verified_at else None,
+            "last_engaged_at": dt(instance.last_engaged_at) if instance.last_engaged_at else None,
+            "engagement_score": instance.engagement_score,
+            "engagement_tier": instance.engagement_tier,
+            "typed_fields": instance.typed_fields,
+            "provenance": instance.provenance,
+            "enriched_at": dt(instance.enriched_at) if instance.enriched_at else None,
+            "created_at": dt(instance.created_at),
+            "updated_at": dt(instance.updated_at),
+            "tags": [t.name for t in instance.tags.all()],
+        }
 
     def service_data(self) -> dict:
         data = dict(self.validated_data)
