@@ -302,7 +302,12 @@ class RenditionViewSet(WorkspaceGenericViewSet):
         asset = self.get_object()
         if spec not in rd.ALL_SPECS or not asset.is_raster:
             raise Http404
-        return rendition_response(services.rendition_get_or_build(asset=asset, spec=spec))
+        try:
+            return rendition_response(services.rendition_get_or_build(asset=asset, spec=spec))
+        except services.RenditionBusy:
+            response = error_response("busy", "The rendition is being built; try again shortly.", 503)
+            response["Retry-After"] = "5"
+            return response
 
 
 class SuggestionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, WorkspaceGenericViewSet):

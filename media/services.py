@@ -9,6 +9,7 @@ import statistics
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.base import ContentFile, File
 from django.db import IntegrityError, transaction
@@ -45,6 +46,10 @@ LOW_CTR_RATIO = 0.5
 OVERSIZED_MIN_SAVING = 0.30
 OVERSIZED_MIN_BYTES = 200 * 1024
 SPEC_TOLERANCE = 0.02
+
+
+class RenditionBusy(Exception):
+    """Another builder holds the rendition lock longer than this caller is willing to wait."""
 
 
 class AssetStateError(ValidationError):
@@ -187,7 +192,20 @@ def asset_upload(
         raise
     if request_renditions and asset.is_raster:
         asset_request_renditions(asset=asset, by=by)
+    _enqueue_asset_suggestions(asset.pk)
     return UploadResult(asset=asset, duplicate=False)
+
+
+def _enqueue_asset_suggestions(asset_id: int) -> None:
+    from .tasks import compute_asset_suggestions_task
+
+    transaction.on_commit(lambda: compute_asset_suggestions_task.delay(asset_id))
+
+
+def asset_refresh_suggestions(*, asset_id: int) -> int:
+    """Task body: recompute one asset's suggestions (re-encoding to measure savings happens here)."""
+    asset = MediaAsset.objects.filter(pk=asset_id).select_related("library").first()
+    return len(asset_compute_suggestions(asset=asset)) if asset is not None else 0
 
 
 ASSET_EDITABLE = ("title", "description", "alt_text", "category", "focal_x", "focal_y")
@@ -417,17 +435,17 @@ def renditions_missing(asset: MediaAsset, specs: Iterable[str], existing: dict[s
 
 
 @contextlib.contextmanager
-def _rendition_lock(asset_id: int, spec: str) -> Iterator[None]:
+def _rendition_lock(asset_id: int, spec: str, wait: float = RENDITION_LOCK_TIMEOUT) -> Iterator[None]:
     """One builder per (asset, spec) across web requests and workers (Redis lock, auto-expiring)."""
     from aicmo.redis import get_redis
 
     lock = get_redis().lock(
         f"aicmo:media:rendition:{asset_id}:{spec}",
         timeout=RENDITION_LOCK_TIMEOUT,
-        blocking_timeout=RENDITION_LOCK_TIMEOUT,
+        blocking_timeout=wait,
     )
     if not lock.acquire():
-        raise TimeoutError(f"Rendition {spec} of asset {asset_id} is locked by another builder.")
+        raise RenditionBusy(f"Rendition {spec} of asset {asset_id} is locked by another builder.")
     try:
         yield
     finally:
@@ -436,14 +454,19 @@ def _rendition_lock(asset_id: int, spec: str) -> Iterator[None]:
 
 
 def _build_one(
-    asset: MediaAsset, spec_name: str, *, force: bool = False, prepared=None
+    asset: MediaAsset,
+    spec_name: str,
+    *,
+    force: bool = False,
+    prepared=None,
+    wait: float = RENDITION_LOCK_TIMEOUT,
 ) -> tuple[Rendition, bool]:
     """Build one rendition under the lock unless an up-to-date one exists. Returns (rendition, built).
 
     `prepared` (a callable returning an already decoded source) lets a batch decode the source once.
     """
     spec = rd.ALL_SPECS[spec_name]
-    with _rendition_lock(asset.pk, spec_name):
+    with _rendition_lock(asset.pk, spec_name, wait):
         current = Rendition.objects.filter(asset_id=asset.pk, spec=spec_name).first()
         fmt = rd.output_format()
         key = rd.source_key(
@@ -498,7 +521,7 @@ def asset_build_renditions(
             continue
         try:
             _, did = _build_one(asset, name, force=force, prepared=prepared)
-        except (OSError, ValueError, TimeoutError) as exc:
+        except (OSError, ValueError, RenditionBusy) as exc:
             logger.warning("rendition %s of asset %s failed: %s", name, asset_id, exc)
             if job_id is not None:
                 job_advance(job_id=job_id, failed=1, errors=[ItemError(item=name, message=str(exc))])
@@ -511,13 +534,17 @@ def asset_build_renditions(
     return built
 
 
-def rendition_get_or_build(*, asset: MediaAsset, spec: str) -> Rendition:
-    """On-demand rendition for a request: returns the current one or builds it under the shared lock."""
+def rendition_get_or_build(*, asset: MediaAsset, spec: str, wait: float | None = None) -> Rendition:
+    """On-demand rendition for a request: returns the current one or builds it under the shared lock.
+
+    Raises `RenditionBusy` when another builder holds the lock for longer than `wait` seconds."""
     if spec not in rd.ALL_SPECS:
         raise ValidationError({"spec": f"Unknown rendition spec {spec!r}."})
     if not asset.is_raster:
         raise AssetStateError("Only raster images have renditions.")
-    rendition, _ = _build_one(asset, spec)
+    if wait is None:
+        wait = float(getattr(settings, "MEDIA_RENDITION_WAIT_SECONDS", 30))
+    rendition, _ = _build_one(asset, spec, wait=wait)
     return rendition
 
 
@@ -720,6 +747,7 @@ def suggestion_act(*, suggestion: Suggestion, by=None) -> Job:
 
 __all__ = [
     "AssetStateError",
+    "RenditionBusy",
     "UploadRejected",
     "UploadResult",
     "asset_approve",

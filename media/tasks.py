@@ -17,3 +17,8 @@ def build_renditions_task(
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def compute_suggestions_task(job_id: int) -> int:
     return services.suggestions_refresh(job_id=job_id)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def compute_asset_suggestions_task(asset_id: int) -> int:
+    return services.asset_refresh_suggestions(asset_id=asset_id)

@@ -8,6 +8,7 @@ urlpatterns = [
     path("", views.IndexView.as_view(), name="index"),
     path("upload/", views.UploadView.as_view(), name="upload"),
     path("insights/", views.InsightsView.as_view(), name="insights"),
+    path("suggestions/refresh/", views.SuggestionsRefreshView.as_view(), name="suggestions-refresh"),
     path("assets/<int:pk>/", views.AssetDetailView.as_view(), name="asset"),
     path("assets/<int:pk>/file/", views.AssetFileView.as_view(), name="asset-file"),
     path("assets/<int:pk>/renditions/<slug:spec>/", views.RenditionFileView.as_view(), name="rendition-file"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponseRedirect, JsonResponse
+from django.http import Http404, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.urls import reverse
 
 from aicmo.roles import APPROVE, READ, WRITE
@@ -227,7 +227,25 @@ class RenditionFileView(WorkspaceView):
         asset = get_scoped_or_404(MediaAsset.objects.all(), request, pk=pk)
         if spec not in rd.ALL_SPECS or not asset.is_raster:
             raise Http404
-        return rendition_response(services.rendition_get_or_build(asset=asset, spec=spec))
+        try:
+            return rendition_response(services.rendition_get_or_build(asset=asset, spec=spec))
+        except services.RenditionBusy:
+            return busy_response()
+
+
+def busy_response() -> HttpResponse:
+    response = HttpResponse(
+        "The rendition is being built; try again shortly.", status=503, content_type="text/plain"
+    )
+    response["Retry-After"] = "5"
+    return response
+
+
+class SuggestionsRefreshView(WorkspaceView):
+    def post(self, request):
+        job = services.suggestions_request_refresh(workspace=self.workspace, by=request.user)
+        messages.success(request, "Recomputing suggestions for every library.")
+        return HttpResponseRedirect(reverse("job-detail", args=[job.pk]))
 
 
 class InsightsView(WorkspaceTemplateView):
@@ -240,4 +258,5 @@ class InsightsView(WorkspaceTemplateView):
                            for c in selectors.channels_for(self.workspace)]  # fmt: skip
         ctx["pairs"] = selectors.duplicate_pairs(workspace=self.workspace)[:200]
         ctx["min_impressions"] = selectors.MIN_IMPRESSIONS
+        ctx["can_write"] = self.tenant.allows(WRITE)
         return ctx

@@ -197,3 +197,20 @@ def test_other_workspace_assets_not_listed_and_library_not_usable(client_for, ot
     resp = client.post("/media/upload/", {"file": SimpleUploadedFile("a.jpg", make_image(seed=3)),
                                           "library": theirs.library_id}, HTTP_ACCEPT="application/json")  # fmt: skip
     assert resp.status_code == 404 and MediaAsset.objects.count() == 1
+
+
+def test_insights_refresh_all_suggestions(client_for, django_capture_on_commit_callbacks, monkeypatch):
+    from media import tasks
+
+    monkeypatch.setattr(
+        tasks.compute_suggestions_task, "delay", lambda job_id: services.suggestions_refresh(job_id=job_id)
+    )
+    client = client_for("marketer")
+    _asset(client.workspace)
+    assert b"Recompute all suggestions" in client.get("/media/insights/").content
+    with django_capture_on_commit_callbacks(execute=True):
+        resp = client.post("/media/suggestions/refresh/")
+    assert resp.status_code == 302 and "/jobs/" in resp["Location"]
+    assert Suggestion.objects.filter(code="missing_alt").exists()
+    viewer = client_for("viewer")
+    assert viewer.post("/media/suggestions/refresh/").status_code == 403

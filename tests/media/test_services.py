@@ -354,3 +354,40 @@ def test_act_on_suggestion_builds_optimized_rendition(
     missing_alt = Suggestion.objects.get(asset=asset, code=SuggestionCode.MISSING_ALT)
     with pytest.raises(services.AssetStateError):
         services.suggestion_act(suggestion=missing_alt)
+
+
+def test_on_demand_build_gives_up_when_lock_is_held(library, media_redis, settings, client_for):
+    asset = services.asset_upload(library=library, file=upload(make_image()), request_renditions=False).asset
+    lock = media_redis.lock(f"aicmo:media:rendition:{asset.pk}:og", timeout=30)
+    assert lock.acquire()
+    settings.MEDIA_RENDITION_WAIT_SECONDS = 0.3
+    try:
+        with pytest.raises(services.RenditionBusy):
+            services.rendition_get_or_build(asset=asset, spec="og")
+        client = client_for("viewer")
+        asset_other = services.asset_upload(
+            library=services.library_create(workspace=client.workspace, name="Mine"),
+            file=upload(make_image(seed=42)), request_renditions=False,
+        ).asset  # fmt: skip
+        held = media_redis.lock(f"aicmo:media:rendition:{asset_other.pk}:og", timeout=30)
+        assert held.acquire()
+        resp = client.get(f"/media/assets/{asset_other.pk}/renditions/og/")
+        assert resp.status_code == 503 and resp["Retry-After"] == "5"
+        held.release()
+    finally:
+        lock.release()
+    assert not Rendition.objects.filter(asset=asset).exists()
+
+
+def test_upload_enqueues_suggestions(library, django_capture_on_commit_callbacks, monkeypatch):
+    from media import tasks
+
+    sent = []
+    monkeypatch.setattr(tasks.compute_asset_suggestions_task, "delay", lambda asset_id: sent.append(asset_id))
+    with django_capture_on_commit_callbacks(execute=True):
+        asset = services.asset_upload(
+            library=library, file=upload(make_image()), request_renditions=False
+        ).asset
+    assert sent == [asset.pk]
+    assert services.asset_refresh_suggestions(asset_id=asset.pk) >= 1
+    assert services.asset_refresh_suggestions(asset_id=10**9) == 0
