@@ -345,3 +345,42 @@ def test_redis_down_defers_the_work_instead_of_calling_unguarded(
         services.verify_email(workspace=workspace, email="a@example.com")
     assert info.value.retry_at.timestamp() == pytest.approx(before + 30, abs=5)
     assert not httpserver.log
+
+
+def test_real_hunter_accounts_fail_over_on_429_and_401(workspace, httpserver, fallback_server, gateway_fast):
+    """The same scenarios with the production Hunter adapter speaking Hunter's error bodies."""
+    primary = ProviderAccountFactory(
+        workspace=workspace, adapter="hunter", name="Hunter A", priority=1, base_url=httpserver.url_for("")
+    )
+    ProviderAccountFactory(
+        workspace=workspace,
+        adapter="hunter",
+        name="Hunter B",
+        priority=2,
+        base_url=fallback_server.url_for(""),
+    )
+    fallback_server.expect_request(VERIFY).respond_with_json(
+        {"data": {"status": "valid", "email": "ada@example.com", "score": 97}}
+    )
+    httpserver.expect_oneshot_request(VERIFY).respond_with_json(
+        {"errors": [{"id": "too_many_requests", "code": 429, "details": "You have reached the rate limit"}]},
+        status=429,
+        headers={"Retry-After": "1"},
+    )
+    results = verify_many(workspace, 3)
+    assert all(r.verdict == Verdict.VALID and r.score == 97 and r.provider == "hunter" for r in results)
+    assert len(httpserver.log) == 1 and minutes(primary)[0].throttled == 1
+
+    time.sleep(1.1)  # hold over: the primary is asked again and now rejects the key
+    httpserver.expect_request(VERIFY).respond_with_json(
+        {
+            "errors": [
+                {"id": "authentication_failed", "code": 401, "details": "No user found for the API key"}
+            ]
+        },
+        status=401,
+    )
+    assert verify_many(workspace, 2)[0].verdict == Verdict.VALID
+    primary.refresh_from_db()
+    assert primary.state == AccountState.NEEDS_REAUTH and "No user found" in primary.state_cause
+    assert len(httpserver.log) == 2
