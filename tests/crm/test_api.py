@@ -277,3 +277,25 @@ def test_writers_can_start_verification(api_client_for, role):
     resp = client.post(f"{BASE}/verification-runs/", {"contact_ids": [c.pk]}, format="json")
     assert resp.status_code == 202 and Job.objects.get(pk=resp.json()["id"]).kind == "crm.verification"
     services.contact_unsubscribe(contact=c)
+
+
+def test_hand_built_representation_matches_drf(workspace):
+    from django.utils import timezone
+    from rest_framework import serializers
+
+    from crm.api import ContactSerializer
+
+    class Plain(ContactSerializer):
+        to_representation = serializers.ModelSerializer.to_representation
+
+    c = ContactFactory(
+        workspace=workspace,
+        company=CompanyFactory(workspace=workspace),
+        verified_at=timezone.now(),
+        custom={"a": 1},
+        provenance={"title": {"source": "typed"}},
+    )
+    c.tags.add(TagFactory(workspace=workspace, name="t"))
+    fast = ContactSerializer(c).data
+    assert fast.pop("tags") == ["t"]
+    assert fast == dict(Plain(c).data)
