@@ -145,7 +145,7 @@ class ProviderAccountViewSet(WorkspaceViewSet):
         check = selfcheck_account(account=self.get_object())
         return Response(HealthCheckSerializer(check).data)
 
-    @extend_schema(request=None, responses={202: dict})
+    @extend_schema(request=None, responses={202: dict}, operation_id="gateway_accounts_selfcheck_all")
     @action(detail=False, methods=["post"], url_path="selfcheck")
     def selfcheck_all(self, request):
         """Queue a self-check of every enabled account of this workspace."""
