@@ -11,12 +11,14 @@ import socket
 import time
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
 from gateway import breaker, services
 from gateway.capabilities import Capability, PersonQuery, Verdict
-from gateway.chain import candidate_accounts, order_accounts
+from gateway.chain import RetryBudget, backoff_delay, candidate_accounts, order_accounts
 from gateway.errors import ErrorKind, ProviderError, ProvidersUnavailable
 from gateway.models import AccountState, HealthMinute, ProviderAccount
 from tests.gateway.factories import ProviderAccountFactory, fixture_gateway_fast, fixture_test_adapters  # noqa: F401
@@ -384,3 +386,27 @@ def test_real_hunter_accounts_fail_over_on_429_and_401(workspace, httpserver, fa
     primary.refresh_from_db()
     assert primary.state == AccountState.NEEDS_REAUTH and "No user found" in primary.state_cause
     assert len(httpserver.log) == 2
+
+
+def test_retry_budget_bounds_attempts_and_time(workspace, httpserver, gateway_fast, settings):
+    settings.GATEWAY_BREAKER = settings.GATEWAY_BREAKER | {"consecutive_failures": 100, "min_calls": 1000}
+    settings.GATEWAY_RETRY = settings.GATEWAY_RETRY | {
+        "max_attempts": 4,
+        "base_delay": 0.05,
+        "max_delay": 0.2,
+    }
+    ProviderAccountFactory(workspace=workspace, base_url=httpserver.url_for(""))
+    httpserver.expect_request(VERIFY).respond_with_response(Response("down", status=503))
+    started = time.monotonic()
+    with pytest.raises(ProvidersUnavailable, match="HTTP 503") as info:
+        services.verify_email(workspace=workspace, email="a@example.com")
+    assert len(httpserver.log) == 4  # retried on the only account, with backoff, then gave up
+    assert time.monotonic() - started < 2
+    assert info.value.retry_at is not None
+
+
+@given(round_no=st.integers(min_value=0, max_value=40), base=st.floats(0.001, 2), cap=st.floats(0.01, 30))
+def test_backoff_is_full_jitter_within_the_cap(round_no, base, cap):
+    budget = RetryBudget(base_delay=base, max_delay=cap)
+    delay = backoff_delay(round_no, budget)
+    assert 0 <= delay <= min(cap, base * 2**round_no)
