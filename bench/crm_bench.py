@@ -304,8 +304,8 @@ def bench_segment(n: int) -> dict:
             cur.execute(HAND_SQL, [ws.pk, ws.pk, ws.pk])
             return cur.fetchone()[0]
 
-    t_ours, c_ours = best_of(ours)
-    t_hand, c_hand = best_of(hand)
+    t_ours, c_ours = best_of(ours, 10)
+    t_hand, c_hand = best_of(hand, 10)
     assert c_ours == c_hand, (c_ours, c_hand)
     return {
         "contacts": n,
@@ -366,8 +366,8 @@ def bench_listapi(n: int) -> dict:
         qs = Contact.objects.filter(workspace=ws).order_by("-created_at", "-id")
         return JsonResponse({"count": qs.count(), "results": list(qs.values(*fields)[:100])})
 
-    t_ours, _ = best_of(ours, 10)
-    t_base, _ = best_of(baseline, 10)
+    t_ours, _ = best_of(ours, 30)
+    t_base, _ = best_of(baseline, 30)
     counts = {}
     for size in (10, 100):
         with CaptureQueriesContext(connection) as ctx:

@@ -559,10 +559,11 @@ def _commit_batch(run: ImportRun, batch: _Batch) -> int:
     existing = {c.email: c for c in _existing_contacts(run.workspace_id, list(merged))}
     to_create, to_update, skipped = [], [], dup_in_file if run.policy == "skip" else 0
     tag_links: dict[str, list[str]] = {}
+    provenance_cache: dict[tuple, str] = {}
     for email, data in merged.items():
         contact = existing.get(email)
         if contact is None:
-            to_create.append(_new_row(run, email, data, companies, stamp, now))
+            to_create.append(_new_row(run, email, data, companies, stamp, now, provenance_cache))
         elif run.policy == "skip":
             skipped += 1
             continue
@@ -640,26 +641,29 @@ NEW_COLUMNS = (
 )
 
 
-def _new_row(run: ImportRun, email: str, data: dict, companies: dict, stamp: dict, now) -> tuple:
-    """A new contact as a plain tuple: building model instances costs more than the insert itself."""
-    provenance = {name: stamp for name in FIELDS_FROM_ROW if data.get(name)}
+def _new_row(run: ImportRun, email: str, data: dict, companies: dict, stamp: dict, now, cache: dict) -> tuple:
+    """A new contact as a plain tuple: building model instances costs more than the insert itself.
+    `cache` holds the provenance JSON per set of filled fields (all rows of a batch share one stamp)."""
     company = companies.get(data.get("_company_key") or "")
-    if company is not None:
-        provenance["company"] = stamp
-    custom = {k: v for k, v in data.get("custom", {}).items() if v is not None}
+    filled = (*(name for name in FIELDS_FROM_ROW if data.get(name)), *(("company",) if company else ()))
+    provenance = cache.get(filled)
+    if provenance is None:
+        provenance = cache[filled] = json.dumps(dict.fromkeys(filled, stamp))
+    custom = data.get("custom")
+    custom = json.dumps({k: v for k, v in custom.items() if v is not None}) if custom else "{}"
     return (
         run.workspace_id,
         email,
         *(data.get(name, "") for name in FIELDS_FROM_ROW),
         company.pk if company else None,
         (data.get("source") or run.source)[:60],
-        json.dumps(custom),
+        custom,
         "new",
         "",
         0,
         "",
         "[]",
-        json.dumps(provenance),
+        provenance,
         now,
         now,
     )

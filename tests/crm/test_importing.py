@@ -42,6 +42,11 @@ def test_encodings(workspace, encoding, bom):
         "Chef",
     )
     assert list(zoe.tags.values_list("name", flat=True)) == ["vip"]
+    assert (
+        zoe.provenance["first_name"]["source"] == "import"
+        and zoe.provenance["company"]["import_run"] == run.pk
+    )
+    assert "title" not in Contact.objects.get(workspace=workspace, email="ano@ex.com").provenance
 
 
 @pytest.mark.parametrize("delimiter", [",", ";", "\t", "|"])
