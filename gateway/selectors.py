@@ -12,6 +12,7 @@ from datetime import timedelta
 
 from django.db.models import QuerySet
 from django.utils import timezone
+from redis.exceptions import RedisError
 
 from . import breaker
 from .capabilities import Capability
@@ -60,7 +61,11 @@ def account_health(workspace, accounts: list[ProviderAccount] | None = None) -> 
     accounts = list(accounts_for(workspace)) if accounts is None else accounts
     ids = [a.pk for a in accounts]
     now = timezone.now()
-    statuses = breaker.statuses(ids)
+    try:
+        statuses = breaker.statuses(ids)
+    except RedisError:  # the page still shows what the database knows
+        unknown = breaker.BreakerStatus("unknown", None, 0, 0, 0, "breaker store unavailable")
+        statuses = dict.fromkeys(ids, unknown)
     s15 = rolling_stats(workspace, window=timedelta(minutes=15), now=now)
     s1h = rolling_stats(workspace, window=timedelta(hours=1), now=now)
     s24 = rolling_stats(workspace, window=timedelta(hours=24), now=now)

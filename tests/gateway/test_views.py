@@ -90,3 +90,20 @@ def test_dashboard_query_count_is_flat(client_for, gateway_fast, django_assert_m
 def test_anonymous_is_sent_to_login(client):
     resp = client.get("/gateway/")
     assert resp.status_code == 302 and "/login/" in resp["Location"]
+
+
+def test_dashboard_survives_redis_outage(client_for, test_adapters, settings):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    settings.REDIS_URL = f"redis://127.0.0.1:{port}/0"
+    client = client_for("viewer")
+    ProviderAccountFactory(workspace=client.workspace, name="Hunter main")
+    resp = client.get("/gateway/")
+    assert (
+        resp.status_code == 200
+        and "Hunter main" in resp.content.decode()
+        and "unknown" in resp.content.decode()
+    )
