@@ -74,6 +74,7 @@ def _upload(library, data: bytes, name: str, by, **kwargs):
         by=by,
         filename=name,
         request_renditions=False,
+        compute_suggestions=False,
         **kwargs,
     ).asset
 

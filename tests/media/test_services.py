@@ -391,3 +391,18 @@ def test_upload_enqueues_suggestions(library, django_capture_on_commit_callbacks
     assert sent == [asset.pk]
     assert services.asset_refresh_suggestions(asset_id=asset.pk) >= 1
     assert services.asset_refresh_suggestions(asset_id=10**9) == 0
+
+
+def test_unreachable_broker_keeps_upload_and_fails_the_job(library, django_capture_on_commit_callbacks, monkeypatch):
+    from media import tasks
+
+    def broken(*args):
+        raise ConnectionRefusedError("broker down")
+
+    monkeypatch.setattr(tasks.build_renditions_task, "delay", broken)
+    monkeypatch.setattr(tasks.compute_asset_suggestions_task, "delay", broken)
+    with django_capture_on_commit_callbacks(execute=True):
+        result = services.asset_upload(library=library, file=upload(make_image()))
+    assert MediaAsset.objects.filter(pk=result.asset.pk).exists()
+    job = Job.objects.get(kind="media.renditions")
+    assert job.status == JobStatus.FAILED and "broker down" in job.message
