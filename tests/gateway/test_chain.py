@@ -410,3 +410,79 @@ def test_backoff_is_full_jitter_within_the_cap(round_no, base, cap):
     budget = RetryBudget(base_delay=base, max_delay=cap)
     delay = backoff_delay(round_no, budget)
     assert 0 <= delay <= min(cap, base * 2**round_no)
+
+
+WORKER_SCRIPT = """
+import os, sys
+import django
+django.setup()
+from django.conf import settings
+from django.core.management import call_command
+call_command("migrate", verbosity=0)
+from tests.gateway.factories import register_test_adapters
+register_test_adapters()
+settings.GATEWAY_BREAKER = {"consecutive_failures": 3, "min_calls": 100, "cooldown_seconds": 30}
+settings.GATEWAY_RETRY = {"base_delay": 0.01, "max_delay": 0.02}
+from aicmo.models import Workspace
+from gateway import breaker, services
+from gateway.crypto import encrypt_credentials
+from gateway.models import ProviderAccount
+pk, dead_url, fallback_url = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+ws = Workspace.objects.create(name="w", slug="w")
+creds = encrypt_credentials({"api_key": "k"})
+ProviderAccount.objects.create(pk=pk, workspace=ws, capability="verify_email", adapter="test-verifier",
+                               name="Primary", priority=1, base_url=dead_url, credentials_encrypted=creds)
+ProviderAccount.objects.create(workspace=ws, capability="verify_email", adapter="test-verifier",
+                               name="Fallback", priority=2, base_url=fallback_url, credentials_encrypted=creds)
+for i in range(4):
+    services.verify_email(workspace=ws, email=f"w{i}@example.com")
+print(breaker.status(pk).state)
+"""
+
+
+def test_breaker_opened_by_another_worker_process_steers_this_one(
+    workspace, httpserver, fallback_server, gateway_fast, redis_url, tmp_path
+):
+    """A separate OS process (own interpreter, own DB connection) sees the primary fail and opens its
+    breaker; this process then skips the primary without ever calling it, through the shared Redis."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    primary = ProviderAccountFactory(
+        workspace=workspace, name="Primary", priority=1, base_url=httpserver.url_for("")
+    )
+    ProviderAccountFactory(
+        workspace=workspace, name="Fallback", priority=2, base_url=fallback_server.url_for("")
+    )
+    fallback_server.expect_request(VERIFY).respond_with_handler(ok_body)
+    httpserver.expect_request(VERIFY).respond_with_handler(ok_body)  # alive here: must still not be called
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "aicmo.settings",
+        "AICMO_ENV": "test",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'worker.sqlite3'}",
+        "REDIS_URL": redis_url,
+    }
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            WORKER_SCRIPT,
+            str(primary.pk),
+            f"http://127.0.0.1:{closed_port()}",
+            fallback_server.url_for(""),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=Path(__file__).resolve().parents[2],
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.split()[-1] == "open"
+    results = verify_many(workspace, 3)
+    assert all(r.verdict == Verdict.VALID for r in results)
+    assert not httpserver.log  # the breaker opened in the other process kept us away from the primary
+    assert breaker.status(primary.pk).state == breaker.OPEN
