@@ -18,7 +18,7 @@ from pathlib import Path
 from charset_normalizer import from_bytes
 from django.core.exceptions import ValidationError
 from django.core.files.base import File
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -513,9 +513,9 @@ def _parse_row(line, cells, columns, customs, run, batch: _Batch) -> dict | None
     return data
 
 
-def _companies_for(run: ImportRun, rows: list[tuple[int, dict]]) -> dict[str, Company]:
+def _companies_for(run: ImportRun, rows) -> dict[str, Company]:
     wanted: dict[str, str] = {}
-    for _, data in rows:
+    for data in rows:
         name = data.get("company", "")
         domain = data.get("company_domain") or (f"{slugify(name)}.unknown" if name else "")
         if domain:
@@ -555,7 +555,7 @@ def _commit_batch(run: ImportRun, batch: _Batch) -> int:
             _merge_into(merged[email], data, run.policy)
         else:
             merged[email] = data
-    companies = _companies_for(run, list((0, d) for d in merged.values()))
+    companies = _companies_for(run, merged.values())
     existing = {c.email: c for c in _existing_contacts(run.workspace_id, list(merged))}
     to_create, to_update, skipped = [], [], dup_in_file if run.policy == "skip" else 0
     tag_links: dict[str, list[str]] = {}
@@ -678,6 +678,15 @@ def _insert_rows(rows: list[tuple]) -> int:
     cols = ", ".join(NEW_COLUMNS)  # constant column names, never user input
     with connection.cursor() as cur:
         if connection.vendor == "postgresql":
+            from psycopg.errors import UniqueViolation
+
+            try:  # fast path: straight COPY; a contact created meanwhile by another writer aborts it …
+                with transaction.atomic(), cur.cursor.copy(f"COPY crm_contact ({cols}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(row)
+                return len(rows)
+            except (IntegrityError, UniqueViolation):  # … then stage the rows and skip the conflicting ones
+                pass
             stage = f"CREATE TEMP TABLE crm_import_stage ON COMMIT DROP AS SELECT {cols} FROM crm_contact"  # noqa: S608
             cur.execute(stage + " WITH NO DATA")
             with cur.cursor.copy(f"COPY crm_import_stage ({cols}) FROM STDIN") as copy:

@@ -236,3 +236,13 @@ def test_unexpected_error_fails_job_visibly(workspace, monkeypatch):
     assert (
         run.status == ImportStatus.FAILED and job.status == JobStatus.FAILED and "disk on fire" in job.message
     )
+
+
+def test_contact_created_meanwhile_is_not_overwritten_nor_fatal(workspace, monkeypatch):
+    """Another writer creates an address between our lookup and our insert: the row is skipped, the rest lands."""
+    ContactFactory(workspace=workspace, email="race@ex.com", first_name="Theirs")
+    monkeypatch.setattr(importing, "_existing_contacts", lambda ws_id, emails: [])
+    run = run_import(workspace, b"email,first name\nrace@ex.com,Ours\nfree@ex.com,Free\n")
+    assert (run.created, run.skipped) == (1, 1)
+    assert Contact.objects.get(workspace=workspace, email="race@ex.com").first_name == "Theirs"
+    assert Contact.objects.filter(workspace=workspace, email="free@ex.com").exists()
