@@ -393,7 +393,9 @@ def test_upload_enqueues_suggestions(library, django_capture_on_commit_callbacks
     assert services.asset_refresh_suggestions(asset_id=10**9) == 0
 
 
-def test_unreachable_broker_keeps_upload_and_fails_the_job(library, django_capture_on_commit_callbacks, monkeypatch):
+def test_unreachable_broker_keeps_upload_and_fails_the_job(
+    library, django_capture_on_commit_callbacks, monkeypatch
+):
     from media import tasks
 
     def broken(*args):
@@ -406,3 +408,21 @@ def test_unreachable_broker_keeps_upload_and_fails_the_job(library, django_captu
     assert MediaAsset.objects.filter(pk=result.asset.pk).exists()
     job = Job.objects.get(kind="media.renditions")
     assert job.status == JobStatus.FAILED and "broker down" in job.message
+
+
+def test_avif_renditions_when_configured(library, media_redis, settings):
+    from PIL import features
+
+    if not features.check("avif"):
+        pytest.skip("this Pillow cannot encode AVIF")
+    settings.MEDIA_RENDITION_FORMAT = "AVIF"
+    asset = services.asset_upload(
+        library=library, file=upload(make_image(800, 600)), request_renditions=False
+    ).asset
+    rendition = services.rendition_get_or_build(asset=asset, spec="linkedin")
+    with rendition.file.open("rb") as fh, Image.open(fh) as img:
+        assert img.format == "AVIF" and img.size == (1200, 627)
+    settings.MEDIA_RENDITION_FORMAT = "WEBP"
+    assert (
+        services.asset_build_renditions(asset_id=asset.pk, specs=["linkedin"]) == 1
+    )  # format change → stale
