@@ -713,6 +713,16 @@ def suggestions_request_refresh(*, workspace: Workspace, by=None) -> Job:
     return job
 
 
+def suggestions_refresh_all() -> int:
+    """Beat entry point: one refresh job per workspace that has a media library. Returns how many."""
+    workspace_ids = MediaLibrary.objects.values_list("workspace_id", flat=True).distinct()
+    count = 0
+    for workspace in Workspace.objects.filter(pk__in=workspace_ids):
+        suggestions_request_refresh(workspace=workspace)
+        count += 1
+    return count
+
+
 def suggestions_refresh(*, job_id: int) -> int:
     job = Job.objects.filter(pk=job_id).first()
     if job is None or not job_mark_running(job_id=job_id):

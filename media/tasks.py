@@ -22,3 +22,9 @@ def compute_suggestions_task(job_id: int) -> int:
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def compute_asset_suggestions_task(asset_id: int) -> int:
     return services.asset_refresh_suggestions(asset_id=asset_id)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def refresh_all_suggestions_task() -> int:
+    """Daily (beat): CTR medians and "unused for 90 days" change with time, so suggestions are recomputed."""
+    return services.suggestions_refresh_all()

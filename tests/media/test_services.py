@@ -426,3 +426,22 @@ def test_avif_renditions_when_configured(library, media_redis, settings):
     assert (
         services.asset_build_renditions(asset_id=asset.pk, specs=["linkedin"]) == 1
     )  # format change → stale
+
+
+def test_daily_refresh_creates_one_job_per_workspace(library, other_workspace, django_capture_on_commit_callbacks,
+                                                     monkeypatch):  # fmt: skip
+    from django_celery_beat.models import PeriodicTask
+
+    from media import tasks
+
+    assert PeriodicTask.objects.get(task="media.tasks.refresh_all_suggestions_task").enabled
+    monkeypatch.setattr(
+        tasks.compute_suggestions_task, "delay", lambda job_id: services.suggestions_refresh(job_id=job_id)
+    )
+    services.asset_upload(library=library, file=upload(make_image()), request_renditions=False)
+    services.library_create(workspace=other_workspace, name="Theirs")
+    with django_capture_on_commit_callbacks(execute=True):
+        assert tasks.refresh_all_suggestions_task() == 2
+    jobs = Job.objects.filter(kind="media.suggestions")
+    assert jobs.count() == 2 and set(jobs.values_list("status", flat=True)) == {"succeeded"}
+    assert Suggestion.objects.filter(code="missing_alt").count() == 1
