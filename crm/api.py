@@ -35,7 +35,7 @@ from .models import (
     Tag,
 )
 from .segments import SegmentRuleError, compile_rules, field_catalog
-from .selectors import contacts_for, contacts_for_selection, lists_for
+from .selectors import attach_tag_names, contacts_for, contacts_for_selection, lists_for
 
 BULK_LIMIT = 1000
 PREVIEW_LIMIT = 50
@@ -58,7 +58,7 @@ def _iso(value) -> str | None:
     """DRF's datetime format (ISO 8601 in the current time zone, UTC as "Z") without its per-call overhead."""
     if value is None:
         return None
-    text = timezone.localtime(value).isoformat()
+    text = value.astimezone(timezone.get_current_timezone()).isoformat()
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
@@ -144,7 +144,9 @@ class ContactSerializer(serializers.ModelSerializer):
             "enriched_at": dt(instance.enriched_at),
             "created_at": dt(instance.created_at),
             "updated_at": dt(instance.updated_at),
-            "tags": [t.name for t in instance.tags.all()],
+            "tags": instance.tag_names
+            if hasattr(instance, "tag_names")
+            else [t.name for t in instance.tags.all()],
         }
 
     def service_data(self) -> dict:
@@ -310,7 +312,12 @@ class ContactViewSet(WorkspaceViewSet):
     filterset_class = ContactFilter
 
     def get_queryset(self):
-        return contacts_for(self.request.workspace)
+        return contacts_for(self.request.workspace, with_tags=self.action != "list")
+
+    def list(self, request, *args, **kwargs):
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        attach_tag_names(page)
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
     def perform_create(self, serializer):
         try:

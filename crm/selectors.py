@@ -12,13 +12,23 @@ from .models import Channel, Contact, ContactList, EnrichmentRecord, Segment, Su
 from .segments import segment_queryset
 
 
-def contacts_for(workspace: Workspace | int) -> QuerySet[Contact]:
+def contacts_for(workspace: Workspace | int, *, with_tags: bool = True) -> QuerySet[Contact]:
     """The list shape: company joined, tags prefetched, so a page costs the same queries at any size."""
-    return (
-        Contact.objects.for_workspace(workspace)
-        .select_related("company")
-        .prefetch_related(Prefetch("tags", queryset=Tag.objects.only("pk", "name").order_by("name")))
-    )
+    qs = Contact.objects.for_workspace(workspace).select_related("company")
+    if with_tags:
+        qs = qs.prefetch_related(Prefetch("tags", queryset=Tag.objects.only("pk", "name").order_by("name")))
+    return qs
+
+
+def attach_tag_names(contacts: Sequence[Contact]) -> Sequence[Contact]:
+    """One query for a page's tag names, set as `tag_names` (cheaper than prefetch machinery per row)."""
+    names: dict[int, list[str]] = {c.pk: [] for c in contacts}
+    rows = Contact.tags.through.objects.filter(contact_id__in=list(names)).order_by("tag__name")
+    for contact_id, name in rows.values_list("contact_id", "tag__name"):
+        names[contact_id].append(name)
+    for c in contacts:
+        c.tag_names = names[c.pk]
+    return contacts
 
 
 def contact_detail(workspace: Workspace | int, pk: int) -> Contact | None:
