@@ -59,6 +59,45 @@ def fresh_workspace(slug: str):
     return ws
 
 
+CONTACT_COLUMNS = (
+    "workspace_id, email, first_name, last_name, title, phone, source, custom, lifecycle, verification,"
+    " engagement_score, engagement_tier, typed_fields, provenance, created_at, updated_at"
+)
+
+
+def contact_row(
+    workspace_id: int,
+    email: str,
+    first: str,
+    last: str,
+    title: str,
+    phone: str,
+    custom: str,
+    lifecycle: str,
+    score: int,
+    now,
+) -> tuple:
+    """A crm_contact row for the raw baselines, in CONTACT_COLUMNS order."""
+    return (
+        workspace_id,
+        email,
+        first,
+        last,
+        title,
+        phone,
+        "raw",
+        custom,
+        lifecycle,
+        "",
+        score,
+        "",
+        "[]",
+        "{}",
+        now,
+        now,
+    )
+
+
 def write_csv(path: Path, rows: int) -> None:
     rnd = random.Random(7)
     with path.open("w", newline="", encoding="utf-8") as fh:
@@ -103,57 +142,18 @@ def bench_import_child(rows: int) -> dict:
     with path.open(encoding="utf-8") as fh, connection.cursor() as cur:
         reader = csv.reader(fh)
         next(reader)
-        cols = (
-            "workspace_id, email, first_name, last_name, title, phone, source, custom, lifecycle, verification,"
-            " engagement_score, engagement_tier, typed_fields, provenance, created_at, updated_at"
-        )
+        cols = CONTACT_COLUMNS
         if is_postgres():
             with cur.cursor.copy(f"COPY crm_contact ({cols}) FROM STDIN") as copy:
                 for r in reader:
                     copy.write_row(
-                        (
-                            ws.pk,
-                            r[0].lower(),
-                            r[1],
-                            r[2],
-                            r[3],
-                            r[4],
-                            "raw",
-                            "{}",
-                            "new",
-                            "",
-                            0,
-                            "",
-                            "[]",
-                            "{}",
-                            now,
-                            now,
-                        )
+                        contact_row(ws.pk, r[0].lower(), r[1], r[2], r[3], r[4], "{}", "new", 0, now)
                     )
         else:
             batch = []
             sql = f"INSERT INTO crm_contact ({cols}) VALUES ({', '.join(['%s'] * 16)})"
             for r in reader:
-                batch.append(
-                    (
-                        ws.pk,
-                        r[0].lower(),
-                        r[1],
-                        r[2],
-                        r[3],
-                        r[4],
-                        "raw",
-                        "{}",
-                        "new",
-                        "",
-                        0,
-                        "",
-                        "[]",
-                        "{}",
-                        now,
-                        now,
-                    )
-                )
+                batch.append(contact_row(ws.pk, r[0].lower(), r[1], r[2], r[3], r[4], "{}", "new", 0, now))
                 if len(batch) >= 5000:
                     cur.executemany(sql, batch)
                     batch.clear()
@@ -199,30 +199,21 @@ def populate(ws, n: int) -> None:
     now = timezone.now()
     stages = ["new", "enriched", "verified", "engaged", "converted"]
     rows = [
-        (
+        contact_row(
             ws.pk,
             f"c{i}@ex{i % 500}.com",
             rnd.choice(["Ann", "Bob", "Cy", ""]),
             "",
             "",
             "",
-            "bench",
             json.dumps({"plan": rnd.choice(["free", "pro", "enterprise"]), "seats": rnd.randint(1, 500)}),
             rnd.choice(stages),
-            "",
             rnd.randint(0, 100),
-            "",
-            "[]",
-            "{}",
-            now,
             now,
         )
         for i in range(n)
     ]
-    cols = (
-        "workspace_id, email, first_name, last_name, title, phone, source, custom, lifecycle, verification,"
-        " engagement_score, engagement_tier, typed_fields, provenance, created_at, updated_at"
-    )
+    cols = CONTACT_COLUMNS
     with connection.cursor() as cur:
         for start in range(0, n, 5000):
             cur.executemany(
