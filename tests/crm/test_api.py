@@ -300,3 +300,21 @@ def test_hand_built_representation_matches_drf(workspace):
     fast = ContactSerializer(c).data
     assert fast.pop("tags") == ["t"]
     assert fast == dict(Plain(c).data)
+
+
+def test_enrichment_run_over_a_list_or_segment(api_client_for, django_capture_on_commit_callbacks):
+    client = api_client_for("marketer")
+    members = ContactFactory.create_batch(2, workspace=client.workspace, engagement_score=90)
+    ContactFactory(workspace=client.workspace, engagement_score=1)
+    lst = ContactListFactory(workspace=client.workspace)
+    services.list_add_contacts(contact_list=lst, contact_ids=[m.pk for m in members])
+    seg = SegmentFactory(
+        workspace=client.workspace,
+        rules={"op": "and", "rules": [{"field": "score", "operator": "gt", "value": 50}]},
+    )
+    with django_capture_on_commit_callbacks(execute=False):
+        by_list = client.post(f"{BASE}/enrichment-runs/", {"list": lst.pk}, format="json")
+        by_segment = client.post(f"{BASE}/enrichment-runs/", {"segment": seg.pk}, format="json")
+    assert by_list.json()["total"] == 2 and by_segment.json()["total"] == 2
+    job = Job.objects.get(pk=by_segment.json()["id"])
+    assert sorted(job.params["contact_ids"]) == sorted(m.pk for m in members)
