@@ -245,8 +245,9 @@ def contact_update(
         contact.email = email
     _apply_person_data(contact, data, typed=typed, workspace=contact.workspace, fill_blanks=fill_blanks)
     contact.save()
-    if data.get("tags"):
-        contacts_tag(workspace=contact.workspace, contact_ids=[contact.pk], names=data["tags"])
+    if data.get("tags") is not None:  # the given tags become the contact's tags
+        tags = tags_ensure(workspace=contact.workspace, names=data["tags"])
+        contact.tags.set(tags)
     return contact
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from celery import shared_task
 from django.utils import timezone
 
+from aicmo.jobs import job_fail
+
 from . import importing, services
 
 MAX_PROVIDER_WAIT_SECONDS = 6 * 3600
@@ -21,6 +23,9 @@ def contact_run_lane_task(self, job_id: int, offset: int) -> int | None:
     try:
         nxt = services.run_lane_step(job_id=job_id, offset=offset)
     except ProvidersUnavailable as exc:
+        if self.request.retries >= self.max_retries:
+            job_fail(job_id=job_id, message=f"Providers unavailable after {self.max_retries} retries: {exc}")
+            return None
         countdown = 60
         if exc.retry_at is not None:
             countdown = int(

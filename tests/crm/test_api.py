@@ -318,3 +318,15 @@ def test_enrichment_run_over_a_list_or_segment(api_client_for, django_capture_on
     assert by_list.json()["total"] == 2 and by_segment.json()["total"] == 2
     job = Job.objects.get(pk=by_segment.json()["id"])
     assert sorted(job.params["contact_ids"]) == sorted(m.pk for m in members)
+
+
+def test_put_tags_replace_the_contacts_tags(api_client_for):
+    client = api_client_for("marketer")
+    pk = client.post(f"{BASE}/contacts/", {"email": "t@ex.com", "tags": ["a", "b"]}, format="json").json()[
+        "id"
+    ]
+    assert client.patch(f"{BASE}/contacts/{pk}/", {"tags": ["b", "c"]}, format="json").json()["tags"] == [
+        "b",
+        "c",
+    ]
+    assert client.patch(f"{BASE}/contacts/{pk}/", {"title": "x"}, format="json").json()["tags"] == ["b", "c"]

@@ -146,3 +146,17 @@ def test_per_contact_provider_errors_are_job_errors(demo_accounts, monkeypatch):
     bad.refresh_from_db()
     good.refresh_from_db()
     assert bad.lifecycle == Lifecycle.NEW and good.title == "CTO"
+
+
+def test_lane_gives_up_visibly_after_max_retries(workspace, redis_client, monkeypatch):
+    c = ContactFactory(workspace=workspace)
+    job = services.enrichment_start(workspace=workspace, contact_ids=[c.pk])
+    tasks.contact_run_lane_task.push_request(retries=tasks.contact_run_lane_task.max_retries)
+    try:
+        assert tasks.contact_run_lane_task.run(job.pk, 0) is None  # no provider account: unavailable
+    finally:
+        tasks.contact_run_lane_task.pop_request()
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED and "Providers unavailable" in job.message
+    c.refresh_from_db()
+    assert c.lifecycle == Lifecycle.NEW
