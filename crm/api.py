@@ -301,9 +301,16 @@ class ImportRunSerializer(serializers.ModelSerializer):
 
 class ImportUploadSerializer(serializers.Serializer):
     file = serializers.FileField()
-    mapping = serializers.JSONField(required=False)
+    mapping = serializers.JSONField(required=False, binary=True)  # a JSON string inside the multipart form
     policy = serializers.ChoiceField(choices=importing.POLICIES, default="update")
     tags = serializers.CharField(required=False, allow_blank=True, default="")
+
+    def validate_mapping(self, value):
+        if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        ):
+            raise serializers.ValidationError('Expected an object {"Column header": "field"}.')
+        return value
 
 
 class ContactViewSet(WorkspaceViewSet):

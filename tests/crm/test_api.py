@@ -330,3 +330,34 @@ def test_put_tags_replace_the_contacts_tags(api_client_for):
         "c",
     ]
     assert client.patch(f"{BASE}/contacts/{pk}/", {"title": "x"}, format="json").json()["tags"] == ["b", "c"]
+
+
+def test_import_upload_with_explicit_mapping(api_client_for, django_capture_on_commit_callbacks):
+    import json
+
+    client = api_client_for("marketer")
+    upload = SimpleUploadedFile("m.csv", b"Mail,Vorname\nm@ex.com,Max\n")
+    with django_capture_on_commit_callbacks(execute=False):
+        resp = client.post(
+            f"{BASE}/imports/",
+            {
+                "file": upload,
+                "policy": "skip",
+                "mapping": json.dumps({"Mail": "email", "Vorname": "first_name"}),
+            },
+            format="multipart",
+        )
+    assert resp.status_code == 202, resp.json()
+    assert (
+        resp.json()["mapping"] == {"Mail": "email", "Vorname": "first_name"}
+        and resp.json()["policy"] == "skip"
+    )
+
+
+def test_import_upload_rejects_a_bad_mapping(api_client_for):
+    client = api_client_for("marketer")
+    for mapping in ("not json", "[1, 2]"):
+        upload = SimpleUploadedFile("m.csv", b"Mail\nm@ex.com\n")
+        resp = client.post(f"{BASE}/imports/", {"file": upload, "mapping": mapping}, format="multipart")
+        assert resp.status_code == 400 and "mapping" in resp.json()["error"]["fields"]
+    assert not ImportRun.objects.exists()
