@@ -20,6 +20,7 @@ from aicmo.api import (
     WorkspaceViewSet,
 )
 from aicmo.api.core import JobSerializer
+from aicmo.roles import READ
 
 from . import exporting, importing, services
 from .filters import ContactFilter
@@ -509,6 +510,7 @@ class ContactListViewSet(WorkspaceViewSet):
 class SegmentViewSet(WorkspaceViewSet):
     queryset = Segment.objects.all()
     serializer_class = SegmentSerializer
+    action_permissions = {"evaluate": READ}  # a POST that only reads: viewers may count too
 
     def _contacts(self, rules):
         try:

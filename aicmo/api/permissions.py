@@ -6,8 +6,9 @@ from aicmo.roles import READ, WRITE
 class WorkspaceRolePermission(permissions.BasePermission):
     """Requires a workspace for the caller and a role allowing the view's action.
 
-    Safe methods need `read`, others `write`; a view narrows this per action with
-    `action_permissions = {"approve": APPROVE}` or for the whole view with `required_permission`.
+    Safe methods need `read`, others `write`; a view sets it per action with
+    `action_permissions = {"approve": APPROVE, "evaluate": READ}` (a POST that only reads) or for the
+    whole view with `required_permission`.
     """
 
     message = "Your role in this workspace does not allow this action."
@@ -21,6 +22,4 @@ class WorkspaceRolePermission(permissions.BasePermission):
             perm = getattr(view, "required_permission", None)
         if perm is None:
             perm = READ if request.method in permissions.SAFE_METHODS else WRITE
-        elif request.method not in permissions.SAFE_METHODS and perm == READ:
-            perm = WRITE
         return tenant.allows(perm)

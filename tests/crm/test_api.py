@@ -361,3 +361,11 @@ def test_import_upload_rejects_a_bad_mapping(api_client_for):
         resp = client.post(f"{BASE}/imports/", {"file": upload, "mapping": mapping}, format="multipart")
         assert resp.status_code == 400 and "mapping" in resp.json()["error"]["fields"]
     assert not ImportRun.objects.exists()
+
+
+def test_viewer_may_evaluate_rules_but_not_save_a_segment(api_client_for):
+    client = api_client_for("viewer")
+    rules = {"op": "and", "rules": [{"field": "lifecycle", "operator": "lifecycle_in", "value": ["new"]}]}
+    resp = client.post(f"{BASE}/segments/evaluate/", {"rules": rules}, format="json")
+    assert resp.status_code == 200, resp.content
+    assert client.post(f"{BASE}/segments/", {"name": "x", "rules": rules}, format="json").status_code == 403
