@@ -97,7 +97,7 @@ else
 endif
 
 # ------------------------------------------------------------------------------------------- the rest
-bench: export AICMO_ENV := test
+# Each script sets up its own throw-away database and services (see its docstring).
 bench: venv
 	@set -e; found=0; for f in bench/*.py; do [ -e "$$f" ] || continue; found=1; echo ">>> $$f"; $(BIN)/python "$$f"; done; \
 	if [ $$found = 0 ]; then echo "no benchmarks in bench/"; fi
