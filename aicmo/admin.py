@@ -13,6 +13,8 @@ from .roles import role_allows
 
 
 def _roles(request) -> dict[int, str]:
+    if not request.user.is_authenticated:
+        return {}  # the admin login page asks before anyone has logged in
     cache = getattr(request, "_aicmo_admin_roles", None)
     if cache is None:
         cache = dict(Membership.objects.filter(user=request.user).values_list("workspace_id", "role"))

@@ -79,3 +79,8 @@ def test_admin_api_key_created_once_and_shown_in_message(staff_for, workspace):
     shown = [str(m) for m in resp.context["messages"]]
     assert any(key.prefix in m and "aicmo_" in m for m in shown)
     assert ApiKey.objects.filter(name="zapier").count() == 1
+
+
+def test_admin_login_page_renders_for_anonymous_visitors(client):
+    assert client.get("/admin/login/").status_code == 200
+    assert client.get("/admin/").status_code == 302
