@@ -47,7 +47,8 @@ def resolve_tenant(request, auth=None) -> Tenant | None:
     if user is None or not user.is_authenticated:
         return None
     wanted = _requested_workspace(request)
-    memberships = Membership.objects.filter(user=user).select_related("workspace").order_by("workspace__name")
+    # Without an explicit choice, the workspace the user joined first (their "home" workspace).
+    memberships = Membership.objects.filter(user=user).select_related("workspace").order_by("created_at", "id")
     membership = None
     if wanted:
         ws_filter = {"pk": int(wanted)} if wanted.isdigit() else {"slug": wanted}
