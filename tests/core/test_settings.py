@@ -15,7 +15,7 @@ def _run(*args, env_extra):
     env = {
         k: v
         for k, v in os.environ.items()
-        if k not in {"SECRET_KEY", "FIELD_ENCRYPTION_KEYS", "DATABASE_URL"}
+        if k not in {"SECRET_KEY", "FIELD_ENCRYPTION_KEYS", "DATABASE_URL", "DJANGO_ALLOW_ASYNC_UNSAFE"}
     }
     env.update(env_extra)
     return subprocess.run(
