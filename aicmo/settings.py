@@ -222,6 +222,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Group operations by area (crm, media, gateway, jobs, …) rather than one "v1" bucket.
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
 }
 
 # Celery: JSON only, late acks so a lost worker's task is redelivered, bounded run time.
