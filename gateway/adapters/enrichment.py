@@ -145,7 +145,11 @@ HUNTER_VERDICTS = {
 
 
 class HunterAdapter(Adapter):
-    """Hunter.io email verifier (``GET /v2/email-verifier``)."""
+    """Hunter.io email verifier (``GET /v2/email-verifier``).
+
+    The key travels in Hunter's ``X-API-KEY`` header (its API v2 accepts header, Bearer or ``api_key``
+    query): a query-string key would land in the access logs of every proxy on the way.
+    """
 
     key = "hunter"
     label = "Hunter"
@@ -153,6 +157,9 @@ class HunterAdapter(Adapter):
     credential_fields = ("api_key",)
     default_base_url = "https://api.hunter.io"
     PENDING_RETRY_AFTER: ClassVar[float] = 5.0
+
+    def default_headers(self) -> dict[str, str]:
+        return {**super().default_headers(), "X-API-KEY": self.credential("api_key")}
 
     def error_for(self, response: httpx.Response) -> ProviderError:
         err = error_from_response(response, provider=self.key)
@@ -171,11 +178,7 @@ class HunterAdapter(Adapter):
     def verify_email(self, email: str) -> VerificationResult:
         if "@" not in email:
             raise self.fail(ErrorKind.BAD_INPUT, f"Not an email address: {email!r}")
-        resp = self.request(
-            "GET",
-            "/v2/email-verifier",
-            params={"email": email, "api_key": self.credential("api_key")},
-        )
+        resp = self.request("GET", "/v2/email-verifier", params={"email": email})
         if resp.status_code == 202:
             raise self.fail(
                 ErrorKind.THROTTLED,
@@ -198,7 +201,7 @@ class HunterAdapter(Adapter):
         )
 
     def health_check(self) -> None:
-        data = self.json(self.request("GET", "/v2/account", params={"api_key": self.credential("api_key")}))
+        data = self.json(self.request("GET", "/v2/account"))
         if not isinstance(data, dict) or "data" not in data:
             raise self.fail(ErrorKind.TRANSIENT, "Hunter /v2/account answered without data")
 

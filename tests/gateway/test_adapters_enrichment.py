@@ -209,7 +209,7 @@ def hunter(url, **kw):
 )
 def test_hunter_verdicts(httpserver, status, verdict):
     httpserver.expect_request(
-        "/v2/email-verifier", query_string={"email": "x@y.io", "api_key": "h-key"}
+        "/v2/email-verifier", query_string={"email": "x@y.io"}, headers={"X-API-KEY": "h-key"}
     ).respond_with_json(
         {"data": {"status": status, "result": "deliverable", "score": 91, "email": "x@y.io"}, "meta": {}}
     )
@@ -255,10 +255,21 @@ def test_hunter_bad_address_never_calls_vendor(httpserver):
 
 
 def test_hunter_health(httpserver):
-    httpserver.expect_request("/v2/account", query_string={"api_key": "h-key"}).respond_with_json(
+    httpserver.expect_request("/v2/account", headers={"X-API-KEY": "h-key"}).respond_with_json(
         {"data": {"email": "o@x.io"}}
     )
     hunter(httpserver.url_for("")).health_check()
+    [(request, _)] = httpserver.log
+    assert request.query_string == b""
+
+
+def test_hunter_key_never_in_the_url(httpserver):
+    """Proxies log URLs: the key goes in Hunter's X-API-KEY header, never the query string."""
+    httpserver.expect_request("/v2/email-verifier").respond_with_json({"data": {"status": "valid"}})
+    hunter(httpserver.url_for("")).verify_email("x@y.io")
+    [(request, _)] = httpserver.log
+    assert "h-key" not in request.url and request.headers["X-API-KEY"] == "h-key"
+    assert dict(request.args) == {"email": "x@y.io"}
 
 
 # --------------------------------------------------------------------------------------- Dropcontact
