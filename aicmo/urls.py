@@ -39,3 +39,5 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     *[path(f"{app}/", include(f"{app}.urls")) for app, _ in installed_areas()],
 ]
+
+handler404 = views.page_not_found

@@ -6,11 +6,11 @@ from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import PermissionDenied
 from django.core.files.storage import default_storage
-from django.http import FileResponse, Http404, HttpResponseRedirect
+from django.http import FileResponse, Http404, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views import View
+from django.views import View, defaults
 from django.views.generic import TemplateView
 
 from . import selectors
@@ -140,3 +140,13 @@ class JobCancelView(WorkspaceView):
         if request.headers.get("HX-Request"):
             return render(request, "aicmo/partials/job_progress.html", {"job": job})
         return HttpResponseRedirect(reverse("job-detail", args=[job.pk]))
+
+
+def page_not_found(request, exception=None):
+    """Unknown URLs under /api/ (e.g. a non-numeric id the router does not match) answer with the API
+    error body like every other API failure; pages keep the HTML 404."""
+    if request.path.startswith("/api/"):
+        from .api.errors import error_body
+
+        return JsonResponse(error_body("not_found", "Not found."), status=404)
+    return defaults.page_not_found(request, exception)
