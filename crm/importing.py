@@ -27,9 +27,9 @@ from aicmo.jobs import job_advance, job_fail, job_finish, job_mark_running, job_
 from aicmo.models import Workspace
 
 from .models import Company, Contact, CustomFieldDefinition, ImportRowError, ImportRun, ImportStatus, Tag
-from .services import _coerce_custom, email_is_valid, normalize_domain, normalize_email
+from .services import _coerce_custom, email_is_valid, normalize_domain
 
-BATCH_SIZE = 2000
+BATCH_SIZE = 5000
 SAMPLE_BYTES = 64 * 1024
 POLICIES = ("update", "skip", "fill_blanks")
 CORE_TARGETS = (
@@ -362,10 +362,17 @@ def import_create(
     source: str = "import",
     enqueue: bool = True,
 ) -> ImportRun:
-    """Stage and start in one step (CLI, API, admin)."""
-    with transaction.atomic():
-        run = import_stage(workspace=workspace, fh=fh, name=name, policy=policy, tags=tags, source=source)
-        return import_start(run=run, mapping=mapping, by=by, enqueue=enqueue)
+    """Stage and start in one step (CLI, API, admin). If starting fails (e.g. the mapping is invalid) the
+    run row rolls back, and so does the stored file: nothing is left in storage without a row."""
+    run = None
+    try:
+        with transaction.atomic():
+            run = import_stage(workspace=workspace, fh=fh, name=name, policy=policy, tags=tags, source=source)
+            return import_start(run=run, mapping=mapping, by=by, enqueue=enqueue)
+    except Exception:
+        if run is not None and run.file.name:
+            run.file.storage.delete(run.file.name)
+        raise
 
 
 class SimulatedCrash(BaseException):
@@ -438,12 +445,13 @@ def _execute_rows(run: ImportRun, crash_after_batches: int | None) -> int:
         else:
             source = RowSource(raw, run.file_format)
         columns = {i: (h, run.mapping.get(h)) for i, h in enumerate(source.headers) if run.mapping.get(h)}
+        plan = _column_plan(columns, customs)
         batch = _Batch()
         for line, cells in source:
             if line <= run.checkpoint_line:
                 continue
             batch.last_line = line
-            parsed = _parse_row(line, cells, columns, customs, run, batch)
+            parsed = _parse_row(line, cells, plan, run, batch)
             if parsed is not None:
                 batch.rows.append((line, parsed))
             if len(batch.rows) + len(batch.bad_lines) >= BATCH_SIZE:
@@ -457,15 +465,34 @@ def _execute_rows(run: ImportRun, crash_after_batches: int | None) -> int:
     return processed
 
 
-def _parse_row(line, cells, columns, customs, run, batch: _Batch) -> dict | None:
-    if not any((c or "").strip() for c in cells):
+_TAG_SPLIT = re.compile(r"[,;|]")
+
+
+def _column_plan(columns: dict, customs: dict) -> list[tuple]:
+    """(index, header, kind, arg) per mapped column, decided once per file instead of once per cell."""
+    plan = []
+    for index, (header, target) in columns.items():
+        if target == "email":
+            plan.append((index, header, "email", None))
+        elif target.startswith("custom."):
+            plan.append((index, header, "custom", customs[target[7:]]))
+        elif target in ("tags", "full_name", "company_domain"):
+            plan.append((index, header, target, None))
+        else:
+            plan.append((index, header, "text", (target, TEXT_LIMITS.get(target))))
+    return plan
+
+
+def _parse_row(line, cells, plan, run, batch: _Batch) -> dict | None:
+    """One row as a dict of target → value, or None (blank row, or reported to `batch.errors`)."""
+    if not "".join(cells).strip():
         return None
-    data: dict = {"custom": {}}
+    data: dict = {}
+    custom = None
     bad = False
+    width = len(cells)
 
     def error(column: str, reason: str, value: str = ""):
-        nonlocal bad
-        bad = True
         batch.errors.append(
             ImportRowError(
                 workspace_id=run.workspace_id,
@@ -477,36 +504,47 @@ def _parse_row(line, cells, columns, customs, run, batch: _Batch) -> dict | None
             )
         )
 
-    for index, (header, target) in columns.items():
-        value = (cells[index] if index < len(cells) else "").strip()
-        if target == "email":
-            email = normalize_email(value)
+    for index, header, kind, arg in plan:
+        value = cells[index].strip() if index < width else ""
+        if kind == "text":
+            target, limit = arg
+            if limit and len(value) > limit:
+                error(header, f"Longer than {limit} characters.", value[:50])
+                bad = True
+            else:
+                data[target] = value
+        elif kind == "email":
+            email = value.lower()
             if not email:
                 error(header, "Email is missing.")
+                bad = True
             elif not email_is_valid(email):
                 error(header, "Not a valid email address.", value)
+                bad = True
             data["email"] = email
-        elif target.startswith("custom."):
-            key = target[7:]
+        elif kind == "custom":
             if value:
                 try:
-                    data["custom"][key] = _coerce_custom(customs[key], value)
+                    coerced = _coerce_custom(arg, value)
                 except ValueError as exc:
                     error(header, str(exc), value)
-        elif target == "tags":
-            data["tags"] = [t.strip()[:80] for t in re.split(r"[,;|]", value) if t.strip()]
-        elif target == "full_name":
+                    bad = True
+                else:
+                    if custom is None:
+                        custom = {}
+                    custom[arg.key] = coerced
+        elif kind == "tags":
+            data["tags"] = [t.strip()[:80] for t in _TAG_SPLIT.split(value) if t.strip()]
+        elif kind == "full_name":
             first, _, last = value.partition(" ")
             data.setdefault("first_name", first)
             data.setdefault("last_name", last)
-        elif target == "company_domain":
+        else:  # company_domain
             data["company_domain"] = normalize_domain(value)
-        elif target in TEXT_LIMITS and len(value) > TEXT_LIMITS[target]:
-            error(header, f"Longer than {TEXT_LIMITS[target]} characters.", value[:50])
-        else:
-            data[target] = value
+    data["custom"] = custom or {}
     if "email" not in data:
         error("", "Email is missing.")
+        bad = True
     if bad:
         batch.bad_lines.add(line)
         return None
@@ -560,10 +598,11 @@ def _commit_batch(run: ImportRun, batch: _Batch) -> int:
     to_create, to_update, skipped = [], [], dup_in_file if run.policy == "skip" else 0
     tag_links: dict[str, list[str]] = {}
     provenance_cache: dict[tuple, str] = {}
+    created_at = now.isoformat() if connection.vendor == "postgresql" else now  # COPY text, or a parameter
     for email, data in merged.items():
         contact = existing.get(email)
         if contact is None:
-            to_create.append(_new_row(run, email, data, companies, stamp, now, provenance_cache))
+            to_create.append(_new_row(run, email, data, companies, stamp, created_at, provenance_cache))
         elif run.policy == "skip":
             skipped += 1
             continue
@@ -587,11 +626,7 @@ def _commit_batch(run: ImportRun, batch: _Batch) -> int:
         tag_ids = dict(
             Tag.objects.for_workspace(run.workspace_id).filter(name__in=names).values_list("name", "pk")
         )
-        ids = dict(
-            Contact.objects.for_workspace(run.workspace_id)
-            .filter(email__in=list(tag_links))
-            .values_list("email", "pk")
-        )
+        ids = _contact_ids(run.workspace_id, list(tag_links))
         through = Contact.tags.through
         through.objects.bulk_create(
             [through(contact_id=ids[e], tag_id=tag_ids[n]) for e, ns in tag_links.items() for n in set(ns)],
@@ -610,14 +645,32 @@ def _commit_batch(run: ImportRun, batch: _Batch) -> int:
     return len(batch.rows) + failed
 
 
+# One probe of the (workspace, email) unique index per address. A plain `email = ANY(%s)` lets the planner
+# pick the workspace index and filter every contact of the workspace instead (it does, on a table that grew
+# inside the import and was never analysed): each batch then costs O(workspace size) and an import
+# O(n²). The LATERAL … LIMIT 1 (email is unique per workspace) cannot be flattened into that plan.
+_PROBE = (
+    "SELECT {cols} FROM unnest(%s::text[]) AS wanted(email) CROSS JOIN LATERAL ("
+    "SELECT {cols} FROM crm_contact c WHERE c.workspace_id = %s AND c.email = wanted.email LIMIT 1) c"
+)
+
+
 def _existing_contacts(workspace_id: int, emails: list[str]):
-    """Contacts of this batch already in the database. On PostgreSQL one array parameter replaces thousands
-    of placeholders (whose parsing cost more than the lookup itself)."""
+    """Contacts of this batch already in the database, one index probe per address on PostgreSQL."""
     if connection.vendor == "postgresql":
-        return Contact.objects.raw(
-            "SELECT * FROM crm_contact WHERE workspace_id = %s AND email = ANY(%s)", [workspace_id, emails]
-        )
+        cols = ", ".join(f"c.{f.column}" for f in Contact._meta.concrete_fields)
+        return Contact.objects.raw(_PROBE.format(cols=cols), [emails, workspace_id])
     return Contact.objects.for_workspace(workspace_id).filter(email__in=emails)
+
+
+def _contact_ids(workspace_id: int, emails: list[str]) -> dict[str, int]:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cur:
+            cur.execute(_PROBE.format(cols="c.email, c.id"), [emails, workspace_id])
+            return dict(cur.fetchall())
+    return dict(
+        Contact.objects.for_workspace(workspace_id).filter(email__in=emails).values_list("email", "pk")
+    )
 
 
 NEW_COLUMNS = (
@@ -644,19 +697,31 @@ NEW_COLUMNS = (
 def _new_row(run: ImportRun, email: str, data: dict, companies: dict, stamp: dict, now, cache: dict) -> tuple:
     """A new contact as a plain tuple: building model instances costs more than the insert itself.
     `cache` holds the provenance JSON per set of filled fields (all rows of a batch share one stamp)."""
-    company = companies.get(data.get("_company_key") or "")
-    filled = (*(name for name in FIELDS_FROM_ROW if data.get(name)), *(("company",) if company else ()))
+    get = data.get
+    first, last, title, phone = (
+        get("first_name", ""),
+        get("last_name", ""),
+        get("title", ""),
+        get("phone", ""),
+    )
+    key = get("_company_key")
+    company = companies.get(key) if key else None
+    filled = (bool(first), bool(last), bool(title), bool(phone), company is not None)
     provenance = cache.get(filled)
     if provenance is None:
-        provenance = cache[filled] = json.dumps(dict.fromkeys(filled, stamp))
-    custom = data.get("custom")
+        names = [n for n, f in zip((*FIELDS_FROM_ROW, "company"), filled, strict=True) if f]
+        provenance = cache[filled] = json.dumps(dict.fromkeys(names, stamp))
+    custom = data["custom"]
     custom = json.dumps({k: v for k, v in custom.items() if v is not None}) if custom else "{}"
     return (
         run.workspace_id,
         email,
-        *(data.get(name, "") for name in FIELDS_FROM_ROW),
+        first,
+        last,
+        title,
+        phone,
         company.pk if company else None,
-        (data.get("source") or run.source)[:60],
+        (get("source") or run.source)[:60],
         custom,
         "new",
         "",
@@ -672,7 +737,8 @@ def _new_row(run: ImportRun, email: str, data: dict, companies: dict, stamp: dic
 def _insert_rows(rows: list[tuple]) -> int:
     """Insert new contacts, skipping any that appeared meanwhile (ON CONFLICT DO NOTHING).
 
-    PostgreSQL: COPY into a temporary table, then one INSERT … SELECT. Elsewhere: one multi-row executemany."""
+    PostgreSQL: COPY straight into crm_contact; if another writer created one of the addresses meanwhile,
+    COPY into a temporary table and one INSERT … SELECT … ON CONFLICT DO NOTHING. Elsewhere: executemany."""
     if not rows:
         return 0
     cols = ", ".join(NEW_COLUMNS)  # constant column names, never user input
@@ -681,7 +747,10 @@ def _insert_rows(rows: list[tuple]) -> int:
             from psycopg.errors import UniqueViolation
 
             try:  # fast path: straight COPY; a contact created meanwhile by another writer aborts it …
-                with transaction.atomic(), cur.cursor.copy(f"COPY crm_contact ({cols}) FROM STDIN") as copy:
+                with (
+                    transaction.atomic(),
+                    cur.cursor.copy(f"COPY crm_contact ({cols}) FROM STDIN") as copy,
+                ):
                     for row in rows:
                         copy.write_row(row)
                 return len(rows)

@@ -6,12 +6,13 @@ Admin actions, API views, dashboard views, Celery tasks and the import command a
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import validate_email
+from django.core.validators import EmailValidator, validate_email
 from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_date
@@ -72,7 +73,22 @@ def normalize_email(value: str) -> str:
     return (value or "").strip().lower()
 
 
+# Django's own dot-atom local part and domain patterns in one compiled regex: a match is exactly what
+# `validate_email` accepts for an ordinary address; anything else (quoted local part, IP literal,
+# localhost, too long) falls through to the validator itself, so the verdict never differs.
+_FAST_EMAIL = re.compile(
+    r"[-!#$%&'*+/=?^_`{}|~0-9A-Z]+(?:\.[-!#$%&'*+/=?^_`{}|~0-9A-Z]+)*@"
+    + EmailValidator.hostname_re
+    + EmailValidator.domain_re
+    + EmailValidator.tld_no_fqdn_re
+    + r"\Z",
+    re.IGNORECASE,
+)
+
+
 def email_is_valid(value: str) -> bool:
+    if len(value) <= 320 and _FAST_EMAIL.match(value):
+        return True
     try:
         validate_email(value)
     except ValidationError:

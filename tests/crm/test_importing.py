@@ -246,3 +246,91 @@ def test_contact_created_meanwhile_is_not_overwritten_nor_fatal(workspace, monke
     assert (run.created, run.skipped) == (1, 1)
     assert Contact.objects.get(workspace=workspace, email="race@ex.com").first_name == "Theirs"
     assert Contact.objects.filter(workspace=workspace, email="free@ex.com").exists()
+
+
+def _stored_files(root) -> list:
+    return [p for p in root.rglob("*") if p.is_file()]
+
+
+def test_invalid_mapping_leaves_no_file_in_storage(workspace, settings):
+    from pathlib import Path
+
+    with pytest.raises(ValidationError) as err:
+        import_create(
+            workspace=workspace,
+            fh=io.BytesIO(b"Mail,Name\na@ex.com,A\n"),
+            name="orphan.csv",
+            mapping={"Name": "first_name"},  # email unmapped
+            enqueue=False,
+        )
+    assert "mapping.email" in err.value.message_dict
+    assert not ImportRun.objects.exists()
+    assert _stored_files(Path(settings.MEDIA_ROOT)) == []
+    # a valid import still keeps its file (the row points at it)
+    run = import_create(
+        workspace=workspace, fh=io.BytesIO(b"Mail\na@ex.com\n"), name="kept.csv", enqueue=False
+    )
+    assert run.file.storage.exists(run.file.name)
+    assert len(_stored_files(Path(settings.MEDIA_ROOT))) == 1
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "a@ex.com",
+        "first.last+tag@sub.example.co.uk",
+        "o'brien@ex.com",
+        "a..b@ex.com",
+        ".a@ex.com",
+        "a@ex",
+        "a@-ex.com",
+        "a@ex-.com",
+        "a@ex.c",
+        "a@ex.com.",
+        "a@localhost",
+        "a@[127.0.0.1]",
+        '"quoted local"@ex.com',
+        "a@b@ex.com",
+        "zoë@ex.com",
+        "a@bücher.de",
+        "a@xn--bcher-kva.de",
+        "a@ex.com\n",
+        "a b@ex.com",
+        "a@ex..com",
+        "x" * 310 + "@example.com",
+        "",
+    ],
+)
+def test_fast_email_check_agrees_with_django(value):
+    from django.core.validators import validate_email
+
+    from crm.services import email_is_valid
+
+    try:
+        validate_email(value)
+        expected = True
+    except ValidationError:
+        expected = False
+    assert email_is_valid(value) is expected
+
+
+def test_awkward_cells_round_trip_and_existing_contacts_get_tags(workspace):
+    """Quotes, delimiters, tabs, backslashes and line breaks inside cells land verbatim (COPY escaping);
+    empty cells are empty strings, not NULL; an existing contact found by the index probe is updated and tagged."""
+    ContactFactory(workspace=workspace, email="old@ex.com", first_name="Old", title="")
+    content = (
+        b"email,first name,title,phone,tags\n"
+        b'"new@ex.com","Ann ""The"" Boss","Head, Sales\tEMEA","back\\slash","a, b"\n'
+        b'"old@ex.com","Multi\r\nLine","","","c"\n'
+        b'"blank@ex.com","","","",""\n'
+    )
+    run = run_import(workspace, content, policy="update")
+    assert (run.created, run.updated, run.failed) == (2, 1, 0)
+    new = Contact.objects.get(workspace=workspace, email="new@ex.com")
+    assert (new.first_name, new.title, new.phone) == ('Ann "The" Boss', "Head, Sales\tEMEA", "back\\slash")
+    assert set(new.tags.values_list("name", flat=True)) == {"a", "b"}
+    old = Contact.objects.get(workspace=workspace, email="old@ex.com")
+    assert old.first_name == "Multi\r\nLine"
+    assert list(old.tags.values_list("name", flat=True)) == ["c"]
+    blank = Contact.objects.get(workspace=workspace, email="blank@ex.com")
+    assert (blank.first_name, blank.title, blank.company_id, blank.provenance) == ("", "", None, {})
