@@ -23,7 +23,7 @@ from aicmo.api.core import JobSerializer
 from aicmo.roles import READ
 
 from . import exporting, importing, services
-from .filters import ContactFilter
+from .filters import MAX_ID, ContactFilter
 from .models import (
     Channel,
     Company,
@@ -191,7 +191,9 @@ class ContactListSerializer(serializers.ModelSerializer):
 
 
 class MembersSerializer(serializers.Serializer):
-    contact_ids = serializers.ListField(child=serializers.IntegerField(), max_length=10_000)
+    contact_ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=MAX_ID), max_length=10_000
+    )
 
 
 class SegmentSerializer(serializers.ModelSerializer):
@@ -255,7 +257,9 @@ class MergeSerializer(serializers.Serializer):
 
 
 class SelectionSerializer(serializers.Serializer):
-    contact_ids = serializers.ListField(child=serializers.IntegerField(), required=False, max_length=100_000)
+    contact_ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=MAX_ID), required=False, max_length=100_000
+    )
     list = WorkspaceRelatedField(queryset=ContactList.objects.all(), required=False)
     segment = WorkspaceRelatedField(queryset=Segment.objects.all(), required=False)
 

@@ -7,6 +7,9 @@ from django.db.models import Q
 
 from .models import Contact, Lifecycle, Tier, Verdict
 
+# Ids are BigAutoField: a larger number can name no row, and SQLite cannot even bind it (OverflowError).
+MAX_ID = 2**63 - 1
+
 
 class ContactFilter(django_filters.FilterSet):
     q = django_filters.CharFilter(method="search", label="Search")
@@ -14,7 +17,9 @@ class ContactFilter(django_filters.FilterSet):
     verification = django_filters.ChoiceFilter(choices=Verdict.choices)
     engagement_tier = django_filters.ChoiceFilter(choices=Tier.choices)
     tag = django_filters.CharFilter(method="by_tag", label="Tag")
-    list = django_filters.NumberFilter(field_name="list_memberships__contact_list", label="List id")
+    list = django_filters.NumberFilter(
+        field_name="list_memberships__contact_list", label="List id", min_value=1, max_value=MAX_ID
+    )
     company = django_filters.CharFilter(
         field_name="company__domain", lookup_expr="iexact", label="Company domain"
     )

@@ -33,7 +33,7 @@ class ContactListView(WorkspaceView, TemplateView):
         ctx = super().get_context_data(**kwargs)
         qs = contacts_for(self.workspace)
         segment = None
-        if self.request.GET.get("segment", "").isdigit():
+        if self.request.GET.get("segment", "").isdecimal():
             segment = get_scoped_or_404(
                 Segment.objects.all(), self.request, pk=int(self.request.GET["segment"])
             )
@@ -55,7 +55,7 @@ class ContactListView(WorkspaceView, TemplateView):
 class ContactExportView(WorkspaceView):
     def get(self, request):
         qs = Contact.objects.for_workspace(self.workspace)
-        if request.GET.get("segment", "").isdigit():
+        if request.GET.get("segment", "").isdecimal():
             segment = get_scoped_or_404(Segment.objects.all(), request, pk=int(request.GET["segment"]))
             qs = qs.filter(compile_rules(segment.rules, self.workspace))
         qs = ContactFilter(request.GET or None, queryset=qs).qs

@@ -1,0 +1,59 @@
+"""Out-of-range and non-ASCII-digit inputs the API fuzzer and the dashboard sweep found answering 500."""
+
+from __future__ import annotations
+
+from aicmo.models import Job
+from tests.crm.factories import ContactFactory, ContactListFactory
+
+HUGE_ID = 99999999999999999999999  # no database integer holds it; SQLite cannot even bind it
+
+
+def test_contact_list_filter_by_huge_list_id_is_a_400(api_client_for):
+    client = api_client_for(role="viewer")
+
+    resp = client.get(f"/api/v1/crm/contacts/?list={HUGE_ID}")
+
+    assert resp.status_code == 400
+    assert "list" in resp.json()["error"]["fields"]
+
+
+def test_list_add_with_huge_contact_id_is_a_400_and_adds_nothing(api_client_for):
+    client = api_client_for(role="marketer")
+    contact_list = ContactListFactory(workspace=client.workspace)
+    contact = ContactFactory(workspace=client.workspace)
+
+    resp = client.post(
+        f"/api/v1/crm/lists/{contact_list.pk}/add/", {"contact_ids": [contact.pk, HUGE_ID]}, format="json"
+    )
+
+    assert resp.status_code == 400
+    assert "contact_ids" in next(iter(resp.json()["error"]["fields"]))
+    assert not contact_list.memberships.exists()
+
+
+def test_enrichment_run_with_huge_contact_id_is_a_400_and_starts_no_job(api_client_for):
+    client = api_client_for(role="marketer")
+
+    resp = client.post("/api/v1/crm/enrichment-runs/", {"contact_ids": [HUGE_ID]}, format="json")
+
+    assert resp.status_code == 400
+    assert not Job.objects.filter(workspace=client.workspace).exists()
+
+
+def test_dashboard_ignores_a_segment_id_that_is_not_ascii_digits(client_for):
+    client = client_for(role="viewer")
+    ContactFactory(workspace=client.workspace, email="kept@example.com")
+
+    page = client.get("/crm/", {"segment": "²"})
+    export = client.get("/crm/export.csv", {"segment": "²"})
+
+    assert page.status_code == 200 and b"kept@example.com" in page.content
+    assert export.status_code == 200 and b"kept@example.com" in b"".join(export.streaming_content)
+
+
+def test_dashboard_with_huge_list_id_lists_without_the_filter(client_for):
+    client = client_for(role="viewer")
+
+    resp = client.get("/crm/", {"list": str(HUGE_ID)})
+
+    assert resp.status_code == 200
