@@ -22,7 +22,7 @@ PAGE_SIZE = 48
 
 
 def _int(value) -> int | None:
-    return int(value) if value and str(value).isdigit() else None
+    return int(value) if value and str(value).isdecimal() else None
 
 
 def _without_page(params) -> str:
