@@ -22,6 +22,20 @@ from .downloads import asset_response, rendition_response
 from .models import AssetKind, AssetStatus, AssetUsage, MediaAsset, MediaLibrary, Rendition, Suggestion
 from .validation import UploadRejected
 
+# Ids are BigAutoField: a larger number names no row, and SQLite cannot even bind it (OverflowError).
+MAX_ID = 2**63 - 1
+
+
+def _id_param(params, name: str) -> int | None:
+    """An optional id in the query string: absent or empty is None, anything but an id in range a 400."""
+    raw = params.get(name, "")
+    if raw == "":
+        return None
+    try:
+        return serializers.IntegerField(min_value=1, max_value=MAX_ID).run_validation(raw)
+    except serializers.ValidationError as exc:
+        raise serializers.ValidationError({name: exc.detail}) from None
+
 
 class MediaLibrarySerializer(serializers.ModelSerializer):
     asset_count = serializers.IntegerField(read_only=True, default=0)
@@ -168,10 +182,9 @@ class MediaAssetViewSet(WorkspaceViewSet):
         if getattr(self, "swagger_fake_view", False):
             return MediaAsset.objects.none()
         params = self.request.query_params
-        library = params.get("library", "")
         return selectors.assets_for(
             self.request.workspace,
-            library=int(library) if library.isdigit() else None,
+            library=_id_param(params, "library"),
             kind=params.get("kind", "") if params.get("kind", "") in AssetKind.values else "",
             status=params.get("status", "") if params.get("status", "") in AssetStatus.values else "",
             tag=params.get("tag", ""),
@@ -280,9 +293,8 @@ class MediaAssetViewSet(WorkspaceViewSet):
 
     @action(detail=False, methods=["get"])
     def stats(self, request):
-        library = request.query_params.get("library", "")
-        return Response(selectors.library_stats(workspace=request.workspace,
-                                                library=int(library) if library.isdigit() else None))  # fmt: skip
+        library = _id_param(request.query_params, "library")
+        return Response(selectors.library_stats(workspace=request.workspace, library=library))
 
     @action(detail=False, methods=["get"])
     def performers(self, request):
@@ -334,8 +346,8 @@ class SuggestionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Worksp
         status_ = self.request.query_params.get("status", "open")
         if self.action == "list" and status_ != "all":
             qs = qs.filter(status=status_)
-        asset = self.request.query_params.get("asset", "")
-        return qs.filter(asset_id=int(asset)) if asset.isdigit() else qs
+        asset = _id_param(self.request.query_params, "asset")
+        return qs if asset is None else qs.filter(asset_id=asset)
 
     @extend_schema(request=None)
     @action(detail=True, methods=["post"])

@@ -22,7 +22,10 @@ PAGE_SIZE = 48
 
 
 def _int(value) -> int | None:
-    return int(value) if value and str(value).isdecimal() else None
+    """An id from a query string or form, or None: up to 18 ASCII digits always fits the BigAutoField range
+    (a longer number names no row, cannot be bound by SQLite, and past 4,300 digits int() refuses it)."""
+    text = str(value or "")
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else None
 
 
 def _without_page(params) -> str:

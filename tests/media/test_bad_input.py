@@ -1,7 +1,9 @@
-"""Dashboard inputs the bad-input sweep found answering 500: ids written in non-ASCII digits."""
+"""Id inputs the API fuzzer and the dashboard sweep found answering 500: non-ASCII digits, numbers beyond
+any database integer, and numbers too long for int()."""
 
 from __future__ import annotations
 
+import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from media.models import MediaAsset
@@ -22,3 +24,24 @@ def test_upload_with_a_non_ascii_digit_library_is_a_404_and_stores_nothing(clien
 
     assert resp.status_code == 404
     assert not MediaAsset.objects.exists()
+
+
+@pytest.mark.parametrize("value", ["²", "abc", "99999999999999999999999", "9" * 5000, "-1"])
+@pytest.mark.parametrize(
+    ("path", "param"), [("/api/v1/media/assets/", "library"), ("/api/v1/media/assets/stats/", "library"),
+                        ("/api/v1/media/suggestions/", "asset")]
+)  # fmt: skip
+def test_api_id_query_parameters_reject_junk_with_a_400(api_client_for, path, param, value):
+    client = api_client_for(role="viewer")
+
+    resp = client.get(path, {param: value})
+
+    assert resp.status_code == 400
+    assert param in resp.json()["error"]["fields"]
+
+
+def test_index_ignores_a_library_id_beyond_any_database_integer(client_for):
+    client = client_for(role="viewer")
+
+    assert client.get("/media/", {"library": "99999999999999999999999"}).status_code == 200
+    assert client.get("/media/", {"library": "9" * 5000}).status_code == 200
