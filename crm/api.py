@@ -400,6 +400,12 @@ class ContactViewSet(WorkspaceViewSet):
         qs = self.filter_queryset(self.get_queryset())
         segment_id = request.query_params.get("segment")
         if segment_id:
+            try:
+                segment_id = serializers.IntegerField(min_value=1, max_value=MAX_ID).run_validation(
+                    segment_id
+                )
+            except serializers.ValidationError as exc:
+                raise serializers.ValidationError({"segment": exc.detail}) from None
             segment = get_object_or_404(Segment.objects.for_workspace(request.workspace), pk=segment_id)
             qs = qs.filter(compile_rules(segment.rules, request.workspace))
         keys = list(

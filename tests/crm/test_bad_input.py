@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from aicmo.models import Job
 from tests.crm.factories import ContactFactory, ContactListFactory
 
@@ -40,15 +42,16 @@ def test_enrichment_run_with_huge_contact_id_is_a_400_and_starts_no_job(api_clie
     assert not Job.objects.filter(workspace=client.workspace).exists()
 
 
-def test_dashboard_ignores_a_segment_id_that_is_not_ascii_digits(client_for):
+def test_dashboard_segment_id_that_is_not_ascii_digits_is_a_404(client_for):
+    """A segment the user asked for and cannot have is a 404, not the unfiltered list (more in
+    test_dashboard_input.py)."""
     client = client_for(role="viewer")
     ContactFactory(workspace=client.workspace, email="kept@example.com")
 
     page = client.get("/crm/", {"segment": "²"})
     export = client.get("/crm/export.csv", {"segment": "²"})
 
-    assert page.status_code == 200 and b"kept@example.com" in page.content
-    assert export.status_code == 200 and b"kept@example.com" in b"".join(export.streaming_content)
+    assert page.status_code == 404 and export.status_code == 404
 
 
 def test_dashboard_with_huge_list_id_lists_without_the_filter(client_for):
@@ -57,3 +60,13 @@ def test_dashboard_with_huge_list_id_lists_without_the_filter(client_for):
     resp = client.get("/crm/", {"list": str(HUGE_ID)})
 
     assert resp.status_code == 200
+
+
+@pytest.mark.parametrize("value", ["abc", "²", "9" * 5000, "-3"])
+def test_export_with_a_junk_segment_id_is_a_400(api_client_for, value):
+    client = api_client_for(role="viewer")
+
+    resp = client.get("/api/v1/crm/contacts/export/", {"segment": value})
+
+    assert resp.status_code == 400
+    assert "segment" in resp.json()["error"]["fields"]
