@@ -289,6 +289,9 @@ def import_stage(
     """Store an upload without starting it (the wizard shows the mapping preview first)."""
     if policy not in POLICIES:
         raise ValidationError({"policy": f"Policy must be one of {', '.join(POLICIES)}."})
+    tags = [t.strip() for t in tags or [] if t and t.strip()]
+    if any(len(t) > 80 or "\x00" in t for t in tags):
+        raise ValidationError({"tags": "A tag has at most 80 characters and no NUL characters."})
     fmt = file_format_for(name)
     try:
         preview = import_preview(workspace=workspace, fh=fh, name=name)
@@ -304,7 +307,7 @@ def import_stage(
         file_format=fmt,
         mapping=preview["mapping"],
         policy=policy,
-        tags=list(tags or []),
+        tags=tags,
         source=source[:60],
     )
     run.file.save(f"{slugify(Path(name).stem)[:80] or 'import'}.{fmt}", File(_binary(fh)), save=False)

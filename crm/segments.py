@@ -10,6 +10,7 @@ Text comparisons are case-insensitive; negative operators (``neq``, ``not_contai
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
@@ -25,6 +26,7 @@ from .models import Channel, Contact, CustomFieldDefinition, FieldType, Lifecycl
 
 MAX_DEPTH = 12
 MAX_CONDITIONS = 200
+MAX_DAYS = 100_000  # relative-date operators; larger would overflow a datetime
 
 TEXT_OPS = {
     "eq",
@@ -219,7 +221,10 @@ class _Compiler:
 
     def tags(self, operator: str, value, vpath: str) -> Q | None:
         names = value if isinstance(value, list) else [value]
-        if not names or not all(isinstance(v, str | int) and str(v).strip() for v in names):
+        if not names or not all(
+            isinstance(v, str | int) and not isinstance(v, bool) and str(v).strip() and "\x00" not in str(v)
+            for v in names
+        ):
             self.err(vpath, "Give a tag name (or a list of names).")
             return None
         links = Contact.tags.through.objects.filter(
@@ -269,9 +274,12 @@ class _Compiler:
             if isinstance(value, bool):
                 raise ValueError("Expected a number.")
             try:
-                return float(Decimal(str(value)))
+                number = float(Decimal(str(value)))
             except (InvalidOperation, ValueError):
                 raise ValueError("Expected a number.") from None
+            if not math.isfinite(number):
+                raise ValueError("Expected a finite number.")
+            return number
         if spec.kind == "date":
             if isinstance(value, dt.date):
                 return value
@@ -296,6 +304,8 @@ class _Compiler:
             return value
         if not isinstance(value, str | int | float) or isinstance(value, bool):
             raise ValueError("Expected text.")
+        if "\x00" in str(value):
+            raise ValueError("Text must not contain NUL characters.")
         return str(value)
 
     def compare(self, spec: FieldSpec, operator: str, value, vpath: str) -> Q | None:
@@ -304,6 +314,8 @@ class _Compiler:
             if operator in {"within_last_days", "more_than_days_ago"}:
                 if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
                     raise ValueError("Expected a whole number of days.")
+                if int(value) > MAX_DAYS:
+                    raise ValueError(f"At most {MAX_DAYS} days.")
                 cutoff = self.now - dt.timedelta(days=int(value))
                 if spec.json_key:
                     cut = cutoff.date().isoformat()

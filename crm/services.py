@@ -337,9 +337,21 @@ def list_remove_contacts(*, contact_list: ContactList, contact_ids: Sequence[int
 def segment_save(
     *, workspace: Workspace, name: str, rules: dict, description: str = "", segment: Segment | None = None
 ) -> Segment:
-    errors = validate_rules(rules, workspace)
+    errors = {f"rules.{k}" if k else "rules": v for k, v in validate_rules(rules, workspace).items()}
+    name, limit = (name or "").strip(), Segment._meta.get_field("name").max_length
+    others = Segment.objects.for_workspace(workspace).filter(name=name)
+    if segment is not None:
+        others = others.exclude(pk=segment.pk)
+    if not name:
+        errors["name"] = "Give the segment a name."
+    elif len(name) > limit:
+        errors["name"] = f"At most {limit} characters."
+    elif "\x00" in name or "\x00" in (description or ""):
+        errors["name"] = "Name and description must not contain NUL characters."
+    elif others.exists():
+        errors["name"] = "A segment with this name already exists."
     if errors:
-        raise ValidationError({f"rules.{k}" if k else "rules": v for k, v in errors.items()})
+        raise ValidationError(errors)
     segment = segment or Segment(workspace=workspace)
     segment.name, segment.rules, segment.description = name, rules, description
     segment.save()

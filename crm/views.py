@@ -8,7 +8,7 @@ import json
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import HttpResponseRedirect
+from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.generic import TemplateView
@@ -18,12 +18,27 @@ from aicmo.tenancy import get_scoped_or_404
 from aicmo.views import WorkspaceView
 
 from . import exporting, importing, services
-from .filters import ContactFilter
+from .filters import MAX_ID, ContactFilter
 from .models import Channel, Contact, CustomFieldDefinition, ImportRun, Segment
 from .segments import SegmentRuleError, compile_rules, field_catalog
 from .selectors import contact_detail, contacts_for
 
 PAGE_SIZE = 50
+
+
+def _pk_or_404(value) -> int:
+    """An id from a query string or form: ASCII digits within the database's range, else 404."""
+    value = str(value or "")
+    if not (value.isascii() and value.isdigit()) or int(value) > MAX_ID or int(value) < 1:
+        raise Http404("Not found.")
+    return int(value)
+
+
+def _segment_from_query(request) -> Segment | None:
+    value = request.GET.get("segment", "")
+    if not value:
+        return None
+    return get_scoped_or_404(Segment.objects.all(), request, pk=_pk_or_404(value))
 
 
 class ContactListView(WorkspaceView, TemplateView):
@@ -32,11 +47,8 @@ class ContactListView(WorkspaceView, TemplateView):
     def get_context_data(self, **kwargs):
         ctx = super().get_context_data(**kwargs)
         qs = contacts_for(self.workspace)
-        segment = None
-        if self.request.GET.get("segment", "").isdecimal():
-            segment = get_scoped_or_404(
-                Segment.objects.all(), self.request, pk=int(self.request.GET["segment"])
-            )
+        segment = _segment_from_query(self.request)
+        if segment is not None:
             qs = qs.filter(compile_rules(segment.rules, self.workspace))
         filterset = ContactFilter(self.request.GET or None, queryset=qs)
         page = Paginator(filterset.qs, PAGE_SIZE).get_page(self.request.GET.get("page"))
@@ -55,8 +67,8 @@ class ContactListView(WorkspaceView, TemplateView):
 class ContactExportView(WorkspaceView):
     def get(self, request):
         qs = Contact.objects.for_workspace(self.workspace)
-        if request.GET.get("segment", "").isdecimal():
-            segment = get_scoped_or_404(Segment.objects.all(), request, pk=int(request.GET["segment"]))
+        segment = _segment_from_query(request)
+        if segment is not None:
             qs = qs.filter(compile_rules(segment.rules, self.workspace))
         qs = ContactFilter(request.GET or None, queryset=qs).qs
         keys = list(CustomFieldDefinition.objects.for_workspace(self.workspace).values_list("key", flat=True))
@@ -70,8 +82,6 @@ class ContactDetailView(WorkspaceView, TemplateView):
         ctx = super().get_context_data(**kwargs)
         contact = contact_detail(self.workspace, kwargs["pk"])
         if contact is None:
-            from django.http import Http404
-
             raise Http404("Not found.")
         fields = []
         for name in ("first_name", "last_name", "title", "phone", "company"):
