@@ -171,7 +171,7 @@ class ProviderAccountViewSet(WorkspaceViewSet):
         return self.get_paginated_response(HealthCheckSerializer(page, many=True).data)
 
 
-def _health_row(row: selectors.AccountHealth) -> dict:
+def _health_row(row: selectors.AccountHealth, failures: list | None) -> dict:
     a = row.account
     return {
         "account": a.pk,
@@ -193,11 +193,14 @@ def _health_row(row: selectors.AccountHealth) -> dict:
         "last_15m": row.last_15m.as_dict(),
         "last_24h": row.last_24h.as_dict(),
         "last_check": HealthCheckSerializer(row.last_check).data if row.last_check else None,
+        # newest first, at most FAILURES_KEPT; null when the failure store (Redis) is unreachable
+        "recent_failures": None if failures is None else [f.as_dict() for f in failures],
     }
 
 
 class HealthViewSet(WorkspaceGenericViewSet):
-    """Live health per account: state and cause, breaker, rolling success rate and latency."""
+    """Live health per account: state and cause, breaker, rolling success rate and latency, and its
+    recent failed calls."""
 
     queryset = ProviderAccount.objects.all()
     pagination_class = None
@@ -207,7 +210,14 @@ class HealthViewSet(WorkspaceGenericViewSet):
         rows = selectors.account_health(
             request.workspace, list(self.get_queryset().order_by("capability", "priority", "id"))
         )
-        return Response({"results": [_health_row(r) for r in rows]})
+        failures = selectors.failures_by_account([r.account for r in rows])
+        return Response(
+            {
+                "results": [
+                    _health_row(r, None if failures is None else failures.get(r.account.pk, [])) for r in rows
+                ]
+            }
+        )
 
 
 class RecommendationViewSet(WorkspaceGenericViewSet):

@@ -181,7 +181,14 @@ class _Chain:
         kind = error.kind if error else None
         if kind == ErrorKind.TRANSIENT:
             adapter_pool.discard(account)
-        record_call(account=account, kind=kind, latency_ms=latency_ms)
+        record_call(
+            account=account,
+            kind=kind,
+            latency_ms=latency_ms,
+            error=error,
+            capability=self.capability,
+            method=self.method,
+        )
         if self.use_breaker:
             failed = kind is not None and kind.counts_as_failure
             try:

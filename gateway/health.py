@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from django.db import IntegrityError, transaction
-from django.db.models import F, Max, Sum
-from django.db.models.functions import Greatest
+from django.db.models import Max, Sum
 from django.utils import timezone
+from redis.exceptions import RedisError
+
+from aicmo.redis import get_redis
 
 from . import breaker
 from .errors import ErrorKind, ProviderError, classify_exception
@@ -35,35 +38,230 @@ def outcome_column(kind: ErrorKind | None) -> str:
     return FAILURE
 
 
-def record_call(
-    *, account: ProviderAccount, kind: ErrorKind | None, latency_ms: int, at: datetime | None = None
-) -> None:
-    """Add one call to the account's current-minute row (an UPDATE with F(); INSERT only for a new minute)."""
-    minute = (at or timezone.now()).replace(second=0, microsecond=0)
-    column = outcome_column(kind)
-    latency_ms = max(0, int(latency_ms))
-    increments = {
-        "calls": F("calls") + 1,
-        column: F(column) + 1,
-        "latency_ms_sum": F("latency_ms_sum") + latency_ms,
-        "latency_ms_max": Greatest(F("latency_ms_max"), latency_ms),
-    }
-    rows = HealthMinute.objects.filter(account_id=account.pk, minute=minute)
-    if rows.update(**increments):
-        return
+# Per-minute counters are buffered in Redis (one script call per provider call, no database write on the
+# hot path) and written to HealthMinute by ``health_flush`` (beat, every minute). The flush writes each
+# minute's absolute totals, so running it twice, or from two workers at once, gives the same rows.
+MINUTE_TTL_SECONDS = 2 * 3600  # a minute survives ~120 missed flushes before it is lost
+FAILURES_KEPT = 50  # recent failures kept per account (a capped list: LPUSH + LTRIM)
+FAILURES_TTL_SECONDS = 7 * 86400
+FAILURE_MESSAGE_CHARS = 300
+_COUNTERS = ("calls", SUCCESS, FAILURE, THROTTLED, "latency_ms_sum", "latency_ms_max")
+
+_RECORD = """
+local h = KEYS[1]
+local latency = tonumber(ARGV[2])
+redis.call('HINCRBY', h, 'calls', 1)
+redis.call('HINCRBY', h, ARGV[1], 1)
+redis.call('HINCRBY', h, 'latency_ms_sum', latency)
+if latency > tonumber(redis.call('HGET', h, 'latency_ms_max') or '-1') then
+  redis.call('HSET', h, 'latency_ms_max', latency)
+end
+redis.call('EXPIRE', h, ARGV[3])
+redis.call('SADD', KEYS[2], ARGV[4])
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+if ARGV[5] ~= '' then
+  redis.call('LPUSH', KEYS[3], ARGV[5])
+  redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[6]) - 1)
+  redis.call('EXPIRE', KEYS[3], ARGV[7])
+end
+return 1
+"""
+
+# Take the pending minutes of one account: unmark first, then read, so a call recorded meanwhile marks its
+# minute again and the next flush writes the newer totals.
+_TAKE = """
+local out = {}
+for i = 2, #KEYS do
+  redis.call('SREM', KEYS[1], ARGV[i - 1])
+  out[#out + 1] = ARGV[i - 1]
+  out[#out + 1] = redis.call('HGETALL', KEYS[i])
+end
+return out
+"""
+
+_SECRET_PARAM = re.compile(
+    r"(?i)\b(api[_-]?key|access[_-]?token|token|key|secret|password|signature)=[^&\s\"']+"
+)
+
+
+def _minute_keys(account_id: int) -> tuple[str, str, str]:
+    base = f"aicmo:gw:{{acct:{account_id}}}"
+    return f"{base}:hm:", f"{base}:hm", f"{base}:fail"
+
+
+def _scrub(message: str, account: ProviderAccount) -> str:
+    """No secrets in the failure log: the account's credential values and key-like URL parameters go."""
     try:
-        with transaction.atomic():
-            HealthMinute.objects.create(
-                workspace_id=account.workspace_id,
-                account_id=account.pk,
-                minute=minute,
-                calls=1,
-                latency_ms_sum=latency_ms,
-                latency_ms_max=latency_ms,
-                **{column: 1},
+        secrets = [str(v) for v in account.get_credentials().values() if v and len(str(v)) >= 4]
+    except Exception:  # undecryptable credentials must not stop the recording
+        secrets = []
+    for secret in sorted(secrets, key=len, reverse=True):
+        message = message.replace(secret, "••••")
+    return _SECRET_PARAM.sub(lambda m: f"{m.group(1)}=••••", message)[:FAILURE_MESSAGE_CHARS]
+
+
+def failure_entry(
+    *, account: ProviderAccount, error: ProviderError, at: datetime, capability: str, method: str
+) -> str:
+    return json.dumps(
+        {
+            "at": at.isoformat(),
+            "capability": capability or account.capability,
+            "method": method,
+            "kind": error.kind.value,
+            "status": error.status,
+            "message": _scrub(error.message, account),
+        }
+    )
+
+
+def record_call(
+    *,
+    account: ProviderAccount,
+    kind: ErrorKind | None,
+    latency_ms: int,
+    at: datetime | None = None,
+    error: ProviderError | None = None,
+    capability: str = "",
+    method: str = "",
+) -> None:
+    """Count one call in the account's current minute and, when it failed, push it to the recent-failures
+    list: one Redis script call, no database write (``health_flush`` moves the minutes to HealthMinute).
+
+    Losing a sample when Redis is down beats failing (or repeating) a call the provider already answered.
+    """
+    at = at or timezone.now()
+    minute = int(at.replace(second=0, microsecond=0).timestamp())
+    prefix, pending, failures = _minute_keys(account.pk)
+    entry = ""
+    if error is not None and error.kind != ErrorKind.NO_MATCH:
+        entry = failure_entry(account=account, error=error, at=at, capability=capability, method=method)
+    try:
+        get_redis().eval(
+            _RECORD,
+            3,
+            f"{prefix}{minute}",
+            pending,
+            failures,
+            outcome_column(kind),
+            max(0, int(latency_ms)),
+            MINUTE_TTL_SECONDS,
+            minute,
+            entry,
+            FAILURES_KEPT,
+            FAILURES_TTL_SECONDS,
+        )
+    except RedisError:
+        log.warning("health of account %s not recorded: Redis unavailable", account.pk)
+
+
+def health_flush(*, account_ids: list[int] | None = None) -> int:
+    """Write the buffered per-minute counters to HealthMinute (absolute totals: idempotent). Returns rows."""
+    qs = ProviderAccount.objects.all()
+    if account_ids is not None:
+        qs = qs.filter(pk__in=account_ids)
+    workspaces = dict(qs.values_list("pk", "workspace_id"))
+    if not workspaces:
+        return 0
+    client = get_redis()
+    pipe = client.pipeline(transaction=False)
+    for account_id in workspaces:
+        pipe.smembers(_minute_keys(account_id)[1])
+    pending = dict(zip(workspaces, pipe.execute(), strict=True))
+    pipe = client.pipeline(transaction=False)
+    taken: list[tuple[int, list[bytes]]] = []
+    for account_id, minutes in pending.items():
+        if minutes:
+            prefix, key, _ = _minute_keys(account_id)
+            ms = sorted(minutes)
+            pipe.eval(_TAKE, 1 + len(ms), key, *[prefix + m.decode() for m in ms], *ms)
+            taken.append((account_id, ms))
+    if not taken:
+        return 0
+    rows = []
+    for (account_id, _), flat in zip(taken, pipe.execute(), strict=True):
+        for minute, fields in zip(flat[::2], flat[1::2], strict=True):
+            values = {k.decode(): int(v) for k, v in zip(fields[::2], fields[1::2], strict=True)}
+            if not values.get("calls"):
+                continue  # expired before this flush
+            rows.append(
+                HealthMinute(
+                    workspace_id=workspaces[account_id],
+                    account_id=account_id,
+                    minute=datetime.fromtimestamp(int(minute), tz=UTC),
+                    **{c: values.get(c, 0) for c in _COUNTERS},
+                )
             )
-    except IntegrityError:
-        rows.update(**increments)  # another process inserted this minute first
+    try:
+        HealthMinute.objects.bulk_create(
+            rows,
+            batch_size=500,
+            update_conflicts=True,
+            unique_fields=["account", "minute"],
+            update_fields=list(_COUNTERS),
+        )
+    except Exception:
+        pipe = client.pipeline(transaction=False)  # mark them again: the next flush retries
+        for account_id, ms in taken:
+            pipe.sadd(_minute_keys(account_id)[1], *ms)
+        pipe.execute()
+        raise
+    return len(rows)
+
+
+@dataclass(frozen=True)
+class CallFailure:
+    """One failed provider call, as kept in the account's capped Redis list."""
+
+    account: ProviderAccount
+    at: datetime
+    capability: str
+    method: str
+    kind: str
+    status: int | None
+    message: str
+
+    def as_dict(self) -> dict:
+        return {
+            "account": self.account.pk,
+            "at": self.at.isoformat(),
+            "capability": self.capability,
+            "method": self.method,
+            "kind": self.kind,
+            "status": self.status,
+            "message": self.message,
+        }
+
+
+def call_failures(
+    accounts: list[ProviderAccount], *, per_account: int = FAILURES_KEPT
+) -> dict[int, list[CallFailure]]:
+    """Newest-first recent failures of each account (one Redis round trip)."""
+    if not accounts:
+        return {}
+    pipe = get_redis().pipeline(transaction=False)
+    for account in accounts:
+        pipe.lrange(_minute_keys(account.pk)[2], 0, per_account - 1)
+    out: dict[int, list[CallFailure]] = {}
+    for account, items in zip(accounts, pipe.execute(), strict=True):
+        rows = out.setdefault(account.pk, [])
+        for raw in items:
+            try:
+                d = json.loads(raw)
+                rows.append(
+                    CallFailure(
+                        account=account,
+                        at=datetime.fromisoformat(d["at"]),
+                        capability=str(d.get("capability", "")),
+                        method=str(d.get("method", "")),
+                        kind=str(d.get("kind", "")),
+                        status=d.get("status"),
+                        message=str(d.get("message", "")),
+                    )
+                )
+            except (ValueError, KeyError, TypeError):
+                log.warning("unreadable failure entry for account %s skipped", account.pk)
+    return out
 
 
 @dataclass(frozen=True)
@@ -176,9 +374,11 @@ def account_set_state(*, account: ProviderAccount, state: str, cause: str = "") 
 
 
 def refresh_states(workspace) -> int:
-    """Re-derive and store the state of every account of a workspace; returns how many changed."""
+    """Re-derive and store the state of every account of a workspace (after flushing its buffered call
+    counters, so the rates are current); returns how many changed."""
     accounts = list(ProviderAccount.objects.for_workspace(workspace))
     ids = [a.pk for a in accounts]
+    health_flush(account_ids=ids)
     statuses = breaker.statuses(ids)
     stats = rolling_stats(workspace, window=timedelta(minutes=15))
     checks = latest_checks(ids)

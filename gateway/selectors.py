@@ -1,4 +1,5 @@
-"""Gateway reads: accounts, live health per account, recent failures and operator recommendations.
+"""Gateway reads: accounts, live health per account, recent failures (real calls, self-checks) and
+operator recommendations.
 
 Recommendations are computed on demand from the live signals (account flags, Redis breaker, per-minute
 rollups, self-check history) rather than stored: they are cheap aggregates, always current, and there is
@@ -16,7 +17,15 @@ from redis.exceptions import RedisError
 
 from . import breaker
 from .capabilities import Capability
-from .health import FAILING_CHECK_KINDS, RollingStats, derive_state, latest_checks, rolling_stats
+from .health import (
+    FAILING_CHECK_KINDS,
+    FAILURES_KEPT,
+    RollingStats,
+    call_failures,
+    derive_state,
+    latest_checks,
+    rolling_stats,
+)
 from .models import AccountState, HealthCheck, ProviderAccount
 
 THROTTLED_SHARE_WARNING = 0.2
@@ -88,7 +97,25 @@ def account_health(workspace, accounts: list[ProviderAccount] | None = None) -> 
     return rows
 
 
-def recent_failures(workspace, *, limit: int = 20) -> QuerySet[HealthCheck]:
+def failures_by_account(accounts: list[ProviderAccount], *, per_account: int = FAILURES_KEPT):
+    """Recent failed calls of each account, newest first; ``None`` when Redis cannot be reached."""
+    try:
+        return call_failures(accounts, per_account=per_account)
+    except RedisError:
+        return None
+
+
+def recent_failures(workspace, *, limit: int = 20, accounts: list[ProviderAccount] | None = None):
+    """Failed real calls across a workspace's accounts, newest first (``None``: Redis unreachable)."""
+    accounts = list(accounts_for(workspace)) if accounts is None else accounts
+    by_account = failures_by_account(accounts, per_account=limit)
+    if by_account is None:
+        return None
+    merged = [f for rows in by_account.values() for f in rows]
+    return sorted(merged, key=lambda f: f.at, reverse=True)[:limit]
+
+
+def failed_selfchecks(workspace, *, limit: int = 20) -> QuerySet[HealthCheck]:
     """Failed self-checks, newest first."""
     return (
         HealthCheck.objects.for_workspace(workspace)

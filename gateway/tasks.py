@@ -22,6 +22,14 @@ def selfcheck_all_task() -> int:
     return len(workspace_ids)
 
 
+@shared_task(ignore_result=True, soft_time_limit=50, time_limit=60)
+def health_flush_task() -> int:
+    """Beat entry point (every minute): buffered per-minute call counters from Redis to HealthMinute."""
+    from .health import health_flush
+
+    return health_flush()
+
+
 @shared_task(ignore_result=True, acks_late=True, soft_time_limit=240, time_limit=300)
 def selfcheck_workspace_task(workspace_id: int) -> int:
     from .health import refresh_states, selfcheck_workspace

@@ -23,7 +23,10 @@ class GatewayIndexView(WorkspaceTemplateView):
         rows = selectors.account_health(self.workspace)
         ctx["rows"] = rows
         ctx["recommendations"] = selectors.recommendations(self.workspace, rows)
-        ctx["failures"] = selectors.recent_failures(self.workspace, limit=15)
+        ctx["failures"] = selectors.recent_failures(
+            self.workspace, limit=15, accounts=[r.account for r in rows]
+        )
+        ctx["failed_checks"] = selectors.failed_selfchecks(self.workspace, limit=15)
         ctx["can_manage"] = self.tenant.allows(MANAGE)
         return ctx
 

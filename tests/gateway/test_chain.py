@@ -20,6 +20,7 @@ from gateway import breaker, services
 from gateway.capabilities import Capability, PersonQuery, Verdict
 from gateway.chain import RetryBudget, backoff_delay, candidate_accounts, order_accounts
 from gateway.errors import ErrorKind, ProviderError, ProvidersUnavailable
+from gateway.health import health_flush
 from gateway.models import AccountState, HealthMinute, ProviderAccount
 from tests.gateway.factories import ProviderAccountFactory, fixture_gateway_fast, fixture_test_adapters  # noqa: F401
 
@@ -66,6 +67,7 @@ def verify_many(workspace, n):
 
 
 def minutes(account):
+    health_flush(account_ids=[account.pk])
     return list(HealthMinute.objects.filter(account=account))
 
 

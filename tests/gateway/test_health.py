@@ -6,13 +6,17 @@ import time
 from datetime import timedelta
 
 import pytest
+from django.db import DatabaseError
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
 from gateway import breaker, selectors
-from gateway.errors import ErrorKind
+from gateway.errors import ErrorKind, ProviderError
 from gateway.health import (
+    FAILURES_KEPT,
+    call_failures,
     derive_state,
+    health_flush,
     health_prune,
     record_call,
     refresh_states,
@@ -33,22 +37,92 @@ def now_minute():
     return timezone.now().replace(second=0, microsecond=0)
 
 
-def test_record_call_upserts_one_row_per_minute(workspace, gateway_fast, django_assert_num_queries):
+def test_record_call_buffers_in_redis_and_flush_writes_one_row_per_minute(
+    workspace, gateway_fast, django_assert_num_queries
+):
     account = ProviderAccountFactory(workspace=workspace)
     at = timezone.now().replace(second=5)
-    record_call(account=account, kind=None, latency_ms=120, at=at)
-    with django_assert_num_queries(1):  # an UPDATE ... SET calls = calls + 1, never an INSERT per call
+    with django_assert_num_queries(0):  # the hot path never writes to the database
+        record_call(account=account, kind=None, latency_ms=120, at=at)
         record_call(account=account, kind=ErrorKind.TRANSIENT, latency_ms=900, at=at + timedelta(seconds=20))
     record_call(account=account, kind=ErrorKind.THROTTLED, latency_ms=30, at=at + timedelta(seconds=30))
     record_call(account=account, kind=ErrorKind.NO_MATCH, latency_ms=50, at=at + timedelta(seconds=40))
     record_call(account=account, kind=None, latency_ms=10, at=at + timedelta(minutes=1))
+    assert not HealthMinute.objects.exists()
+    with django_assert_num_queries(2):  # account ids, one upsert for every pending minute
+        assert health_flush() == 2
     rows = list(HealthMinute.objects.filter(account=account).order_by("minute"))
     assert len(rows) == 2
     first = rows[0]
     assert (first.calls, first.successes, first.failures, first.throttled) == (4, 2, 1, 1)
     assert (first.latency_ms_sum, first.latency_ms_max) == (1100, 900)
+    assert first.minute == at.replace(second=0, microsecond=0) and first.workspace_id == workspace.pk
     stats = rolling_stats(workspace, window=timedelta(minutes=15))[account.pk]
     assert stats.calls == 5 and stats.success_rate == 0.6 and stats.throttled_share == 0.2
+
+    assert health_flush() == 0  # nothing pending: no rows rewritten
+    record_call(account=account, kind=None, latency_ms=2000, at=at + timedelta(seconds=50))
+    assert health_flush() == 1  # absolute totals of that minute: idempotent, never double-counted
+    first.refresh_from_db()
+    assert (first.calls, first.successes, first.latency_ms_max) == (5, 3, 2000)
+    assert HealthMinute.objects.filter(account=account).count() == 2
+
+
+def test_flush_failure_keeps_the_minutes_pending(workspace, gateway_fast, monkeypatch):
+    account = ProviderAccountFactory(workspace=workspace)
+    record_call(account=account, kind=None, latency_ms=5)
+
+    def broken(*args, **kwargs):
+        raise DatabaseError("disk full")
+
+    monkeypatch.setattr(HealthMinute.objects, "bulk_create", broken)
+    with pytest.raises(DatabaseError):
+        health_flush()
+    monkeypatch.undo()
+    assert health_flush() == 1 and HealthMinute.objects.get(account=account).calls == 1
+
+
+def test_failed_calls_are_kept_newest_first_capped_and_without_secrets(workspace, gateway_fast):
+    account = ProviderAccountFactory(workspace=workspace, credentials={"api_key": "secret-key-1234"})
+    start = timezone.now()
+    for i in range(FAILURES_KEPT + 5):
+        error = ProviderError(
+            ErrorKind.TRANSIENT,
+            f"call {i} to https://v.example/x?email=a@b.io&api_key=secret-key-1234 failed; "
+            f"token=abc{i} " + "x" * 400,
+            status=503,
+            provider="test-verifier",
+        )
+        record_call(
+            account=account,
+            kind=error.kind,
+            latency_ms=3,
+            error=error,
+            at=start + timedelta(milliseconds=i),
+            capability="verify_email",
+            method="verify_email",
+        )
+    record_call(
+        account=account,
+        kind=ErrorKind.NO_MATCH,
+        latency_ms=3,
+        error=ProviderError(ErrorKind.NO_MATCH, "none"),
+    )
+    record_call(account=account, kind=None, latency_ms=3)
+    failures = call_failures([account])[account.pk]
+    assert len(failures) == FAILURES_KEPT  # capped: the oldest five are gone
+    newest = failures[0]
+    assert newest.message.startswith(f"call {FAILURES_KEPT + 4} to ")
+    assert failures[-1].message.startswith("call 5 to ")
+    assert (newest.kind, newest.status, newest.capability, newest.method) == (
+        "transient",
+        503,
+        "verify_email",
+        "verify_email",
+    )
+    assert all("secret-key-1234" not in f.message and "abc" not in f.message for f in failures)
+    assert "api_key=••••" in newest.message and len(newest.message) <= 300
+    assert newest.at == start + timedelta(milliseconds=FAILURES_KEPT + 4)
 
 
 def test_derive_state_priorities(workspace, gateway_fast):
@@ -151,6 +225,8 @@ def test_old_health_history_is_pruned(workspace, gateway_fast):
 def test_beat_schedule_created_by_migration(db):
     task = PeriodicTask.objects.get(task="gateway.tasks.selfcheck_all_task")
     assert task.enabled and task.interval.every == 5 and task.interval.period == "minutes"
+    flush = PeriodicTask.objects.get(task="gateway.tasks.health_flush_task")
+    assert flush.enabled and flush.interval.every == 1 and flush.interval.period == "minutes"
 
 
 @pytest.mark.django_db(transaction=True)

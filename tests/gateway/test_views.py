@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.utils import timezone
 
 from gateway import breaker
+from gateway.errors import ErrorKind, ProviderError
 from gateway.models import AccountState, HealthCheck
 from tests.gateway.factories import (  # noqa: F401
     HealthCheckFactory,
@@ -106,4 +107,48 @@ def test_dashboard_survives_redis_outage(client_for, test_adapters, settings):
         resp.status_code == 200
         and "Hunter main" in resp.content.decode()
         and "unknown" in resp.content.decode()
+        and "failure log (Redis) cannot be reached" in resp.content.decode()
     )
+
+
+def test_recent_failures_of_real_calls_on_dashboard_and_health_api(
+    client_for, api_client_for, other_workspace, gateway_fast, httpserver
+):
+    """A failing primary's calls (made through the chain) appear in the dashboard and the health API;
+    another workspace's failures never do."""
+    from gateway import services
+    from gateway.health import record_call
+
+    client = client_for("viewer")
+    ws = client.workspace
+    primary = ProviderAccountFactory(
+        workspace=ws, name="Hunter main", priority=1, base_url=httpserver.url_for("")
+    )
+    fallback = ProviderAccountFactory(
+        workspace=ws, name="Verifier B", priority=3, base_url=httpserver.url_for("/b").rstrip("/")
+    )
+    httpserver.expect_request("/v2/email-verifier").respond_with_json(
+        {"errors": [{"details": "upstream down"}]}, status=503
+    )
+    httpserver.expect_request("/b/v2/email-verifier").respond_with_json({"data": {"status": "valid"}})
+    assert services.verify_email(workspace=ws, email="a@example.com").provider == "test-verifier"
+    foreign = ProviderAccountFactory(workspace=other_workspace, name="Globex vendor")
+    record_call(
+        account=foreign,
+        kind=ErrorKind.REAUTH,
+        latency_ms=1,
+        error=ProviderError(ErrorKind.REAUTH, "globex-only failure", status=401),
+    )
+
+    html = client.get("/gateway/").content.decode()
+    section = html[html.index('id="failures-title"') : html.index('id="checks-title"')]
+    assert "Hunter main" in section and 'data-failure-kind="transient"' in section and "503" in section
+    assert "verify_email" in section and "globex-only failure" not in html and "secret-key-1234" not in html
+
+    api = api_client_for("viewer", ws)
+    rows = {r["name"]: r for r in api.get("/api/v1/gateway/health/").json()["results"]}
+    [failure] = rows["Hunter main"]["recent_failures"]
+    assert failure["kind"] == "transient" and failure["status"] == 503
+    assert failure["capability"] == "verify_email" and failure["account"] == primary.pk
+    assert rows[fallback.name]["recent_failures"] == []
+    assert "globex-only failure" not in api.get("/api/v1/gateway/health/").content.decode()
