@@ -11,17 +11,19 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.generic import TemplateView
 
+from aicmo.models import Job
 from aicmo.roles import WRITE
 from aicmo.tenancy import get_scoped_or_404
 from aicmo.views import WorkspaceView
 
 from . import exporting, importing, services
 from .filters import MAX_ID, ContactFilter
-from .models import Channel, Contact, CustomFieldDefinition, ImportRun, Segment
+from .models import Channel, Contact, ContactList, CustomFieldDefinition, ImportRun, Segment
 from .segments import SegmentRuleError, compile_rules, field_catalog
-from .selectors import contact_detail, contacts_for
+from .selectors import contact_detail, contacts_for, contacts_for_selection, lists_for
 
 PAGE_SIZE = 50
 
@@ -29,7 +31,8 @@ PAGE_SIZE = 50
 def _pk_or_404(value) -> int:
     """An id from a query string or form: ASCII digits within the database's range, else 404."""
     value = str(value or "")
-    if not (value.isascii() and value.isdigit()) or int(value) > MAX_ID or int(value) < 1:
+    # len() first: int() refuses strings past 4,300 digits (ValueError); 20 digits always exceed MAX_ID.
+    if not (value.isascii() and value.isdigit()) or len(value) > 19 or not 1 <= int(value) <= MAX_ID:
         raise Http404("Not found.")
     return int(value)
 
@@ -60,8 +63,18 @@ class ContactListView(WorkspaceView, TemplateView):
             segment=segment,
             querystring=query.urlencode(),
             can_write=self.tenant.allows(WRITE),
+            lists=lists_for(self.workspace) if self.tenant.allows(WRITE) else [],
+            active_list=self._active_list(),
         )
         return ctx
+
+
+    def _active_list(self) -> ContactList | None:
+        """The list the page is filtered by (`?list=`), for its name and the "run the whole list" buttons."""
+        value = self.request.GET.get("list", "")
+        if not (value.isascii() and value.isdigit()) or int(value) > MAX_ID:
+            return None
+        return ContactList.objects.for_workspace(self.workspace).filter(pk=int(value)).first()
 
 
 class ContactExportView(WorkspaceView):
@@ -307,3 +320,143 @@ class ImportErrorsCsvView(WorkspaceView):
     def get(self, request, pk):
         run = get_scoped_or_404(ImportRun.objects.all(), request, pk=pk)
         return exporting.import_errors_response(run)
+
+
+# ---------------------------------------------------------------- static lists and contact runs
+
+MAX_SELECTED = 1000  # checkboxes on one page are at most PAGE_SIZE; anything beyond is not a browser
+MAX_RUN_CONTACTS = 100_000  # an enrichment run keeps its ids in Job.params (docs/CRM.md, known limits)
+RUN_STARTERS = {"enrichment": services.enrichment_start, "verification": services.verification_start}
+RUN_KINDS = ("crm.enrichment", "crm.verification")
+
+
+def _back(request, default: str) -> str:
+    target = request.POST.get("next") or ""
+    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        return target
+    return default
+
+
+def _selected_contact_ids(request, workspace) -> list[int]:
+    """The ticked contacts: every id must be a contact of this workspace, else 404 (like any other id)."""
+    values = request.POST.getlist("contact")
+    if len(values) > MAX_SELECTED:
+        raise Http404("Not found.")
+    ids = {_pk_or_404(v) for v in values}
+    found = set(Contact.objects.for_workspace(workspace).filter(pk__in=ids).values_list("pk", flat=True))
+    if found != ids:
+        raise Http404("Not found.")
+    return sorted(ids)
+
+
+class ListIndexView(WorkspaceView, TemplateView):
+    """Static lists with their sizes; POST creates one."""
+
+    template_name = "crm/list_list.html"
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        ctx["lists"] = lists_for(self.workspace)
+        ctx["can_write"] = self.tenant.allows(WRITE)
+        return ctx
+
+    def post(self, request):
+        try:
+            contact_list = services.list_create(
+                workspace=self.workspace,
+                name=request.POST.get("name", ""),
+                description=request.POST.get("description", ""),
+                by=request.user,
+            )
+        except ValidationError as exc:
+            for errs in exc.message_dict.values():
+                messages.error(request, " ".join(errs))
+        else:
+            messages.success(request, f"List {contact_list.name} created.")
+        return HttpResponseRedirect(reverse("crm:lists"))
+
+
+class ListMembersView(WorkspaceView):
+    """POST from the contact list page: add the ticked contacts to a list, or remove them from it."""
+
+    def post(self, request):
+        contact_list = get_scoped_or_404(
+            ContactList.objects.all(), request, pk=_pk_or_404(request.POST.get("list"))
+        )
+        ids = _selected_contact_ids(request, self.workspace)
+        back = _back(request, reverse("crm:index"))
+        if not ids:
+            messages.error(request, "Tick at least one contact.")
+        elif request.POST.get("action") == "remove":
+            removed = services.list_remove_contacts(contact_list=contact_list, contact_ids=ids)
+            messages.success(request, f"Removed {removed} from {contact_list.name}.")
+        else:
+            added = services.list_add_contacts(contact_list=contact_list, contact_ids=ids)
+            messages.success(
+                request, f"Added {added} to {contact_list.name} ({len(ids) - added} already there)."
+            )
+        return HttpResponseRedirect(back)
+
+
+class RunStartView(WorkspaceView):
+    """POST: start an enrichment or verification run for the ticked contacts, a list or a segment."""
+
+    def post(self, request):
+        back = _back(request, reverse("crm:index"))
+        starter = RUN_STARTERS.get(request.POST.get("kind", ""))
+        if starter is None:
+            messages.error(request, "Choose enrichment or verification.")
+            return HttpResponseRedirect(back)
+        list_id = segment_id = contact_ids = None
+        if request.POST.get("list"):
+            list_id = get_scoped_or_404(
+                ContactList.objects.all(), request, pk=_pk_or_404(request.POST["list"])
+            ).pk
+        elif request.POST.get("segment"):
+            segment_id = get_scoped_or_404(
+                Segment.objects.all(), request, pk=_pk_or_404(request.POST["segment"])
+            ).pk
+        else:
+            contact_ids = _selected_contact_ids(request, self.workspace)
+            if not contact_ids:
+                messages.error(request, "Tick at least one contact, or run a whole list or segment.")
+                return HttpResponseRedirect(back)
+        try:
+            ids = list(
+                contacts_for_selection(
+                    workspace=self.workspace, contact_ids=contact_ids, list_id=list_id, segment_id=segment_id
+                ).values_list("pk", flat=True)[: MAX_RUN_CONTACTS + 1]
+            )
+        except SegmentRuleError as exc:
+            messages.error(request, f"The segment's rules no longer compile: {exc.errors}")
+            return HttpResponseRedirect(back)
+        if len(ids) > MAX_RUN_CONTACTS:
+            messages.error(
+                request, f"A run takes at most {MAX_RUN_CONTACTS:,} contacts; narrow the selection."
+            )
+            return HttpResponseRedirect(back)
+        job = starter(workspace=self.workspace, contact_ids=ids, by=request.user)
+        return HttpResponseRedirect(reverse("crm:run", args=[job.pk]))
+
+
+class RunListView(WorkspaceView, TemplateView):
+    template_name = "crm/run_list.html"
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        ctx["runs"] = (
+            Job.objects.for_workspace(self.workspace).filter(kind__in=RUN_KINDS).order_by("-pk")[:20]
+        )
+        return ctx
+
+
+class RunDetailView(WorkspaceView, TemplateView):
+    """One enrichment/verification run: the live progress bar and the per-contact errors."""
+
+    template_name = "crm/run_detail.html"
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        job = get_scoped_or_404(Job.objects.filter(kind__in=RUN_KINDS), self.request, pk=kwargs["pk"])
+        ctx.update(job=job, errors=job.errors.all()[:100])
+        return ctx

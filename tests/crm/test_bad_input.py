@@ -70,3 +70,10 @@ def test_export_with_a_junk_segment_id_is_a_400(api_client_for, value):
 
     assert resp.status_code == 400
     assert "segment" in resp.json()["error"]["fields"]
+
+
+@pytest.mark.parametrize("url", ["/crm/", "/crm/export.csv"])
+def test_dashboard_segment_id_too_long_for_int_is_a_404(client_for, url):
+    client = client_for(role="viewer")
+
+    assert client.get(url, {"segment": "9" * 5000}).status_code == 404
