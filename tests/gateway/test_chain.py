@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import itertools
 import socket
+import threading
 import time
 
 import pytest
+from django.db import connection
 from hypothesis import given
 from hypothesis import strategies as st
 from pytest_httpserver import HTTPServer
@@ -309,7 +311,6 @@ def test_enrich_people_batches_and_keeps_order(workspace, httpserver, gateway_fa
 
 
 def test_chain_waits_for_the_rate_limit_instead_of_exceeding_it(workspace, httpserver, gateway_fast):
-    """(Concurrency across threads is in test_ratelimit: SQLite's in-memory test DB cannot take threaded writes.)"""
     ProviderAccountFactory(
         workspace=workspace, base_url=httpserver.url_for(""), rate_limit_per_second=10, rate_limit_burst=1
     )
@@ -326,6 +327,97 @@ def test_chain_waits_for_the_rate_limit_instead_of_exceeding_it(workspace, https
     # clock sees network jitter, hence the tolerance.
     assert stamps[-1] - stamps[0] >= 0.45
     assert min(b - a for a, b in itertools.pairwise(stamps)) >= 0.05
+
+
+class RateLimitedVendor:
+    """A Hunter-shaped verifier on a threaded server that enforces its own limit: more than ``limit``
+    requests in any sliding second get a 429, as a real vendor would answer."""
+
+    def __init__(self, limit: int, latency: float = 0.02) -> None:
+        self.limit, self.latency = limit, latency
+        self.stamps: list[float] = []
+        self.refused = 0
+        self.lock = threading.Lock()
+
+    def __call__(self, request):
+        now = time.monotonic()
+        with self.lock:
+            self.stamps.append(now)
+            recent = sum(1 for t in self.stamps if now - t < 1.0)
+            if recent > self.limit:
+                self.refused += 1
+                return Response(
+                    '{"errors": [{"id": "too_many_requests"}]}', status=429, headers={"Retry-After": "1"}
+                )
+        time.sleep(self.latency)
+        return ok_body(request)
+
+    def peak(self, window: float = 1.0) -> int:
+        stamps = sorted(self.stamps)
+        return max(
+            (sum(1 for t in stamps[i:] if t - start < window) for i, start in enumerate(stamps)), default=0
+        )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_callers_all_get_results_and_the_shared_limit_holds(workspace, gateway_fast, settings):
+    """8 threads x 3 calls through the chain on one account limited to 10/s (burst 2): every caller gets its
+    own result, the vendor never sees more than the bucket allows (so it never has to refuse), and the
+    Redis-buffered health counters count every call exactly (no database write per call, so no
+    "database is locked" from threads sharing SQLite)."""
+    threads, per_thread, rate, burst = 8, 3, 10, 2
+    total = threads * per_thread
+    settings.GATEWAY_RETRY = {**settings.GATEWAY_RETRY, "max_seconds": 30}
+    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
+    server.start()
+    # The token bucket bounds any 1 s window to burst + rate; 20 % of a token's worth of scheduling jitter
+    # between the grant and the request reaching the vendor is tolerated.
+    vendor = RateLimitedVendor(limit=burst + int(rate * 1.2))
+    server.expect_request(VERIFY).respond_with_handler(vendor)
+    account = ProviderAccountFactory(
+        workspace=workspace,
+        base_url=server.url_for(""),
+        rate_limit_per_second=rate,
+        rate_limit_burst=burst,
+    )
+    results: dict[str, str] = {}
+    errors: list[BaseException] = []
+    start = threading.Barrier(threads)
+
+    def caller(k: int) -> None:
+        try:
+            start.wait()
+            for i in range(per_thread):
+                email = f"t{k}-{i}@example.com"
+                result = services.verify_email(workspace=workspace, email=email)
+                results[email] = f"{result.email}:{result.verdict}"
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    pool = [threading.Thread(target=caller, args=(k,)) for k in range(threads)]
+    try:
+        for t in pool:
+            t.start()
+        for t in pool:
+            t.join(60)
+    finally:
+        server.clear()
+        server.stop()
+    assert not errors, errors
+    assert results == {
+        f"t{k}-{i}@example.com": f"t{k}-{i}@example.com:{Verdict.VALID}"
+        for k in range(threads)
+        for i in range(per_thread)
+    }
+    assert len(vendor.stamps) == total and vendor.refused == 0
+    assert vendor.peak() <= vendor.limit
+    span = max(vendor.stamps) - min(vendor.stamps)
+    assert span >= (total - burst) / rate - 0.3  # the bucket really paced them: 22 tokens at 10/s
+    health_flush(account_ids=[account.pk])
+    rows = HealthMinute.objects.filter(account=account)
+    assert sum(r.calls for r in rows) == total and sum(r.successes for r in rows) == total
 
 
 @pytest.fixture
