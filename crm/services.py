@@ -313,6 +313,20 @@ def contact_delete(*, contact: Contact, by=None) -> None:
 # ---------------------------------------------------------------- lists and segments
 
 
+def list_create(*, workspace: Workspace, name: str, description: str = "", by=None) -> ContactList:
+    """A static list; the name is unique per workspace (errors keyed by field)."""
+    name, limit = (name or "").strip(), ContactList._meta.get_field("name").max_length
+    if not name:
+        raise ValidationError({"name": "Give the list a name."})
+    if len(name) > limit or "\x00" in name or "\x00" in (description or ""):
+        raise ValidationError({"name": f"At most {limit} characters, no NUL characters."})
+    if ContactList.objects.for_workspace(workspace).filter(name=name).exists():
+        raise ValidationError({"name": "A list with this name already exists."})
+    contact_list = ContactList.objects.create(workspace=workspace, name=name, description=description or "")
+    audit_record(workspace=workspace, actor=by, verb="crm.list.created", target=contact_list)
+    return contact_list
+
+
 def list_add_contacts(*, contact_list: ContactList, contact_ids: Sequence[int]) -> int:
     ids = (
         Contact.objects.for_workspace(contact_list.workspace_id)

@@ -68,7 +68,6 @@ class ContactListView(WorkspaceView, TemplateView):
         )
         return ctx
 
-
     def _active_list(self) -> ContactList | None:
         """The list the page is filtered by (`?list=`), for its name and the "run the whole list" buttons."""
         value = self.request.GET.get("list", "")
