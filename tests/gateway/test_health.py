@@ -243,3 +243,67 @@ def test_selfcheck_task_runs_on_a_real_worker(
     while not HealthCheck.objects.filter(account=account).exists() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert HealthCheck.objects.get(account=account).ok
+
+
+def test_every_recommendation_fires_from_calls_through_the_chain(
+    workspace, other_workspace, gateway_fast, httpserver
+):
+    """The issue's operator recommendations, each produced by real provider answers (not by setting flags):
+    a 401 → re-enter credentials; 429 on 40 % of calls → lower the rate or add a fallback; one real
+    provider for a capability → add a fallback; a demo-only capability → configure a real provider."""
+    from werkzeug import Response
+
+    from gateway import services
+    from gateway.capabilities import PersonQuery
+    from gateway.errors import ProvidersUnavailable
+
+    url = httpserver.url_for("").rstrip("/")
+    hunter = ProviderAccountFactory(workspace=workspace, name="Hunter", priority=1, base_url=url)
+    ProviderAccountFactory(workspace=workspace, name="Backup", priority=2, base_url=f"{url}/backup")
+    apollo = ProviderAccountFactory(
+        workspace=workspace, name="Apollo", capability="enrich_person", base_url=f"{url}/apollo"
+    )
+    answers = iter([200, 200, 429, 200, 429])  # 40 % throttled, never 50 % (the breaker would open)
+
+    def hunter_vendor(request):
+        status = next(answers)
+        body = (
+            '{"data": {"status": "valid"}}' if status == 200 else '{"errors": [{"id": "too_many_requests"}]}'
+        )
+        return Response(body, status=status, content_type="application/json")
+
+    httpserver.expect_request("/v2/email-verifier").respond_with_handler(hunter_vendor)
+    httpserver.expect_request("/backup/v2/email-verifier").respond_with_json({"data": {"status": "valid"}})
+    httpserver.expect_request("/apollo/api/v1/people/match").respond_with_json(
+        {"error": "Invalid API key"}, status=401
+    )
+    for i in range(5):
+        assert services.verify_email(workspace=workspace, email=f"p{i}@example.com").verdict == "valid"
+    with pytest.raises(ProvidersUnavailable):
+        services.enrich_people(workspace=workspace, queries=[PersonQuery(email="ada@example.com")])
+    ProviderAccountFactory(workspace=other_workspace, name="Sample", adapter="test-demo", credentials={})
+    assert services.verify_email(workspace=other_workspace, email="a@example.com").demo
+
+    health_flush()  # what the beat does every minute
+    recs = messages_of(workspace)
+    assert (
+        recs[("critical", "needs_reauth")]
+        == "Apollo (Test verifier) rejected the API key: re-enter credentials"
+    )
+    assert (
+        recs[("warning", "throttled")]
+        == "Hunter (Test verifier) is rate limited 40 % of calls: lower the rate or add a fallback"
+    )
+    assert recs[("warning", "single_provider")] == "only one provider for enrich_person: add a fallback"
+    assert ("info", "demo_only") not in recs  # verify_email has two real providers
+    by_code = {r.code: r for r in selectors.recommendations(workspace)}
+    assert by_code["needs_reauth"].account_id == apollo.pk and by_code["throttled"].account_id == hunter.pk
+    # throttled calls are not successes either: 3 of 5 is under the degraded threshold
+    assert set(by_code) == {"needs_reauth", "throttled", "degraded", "single_provider"}
+    assert by_code["degraded"].account_id == hunter.pk
+    assert messages_of(other_workspace) == {
+        (
+            "info",
+            "demo_only",
+        ): "Verify email runs on the demo provider (sample data only): configure a real provider"
+    }
