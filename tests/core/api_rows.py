@@ -1,0 +1,61 @@
+"""One row per API resource in a workspace, keyed by the resource's path under /api/v1/ (e.g. "crm/contacts").
+
+Used by the API fuzzer (real ids for detail operations) and the tenant sweep (another workspace's rows).
+"""
+
+from __future__ import annotations
+
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import timezone
+
+from aicmo.apikeys import api_key_create
+from aicmo.models import Membership, Role
+from crm.models import ImportRun
+from media.models import Suggestion, SuggestionCode
+from tests.crm.factories import (
+    CompanyFactory,
+    ContactFactory,
+    ContactListFactory,
+    CustomFieldFactory,
+    SegmentFactory,
+    TagFactory,
+)
+from tests.factories import AuditEventFactory, JobFactory
+from tests.gateway.factories import ProviderAccountFactory
+from tests.media.factories import MediaAssetFactory, MediaLibraryFactory
+
+
+def one_row_per_resource(workspace, member_factory) -> dict[str, int]:
+    """Fresh rows in `workspace` (needs settings.MEDIA_ROOT pointed at a temporary directory)."""
+    contact = ContactFactory(workspace=workspace, company=CompanyFactory(workspace=workspace))
+    asset = MediaAssetFactory(workspace=workspace)
+    admin = member_factory(workspace, Role.ADMIN)
+    viewer = member_factory(workspace, Role.VIEWER)
+    suggestion = Suggestion.objects.create(
+        workspace=workspace,
+        asset=asset,
+        code=SuggestionCode.values[0],
+        message="m",
+        computed_at=timezone.now(),
+    )
+    run = ImportRun.objects.create(
+        workspace=workspace, file=SimpleUploadedFile("a.csv", b"email\nx@example.com\n")
+    )
+    return {
+        "api-keys": api_key_create(workspace=workspace, name="row", role=Role.VIEWER, by=admin).api_key.pk,
+        "audit-events": AuditEventFactory(workspace=workspace).pk,
+        "crm/companies": contact.company_id,
+        "crm/contacts": contact.pk,
+        "crm/custom-fields": CustomFieldFactory(workspace=workspace).pk,
+        "crm/imports": run.pk,
+        "crm/lists": ContactListFactory(workspace=workspace).pk,
+        "crm/segments": SegmentFactory(workspace=workspace).pk,
+        "crm/tags": TagFactory(workspace=workspace).pk,
+        "gateway/accounts": ProviderAccountFactory(workspace=workspace, adapter="demo_verification").pk,
+        "jobs": JobFactory(workspace=workspace).pk,
+        "media/assets": asset.pk,
+        "media/libraries": MediaLibraryFactory(workspace=workspace).pk,
+        "media/renditions": asset.pk,
+        "media/suggestions": suggestion.pk,
+        "members": Membership.objects.get(workspace=workspace, user=viewer).pk,
+    }
