@@ -23,6 +23,15 @@ def contact_run_lane_task(self, job_id: int, offset: int) -> int | None:
     try:
         nxt = services.run_lane_step(job_id=job_id, offset=offset)
     except ProvidersUnavailable as exc:
+        if _needs_reauth(exc):
+            names = [n for n in exc.errors if n != "gateway"] if isinstance(exc.errors, dict) else []
+            who = f"provider account {', '.join(names)}" if names else "the provider account"
+            job_fail(
+                job_id=job_id,
+                message=f"Stopped: {who} needs re-authentication ({exc}). Fix its credentials under Providers "
+                "and start the run again; no contact was changed by the failed calls.",
+            )
+            return None
         if self.request.retries >= self.max_retries:
             job_fail(job_id=job_id, message=f"Providers unavailable after {self.max_retries} retries: {exc}")
             return None
@@ -35,6 +44,18 @@ def contact_run_lane_task(self, job_id: int, offset: int) -> int | None:
     if nxt is not None:
         contact_run_lane_task.delay(job_id, nxt)
     return nxt
+
+
+def _needs_reauth(exc) -> bool:
+    """Unavailable because credentials were refused (HTTP 401/403 → the gateway's `reauth`), not because of
+    an outage: waiting cannot fix that, so the run stops with the reason instead of retrying for hours.
+    Either this call was refused, or (retry_at unknown) every account was already flagged by an earlier one."""
+    from gateway.errors import ErrorKind
+
+    errors = list(exc.errors.values() if isinstance(exc.errors, dict) else exc.errors)
+    if errors and all(getattr(e, "kind", None) == ErrorKind.REAUTH for e in errors):
+        return True
+    return exc.retry_at is None and any("needs re-authentication" in str(e) for e in errors)
 
 
 @shared_task(acks_late=True)
