@@ -37,6 +37,16 @@ def _id_param(params, name: str) -> int | None:
         raise serializers.ValidationError({name: exc.detail}) from None
 
 
+def _text_param(params, name: str) -> str:
+    """A free-text query parameter; a NUL character (which PostgreSQL cannot compare) is a 400."""
+    try:
+        return serializers.CharField(allow_blank=True, trim_whitespace=False).run_validation(
+            params.get(name, "")
+        )
+    except serializers.ValidationError as exc:
+        raise serializers.ValidationError({name: exc.detail}) from None
+
+
 class MediaLibrarySerializer(serializers.ModelSerializer):
     asset_count = serializers.IntegerField(read_only=True, default=0)
 
@@ -187,9 +197,9 @@ class MediaAssetViewSet(WorkspaceViewSet):
             library=_id_param(params, "library"),
             kind=params.get("kind", "") if params.get("kind", "") in AssetKind.values else "",
             status=params.get("status", "") if params.get("status", "") in AssetStatus.values else "",
-            tag=params.get("tag", ""),
-            category=params.get("category", ""),
-            q=params.get("q", ""),
+            tag=_text_param(params, "tag"),
+            category=_text_param(params, "category"),
+            q=_text_param(params, "q"),
         )
 
     @extend_schema(
