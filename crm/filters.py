@@ -2,13 +2,34 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import django_filters
+from django import forms
 from django.db.models import Q
+from django_filters.fields import IsoDateTimeField
 
 from .models import Contact, Lifecycle, Tier, Verdict
 
 # Ids are BigAutoField: a larger number can name no row, and SQLite cannot even bind it (OverflowError).
 MAX_ID = 2**63 - 1
+
+
+class UtcIsoDateTimeField(IsoDateTimeField):
+    """ISO 8601 allows offsets up to ±23:59, PostgreSQL only ±15:59 (DataError): compare in UTC instead."""
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        if value is None:
+            return None
+        try:
+            return value.astimezone(dt.UTC)
+        except OverflowError:  # e.g. 0001-01-01T00:00+23:00 falls before year 1 in UTC
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid") from None
+
+
+class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UtcIsoDateTimeField
 
 
 class ContactFilter(django_filters.FilterSet):
@@ -23,8 +44,8 @@ class ContactFilter(django_filters.FilterSet):
     company = django_filters.CharFilter(
         field_name="company__domain", lookup_expr="iexact", label="Company domain"
     )
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
     min_score = django_filters.NumberFilter(field_name="engagement_score", lookup_expr="gte")
 
     class Meta:

@@ -77,3 +77,24 @@ def test_dashboard_segment_id_too_long_for_int_is_a_404(client_for, url):
     client = client_for(role="viewer")
 
     assert client.get(url, {"segment": "9" * 5000}).status_code == 404
+
+
+def test_created_after_with_an_offset_postgresql_refuses_is_compared_in_utc(api_client_for):
+    """ISO 8601 allows -23:31; PostgreSQL accepts offsets only up to ±15:59 (its DataError was a 500)."""
+    client = api_client_for(role="viewer")
+    contact = ContactFactory(workspace=client.workspace)
+
+    resp = client.get("/api/v1/crm/contacts/", {"created_after": "0378-09-09T00:15:03-23:31"})
+
+    assert resp.status_code == 200
+    assert [c["id"] for c in resp.json()["results"]] == [contact.pk]
+
+
+@pytest.mark.parametrize("value", ["0001-01-01T00:00:00+23:00", "9999-12-31T23:59:59-23:00"])
+def test_created_after_outside_the_utc_calendar_is_a_400(api_client_for, value):
+    client = api_client_for(role="viewer")
+
+    resp = client.get("/api/v1/crm/contacts/", {"created_after": value})
+
+    assert resp.status_code == 400
+    assert "created_after" in resp.json()["error"]["fields"]
