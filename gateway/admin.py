@@ -34,19 +34,7 @@ class ProviderAccountForm(forms.ModelForm):
 
     class Meta:
         model = ProviderAccount
-        fields = [
-            "workspace",
-            "capability",
-            "adapter",
-            "name",
-            "priority",
-            "enabled",
-            "base_url",
-            "timeout_seconds",
-            "rate_limit_per_second",
-            "rate_limit_burst",
-            "options",
-        ]
+        fields = ["workspace", *services.EDITABLE_FIELDS]
 
     def clean_credentials(self):
         raw = self.cleaned_data.get("credentials", "").strip()

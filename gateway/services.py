@@ -20,25 +20,8 @@ from django.utils import timezone
 from aicmo.audit import audit_record
 
 from . import breaker, ratelimit
-from .capabilities import (
-    AdCampaignResult,
-    AdCampaignSpec,
-    AdInsight,
-    Capability,
-    CrmRecord,
-    CrmSyncResult,
-    EnrichmentResult,
-    InboundMessage,
-    OutgoingEmail,
-    PersonQuery,
-    SendResult,
-    SocialMetrics,
-    SocialPost,
-    SocialPostResult,
-    VerificationResult,
-    WebhookEvent,
-    WebhookResult,
-)
+from . import capabilities as cap
+from .capabilities import Capability
 from .chain import call
 from .crypto import decrypt_credentials, encrypt_credentials, mask_secret, rotate_token
 from .errors import ErrorKind, ProviderError
@@ -228,9 +211,9 @@ def rotate_credentials(*, batch_size: int = 200) -> int:
 # -- facade -----------------------------------------------------------------------------------------------
 
 
-def enrich_people(*, workspace, queries: Sequence[PersonQuery]) -> list[EnrichmentResult]:
+def enrich_people(*, workspace, queries: Sequence[cap.PersonQuery]) -> list[cap.EnrichmentResult]:
     """Results in the order of ``queries`` (no match: ``matched=False``), in batches of 10 per provider call."""
-    results: list[EnrichmentResult] = []
+    results: list[cap.EnrichmentResult] = []
     for start in range(0, len(queries), ENRICH_BATCH_SIZE):
         batch = list(queries[start : start + ENRICH_BATCH_SIZE])
         try:
@@ -240,15 +223,15 @@ def enrich_people(*, workspace, queries: Sequence[PersonQuery]) -> list[Enrichme
         except ProviderError as exc:
             if exc.kind != ErrorKind.NO_MATCH:
                 raise
-            results.extend(EnrichmentResult(provider=exc.provider, matched=False, query=q) for q in batch)
+            results.extend(cap.EnrichmentResult(provider=exc.provider, matched=False, query=q) for q in batch)
     return results
 
 
-def verify_email(*, workspace, email: str) -> VerificationResult:
+def verify_email(*, workspace, email: str) -> cap.VerificationResult:
     return call(email, workspace=workspace, capability=Capability.VERIFY_EMAIL)
 
 
-def _with_message_id(message: OutgoingEmail) -> OutgoingEmail:
+def _with_message_id(message: cap.OutgoingEmail) -> cap.OutgoingEmail:
     """Mint the Message-ID before the chain so a retry or failover sends the same message, not a twin."""
     if message.message_id:
         return message
@@ -256,21 +239,21 @@ def _with_message_id(message: OutgoingEmail) -> OutgoingEmail:
     return replace(message, message_id=make_msgid(domain=domain))
 
 
-def send_email(*, workspace, message: OutgoingEmail) -> SendResult:
+def send_email(*, workspace, message: cap.OutgoingEmail) -> cap.SendResult:
     return call(_with_message_id(message), workspace=workspace, capability=Capability.SEND_EMAIL)
 
 
 def fetch_replies(
     *, workspace, since: datetime | date, known_message_ids: Iterable[str]
-) -> list[InboundMessage]:
+) -> list[cap.InboundMessage]:
     return call(since, list(known_message_ids), workspace=workspace, capability=Capability.FETCH_REPLIES)
 
 
-def sync_crm(*, workspace, records: Sequence[CrmRecord]) -> CrmSyncResult:
+def sync_crm(*, workspace, records: Sequence[cap.CrmRecord]) -> cap.CrmSyncResult:
     return call(list(records), workspace=workspace, capability=Capability.SYNC_CRM)
 
 
-def post_social(*, workspace, network: str, post: SocialPost) -> SocialPostResult:
+def post_social(*, workspace, network: str, post: cap.SocialPost) -> cap.SocialPostResult:
     """Publish on one network (LinkedIn, X, Instagram): only that network's accounts are tried."""
     network = str(network)
     if post.network != network:
@@ -280,7 +263,7 @@ def post_social(*, workspace, network: str, post: SocialPost) -> SocialPostResul
     )
 
 
-def social_metrics(*, workspace, network: str, external_id: str) -> SocialMetrics:
+def social_metrics(*, workspace, network: str, external_id: str) -> cap.SocialMetrics:
     return call(
         external_id,
         workspace=workspace,
@@ -297,23 +280,23 @@ def _network_keys(network: str) -> frozenset[str]:
     return frozenset(keys | {network})
 
 
-def run_ads(*, workspace, spec: AdCampaignSpec) -> AdCampaignResult:
+def run_ads(*, workspace, spec: cap.AdCampaignSpec) -> cap.AdCampaignResult:
     return call(spec, workspace=workspace, capability=Capability.RUN_ADS)
 
 
-def pause_ad(*, workspace, external_id: str) -> AdCampaignResult:
+def pause_ad(*, workspace, external_id: str) -> cap.AdCampaignResult:
     return call(external_id, workspace=workspace, capability=Capability.RUN_ADS, method="pause_ad")
 
 
-def resume_ad(*, workspace, external_id: str) -> AdCampaignResult:
+def resume_ad(*, workspace, external_id: str) -> cap.AdCampaignResult:
     return call(external_id, workspace=workspace, capability=Capability.RUN_ADS, method="resume_ad")
 
 
-def fetch_ad_insights(*, workspace, external_id: str, since: date, until: date) -> list[AdInsight]:
+def fetch_ad_insights(*, workspace, external_id: str, since: date, until: date) -> list[cap.AdInsight]:
     return call(external_id, since, until, workspace=workspace, capability=Capability.FETCH_AD_INSIGHTS)
 
 
-def dispatch_webhook(*, workspace, url: str, secret: str, event: WebhookEvent) -> WebhookResult:
+def dispatch_webhook(*, workspace, url: str, secret: str, event: cap.WebhookEvent) -> cap.WebhookResult:
     """One delivery attempt to a user's endpoint. The receiver's failures are not the provider's, so they
     neither trip the breaker nor fail over; the caller's task retries over hours with the same event id."""
     if not event.event_id:

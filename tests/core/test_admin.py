@@ -8,17 +8,6 @@ from tests.factories import JobFactory, MembershipFactory, UserFactory
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def staff_for(client, workspace):
-    def make(role, ws=None):
-        user = UserFactory(is_staff=True)
-        MembershipFactory(workspace=ws or workspace, user=user, role=role)
-        client.force_login(user)
-        return client
-
-    return make
-
-
 def test_admin_job_list_is_scoped(staff_for, workspace, other_workspace):
     client = staff_for(Role.MARKETER)
     mine = JobFactory(workspace=workspace, label="mine-job")

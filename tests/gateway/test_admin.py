@@ -2,23 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
-
 from aicmo.models import Role
 from gateway.models import HealthCheck, ProviderAccount
-from tests.factories import MembershipFactory, UserFactory
 from tests.gateway.factories import ProviderAccountFactory, fixture_gateway_fast, fixture_test_adapters  # noqa: F401
-
-
-@pytest.fixture
-def staff_for(client, workspace):
-    def make(role, ws=None):
-        user = UserFactory(is_staff=True)
-        MembershipFactory(workspace=ws or workspace, user=user, role=role)
-        client.force_login(user)
-        return client
-
-    return make
 
 
 def test_admin_adds_account_with_write_only_credentials(staff_for, workspace, gateway_fast):
