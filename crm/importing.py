@@ -488,7 +488,8 @@ def _column_plan(columns: dict, customs: dict) -> list[tuple]:
 
 def _parse_row(line, cells, plan, run, batch: _Batch) -> dict | None:
     """One row as a dict of target → value, or None (blank row, or reported to `batch.errors`)."""
-    if not "".join(cells).strip():
+    joined = "".join(cells)
+    if not joined.strip():
         return None
     data: dict = {}
     custom = None
@@ -503,9 +504,14 @@ def _parse_row(line, cells, plan, run, batch: _Batch) -> dict | None:
                 line=line,
                 column=column,
                 reason=reason[:300],
-                value=(value or "")[:300],
+                value=(value or "")[:300].replace("\x00", ""),
             )
         )
+
+    if "\x00" in joined:  # no database text holds NUL; one such cell must not sink its whole batch
+        error("", "The row contains a NUL character.")
+        batch.bad_lines.add(line)
+        return None
 
     for index, header, kind, arg in plan:
         value = cells[index].strip() if index < width else ""

@@ -334,3 +334,9 @@ def test_awkward_cells_round_trip_and_existing_contacts_get_tags(workspace):
     assert list(old.tags.values_list("name", flat=True)) == ["c"]
     blank = Contact.objects.get(workspace=workspace, email="blank@ex.com")
     assert (blank.first_name, blank.title, blank.company_id, blank.provenance) == ("", "", None, {})
+
+
+def test_row_with_nul_character_is_a_row_error_not_a_failed_import(workspace):
+    run = run_import(workspace, b"email,first name\nok@ex.com,Ok\nnul@ex.com,Nu\x00ll\nfine@ex.com,Fine\n")
+    assert (run.status, run.created, run.failed) == (ImportStatus.DONE, 2, 1)
+    assert list(run.row_errors.values_list("line", "reason")) == [(3, "The row contains a NUL character.")]
