@@ -39,6 +39,14 @@ def _requested_workspace(request) -> str | None:
     return None
 
 
+def _workspace_lookup(wanted: str) -> dict:
+    """An id (ASCII digits; past 18 they name no row, and int() refuses 4,300+) or else a slug (without NUL,
+    which PostgreSQL refuses in a query)."""
+    if wanted.isascii() and wanted.isdigit():
+        return {"pk": int(wanted) if len(wanted) <= 18 else 0}
+    return {"slug": wanted} if "\x00" not in wanted else {"pk": 0}
+
+
 def resolve_tenant(request, auth=None) -> Tenant | None:
     """Workspace + role for this request: an API key fixes both; a session user picks among memberships."""
     if isinstance(auth, ApiKey):
@@ -48,10 +56,12 @@ def resolve_tenant(request, auth=None) -> Tenant | None:
         return None
     wanted = _requested_workspace(request)
     # Without an explicit choice, the workspace the user joined first (their "home" workspace).
-    memberships = Membership.objects.filter(user=user).select_related("workspace").order_by("created_at", "id")
+    memberships = (
+        Membership.objects.filter(user=user).select_related("workspace").order_by("created_at", "id")
+    )
     membership = None
     if wanted:
-        ws_filter = {"pk": int(wanted)} if wanted.isdigit() else {"slug": wanted}
+        ws_filter = _workspace_lookup(wanted)
         membership = memberships.filter(workspace__in=Workspace.objects.filter(**ws_filter)).first()
         if membership is None and user.is_superuser:
             ws = Workspace.objects.filter(**ws_filter).first()

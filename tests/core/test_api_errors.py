@@ -24,3 +24,23 @@ def test_unknown_page_url_keeps_the_html_404(client_for):
 
     assert resp.status_code == 404
     assert resp["Content-Type"].startswith("text/html")
+
+
+@pytest.mark.parametrize("header", ["²", "9" * 25, "9" * 5000, "acme\x00"])
+def test_junk_workspace_header_is_refused_with_the_error_body(api_client_for, header):
+    client = api_client_for(role="admin")
+    client.credentials(HTTP_X_WORKSPACE=header)
+    client.raise_request_exception = False
+
+    resp = client.get("/api/v1/jobs/")
+
+    assert 400 <= resp.status_code < 500
+    assert resp.json()["error"]["code"]
+
+
+def test_junk_workspace_header_on_a_dashboard_page_is_not_a_500(client_for):
+    client = client_for(role="viewer")
+    client.raise_request_exception = False
+
+    for header in ["²", "9" * 5000]:
+        assert client.get("/jobs/", HTTP_X_WORKSPACE=header).status_code < 500
