@@ -7,7 +7,7 @@
 2. Rate limit: 16 threads against an account limited to 20 calls/s (burst 2); the provider counts
    requests per sliding second, which must never exceed rate + burst.
 3. Overhead: sequential calls to a zero-latency provider through the whole chain (DB lookup, breaker,
-   token bucket, health upsert) vs calling the same adapter directly; printed as a ratio.
+   token bucket, health counters buffered in Redis) vs calling the same adapter directly; printed as a ratio.
 
 Runs on a throw-away SQLite database and a private redis-server; nothing outside loopback.
 """
