@@ -28,13 +28,20 @@ from .selectors import contact_detail, contacts_for, contacts_for_selection, lis
 PAGE_SIZE = 50
 
 
-def _pk_or_404(value) -> int:
-    """An id from a query string or form: ASCII digits within the database's range, else 404."""
+def _pk_or_none(value) -> int | None:
+    """An id from a query string or form if it is ASCII digits within the database's range."""
     value = str(value or "")
     # len() first: int() refuses strings past 4,300 digits (ValueError); 20 digits always exceed MAX_ID.
     if not (value.isascii() and value.isdigit()) or len(value) > 19 or not 1 <= int(value) <= MAX_ID:
-        raise Http404("Not found.")
+        return None
     return int(value)
+
+
+def _pk_or_404(value) -> int:
+    pk = _pk_or_none(value)
+    if pk is None:
+        raise Http404("Not found.")
+    return pk
 
 
 def _segment_from_query(request) -> Segment | None:
@@ -70,10 +77,8 @@ class ContactListView(WorkspaceView, TemplateView):
 
     def _active_list(self) -> ContactList | None:
         """The list the page is filtered by (`?list=`), for its name and the "run the whole list" buttons."""
-        value = self.request.GET.get("list", "")
-        if not (value.isascii() and value.isdigit()) or int(value) > MAX_ID:
-            return None
-        return ContactList.objects.for_workspace(self.workspace).filter(pk=int(value)).first()
+        pk = _pk_or_none(self.request.GET.get("list"))
+        return ContactList.objects.for_workspace(self.workspace).filter(pk=pk).first() if pk else None
 
 
 class ContactExportView(WorkspaceView):

@@ -11,7 +11,18 @@ from crm.models import ImportRun, Segment
 from tests.crm.factories import ContactFactory, SegmentFactory
 
 HUGE = "99999999999999999999999"  # digits, beyond any database integer
-BAD_IDS = ["²", "abc", "-1", "0", "1.5", " 1", HUGE, "\x00", "１"]  # "²" and "１" pass str.isdigit()
+BAD_IDS = [
+    "²",
+    "abc",
+    "-1",
+    "0",
+    "1.5",
+    " 1",
+    HUGE,
+    "9" * 5000,
+    "\x00",
+    "１",
+]  # "²" and "１" pass str.isdigit()
 
 
 @pytest.mark.parametrize("value", BAD_IDS)
@@ -35,6 +46,7 @@ def test_other_workspace_segment_is_404_and_empty_segment_is_ignored(client_for,
         {"list": "abc"},
         {"list": HUGE},
         {"list": "1e999"},
+        {"list": "9" * 5000},  # int() refuses more than 4,300 digits
         {"min_score": "1e999"},
         {"min_score": HUGE},
         {"min_score": "nan"},

@@ -113,7 +113,7 @@ def test_run_start_form_errors(client_for, no_enqueue):
     assert not Job.objects.exists()
 
 
-@pytest.mark.parametrize("value", ["abc", "²", "99999999999999999999999", "-1", ""])
+@pytest.mark.parametrize("value", ["abc", "²", "99999999999999999999999", "9" * 5000, "-1", ""])
 def test_junk_ids_in_posts_are_404(client_for, value, no_enqueue):
     client = client_for("marketer")
     fair = ContactListFactory(workspace=client.workspace)
