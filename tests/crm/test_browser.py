@@ -29,3 +29,33 @@ def test_segment_builder_live_count(browser_page, browser_login, live_server, me
     page.fill("#rules", json.dumps(rules))
     page.press("#rules", "End")
     page.wait_for_selector("strong.segment-count:text('5')", timeout=10_000)
+
+
+@pytest.mark.browser
+def test_tick_contacts_add_to_list_and_start_a_run(
+    browser_page, browser_login, live_server, member_factory, workspace, monkeypatch
+):
+    """The checkboxes live outside the selection form (form="selection") and the buttons post to other views
+    through formaction: this checks that wiring in a real browser."""
+    from aicmo.models import Job
+    from crm import tasks
+    from tests.crm.factories import ContactListFactory
+
+    monkeypatch.setattr(tasks.contact_run_lane_task, "delay", lambda *a: None)
+    user = member_factory(workspace, "marketer")
+    a, b, c = (ContactFactory(workspace=workspace, email=f"{n}@ex.com") for n in ("ann", "bob", "cy"))
+    fair = ContactListFactory(workspace=workspace, name="Fair")
+    browser_login(browser_page, live_server, user, workspace)
+    page = browser_page
+    page.goto(live_server.url + "/crm/")
+    page.check("input[aria-label='Select ann@ex.com']")
+    page.check("input[aria-label='Select cy@ex.com']")
+    page.click("button:text('Add to list')")
+    page.wait_for_selector("text=Added 2 to Fair", timeout=10_000)
+    assert set(fair.memberships.values_list("contact_id", flat=True)) == {a.pk, c.pk}
+    page.goto(live_server.url + f"/crm/?list={fair.pk}")
+    page.click("button:text('Verify emails in the whole list')")
+    page.wait_for_selector(".job-progress", timeout=10_000)
+    job = Job.objects.get(workspace=workspace)
+    assert job.kind == "crm.verification" and sorted(job.params["contact_ids"]) == sorted([a.pk, c.pk])
+    assert b.pk not in job.params["contact_ids"]
