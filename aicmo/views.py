@@ -61,7 +61,7 @@ class WorkspaceSwitchView(LoginRequiredMixin, View):
     def post(self, request):
         wanted = request.POST.get("workspace", "")
         membership = None
-        if wanted.isdigit():
+        if wanted.isascii() and wanted.isdigit() and len(wanted) <= 18:  # longer names no row (bigint)
             membership = Membership.objects.filter(user=request.user, workspace_id=int(wanted)).first()
         if membership is None:
             raise Http404("No such workspace.")

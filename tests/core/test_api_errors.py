@@ -44,3 +44,10 @@ def test_junk_workspace_header_on_a_dashboard_page_is_not_a_500(client_for):
 
     for header in ["²", "9" * 5000]:
         assert client.get("/jobs/", HTTP_X_WORKSPACE=header).status_code < 500
+
+
+@pytest.mark.parametrize("value", ["²", "99999999999999999999999", "9" * 5000])
+def test_workspace_switch_with_a_junk_id_is_a_404(client_for, value):
+    client = client_for(role="viewer")
+
+    assert client.post("/workspace/switch/", {"workspace": value}).status_code == 404
