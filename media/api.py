@@ -308,7 +308,7 @@ class MediaAssetViewSet(WorkspaceViewSet):
 
     @action(detail=False, methods=["get"])
     def performers(self, request):
-        channel = request.query_params.get("channel", "")
+        channel = _text_param(request.query_params, "channel")
         if not channel:
             return error_response(
                 "invalid", "Pass ?channel=.", status.HTTP_400_BAD_REQUEST, {"channel": ["Required."]}
@@ -353,10 +353,11 @@ class SuggestionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Worksp
             .select_related("asset")
             .order_by("asset_id", "code")
         )
-        status_ = self.request.query_params.get("status", "open")
+        params = self.request.query_params
+        status_ = _text_param(params, "status") if "status" in params else "open"
         if self.action == "list" and status_ != "all":
             qs = qs.filter(status=status_)
-        asset = _id_param(self.request.query_params, "asset")
+        asset = _id_param(params, "asset")
         return qs if asset is None else qs.filter(asset_id=asset)
 
     @extend_schema(request=None)

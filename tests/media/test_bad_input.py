@@ -62,3 +62,16 @@ def test_index_drops_nul_from_text_filters(client_for):
     client = client_for(role="viewer")
 
     assert client.get("/media/", {"q": "\x00", "tag": "a\x00", "category": "\x00b"}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("path", "param"),
+    [("/api/v1/media/assets/performers/", "channel"), ("/api/v1/media/suggestions/", "status")],
+)
+def test_api_other_text_parameters_with_nul_are_a_400(api_client_for, path, param):
+    client = api_client_for(role="viewer")
+
+    resp = client.get(path, {param: "x\x00"})
+
+    assert resp.status_code == 400
+    assert param in resp.json()["error"]["fields"]
