@@ -17,7 +17,6 @@ from aicmo.models import ApiKey, AuditEvent, Job, JobError, Membership, Role
 from aicmo.roles import MANAGE, WRITE
 
 from .base import WorkspaceGenericViewSet, WorkspaceReadOnlyViewSet
-from .errors import error_response
 from .pagination import EventCursorPagination
 
 
@@ -159,6 +158,10 @@ class MembershipSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "created_at"]
 
 
+class MembershipRoleSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
 class MembershipViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
@@ -182,12 +185,9 @@ class MembershipViewSet(
 
     def partial_update(self, request, *args, **kwargs):
         membership = self.get_object()
-        role = request.data.get("role")
-        if role not in Role.values:
-            return error_response(
-                "invalid", "Unknown role.", fields={"role": [f"Choose one of {Role.values}."]}
-            )
-        membership = self._set(membership.user, role)
+        form = MembershipRoleSerializer(data=request.data)  # a JSON list or scalar body is a 400 here too
+        form.is_valid(raise_exception=True)
+        membership = self._set(membership.user, form.validated_data["role"])
         return Response(self.get_serializer(membership).data)
 
     def update(self, request, *args, **kwargs):

@@ -51,3 +51,29 @@ def test_workspace_switch_with_a_junk_id_is_a_404(client_for, value):
     client = client_for(role="viewer")
 
     assert client.post("/workspace/switch/", {"workspace": value}).status_code == 404
+
+
+@pytest.mark.parametrize("body", [[], "admin", {"role": "emperor"}, {"role": ["admin"]}, {}])
+def test_member_role_change_with_a_junk_body_is_a_400_and_changes_nothing(
+    api_client_for, member_factory, workspace, body
+):
+    """The fuzzer's PATCH /members/{id}/ with the JSON body [] was a 500 (list has no .get)."""
+    client = api_client_for(role="admin")
+    viewer = member_factory(workspace, "viewer")
+    membership = viewer.memberships.get()
+
+    resp = client.patch(f"/api/v1/members/{membership.pk}/", body, format="json")
+
+    assert resp.status_code == 400
+    assert resp.json()["error"]["code"] == "invalid"
+    membership.refresh_from_db()
+    assert membership.role == "viewer"
+
+
+def test_member_role_change_still_works(api_client_for, member_factory, workspace):
+    client = api_client_for(role="admin")
+    membership = member_factory(workspace, "viewer").memberships.get()
+
+    resp = client.patch(f"/api/v1/members/{membership.pk}/", {"role": "reviewer"}, format="json")
+
+    assert resp.status_code == 200 and resp.json()["role"] == "reviewer"
