@@ -47,6 +47,10 @@ def _text_param(params, name: str) -> str:
         raise serializers.ValidationError({name: exc.detail}) from None
 
 
+class RenditionRequestSerializer(serializers.Serializer):
+    force = serializers.BooleanField(default=False)
+
+
 class MediaLibrarySerializer(serializers.ModelSerializer):
     asset_count = serializers.IntegerField(read_only=True, default=0)
 
@@ -269,7 +273,9 @@ class MediaAssetViewSet(WorkspaceViewSet):
             return error_response(
                 "no_renditions", "Only raster images have renditions.", status.HTTP_400_BAD_REQUEST
             )
-        force = str(request.data.get("force", "")).lower() in ("1", "true", "yes")
+        form = RenditionRequestSerializer(data=request.data)  # a JSON list or scalar body is a 400 too
+        form.is_valid(raise_exception=True)
+        force = form.validated_data["force"]
         job = services.asset_request_renditions(asset=asset, by=request.user, force=force)
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 

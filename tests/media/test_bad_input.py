@@ -75,3 +75,21 @@ def test_api_other_text_parameters_with_nul_are_a_400(api_client_for, path, para
 
     assert resp.status_code == 400
     assert param in resp.json()["error"]["fields"]
+
+
+@pytest.mark.parametrize("body", [[], "force", {"force": "maybe"}])
+def test_rendition_request_with_a_junk_body_is_a_400_and_starts_no_job(api_client_for, library, body):
+    """request.data.get() on a JSON list body was a 500."""
+    from aicmo.models import Job
+    from media import services
+    from tests.media.conftest import make_image
+
+    client = api_client_for(role="marketer")
+    asset = services.asset_upload(library=library, file=SimpleUploadedFile("a.jpg", make_image())).asset
+
+    jobs_before = Job.objects.count()  # the upload queued its own renditions job
+
+    resp = client.post(f"/api/v1/media/assets/{asset.pk}/renditions/", body, format="json")
+
+    assert resp.status_code == 400
+    assert Job.objects.count() == jobs_before
