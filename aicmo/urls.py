@@ -4,7 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from aicmo import views
+from aicmo import settings_views, views
 from aicmo.api import core as core_api
 from aicmo.health import healthz
 from aicmo.navigation import installed_api_apps, installed_areas
@@ -33,6 +33,13 @@ urlpatterns = [
     path("jobs/<int:pk>/cancel/", views.JobCancelView.as_view(), name="job-cancel"),
     path("jobs/<int:pk>/download/", views.JobDownloadView.as_view(), name="job-download"),
     path("audit/", views.AuditLogView.as_view(), name="audit-log"),
+    path("settings/", settings_views.WorkspaceSettingsView.as_view(), name="workspace-settings"),
+    path("settings/members/<int:pk>/", settings_views.MemberRoleView.as_view(), name="workspace-member"),
+    path(
+        "settings/api-keys/<int:pk>/revoke/",
+        settings_views.ApiKeyRevokeView.as_view(),
+        name="workspace-key-revoke",
+    ),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_patterns)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

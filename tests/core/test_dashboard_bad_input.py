@@ -19,7 +19,7 @@ from tests.factories import JobFactory
 from tests.gateway.factories import ProviderAccountFactory
 from tests.media.factories import MediaAssetFactory
 
-PREFIXES = ("crm/", "media/", "gateway/", "jobs/", "audit/", "workspace/")
+PREFIXES = ("crm/", "media/", "gateway/", "jobs/", "audit/", "workspace/", "settings/")
 MISSING_ID = "987654321"
 HUGE_ID = "99999999999999999999999"  # matches <int:pk>, beyond any database integer
 SLUGS = {"action": ["approve", "update", "dismiss", "junk"], "spec": ["thumb", "junk"]}
