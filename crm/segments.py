@@ -89,7 +89,7 @@ FIELDS: dict[str, FieldSpec] = {
     "enriched_at": FieldSpec("date", "enriched_at", nullable=True),
     "verified_at": FieldSpec("date", "verified_at", nullable=True),
     "tags": FieldSpec("tags"),
-    "suppression": FieldSpec("suppression"),
+    "suppression": FieldSpec("suppression", choices=("any", *Channel.values)),
 }
 OPERATORS_BY_KIND = {
     "text": TEXT_OPS,
@@ -106,6 +106,35 @@ CUSTOM_KIND = {
     FieldType.DATE: "date",
     FieldType.BOOL: "bool",
     FieldType.CHOICE: "choice",
+}
+
+
+# How a builder asks for each operator's value: "text" (one value typed for the field's kind), "range"
+# ([low, high]), "list" (non-empty list), "none" (no value), "days" (whole number of days), "tags" (a tag
+# name or a list of names), "channel" (any or a suppression channel).
+OPERATORS: dict[str, tuple[str, str]] = {
+    "eq": ("equals", "text"),
+    "neq": ("does not equal", "text"),
+    "contains": ("contains", "text"),
+    "not_contains": ("does not contain", "text"),
+    "starts_with": ("starts with", "text"),
+    "ends_with": ("ends with", "text"),
+    "in": ("is one of", "list"),
+    "not_in": ("is none of", "list"),
+    "lifecycle_in": ("stage is one of", "list"),
+    "empty": ("is empty", "none"),
+    "not_empty": ("is not empty", "none"),
+    "gt": ("greater than / after", "text"),
+    "gte": ("at least / on or after", "text"),
+    "lt": ("less than / before", "text"),
+    "lte": ("at most / on or before", "text"),
+    "between": ("between", "range"),
+    "within_last_days": ("within the last N days", "days"),
+    "more_than_days_ago": ("more than N days ago", "days"),
+    "has_tag": ("has tag", "tags"),
+    "lacks_tag": ("lacks tag", "tags"),
+    "suppressed": ("is suppressed on", "channel"),
+    "not_suppressed": ("is not suppressed on", "channel"),
 }
 
 
@@ -142,6 +171,11 @@ def field_catalog(workspace: Workspace | int) -> dict[str, dict]:
         for name, spec in specs.items()
         if name != "tier"
     }
+
+
+def operator_catalog() -> dict[str, dict]:
+    """Label and value shape of every operator, for the visual builder (the JS has no operator list)."""
+    return {name: {"label": label, "input": shape} for name, (label, shape) in OPERATORS.items()}
 
 
 class _Compiler:
@@ -408,6 +442,7 @@ __all__ = [
     "compile_rules",
     "custom_field_specs",
     "field_catalog",
+    "operator_catalog",
     "segment_queryset",
     "validate_rules",
 ]

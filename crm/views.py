@@ -21,8 +21,8 @@ from aicmo.views import WorkspaceView
 
 from . import exporting, importing, services
 from .filters import MAX_ID, ContactFilter
-from .models import Channel, Contact, ContactList, CustomFieldDefinition, ImportRun, Segment
-from .segments import SegmentRuleError, compile_rules, field_catalog
+from .models import Channel, Contact, ContactList, CustomFieldDefinition, ImportRun, Segment, Tag
+from .segments import SegmentRuleError, compile_rules, field_catalog, operator_catalog
 from .selectors import contact_detail, contacts_for, contacts_for_selection, lists_for
 
 PAGE_SIZE = 50
@@ -174,7 +174,9 @@ EXAMPLE_RULES = {
 
 
 class SegmentBuilderView(WorkspaceView, TemplateView):
-    """Rules are edited as a JSON tree (any depth); every keystroke re-counts through HTMX."""
+    """Rules are edited in a visual AND/OR builder (crm/static/crm/segment_builder.js) that writes the JSON
+    tree into the ``rules`` textarea; without JS the textarea is edited directly. Every change re-counts
+    through HTMX."""
 
     template_name = "crm/segment_builder.html"
 
@@ -186,10 +188,16 @@ class SegmentBuilderView(WorkspaceView, TemplateView):
         ctx = super().get_context_data(**kwargs)
         segment = self._segment()
         rules = segment.rules if segment else EXAMPLE_RULES
+        catalog = field_catalog(self.workspace)
         ctx.update(
             segment=segment,
             rules_json=json.dumps(rules, indent=2),
-            catalog=field_catalog(self.workspace),
+            catalog=catalog,
+            builder_catalog={
+                "fields": catalog,
+                "operators": operator_catalog(),
+                "tags": list(Tag.objects.for_workspace(self.workspace).values_list("name", flat=True)[:500]),
+            },
             can_write=self.tenant.allows(WRITE),
         )
         return ctx

@@ -123,3 +123,32 @@ def test_viewer_cannot_write_pages(client_for):
     assert client.post("/crm/imports/", {}).status_code == 403
     assert client.post("/crm/segments/count/", {"rules": "{}"}).status_code == 200  # counting is a read
     assert not Suppression.objects.exists()
+
+
+def test_segment_builder_catalog_comes_from_the_server_and_is_scoped(client_for, other_workspace):
+    from crm.segments import OPERATORS, OPERATORS_BY_KIND
+
+    client = client_for("viewer")
+    TagFactory(workspace=client.workspace, name="ours-vip")
+    TagFactory(workspace=other_workspace, name="theirs-secret")
+    resp = client.get("/crm/segments/new/")
+    assert resp.status_code == 200
+    assert b'id="segment-catalog"' in resp.content and b"crm/segment_builder.js" in resp.content
+    catalog = resp.context["builder_catalog"]
+    assert catalog["tags"] == ["ours-vip"]  # another workspace's tags never reach the tag picker
+    assert b"theirs-secret" not in resp.content
+    # every operator any field offers has a label and a value shape, so the builder needs no list of its own
+    offered = {op for spec in catalog["fields"].values() for op in spec["operators"]}
+    assert offered == set().union(*OPERATORS_BY_KIND.values()) and offered <= set(catalog["operators"])
+    assert set(OPERATORS) == offered
+    assert catalog["fields"]["suppression"]["choices"] == ["any", "email", "sms", "social"]
+
+
+def test_segment_count_errors_carry_their_path_for_the_builder(client_for):
+    client = client_for("viewer")
+    rules = {
+        "op": "or",
+        "rules": [{"field": "score", "operator": "gte", "value": 1}, {"op": "and", "rules": []}],
+    }
+    resp = client.post("/crm/segments/count/", {"rules": json.dumps(rules)})
+    assert b'data-path="rules[1].rules"' in resp.content
