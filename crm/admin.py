@@ -123,8 +123,12 @@ class ContactAdmin(WorkspaceAdmin):
 
     def _start_runs(self, request, queryset, start, noun: str) -> None:
         for ws_id, ids in _workspace_groups(queryset).items():
-            job = start(workspace=Workspace.objects.get(pk=ws_id), contact_ids=ids, by=request.user)
-            self.message_user(request, f"{noun} job #{job.pk} started for {len(ids)} contacts.")
+            try:
+                job = start(workspace=Workspace.objects.get(pk=ws_id), contact_ids=ids, by=request.user)
+            except services.RunTooLarge as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+                continue
+            self.message_user(request, f"{noun} job #{job.pk} started for {job.total} contacts.")
 
     @admin.action(description="Enrich selected contacts")
     def enrich(self, request, queryset):

@@ -36,7 +36,7 @@ from .models import (
     Tag,
 )
 from .segments import SegmentRuleError, compile_rules, field_catalog
-from .selectors import attach_tag_names, contacts_for, contacts_for_selection, lists_for
+from .selectors import attach_tag_names, contacts_for, lists_for
 
 BULK_LIMIT = 1000
 PREVIEW_LIMIT = 50
@@ -268,16 +268,23 @@ class SelectionSerializer(serializers.Serializer):
             raise serializers.ValidationError("Give contact_ids, a list or a segment.")
         return attrs
 
-    def resolve_ids(self, workspace) -> list[int]:
+    def start(self, starter, request):
+        """Start `starter` (a crm run service) on this selection; bad segments and oversize runs are 400s."""
         d = self.validated_data
-        return list(
-            contacts_for_selection(
-                workspace=workspace,
+        try:
+            return starter(
+                workspace=request.workspace,
                 contact_ids=d.get("contact_ids"),
                 list_id=d["list"].pk if d.get("list") else None,
                 segment_id=d["segment"].pk if d.get("segment") else None,
-            ).values_list("pk", flat=True)
-        )
+                by=request.user,
+            )
+        except SegmentRuleError as exc:
+            raise serializers.ValidationError(
+                {"segment": [f"The segment's rules no longer compile: {exc.errors}"]}
+            ) from exc
+        except services.RunTooLarge as exc:
+            raise serializers.ValidationError({"non_field_errors": [str(exc)]}) from exc
 
 
 class ImportRunSerializer(serializers.ModelSerializer):
@@ -597,28 +604,17 @@ class EnrichmentRunViewSet(WorkspaceGenericViewSet):
 
     queryset = Contact.objects.all()
     serializer_class = SelectionSerializer
+    starter = staticmethod(services.enrichment_start)
 
     def create(self, request):
         serializer = SelectionSerializer(data=request.data, context=self.get_serializer_context())
         serializer.is_valid(raise_exception=True)
-        job = services.enrichment_start(
-            workspace=request.workspace,
-            contact_ids=serializer.resolve_ids(request.workspace),
-            by=request.user,
-        )
+        job = serializer.start(self.starter, request)
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
 
 class VerificationRunViewSet(EnrichmentRunViewSet):
-    def create(self, request):
-        serializer = SelectionSerializer(data=request.data, context=self.get_serializer_context())
-        serializer.is_valid(raise_exception=True)
-        job = services.verification_start(
-            workspace=request.workspace,
-            contact_ids=serializer.resolve_ids(request.workspace),
-            by=request.user,
-        )
-        return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+    starter = staticmethod(services.verification_start)
 
 
 router = DefaultRouter()

@@ -42,6 +42,7 @@ from .models import (
     Verdict,
 )
 from .segments import validate_rules
+from .selectors import contacts_for_selection
 
 EDITABLE_FIELDS = ("first_name", "last_name", "title", "phone", "source")
 PERSON_FIELDS = ("first_name", "last_name", "title", "phone", "company")
@@ -824,29 +825,59 @@ class ChunkOutcome:
     skipped: int
 
 
-def enrichment_start(*, workspace: Workspace, contact_ids: Sequence[int], by=None, label: str = "") -> Job:
-    """Start an enrichment run: a Job whose contacts are processed by `ENRICH_LANES` Celery lanes in chunks."""
-    ids = list(
-        Contact.objects.for_workspace(workspace)
-        .filter(pk__in=list(contact_ids), erased_at__isnull=True)
-        .order_by("pk")
-        .values_list("pk", flat=True)
-    )
+MAX_RUN_CONTACTS = 100_000  # a run keeps its contact ids in Job.params (docs/CRM.md, known limits)
+
+
+class RunTooLarge(ValueError):
+    """The selection holds more contacts than one run takes."""
+
+
+def enrichment_start(
+    *,
+    workspace: Workspace,
+    contact_ids: Sequence[int] | None = None,
+    list_id: int | None = None,
+    segment_id: int | None = None,
+    by=None,
+    label: str = "",
+) -> Job:
+    """Start an enrichment run over ticked contacts, a list or a segment (resolved now, once): a Job whose
+    contacts are processed by `ENRICH_LANES` Celery lanes in chunks. Raises RunTooLarge, SegmentRuleError."""
+    ids = _run_contact_ids(workspace, contact_ids=contact_ids, list_id=list_id, segment_id=segment_id)
     return _run_start(
         workspace=workspace, kind="crm.enrichment", ids=ids, by=by, label=label or "Enrichment run"
     )
 
 
-def verification_start(*, workspace: Workspace, contact_ids: Sequence[int], by=None) -> Job:
-    ids = list(
-        Contact.objects.for_workspace(workspace)
-        .filter(pk__in=list(contact_ids), erased_at__isnull=True)
-        .order_by("pk")
-        .values_list("pk", flat=True)
-    )
+def verification_start(
+    *,
+    workspace: Workspace,
+    contact_ids: Sequence[int] | None = None,
+    list_id: int | None = None,
+    segment_id: int | None = None,
+    by=None,
+) -> Job:
+    """Start an email verification run; the same selection and limits as `enrichment_start`."""
+    ids = _run_contact_ids(workspace, contact_ids=contact_ids, list_id=list_id, segment_id=segment_id)
     return _run_start(
         workspace=workspace, kind="crm.verification", ids=ids, by=by, label="Email verification"
     )
+
+
+def _run_contact_ids(workspace, *, contact_ids, list_id, segment_id) -> list[int]:
+    if contact_ids is None and list_id is None and segment_id is None:
+        raise ValueError("A run needs contact ids, a list or a segment.")
+    ids = list(
+        contacts_for_selection(
+            workspace=workspace, contact_ids=contact_ids, list_id=list_id, segment_id=segment_id
+        )
+        .filter(erased_at__isnull=True)
+        .order_by("pk")
+        .values_list("pk", flat=True)[: MAX_RUN_CONTACTS + 1]
+    )
+    if len(ids) > MAX_RUN_CONTACTS:
+        raise RunTooLarge(f"A run takes at most {MAX_RUN_CONTACTS:,} contacts; narrow the selection.")
+    return ids
 
 
 def _run_start(*, workspace, kind, ids, by, label) -> Job:

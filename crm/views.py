@@ -23,7 +23,7 @@ from . import exporting, importing, services
 from .filters import MAX_ID, ContactFilter
 from .models import Channel, Contact, ContactList, CustomFieldDefinition, ImportRun, Segment, Tag
 from .segments import SegmentRuleError, compile_rules, field_catalog, operator_catalog
-from .selectors import contact_detail, contacts_for, contacts_for_selection, lists_for
+from .selectors import contact_detail, contacts_for, lists_for
 
 PAGE_SIZE = 50
 
@@ -337,7 +337,6 @@ class ImportErrorsCsvView(WorkspaceView):
 # ---------------------------------------------------------------- static lists and contact runs
 
 MAX_SELECTED = 1000  # checkboxes on one page are at most PAGE_SIZE; anything beyond is not a browser
-MAX_RUN_CONTACTS = 100_000  # an enrichment run keeps its ids in Job.params (docs/CRM.md, known limits)
 RUN_STARTERS = {"enrichment": services.enrichment_start, "verification": services.verification_start}
 RUN_KINDS = ("crm.enrichment", "crm.verification")
 
@@ -434,20 +433,19 @@ class RunStartView(WorkspaceView):
                 messages.error(request, "Tick at least one contact, or run a whole list or segment.")
                 return HttpResponseRedirect(back)
         try:
-            ids = list(
-                contacts_for_selection(
-                    workspace=self.workspace, contact_ids=contact_ids, list_id=list_id, segment_id=segment_id
-                ).values_list("pk", flat=True)[: MAX_RUN_CONTACTS + 1]
+            job = starter(
+                workspace=self.workspace,
+                contact_ids=contact_ids,
+                list_id=list_id,
+                segment_id=segment_id,
+                by=request.user,
             )
         except SegmentRuleError as exc:
             messages.error(request, f"The segment's rules no longer compile: {exc.errors}")
             return HttpResponseRedirect(back)
-        if len(ids) > MAX_RUN_CONTACTS:
-            messages.error(
-                request, f"A run takes at most {MAX_RUN_CONTACTS:,} contacts; narrow the selection."
-            )
+        except services.RunTooLarge as exc:
+            messages.error(request, str(exc))
             return HttpResponseRedirect(back)
-        job = starter(workspace=self.workspace, contact_ids=ids, by=request.user)
         return HttpResponseRedirect(reverse("crm:run", args=[job.pk]))
 
 

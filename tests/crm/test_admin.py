@@ -66,3 +66,16 @@ def test_enrich_and_verify_actions_start_jobs(staff_client, workspace, django_ca
         ("crm.enrichment", 1),
         ("crm.verification", 1),
     ]
+
+
+def test_enrich_action_over_the_size_limit_says_so(staff_client, workspace, monkeypatch):
+    from aicmo.models import Job
+    from crm import services
+
+    monkeypatch.setattr(services, "MAX_RUN_CONTACTS", 1)
+    ids = [c.pk for c in ContactFactory.create_batch(2, workspace=workspace)]
+    page = staff_client.post(
+        "/admin/crm/contact/", {"action": "enrich", "_selected_action": ids}, follow=True
+    )
+    assert b"A run takes at most 1 contacts" in page.content
+    assert not Job.objects.exists()

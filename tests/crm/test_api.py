@@ -369,3 +369,32 @@ def test_viewer_may_evaluate_rules_but_not_save_a_segment(api_client_for):
     resp = client.post(f"{BASE}/segments/evaluate/", {"rules": rules}, format="json")
     assert resp.status_code == 200, resp.content
     assert client.post(f"{BASE}/segments/", {"name": "x", "rules": rules}, format="json").status_code == 403
+
+
+@pytest.mark.parametrize("path", ["enrichment-runs", "verification-runs"])
+def test_a_run_over_the_size_limit_is_a_400_and_starts_nothing(api_client_for, monkeypatch, path):
+    client = api_client_for("marketer")
+    monkeypatch.setattr(services, "MAX_RUN_CONTACTS", 2)
+    ContactFactory.create_batch(3, workspace=client.workspace, engagement_score=90)
+    seg = SegmentFactory(
+        workspace=client.workspace,
+        rules={"op": "and", "rules": [{"field": "score", "operator": "gt", "value": 50}]},
+    )
+    resp = client.post(f"{BASE}/{path}/", {"segment": seg.pk}, format="json")
+    assert resp.status_code == 400
+    assert "at most 2 contacts" in str(resp.json()["error"])
+    assert not Job.objects.exists()
+
+
+def test_a_run_over_a_segment_whose_rules_no_longer_compile_is_a_400(api_client_for):
+    client = api_client_for("marketer")
+    ContactFactory(workspace=client.workspace)
+    seg = SegmentFactory(workspace=client.workspace)
+    # a custom field the rules name was deleted after the segment was saved
+    type(seg).objects.filter(pk=seg.pk).update(
+        rules={"op": "and", "rules": [{"field": "custom.gone", "operator": "equals", "value": "x"}]}
+    )
+    resp = client.post(f"{BASE}/enrichment-runs/", {"segment": seg.pk}, format="json")
+    assert resp.status_code == 400
+    assert "segment" in resp.json()["error"]["fields"]
+    assert not Job.objects.exists()

@@ -180,3 +180,16 @@ def test_runs_page_query_count_is_flat(client_for, django_assert_max_num_queries
     with django_assert_max_num_queries(8):
         page = client.get("/crm/runs/")
     assert page.content.decode().count('class="job-progress"') == 12
+
+
+def test_a_dashboard_run_over_the_size_limit_says_so_and_starts_nothing(client_for, monkeypatch, no_enqueue):
+    from crm import services
+
+    client = client_for("marketer")
+    monkeypatch.setattr(services, "MAX_RUN_CONTACTS", 2)
+    contacts = ContactFactory.create_batch(3, workspace=client.workspace)
+    lst = ContactListFactory(workspace=client.workspace)
+    services.list_add_contacts(contact_list=lst, contact_ids=[c.pk for c in contacts])
+    page = client.post("/crm/runs/start/", {"kind": "verification", "list": lst.pk}, follow=True)
+    assert b"A run takes at most 2 contacts" in page.content
+    assert not Job.objects.exists()
