@@ -12,9 +12,12 @@ The binary is the system ``redis-server`` when one is on PATH, otherwise the one
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
 import importlib.util
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -91,6 +94,14 @@ def redis_argv(
     return argv
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec (Linux): SIGTERM redis-server when the thread that started it dies, so a
+    test run that crashes or is killed leaves no Redis behind (`prctl(PR_SET_PDEATHSIG)`)."""
+    pr_set_pdeathsig = 1
+    with contextlib.suppress(OSError, AttributeError):  # no libc prctl: stop() is the only cleanup
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 def _ping(host: str, port: int, timeout: float = 0.5) -> bool:
     try:
         with socket.create_connection((host, port), timeout=timeout) as sock:
@@ -149,6 +160,8 @@ def start_redis(
     """Start redis-server on ``host:port`` (a free port when None) and wait until it answers PING.
 
     Output goes to ``<data_dir>/redis.log``. Raises RuntimeError (with the log) when it does not come up.
+    On Linux the server gets SIGTERM when the calling *thread* ends, so call it from one that outlives
+    the server (the main thread does).
     """
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -164,6 +177,7 @@ def start_redis(
             stdout=log_file,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,  # noqa: PLW1509
         )
         server = LocalRedis(process, host, chosen, data_dir, log_path, log_file)
         deadline = time.monotonic() + timeout

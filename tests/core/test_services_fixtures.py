@@ -141,3 +141,38 @@ def test_browser_login_opens_the_dashboard(
     assert "/login/" not in browser_page.url
     assert "Acme" in browser_page.content()
     assert browser_page.evaluate("typeof htmx") == "object"  # local static assets are served
+
+
+def test_a_test_redis_dies_with_the_process_that_started_it(tmp_path):
+    """A crashed or killed test run must not leave redis-server processes behind."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, time\n"
+        "from aicmo.localredis import start_redis\n"
+        f"server = start_redis(data_dir={str(tmp_path)!r})\n"
+        "print(server.process.pid, server.port, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    starter = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        redis_pid, port = map(int, starter.stdout.readline().split())
+        assert redis.Redis(port=port).ping()
+        starter.send_signal(signal.SIGKILL)  # no cleanup code runs in the starter
+        starter.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                redis.Redis(port=port, socket_connect_timeout=0.2).ping()
+            except redis.ConnectionError:
+                break
+            time.sleep(0.05)
+        else:
+            os.kill(redis_pid, signal.SIGKILL)
+            pytest.fail("redis-server outlived the process that started it")
+    finally:
+        starter.kill()
+        starter.stdout.close()
