@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from django.db import transaction
 from django.utils.text import slugify
 
 from .audit import audit_record
 from .models import Membership, Role, Workspace
+
+
+def named_rows_ensure(model, *, workspace: Workspace, names: Iterable[str]) -> list:
+    """The rows of a workspace-owned `model` unique on (workspace, name) for `names`, creating the missing
+    ones (tags in crm and media). Names are trimmed and cut to the field's length; blanks are dropped.
+    Safe under concurrency: a row created meanwhile by someone else is read back, not duplicated."""
+    max_length = model._meta.get_field("name").max_length
+    wanted = sorted({n.strip()[:max_length] for n in names if n and n.strip()})
+    if not wanted:
+        return []
+    rows = model.objects.for_workspace(workspace).filter(name__in=wanted)
+    existing = {row.name: row for row in rows}
+    missing = [model(workspace=workspace, name=n) for n in wanted if n not in existing]
+    if missing:
+        model.objects.bulk_create(missing, ignore_conflicts=True)
+        existing = {row.name: row for row in rows.all()}
+    return list(existing.values())
 
 
 class LastAdminError(ValueError):

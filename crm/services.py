@@ -20,6 +20,7 @@ from django.utils.dateparse import parse_date
 from aicmo.audit import audit_record
 from aicmo.jobs import ItemError, job_advance, job_finish, job_mark_running, job_start
 from aicmo.models import Job, JobStatus, Workspace
+from aicmo.workspaces import named_rows_ensure
 
 from .models import (
     Channel,
@@ -178,15 +179,7 @@ def company_get_or_create(*, workspace: Workspace, domain: str, name: str = "") 
 
 
 def tags_ensure(*, workspace: Workspace, names: Iterable[str]) -> list[Tag]:
-    wanted = sorted({n.strip()[:80] for n in names if n and n.strip()})
-    if not wanted:
-        return []
-    existing = {t.name: t for t in Tag.objects.for_workspace(workspace).filter(name__in=wanted)}
-    missing = [Tag(workspace=workspace, name=n) for n in wanted if n not in existing]
-    if missing:
-        Tag.objects.bulk_create(missing, ignore_conflicts=True)
-        existing = {t.name: t for t in Tag.objects.for_workspace(workspace).filter(name__in=wanted)}
-    return list(existing.values())
+    return named_rows_ensure(Tag, workspace=workspace, names=names)
 
 
 def contacts_tag(

@@ -20,6 +20,7 @@ from aicmo.audit import audit_record
 from aicmo.jobs import ItemError, job_advance, job_fail, job_finish, job_mark_running, job_start
 from aicmo.models import Job, Membership, Role, Workspace
 from aicmo.roles import APPROVE, role_allows
+from aicmo.workspaces import named_rows_ensure
 
 from . import renditions as rd
 from .models import (
@@ -95,13 +96,7 @@ def library_get_default(*, workspace: Workspace) -> MediaLibrary:
 
 
 def tags_resolve(*, workspace: Workspace, names: Iterable[str]) -> list[Tag]:
-    clean = sorted({n.strip()[:60] for n in names if n and n.strip()})
-    existing = {t.name: t for t in Tag.objects.for_workspace(workspace).filter(name__in=clean)}
-    missing = [Tag(workspace=workspace, name=n) for n in clean if n not in existing]
-    if missing:
-        Tag.objects.bulk_create(missing, ignore_conflicts=True)
-        existing = {t.name: t for t in Tag.objects.for_workspace(workspace).filter(name__in=clean)}
-    return list(existing.values())
+    return named_rows_ensure(Tag, workspace=workspace, names=names)
 
 
 # --- upload ---------------------------------------------------------------------------------------------
