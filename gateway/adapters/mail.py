@@ -372,6 +372,15 @@ def parse_inbound(raw: bytes, known_ids: set[str]) -> InboundMessage | None:
         s in lowered_subject for s in _BOUNCE_SUBJECTS
     )
     body = _text_of(message)
+    common = {
+        "message_id": _header(message, "Message-ID").strip(),
+        "in_reply_to": in_reply_to[0] if in_reply_to else "",
+        "references": tuple(references),
+        "from_email": from_email,
+        "subject": subject,
+        "received_at": received_at,
+        "body_text": body[:2000],
+    }
     if is_report or looks_bounce:
         recipient, original_ids = _dsn_details(message) if is_report else ("", [])
         if not recipient:
@@ -387,31 +396,15 @@ def parse_inbound(raw: bytes, known_ids: set[str]) -> InboundMessage | None:
         matched = next((c for c in candidates if c in known_ids), "")
         if is_report or recipient or matched:
             return InboundMessage(
-                message_id=_header(message, "Message-ID").strip(),
-                in_reply_to=in_reply_to[0] if in_reply_to else "",
-                references=tuple(references),
-                from_email=from_email,
-                subject=subject,
+                **common,
                 kind=InboundKind.BOUNCE,
                 bounced_recipient=recipient.lower(),
-                received_at=received_at,
                 matched_message_id=matched,
-                body_text=body[:2000],
             )
     matched = next((c for c in in_reply_to + references[::-1] if c in known_ids), "")
     if not matched:
         return None
-    return InboundMessage(
-        message_id=_header(message, "Message-ID").strip(),
-        in_reply_to=in_reply_to[0] if in_reply_to else "",
-        references=tuple(references),
-        from_email=from_email,
-        subject=subject,
-        kind=InboundKind.REPLY,
-        received_at=received_at,
-        matched_message_id=matched,
-        body_text=body[:2000],
-    )
+    return InboundMessage(**common, kind=InboundKind.REPLY, matched_message_id=matched)
 
 
 class IMAPAdapter(_MailServerAdapter):
