@@ -197,26 +197,11 @@ class MembersSerializer(serializers.Serializer):
 
 
 class SegmentSerializer(serializers.ModelSerializer):
+    """Shape only: names and rules are checked by `services.segment_save`, as for the dashboard and admin."""
+
     class Meta:
         model = Segment
         fields = ["id", "name", "description", "rules", "created_at", "updated_at"]
-
-    def validate(self, attrs):
-        workspace = self.context["workspace"]
-        name = attrs.get("name", getattr(self.instance, "name", ""))
-        qs = Segment.objects.for_workspace(workspace).filter(name=name)
-        if self.instance is not None:
-            qs = qs.exclude(pk=self.instance.pk)
-        if qs.exists():
-            raise serializers.ValidationError({"name": "A segment with this name already exists."})
-        if "rules" in attrs:
-            try:
-                compile_rules(attrs["rules"], workspace)
-            except SegmentRuleError as exc:
-                raise serializers.ValidationError(
-                    {f"rules.{k}" if k else "rules": v for k, v in exc.errors.items()}
-                ) from exc
-        return attrs
 
 
 class RulesSerializer(serializers.Serializer):
@@ -505,6 +490,20 @@ class ContactListViewSet(WorkspaceViewSet):
     def get_queryset(self):
         return lists_for(self.request.workspace)
 
+    def perform_create(self, serializer):
+        d = serializer.validated_data
+        try:
+            contact_list = services.list_create(
+                workspace=self.request.workspace,
+                name=d["name"],
+                description=d.get("description", ""),
+                by=self.request.user,
+            )
+        except DjangoValidationError as exc:
+            raise _drf_error(exc) from exc
+        contact_list.size = 0
+        serializer.instance = contact_list
+
     @action(detail=True, methods=["post"], url_path="add")
     def add_members(self, request, pk=None):
         serializer = MembersSerializer(data=request.data)
@@ -528,6 +527,25 @@ class SegmentViewSet(WorkspaceViewSet):
     queryset = Segment.objects.all()
     serializer_class = SegmentSerializer
     action_permissions = {"evaluate": READ}  # a POST that only reads: viewers may count too
+
+    def perform_create(self, serializer):
+        serializer.instance = self._save(serializer, segment=None)
+
+    def perform_update(self, serializer):
+        serializer.instance = self._save(serializer, segment=serializer.instance)
+
+    def _save(self, serializer, *, segment):
+        d = serializer.validated_data
+        try:
+            return services.segment_save(
+                workspace=self.request.workspace,
+                name=d.get("name", getattr(segment, "name", "")),
+                rules=d.get("rules", getattr(segment, "rules", None)),
+                description=d.get("description", getattr(segment, "description", "")),
+                segment=segment,
+            )
+        except DjangoValidationError as exc:
+            raise _drf_error(exc) from exc
 
     def _contacts(self, rules):
         try:

@@ -1019,14 +1019,3 @@ def verification_process_chunk(*, job_id: int, contact_ids: Sequence[int]) -> Ch
         done += 1
     job_advance(job_id=job_id, done=done, failed=failed, errors=errors)
     return ChunkOutcome(done=done, failed=failed, skipped=0)
-
-
-def contact_ids_for(*, workspace: Workspace, contact_ids=None, list_id=None, segment_id=None) -> list[int]:
-    """Resolve a selection, static list or segment to contact ids (used by enrichment and export)."""
-    from .selectors import contacts_for_selection
-
-    return list(
-        contacts_for_selection(
-            workspace=workspace, contact_ids=contact_ids, list_id=list_id, segment_id=segment_id
-        ).values_list("pk", flat=True)
-    )

@@ -398,3 +398,24 @@ def test_a_run_over_a_segment_whose_rules_no_longer_compile_is_a_400(api_client_
     assert resp.status_code == 400
     assert "segment" in resp.json()["error"]["fields"]
     assert not Job.objects.exists()
+
+
+def test_lists_and_segments_from_the_api_go_through_the_dashboards_services(api_client_for):
+    from aicmo.models import AuditEvent
+
+    client = api_client_for("marketer")
+    created = client.post(f"{BASE}/lists/", {"name": "  Fair leads "}, format="json")
+    assert created.status_code == 201 and created.json()["name"] == "Fair leads"
+    assert created.json()["size"] == 0
+    assert AuditEvent.objects.filter(workspace=client.workspace, verb="crm.list.created").count() == 1
+    rules = {"op": "and", "rules": [{"field": "score", "operator": "gt", "value": 5}]}
+    bad = client.post(f"{BASE}/segments/", {"name": "a\x00b", "rules": rules}, format="json")
+    assert bad.status_code == 400 and "name" in bad.json()["error"]["fields"]
+    seg = client.post(f"{BASE}/segments/", {"name": " Hot ", "rules": rules}, format="json").json()
+    assert seg["name"] == "Hot"
+    renamed = client.patch(f"{BASE}/segments/{seg['id']}/", {"name": "Warm"}, format="json")
+    assert renamed.status_code == 200 and renamed.json()["rules"] == rules
+    broken = client.patch(
+        f"{BASE}/segments/{seg['id']}/", {"rules": {"op": "and", "rules": [{"field": "nope"}]}}, format="json"
+    )
+    assert broken.status_code == 400 and any(k.startswith("rules") for k in broken.json()["error"]["fields"])
