@@ -42,10 +42,6 @@ BULK_LIMIT = 1000
 PREVIEW_LIMIT = 50
 
 
-def _drf_error(exc: DjangoValidationError) -> serializers.ValidationError:
-    return serializers.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
-
-
 def _ensure_unique(serializer, model, message: str, **lookup) -> None:
     """Per-workspace uniqueness as a field error (the DB constraint stays the final guard)."""
     qs = model.objects.for_workspace(serializer.context["workspace"]).filter(**lookup)
@@ -324,23 +320,17 @@ class ContactViewSet(WorkspaceViewSet):
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
     def perform_create(self, serializer):
-        try:
-            serializer.instance = services.contact_create(
-                workspace=self.request.workspace,
-                data=serializer.service_data(),
-                by=self.request.user,
-                source="api",
-            )
-        except DjangoValidationError as exc:
-            raise _drf_error(exc) from exc
+        serializer.instance = services.contact_create(
+            workspace=self.request.workspace,
+            data=serializer.service_data(),
+            by=self.request.user,
+            source="api",
+        )
 
     def perform_update(self, serializer):
-        try:
-            serializer.instance = services.contact_update(
-                contact=serializer.instance, data=serializer.service_data(), by=self.request.user
-            )
-        except DjangoValidationError as exc:
-            raise _drf_error(exc) from exc
+        serializer.instance = services.contact_update(
+            contact=serializer.instance, data=serializer.service_data(), by=self.request.user
+        )
 
     def perform_destroy(self, instance):
         services.contact_delete(contact=instance, by=self.request.user)
@@ -463,12 +453,9 @@ class ContactViewSet(WorkspaceViewSet):
         primary = self.get_object()
         serializer = MergeSerializer(data=request.data, context=self.get_serializer_context())
         serializer.is_valid(raise_exception=True)
-        try:
-            contact = services.contact_merge(
-                primary=primary, duplicate=serializer.validated_data["duplicate"], by=request.user
-            )
-        except DjangoValidationError as exc:
-            raise _drf_error(exc) from exc
+        contact = services.contact_merge(
+            primary=primary, duplicate=serializer.validated_data["duplicate"], by=request.user
+        )
         return Response(ContactSerializer(contact).data)
 
 
@@ -492,15 +479,12 @@ class ContactListViewSet(WorkspaceViewSet):
 
     def perform_create(self, serializer):
         d = serializer.validated_data
-        try:
-            contact_list = services.list_create(
-                workspace=self.request.workspace,
-                name=d["name"],
-                description=d.get("description", ""),
-                by=self.request.user,
-            )
-        except DjangoValidationError as exc:
-            raise _drf_error(exc) from exc
+        contact_list = services.list_create(
+            workspace=self.request.workspace,
+            name=d["name"],
+            description=d.get("description", ""),
+            by=self.request.user,
+        )
         contact_list.size = 0
         serializer.instance = contact_list
 
@@ -536,16 +520,13 @@ class SegmentViewSet(WorkspaceViewSet):
 
     def _save(self, serializer, *, segment):
         d = serializer.validated_data
-        try:
-            return services.segment_save(
-                workspace=self.request.workspace,
-                name=d.get("name", getattr(segment, "name", "")),
-                rules=d.get("rules", getattr(segment, "rules", None)),
-                description=d.get("description", getattr(segment, "description", "")),
-                segment=segment,
-            )
-        except DjangoValidationError as exc:
-            raise _drf_error(exc) from exc
+        return services.segment_save(
+            workspace=self.request.workspace,
+            name=d.get("name", getattr(segment, "name", "")),
+            rules=d.get("rules", getattr(segment, "rules", None)),
+            description=d.get("description", getattr(segment, "description", "")),
+            segment=segment,
+        )
 
     def _contacts(self, rules):
         try:
@@ -595,19 +576,16 @@ class ImportViewSet(mixins.CreateModelMixin, WorkspaceReadOnlyViewSet):
         upload = ImportUploadSerializer(data=request.data)
         upload.is_valid(raise_exception=True)
         d = upload.validated_data
-        try:
-            run = importing.import_create(
-                workspace=request.workspace,
-                fh=d["file"],
-                name=d["file"].name,
-                mapping=d.get("mapping") or None,
-                policy=d["policy"],
-                tags=[t.strip() for t in d["tags"].split(",") if t.strip()],
-                by=request.user,
-                source="api-import",
-            )
-        except DjangoValidationError as exc:
-            raise _drf_error(exc) from exc
+        run = importing.import_create(
+            workspace=request.workspace,
+            fh=d["file"],
+            name=d["file"].name,
+            mapping=d.get("mapping") or None,
+            policy=d["policy"],
+            tags=[t.strip() for t in d["tags"].split(",") if t.strip()],
+            by=request.user,
+            source="api-import",
+        )
         run = ImportRun.objects.select_related("job").get(pk=run.pk)
         return Response(ImportRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 

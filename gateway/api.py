@@ -3,7 +3,6 @@ recommendations and self-checks. Mounted at /api/v1/gateway/."""
 
 from __future__ import annotations
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
@@ -76,10 +75,6 @@ class ProviderAccountSerializer(serializers.ModelSerializer):
         return attrs
 
 
-def _drf_error(exc: DjangoValidationError) -> serializers.ValidationError:
-    return serializers.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
-
-
 class HealthCheckSerializer(serializers.ModelSerializer):
     class Meta:
         model = HealthCheck
@@ -109,22 +104,16 @@ class ProviderAccountViewSet(WorkspaceViewSet):
     def perform_create(self, serializer):
         data = dict(serializer.validated_data)
         credentials = data.pop("credentials", None)
-        try:
-            serializer.instance = services.account_create(
-                workspace=self.request.workspace, by=self.request.user, credentials=credentials, **data
-            )
-        except DjangoValidationError as exc:
-            raise _drf_error(exc) from exc
+        serializer.instance = services.account_create(
+            workspace=self.request.workspace, by=self.request.user, credentials=credentials, **data
+        )
 
     def perform_update(self, serializer):
         data = dict(serializer.validated_data)
         credentials = data.pop("credentials", None)
-        try:
-            serializer.instance = services.account_update(
-                account=serializer.instance, by=self.request.user, credentials=credentials, **data
-            )
-        except DjangoValidationError as exc:
-            raise _drf_error(exc) from exc
+        serializer.instance = services.account_update(
+            account=serializer.instance, by=self.request.user, credentials=credentials, **data
+        )
 
     def perform_destroy(self, instance):
         services.account_delete(account=instance, by=self.request.user)
