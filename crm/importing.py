@@ -27,7 +27,7 @@ from aicmo.jobs import job_advance, job_fail, job_finish, job_mark_running, job_
 from aicmo.models import Workspace
 
 from .models import Company, Contact, CustomFieldDefinition, ImportRowError, ImportRun, ImportStatus, Tag
-from .services import _coerce_custom, email_is_valid, normalize_domain
+from .normalize import _coerce_custom, email_is_valid, normalize_domain
 
 BATCH_SIZE = 5000
 SAMPLE_BYTES = 64 * 1024

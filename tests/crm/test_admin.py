@@ -72,7 +72,7 @@ def test_enrich_action_over_the_size_limit_says_so(staff_client, workspace, monk
     from aicmo.models import Job
     from crm import services
 
-    monkeypatch.setattr(services, "MAX_RUN_CONTACTS", 1)
+    monkeypatch.setattr(services.runs, "MAX_RUN_CONTACTS", 1)
     ids = [c.pk for c in ContactFactory.create_batch(2, workspace=workspace)]
     page = staff_client.post(
         "/admin/crm/contact/", {"action": "enrich", "_selected_action": ids}, follow=True

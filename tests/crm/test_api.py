@@ -374,7 +374,7 @@ def test_viewer_may_evaluate_rules_but_not_save_a_segment(api_client_for):
 @pytest.mark.parametrize("path", ["enrichment-runs", "verification-runs"])
 def test_a_run_over_the_size_limit_is_a_400_and_starts_nothing(api_client_for, monkeypatch, path):
     client = api_client_for("marketer")
-    monkeypatch.setattr(services, "MAX_RUN_CONTACTS", 2)
+    monkeypatch.setattr(services.runs, "MAX_RUN_CONTACTS", 2)
     ContactFactory.create_batch(3, workspace=client.workspace, engagement_score=90)
     seg = SegmentFactory(
         workspace=client.workspace,

@@ -304,7 +304,7 @@ def test_invalid_mapping_leaves_no_file_in_storage(workspace, settings):
 def test_fast_email_check_agrees_with_django(value):
     from django.core.validators import validate_email
 
-    from crm.services import email_is_valid
+    from crm.normalize import email_is_valid
 
     try:
         validate_email(value)
