@@ -145,10 +145,19 @@ class MembershipAdmin(ManageOnlyAdmin):
     search_fields = ["user__username", "user__email"]
     autocomplete_fields = ["user"]
 
-    def save_model(self, request, obj, form, change):
-        from .workspaces import membership_set
+    def get_readonly_fields(self, request, obj=None):
+        # The person and the workspace of a membership never change: editing them enrolled anyone anywhere.
+        return ["user", "workspace", "created_at"] if obj is not None else []
 
-        membership_set(workspace=obj.workspace, user=obj.user, role=obj.role, by=request.user)
+    def save_model(self, request, obj, form, change):
+        from .workspaces import membership_add, membership_set
+
+        if change:
+            membership_set(membership=obj, role=obj.role, by=request.user)
+        else:  # superusers only (has_add_permission): operators add people directly, as the command does
+            obj.pk = membership_add(
+                workspace=obj.workspace, user=obj.user, role=obj.role, by=request.user, via="admin"
+            )[0].pk
 
     def delete_model(self, request, obj):
         from .workspaces import membership_remove
