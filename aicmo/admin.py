@@ -145,6 +145,10 @@ class MembershipAdmin(ManageOnlyAdmin):
     search_fields = ["user__username", "user__email"]
     autocomplete_fields = ["user"]
 
+    def has_add_permission(self, request):
+        # Workspace admins invite people (settings page / API); only operators add members directly.
+        return request.user.is_superuser
+
     def get_readonly_fields(self, request, obj=None):
         # The person and the workspace of a membership never change: editing them enrolled anyone anywhere.
         return ["user", "workspace", "created_at"] if obj is not None else []
@@ -154,7 +158,7 @@ class MembershipAdmin(ManageOnlyAdmin):
 
         if change:
             membership_set(membership=obj, role=obj.role, by=request.user)
-        else:  # superusers only (has_add_permission): operators add people directly, as the command does
+        else:  # superusers only: operators add people directly, as the workspace_add_member command does
             obj.pk = membership_add(
                 workspace=obj.workspace, user=obj.user, role=obj.role, by=request.user, via="admin"
             )[0].pk
