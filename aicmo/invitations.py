@@ -199,18 +199,20 @@ def invitation_check(token: str) -> Invitation:
 @transaction.atomic
 def invitation_accept(*, token: str, user) -> Acceptance:
     """Consume the link and make ``user`` a member with the invited role (audited). A user who is already a
-    member keeps their role (``joined=False``). Raises InvitationInvalid when the link cannot be used; the
-    row is locked, so two concurrent accepts cannot both succeed."""
-    found = invitation_check(token)
-    invitation = Invitation.objects.select_for_update().select_related("workspace").get(pk=found.pk)
-    if invitation.token_hash != hash_token(token) or invitation.status != InvitationStatus.PENDING:
-        raise InvitationInvalid("accepted" if invitation.accepted_at else "unknown")
+    member keeps their role (``joined=False``). Raises InvitationInvalid when the link cannot be used. The
+    link is claimed by one conditional UPDATE, so of two concurrent accepts only one can succeed."""
+    invitation = invitation_check(token)
+    now = timezone.now()
+    claimed = Invitation.objects.filter(
+        pk=invitation.pk, token_hash=invitation.token_hash, expires_at__gt=now, **_open()
+    ).update(accepted_at=now, accepted_by=user)
+    if not claimed:
+        invitation_check(token)  # raises with the reason that won the race (used, revoked, replaced)
+        raise InvitationInvalid("accepted")
+    invitation.accepted_at, invitation.accepted_by = now, user
     membership, joined = membership_add(
         workspace=invitation.workspace, user=user, role=invitation.role, by=user, via="invitation"
     )
-    invitation.accepted_at = timezone.now()
-    invitation.accepted_by = user
-    invitation.save(update_fields=["accepted_at", "accepted_by"])
     _audit(
         invitation,
         "invitation.accepted",

@@ -3,9 +3,11 @@ accept page (log in or sign up, then accept) and the settings page that lists, r
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
+from django.db import OperationalError, connection
 from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -264,3 +266,31 @@ def test_non_admins_cannot_invite_on_the_dashboard(client_for, role):
         == 403
     )
     assert not Invitation.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_accepts_make_one_member(workspace):
+    inv = invitation_create(workspace=workspace, email="race@example.com", role=Role.VIEWER, by=None)
+    token = token_for(inv)
+    users = [UserFactory(), UserFactory()]
+    start = threading.Barrier(2)
+    outcomes = []
+
+    def accept(user):
+        start.wait(5)
+        try:
+            invitation_accept(token=token, user=user)
+            outcomes.append("joined")
+        except (InvitationInvalid, OperationalError) as exc:  # SQLite may refuse the loser's write outright
+            outcomes.append(type(exc).__name__)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=accept, args=(u,)) for u in users]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert outcomes.count("joined") == 1
+    assert Membership.objects.filter(workspace=workspace, user__in=users).count() == 1
+    assert AuditEvent.objects.filter(verb="invitation.accepted").count() == 1
