@@ -103,3 +103,28 @@ def test_superuser_adds_a_member_in_admin_audited(admin_client, workspace):
     assert resp.status_code == 302
     assert Membership.objects.get(workspace=workspace, user=user).role == Role.VIEWER
     assert AuditEvent.objects.get(verb="member.added").changes["via"] == "admin"
+
+
+def test_invitations_in_admin_are_scoped_read_only_and_act_through_services(
+    staff_for, workspace, other_workspace
+):
+    from aicmo.invitations import invitation_create
+    from aicmo.models import AuditEvent, Invitation
+
+    mine = invitation_create(workspace=workspace, email="mine@example.com", role=Role.VIEWER, by=None)
+    theirs = invitation_create(
+        workspace=other_workspace, email="theirs@example.com", role=Role.VIEWER, by=None
+    )
+    assert staff_for(Role.MARKETER).get("/admin/aicmo/invitation/").status_code == 403
+    client = staff_for(Role.ADMIN)
+    html = client.get("/admin/aicmo/invitation/").content.decode()
+    assert "mine@example.com" in html and "theirs@example.com" not in html
+    assert client.get(f"/admin/aicmo/invitation/{theirs.pk}/change/").status_code == 404
+    assert client.get("/admin/aicmo/invitation/add/").status_code == 403
+    client.post(
+        "/admin/aicmo/invitation/",
+        {"action": "revoke_invitations", "_selected_action": [mine.pk, theirs.pk]},
+    )
+    assert Invitation.objects.get(pk=mine.pk).revoked_at is not None
+    assert Invitation.objects.get(pk=theirs.pk).revoked_at is None
+    assert AuditEvent.objects.filter(verb="invitation.revoked").count() == 1
