@@ -339,21 +339,13 @@ class InvitationAdmin(AdminsOnlyAdmin):
     list_filter = ["role", "workspace"]
     search_fields = ["email"]
     fields = [
-        "workspace",
-        "email",
-        "role",
+        *(
+            f.name
+            for f in Invitation._meta.fields
+            if f.name not in ("id", "nonce", "token_hash", "sent_token_hash")
+        ),
         "status",
-        "invited_by",
-        "created_at",
-        "expires_at",
-        "accepted_at",
-        "accepted_by",
-        "revoked_at",
-        "sent_at",
-        "send_provider",
-        "send_demo",
-        "send_error",
-    ]
+    ]  # never the link's ingredients
     readonly_fields = fields
     actions = ["resend_invitations", "revoke_invitations"]
 

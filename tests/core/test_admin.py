@@ -121,6 +121,8 @@ def test_invitations_in_admin_are_scoped_read_only_and_act_through_services(
     assert "mine@example.com" in html and "theirs@example.com" not in html
     assert client.get(f"/admin/aicmo/invitation/{theirs.pk}/change/").status_code == 404
     assert client.get("/admin/aicmo/invitation/add/").status_code == 403
+    page = client.get(f"/admin/aicmo/invitation/{mine.pk}/change/").content.decode()
+    assert "mine@example.com" in page and mine.nonce not in page and mine.token_hash not in page
     client.post(
         "/admin/aicmo/invitation/",
         {"action": "revoke_invitations", "_selected_action": [mine.pk, theirs.pk]},
