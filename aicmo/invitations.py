@@ -19,6 +19,10 @@ The result (provider, whether it was the demo provider, or the error) is kept on
 
 Accepting as a user whose email differs from the invited address is allowed — the token is the proof that
 the link reached them — and is recorded in the audit row (``email_matches: false``).
+
+Sign-up through the link does not check whether the invited address already has an account (that answer
+would be an address oracle for the admin, who can open the link too); like any sign-up form it does say
+when a chosen username is taken.
 """
 
 from __future__ import annotations
