@@ -65,7 +65,12 @@ class InvitationInvalid(Exception):
 
 
 class InvitationSendDeferred(Exception):
-    """The mail could not go out now (no provider answered); the task retries it later."""
+    """The mail could not go out now (no provider answered); the task retries it later, at ``retry_at`` (an
+    aware datetime) when the mailer's error named one (the gateway's ProvidersUnavailable does)."""
+
+    def __init__(self, message: str, retry_at=None):
+        super().__init__(message)
+        self.retry_at = retry_at
 
 
 @dataclass(frozen=True)
@@ -269,7 +274,7 @@ def invitation_deliver(*, invitation_id: int) -> bool:
         Invitation.objects.filter(pk=invitation.pk, token_hash=token_hash).update(send_error=str(exc)[:2000])
         _audit(invitation, "invitation.send_failed", actor=None, changes={"error": str(exc)[:500]})
         if getattr(exc, "retryable", True):
-            raise InvitationSendDeferred(str(exc)) from exc
+            raise InvitationSendDeferred(str(exc), retry_at=getattr(exc, "retry_at", None)) from exc
         return False
     Invitation.objects.filter(pk=invitation.pk, token_hash=token_hash).update(
         sent_token_hash=token_hash,

@@ -111,3 +111,16 @@ def test_revoked_or_resent_links_are_not_mailed_stale(workspace, redis_client, s
     Invitation.objects.filter(pk=inv.pk).update(sent_token_hash="")
     assert invitation_deliver(invitation_id=inv.pk) is False
     assert len(smtp_sink.messages) == 1
+
+
+@pytest.mark.django_db
+def test_task_retries_a_bounded_number_of_times_then_gives_up(workspace, redis_client):
+    from aicmo.tasks import invitation_send_task
+
+    inv = invitation_create(workspace=workspace, email="x@example.com", role=Role.VIEWER, by=None)
+    result = invitation_send_task.apply(args=[inv.pk])  # eager: each retry runs at once
+    assert result.failed()
+    attempts = invitation_send_task.max_retries + 1
+    assert AuditEvent.objects.filter(verb="invitation.send_failed").count() == attempts
+    inv.refresh_from_db()
+    assert inv.sent_at is None and "send_email" in inv.send_error
