@@ -83,7 +83,7 @@ def test_import_wizard_upload_preview_start(client_for, django_capture_on_commit
     assert Contact.objects.get(workspace=client.workspace, email="w@ex.com").first_name == "Wim"
     page = client.get(f"/crm/imports/{run.pk}/").content.decode()
     assert "job-progress" in page or "progress" in page
-    assert "Not a valid email address." in page
+    assert "Not a valid email address: An email address must have an @-sign." in page
     report = b"".join(client.get(f"/crm/imports/{run.pk}/errors.csv").streaming_content).decode()
     assert report.splitlines()[1].startswith("3,Mail,")
 
