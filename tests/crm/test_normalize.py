@@ -162,3 +162,12 @@ def test_domain_clean(value, stored):
 def test_domain_clean_refuses(value):
     with pytest.raises(ValueError, match=r"domain"):
         domain_clean(value)
+
+
+@pytest.mark.parametrize("value", ["STRAẞE@ex.de", "İpek@ex.com.tr", "ΟΔΟΣ@ex.gr", "ǅemal@ex.ba"])
+def test_case_folded_addresses_are_stored_under_the_lowercase_constraint(workspace, value):
+    from crm import services
+
+    contact = services.contact_create(workspace=workspace, data={"email": value})
+    contact.refresh_from_db()
+    assert contact.email == normalize_email(value) == normalize_email(contact.email)
