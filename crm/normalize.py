@@ -124,6 +124,20 @@ def normalize_domain(value: str) -> str:
     return value.removeprefix("www.")
 
 
+def json_finite(value):
+    """`value` (decoded JSON: dicts, lists, scalars) with every NaN/±inf float replaced by None.
+
+    JSON has no non-finite numbers (RFC 8259 section 6) and PostgreSQL's jsonb refuses them, but Python's json
+    module reads and writes ``NaN``/``Infinity``: an outside answer carrying one must not fail the write."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_finite(v) for v in value]
+    return value
+
+
 DOMAIN_MAX_LENGTH = Company._meta.get_field("domain").max_length
 
 

@@ -251,3 +251,31 @@ def test_upload_whose_content_is_not_its_name_is_refused(api_client_for, client_
     page = dashboard.post("/crm/imports/", {"file": SimpleUploadedFile("people.csv", jpeg)}, follow=True)
     assert "JPEG image" in page.content.decode()
     assert not ImportRun.objects.exists()
+
+
+def test_c10_nonfinite_provider_values_never_reach_a_json_column(workspace):
+    from crm import services
+    from crm.models import EnrichmentRecord
+
+    contact = ContactFactory(workspace=workspace, title="")
+    fields = {
+        "title": "CMO",
+        "score": float("nan"),
+        "nested": {"x": float("inf"), "ok": 1.5},
+        "l": [float("-inf")],
+    }
+    services.enrichment_apply(contact=contact, provider="apollo", fields=fields)
+    record = EnrichmentRecord.objects.get(contact=contact)
+    record.refresh_from_db()
+    assert record.fields == {"title": "CMO", "nested": {"x": None, "ok": 1.5}, "l": [None]}
+    contact.refresh_from_db()
+    assert contact.title == "CMO"
+
+
+def test_search_finds_an_address_in_any_case_or_normal_form(client_for):
+    client = client_for("viewer")
+    ContactFactory(workspace=client.workspace, email="jürgen@bäckerei.example")
+    ContactFactory(workspace=client.workspace, email="other@example.com")
+    for q in ("JÜRGEN", "ju\u0308rgen@", "Bäckerei\u00a0"):
+        body = client.get(f"{BASE}/contacts/", {"q": q}).json()
+        assert [c["email"] for c in body["results"]] == ["jürgen@bäckerei.example"], q
