@@ -292,6 +292,11 @@ class _Unclosable(io.BufferedIOBase):
         return len(data)
 
 
+def _clean_header(value) -> str:
+    """A header as a mapping key: no invisible characters at the ends, no NUL (no database text holds one)."""
+    return "" if value is None else strip_invisible(str(value)).replace("\x00", "")
+
+
 def unique_headers(headers: list[str]) -> list[str]:
     """Each column its own name: a repeated header gets its position among its namesakes ("Phone (2)"), so
     a mapping addresses every column and the first of the same name is the one auto-mapping picks."""
@@ -339,7 +344,7 @@ class RowSource:
         text = io.TextIOWrapper(_Unclosable(self.fh), encoding=self.encoding, errors="replace", newline="")
         reader = csv.reader(text, delimiter=self.delimiter)
         try:
-            self.headers = unique_headers([strip_invisible(h) for h in next(reader)])
+            self.headers = unique_headers([_clean_header(h) for h in next(reader)])
         except StopIteration:
             self.headers = []
 
@@ -364,9 +369,7 @@ class RowSource:
         self.encoding, self.delimiter = "xlsx", ""
         iterator = sheet.iter_rows(values_only=True)
         first = next(iterator, None)
-        self.headers = unique_headers(
-            [strip_invisible(str(h)) if h is not None else "" for h in (first or ())]
-        )
+        self.headers = unique_headers([_clean_header(h) for h in (first or ())])
         self.estimated_rows = max(0, (sheet.max_row or 1) - 1)
 
         def cell(v) -> str:
@@ -666,6 +669,11 @@ _TAG_SPLIT = re.compile(r"[,;|]")
 _TAG_QUOTES = "\"'“”‘’«»"  # Mailchimp writes a tag list as "vip","newsletter"
 
 
+_ERROR_COLUMN_MAX, _ERROR_REASON_MAX, _ERROR_VALUE_MAX = (
+    ImportRowError._meta.get_field(n).max_length for n in ("column", "reason", "value")
+)
+
+
 def _column_plan(columns: dict, customs: dict) -> list[tuple]:
     """(index, header, kind, arg) per mapped column, decided once per file instead of once per cell."""
     plan = []
@@ -708,9 +716,9 @@ def _parse_row(line, cells, plan, run, batch: _Batch) -> dict | None:
                 workspace_id=run.workspace_id,
                 run_id=run.pk,
                 line=line,
-                column=column[:200],
-                reason=reason[:300],
-                value=(value or "")[:300].replace("\x00", ""),
+                column=column[:_ERROR_COLUMN_MAX],
+                reason=reason[:_ERROR_REASON_MAX],
+                value=(value or "")[:_ERROR_VALUE_MAX].replace("\x00", ""),
             )
         )
 

@@ -184,3 +184,20 @@ def test_error_line_is_the_first_line_of_a_multi_line_record(workspace):
 
 def test_field_type_catalogue_is_covered():
     assert set(CUSTOM_TYPES.values()) == set(FieldType.values)
+
+
+def test_long_and_nul_headers_are_stored_with_their_row_errors(workspace):
+    long_header = "Email " + "h" * 300
+    content = f'"{long_header}",Pho\x00ne\nok@example.com,1\nbroken,2\n'.encode()
+    run = import_create(
+        workspace=workspace,
+        fh=io.BytesIO(content),
+        name="x.csv",
+        mapping={long_header: "email", "Phone": "phone"},
+        enqueue=False,
+    )
+    import_execute(run_id=run.pk)
+    run.refresh_from_db()
+    assert (run.created, run.failed) == (1, 1)
+    assert list(run.row_errors.values_list("column", flat=True)) == [long_header[:120]]
+    assert Contact.objects.get(workspace=workspace, email="ok@example.com").phone == "1"
