@@ -116,12 +116,21 @@ def email_is_valid(value: str) -> bool:
 
 
 def normalize_domain(value: str) -> str:
-    value = (value or "").strip().lower()
+    """A company domain as stored: scheme, path, query, port and ``www.`` dropped, lowercased, and in Unicode
+    form (IDNA 2008 with UTS #46 mapping) when it is a valid host name, so ``xn--bckerei-5wa.example`` and
+    ``Bäckerei.example`` are one company, as for email domains. A value that is not a host name comes back
+    lowercased as it was; `domain_clean` refuses it instead."""
+    value = strip_invisible(value or "").lower()
     for prefix in ("https://", "http://"):
         if value.startswith(prefix):
             value = value[len(prefix) :]
-    value = value.split("/", 1)[0]
-    return value.removeprefix("www.")
+    value = re.split(r"[/?#]", value, maxsplit=1)[0]
+    value = value.removeprefix("www.")
+    host = value.rsplit(":", 1)[0] if value.rsplit(":", 1)[-1].isdigit() else value
+    try:
+        return idna.decode(idna.encode(host.rstrip("."), uts46=True))
+    except (idna.IDNAError, UnicodeError):
+        return value
 
 
 def json_finite(value):
@@ -142,17 +151,16 @@ DOMAIN_MAX_LENGTH = Company._meta.get_field("domain").max_length
 
 
 def domain_clean(value: str) -> str:
-    """`normalize_domain(value)` checked as a host name (IDNA 2008 with UTS #46 mapping, labels of at most 63
-    characters) and returned in Unicode form like email domains; `ValueError` with a sentence otherwise."""
-    domain = re.split(r"[?#:]", normalize_domain(strip_invisible(value)), maxsplit=1)[0].rstrip(".")
-    if not domain:
-        raise ValueError("Expected a domain such as example.com.")
+    """`normalize_domain(value)` when it is a host name (IDNA 2008 with UTS #46 mapping, labels of at most 63
+    characters, at most 253 characters); `ValueError` with a sentence otherwise."""
+    domain = normalize_domain(value)
     if len(domain) > DOMAIN_MAX_LENGTH:
         raise ValueError(f"A domain has at most {DOMAIN_MAX_LENGTH} characters.")
     try:
-        return idna.decode(idna.encode(domain, uts46=True))
+        idna.encode(domain, uts46=True)
     except (idna.IDNAError, UnicodeError):
         raise ValueError("Expected a domain such as example.com.") from None
+    return domain
 
 
 def custom_fields_clean(workspace: Workspace | int, custom: dict | None) -> dict:

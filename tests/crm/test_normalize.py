@@ -171,3 +171,18 @@ def test_case_folded_addresses_are_stored_under_the_lowercase_constraint(workspa
     contact = services.contact_create(workspace=workspace, data={"email": value})
     contact.refresh_from_db()
     assert contact.email == normalize_email(value) == normalize_email(contact.email)
+
+
+def test_company_domain_is_one_value_at_every_door(api_client_for):
+    from crm import services
+
+    client = api_client_for("marketer")
+    resp = client.post(
+        "/api/v1/crm/companies/", {"name": "Bäckerei", "domain": "https://www.xn--bckerei-5wa.example/"}
+    )
+    assert resp.status_code == 201 and resp.json()["domain"] == "bäckerei.example"
+    company = services.company_get_or_create(
+        workspace=client.workspace, domain="BA\u0308CKEREI.example", name="B"
+    )
+    assert company.pk == resp.json()["id"]
+    assert domain_clean("bäckerei.example:443") == "bäckerei.example"
