@@ -178,3 +178,18 @@ def test_import_result_card_polls_until_the_job_finishes(
         enqueue=False,
     )
     assert client.get(f"/crm/imports/{foreign.pk}/result/").status_code == 404
+
+
+def test_import_wizard_maps_a_repeated_header_by_position(client_for, django_capture_on_commit_callbacks):
+    client = client_for("marketer")
+    upload = SimpleUploadedFile("dup.csv", b"Email,Phone,Phone\na@ex.com,111,222\n")
+    client.post("/crm/imports/", {"file": upload, "policy": "update"})
+    run = ImportRun.objects.get(workspace=client.workspace)
+    page = client.get(f"/crm/imports/{run.pk}/").content.decode()
+    assert "<td>Phone (2)</td>" in page
+    with django_capture_on_commit_callbacks(execute=False):
+        client.post(f"/crm/imports/{run.pk}/", {"map_0": "email", "map_1": "", "map_2": "phone"})
+    run.refresh_from_db()
+    assert run.mapping == {"Email": "email", "Phone (2)": "phone"}
+    importing.import_execute(run_id=run.pk)
+    assert Contact.objects.get(workspace=client.workspace, email="a@ex.com").phone == "222"
