@@ -22,7 +22,7 @@ from ..models import (
     ListMembership,
     Tag,
 )
-from ..normalize import custom_fields_clean, email_is_valid, normalize_domain, normalize_email
+from ..normalize import InvalidEmail, custom_fields_clean, normalize_domain, normalize_email
 from .lifecycle import STAGE_ORDER, tier_for_score
 
 EDITABLE_FIELDS = ("first_name", "last_name", "title", "phone", "source")
@@ -82,14 +82,19 @@ def _company_from(workspace: Workspace, data: dict) -> tuple[bool, Company | Non
     return True, company_get_or_create(workspace=workspace, domain=domain, name=name)
 
 
+def _email_or_error(value) -> str:
+    try:
+        return normalize_email(value)
+    except InvalidEmail as exc:
+        raise ValidationError({"email": str(exc)}) from None
+
+
 @transaction.atomic
 def contact_create(
     *, workspace: Workspace, data: dict, by=None, source: str = "manual", typed: bool = True
 ) -> Contact:
     """Create a contact from person-entered data (`typed`): those fields are protected from enrichment."""
-    email = normalize_email(data.get("email", ""))
-    if not email_is_valid(email):
-        raise ValidationError({"email": "Enter a valid email address."})
+    email = _email_or_error(data.get("email", ""))
     if Contact.objects.for_workspace(workspace).filter(email=email).exists():
         raise ValidationError({"email": "A contact with this email already exists."})
     contact = Contact(workspace=workspace, email=email, source=data.get("source") or source)
@@ -104,10 +109,7 @@ def contact_create(
 def contact_update(
     *, contact: Contact, data: dict, by=None, typed: bool = True, fill_blanks=False
 ) -> Contact:
-    if "email" in data and normalize_email(data["email"]) != contact.email:
-        email = normalize_email(data["email"])
-        if not email_is_valid(email):
-            raise ValidationError({"email": "Enter a valid email address."})
+    if "email" in data and (email := _email_or_error(data["email"])) != contact.email:
         if (
             Contact.objects.for_workspace(contact.workspace_id)
             .filter(email=email)

@@ -15,6 +15,7 @@ from ..models import (
     EnrichmentRecord,
     Lifecycle,
 )
+from ..normalize import json_finite
 from .contacts import company_get_or_create
 from .lifecycle import contact_transition
 
@@ -51,7 +52,7 @@ def enrichment_apply(
     every value not applied is kept as an `EnrichmentConflict`."""
     contact = Contact.objects.select_for_update(of=("self",)).select_related("company").get(pk=contact.pk)
     fetched_at = fetched_at or timezone.now()
-    clean = {k: v for k, v in (fields or {}).items() if v not in (None, "", [], {})}
+    clean = {k: v for k, v in json_finite(fields or {}).items() if v not in (None, "", [], {})}
     record = EnrichmentRecord.objects.create(
         workspace_id=contact.workspace_id,
         contact=contact,

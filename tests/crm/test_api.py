@@ -141,7 +141,10 @@ def test_import_upload_returns_202_job_and_error_report(api_client_for, django_c
     assert run.created == 1 and run.failed == 1
     report = client.get(f"{BASE}/imports/{run.pk}/errors.csv/")
     text = b"".join(report.streaming_content).decode()
-    assert text.splitlines()[1] == "3,Email Address,Not a valid email address.,broken"
+    assert (
+        text.splitlines()[1]
+        == "3,Email Address,Not a valid email address: An email address must have an @-sign.,broken"
+    )
     bad = client.post(
         f"{BASE}/imports/", {"file": SimpleUploadedFile("x.csv", b"who\nme\n")}, format="multipart"
     )
