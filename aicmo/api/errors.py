@@ -8,6 +8,12 @@ from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+from rest_framework.views import set_rollback
+
+from aicmo.dblocks import is_database_locked
+
+# Seconds a client is told to wait after a write lost the race for SQLite's lock (Retry-After).
+DATABASE_BUSY_RETRY_AFTER = 1
 
 
 def _flatten(detail) -> dict[str, list[str]]:
@@ -34,6 +40,15 @@ def error_body(code: str, message: str, fields: dict | None = None) -> dict:
 
 
 def exception_handler(exc, context):
+    if is_database_locked(exc):
+        # Transient (another writer held SQLite's lock past the busy timeout): nothing was written, the
+        # same request succeeds later. 503 + Retry-After, never a 500.
+        set_rollback()
+        return Response(
+            error_body("database_busy", "The database is busy; retry the request shortly."),
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": str(DATABASE_BUSY_RETRY_AFTER)},
+        )
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
     elif isinstance(exc, Http404):
