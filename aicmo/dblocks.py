@@ -12,8 +12,13 @@ from __future__ import annotations
 import sqlite3
 
 from django.db.utils import OperationalError
+from django.http import HttpRequest, HttpResponse, JsonResponse
 
 LOCKED_MESSAGES = ("database is locked", "database table is locked")
+# What a client is told after a write lost the race for the lock: nothing was written, try again shortly.
+BUSY_CODE = "database_busy"
+BUSY_MESSAGE = "The database is busy; retry the request shortly."
+BUSY_RETRY_AFTER_SECONDS = 1
 
 
 def is_database_locked(exc: BaseException) -> bool:
@@ -22,3 +27,28 @@ def is_database_locked(exc: BaseException) -> bool:
         return False
     message = str(exc).lower()
     return any(text in message for text in LOCKED_MESSAGES)
+
+
+class DatabaseLockedMiddleware:
+    """A lock error escaping a page view becomes ``503`` with ``Retry-After``, never a 500.
+
+    API views answer through ``aicmo.api.errors.exception_handler`` before this runs; a JSON-asking
+    client that reaches here still gets the standard error body. Any other exception passes through."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not is_database_locked(exception):
+            return None
+        from aicmo.api.errors import error_body
+
+        if request.path.startswith("/api/") or "json" in request.headers.get("Accept", ""):
+            response: HttpResponse = JsonResponse(error_body(BUSY_CODE, BUSY_MESSAGE), status=503)
+        else:
+            response = HttpResponse(BUSY_MESSAGE, status=503, content_type="text/plain; charset=utf-8")
+        response["Retry-After"] = str(BUSY_RETRY_AFTER_SECONDS)
+        return response

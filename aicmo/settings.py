@@ -86,6 +86,7 @@ MIDDLEWARE = [
     "aicmo.tenancy.WorkspaceMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "aicmo.dblocks.DatabaseLockedMiddleware",
 ]
 
 ROOT_URLCONF = "aicmo.urls"

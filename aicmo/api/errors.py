@@ -10,10 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.views import set_rollback
 
-from aicmo.dblocks import is_database_locked
-
-# Seconds a client is told to wait after a write lost the race for SQLite's lock (Retry-After).
-DATABASE_BUSY_RETRY_AFTER = 1
+from aicmo.dblocks import BUSY_CODE, BUSY_MESSAGE, BUSY_RETRY_AFTER_SECONDS, is_database_locked
 
 
 def _flatten(detail) -> dict[str, list[str]]:
@@ -45,9 +42,9 @@ def exception_handler(exc, context):
         # same request succeeds later. 503 + Retry-After, never a 500.
         set_rollback()
         return Response(
-            error_body("database_busy", "The database is busy; retry the request shortly."),
+            error_body(BUSY_CODE, BUSY_MESSAGE),
             status=status.HTTP_503_SERVICE_UNAVAILABLE,
-            headers={"Retry-After": str(DATABASE_BUSY_RETRY_AFTER)},
+            headers={"Retry-After": str(BUSY_RETRY_AFTER_SECONDS)},
         )
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)

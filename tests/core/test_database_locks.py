@@ -17,7 +17,7 @@ from django.db import connection, connections
 from django.db.utils import DatabaseError, IntegrityError, OperationalError
 
 from aicmo.celery import database_locked_countdown
-from aicmo.dblocks import is_database_locked
+from aicmo.dblocks import BUSY_CODE, BUSY_MESSAGE, is_database_locked
 from aicmo.models import Job, JobStatus, Role
 from aicmo.tasks import audit_export_task
 from tests.factories import JobFactory
@@ -129,20 +129,22 @@ def test_task_gives_up_after_the_bounded_retries(
 
 @sqlite_only
 @pytest.mark.django_db(transaction=True)
-def test_api_write_behind_the_lock_answers_503_with_retry_after(api_client_for, monkeypatch):
-    client = api_client_for(Role.MARKETER)
+@pytest.mark.parametrize(
+    ("door", "path", "ok"),
+    [("api", "/api/v1/media/suggestions/refresh/", 202), ("page", "/audit/", 302)],
+)
+def test_write_behind_the_lock_answers_503_with_retry_after(
+    door, path, ok, api_client_for, client_for, monkeypatch
+):
+    client = api_client_for(Role.ADMIN) if door == "api" else client_for(Role.ADMIN)
     before = Job.objects.count()
     with write_lock_held(monkeypatch):
-        response = client.post("/api/v1/media/suggestions/refresh/")
+        response = client.post(path)
     assert response.status_code == 503
     assert response["Retry-After"] == "1"
-    assert response.json() == {
-        "error": {
-            "code": "database_busy",
-            "message": "The database is busy; retry the request shortly.",
-            "fields": {},
-        }
-    }
+    if door == "api":
+        assert response.json() == {"error": {"code": BUSY_CODE, "message": BUSY_MESSAGE, "fields": {}}}
+    else:
+        assert response.content.decode() == BUSY_MESSAGE
     assert Job.objects.count() == before  # nothing half-written
-    again = client.post("/api/v1/media/suggestions/refresh/")
-    assert again.status_code == 202
+    assert client.post(path).status_code == ok
