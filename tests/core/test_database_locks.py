@@ -148,3 +148,15 @@ def test_write_behind_the_lock_answers_503_with_retry_after(
         assert response.content.decode() == BUSY_MESSAGE
     assert Job.objects.count() == before  # nothing half-written
     assert client.post(path).status_code == ok
+
+
+def test_a_retried_suggestions_refresh_counts_each_library_once(workspace):
+    """A retry (lock error) or redelivery re-runs a job an earlier attempt left half done."""
+    from media.services import suggestions_refresh
+    from tests.media.factories import MediaLibraryFactory
+
+    MediaLibraryFactory.create_batch(3, workspace=workspace)
+    job = JobFactory(workspace=workspace, kind="media.suggestions", total=3, status=JobStatus.RUNNING, done=2)
+    suggestions_refresh(job_id=job.pk)
+    job.refresh_from_db()
+    assert (job.status, job.done, job.total) == (JobStatus.SUCCEEDED, 3, 3)
