@@ -263,7 +263,9 @@ def test_all_open_waits_for_the_soonest_then_raises_with_retry_at(workspace, gat
     started = time.time()
     with pytest.raises(ProvidersUnavailable) as info:
         services.verify_email(workspace=workspace, email="a@example.com")
-    assert time.time() - started < 0.5  # 20 s is beyond the 1 s wait bound: no waiting
+    # 20 s is beyond the 1 s wait bound: no waiting. Waiting would take the full 1 s; anything shorter is
+    # this call's own work, however slow a loaded machine makes it.
+    assert time.time() - started < 0.95
     assert info.value.retry_at.timestamp() == pytest.approx(started + 20, abs=1)
 
 
