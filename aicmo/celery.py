@@ -1,11 +1,70 @@
-"""The Celery application. Configuration comes from Django settings (CELERY_* names)."""
+"""The Celery application. Configuration comes from Django settings (CELERY_* names).
+
+Every task in the project is built on :class:`Task` (the app's ``task_cls``), which retries a write that
+lost the race for SQLite's lock instead of failing the task for good.
+"""
+
+from __future__ import annotations
 
 import os
+import random
 
+import celery
 from celery import Celery
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aicmo.settings")
 
-app = Celery("aicmo")
+
+def database_locked_countdown(retries: int, *, base_delay: float, max_delay: float) -> float:
+    """Seconds before retry number ``retries + 1``: exponential backoff with "equal jitter", i.e. a
+    uniform draw from the upper half of ``min(max_delay, base_delay * 2**retries)`` (AWS Architecture
+    Blog, "Exponential Backoff And Jitter", 2015), so workers that collided do not collide again."""
+    ceiling = min(max_delay, base_delay * 2 ** max(0, retries))
+    return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+class Task(celery.Task):
+    """Retries "database is locked" / "database table is locked" with backoff and jitter.
+
+    Bounded by ``settings.AICMO_DB_LOCKED_RETRY`` (``max_retries``, ``base_delay`` and ``max_delay`` in
+    seconds); once spent, the ``OperationalError`` propagates and the task fails as before. Any other
+    exception is left to the task. Tasks are idempotent (ids in, state checks), so re-running one after a
+    lock error is safe. Called directly (not through a worker), the error is raised at once."""
+
+    def __call__(self, *args, **kwargs):
+        if self.request.called_directly:
+            return super().__call__(*args, **kwargs)
+        # In a worker the tracer has pushed this delivery's request (id, retries); Celery's own __call__
+        # would push a bare one over it, so the body runs as the tracer does for tasks without __call__.
+        try:
+            return self.run(*args, **kwargs)
+        except Exception as exc:
+            if not self.retries_database_lock(exc):
+                raise
+            from django.conf import settings
+
+            policy = settings.AICMO_DB_LOCKED_RETRY
+            countdown = database_locked_countdown(
+                self.request.retries, base_delay=policy["base_delay"], max_delay=policy["max_delay"]
+            )
+            try:
+                raise self.retry(exc=exc, countdown=countdown, max_retries=policy["max_retries"]) from exc
+            finally:
+                # retry() leaves its max_retries on the (shared) task object for autoretry_for's sake.
+                self.__dict__.pop("override_max_retries", None)
+
+    def retries_database_lock(self, exc: BaseException) -> bool:
+        """Whether ``exc`` will be retried by this class (a lock error with retries left): a task that
+        records final failures itself checks this so a retried attempt is not recorded as failed."""
+        from django.conf import settings
+
+        from .dblocks import is_database_locked
+
+        if self.request.called_directly or not is_database_locked(exc):
+            return False
+        return self.request.retries < settings.AICMO_DB_LOCKED_RETRY["max_retries"]
+
+
+app = Celery("aicmo", task_cls=Task)
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()

@@ -86,6 +86,7 @@ MIDDLEWARE = [
     "aicmo.tenancy.WorkspaceMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "aicmo.dblocks.DatabaseLockedMiddleware",
 ]
 
 ROOT_URLCONF = "aicmo.urls"
@@ -112,9 +113,16 @@ VAR_DIR = Path(env.str("AICMO_VAR_DIR", default=str(BASE_DIR / "var")))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'aicmo.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # WAL + a busy timeout let the web server and Celery worker share the embedded database.
+    # WAL + a busy timeout let the web server and Celery worker share the embedded database. Transactions
+    # start IMMEDIATE (take the write lock at BEGIN, waiting up to the busy timeout): a deferred transaction
+    # that read first and then writes cannot wait once another writer committed since its read, and SQLite
+    # answers "database is locked" at once, whatever the timeout (https://www.sqlite.org/lang_transaction.html).
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
+        {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
     )
     if TESTING:
         # A file, not SQLite's shared-cache memory database: live Celery workers and servers run in threads
@@ -278,6 +286,13 @@ CELERY_TASK_ALWAYS_EAGER = False
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Every task (aicmo.celery.Task) retries a write that found SQLite's lock taken: at most `max_retries`
+# times, waiting about base_delay * 2**n seconds (capped at max_delay, with jitter) before retry n + 1.
+AICMO_DB_LOCKED_RETRY = {
+    "max_retries": env.int("AICMO_DB_LOCKED_MAX_RETRIES", default=8),
+    "base_delay": env.float("AICMO_DB_LOCKED_BASE_DELAY", default=1.0),
+    "max_delay": env.float("AICMO_DB_LOCKED_MAX_DELAY", default=60.0),
+}
 
 LOGGING = {
     "version": 1,

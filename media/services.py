@@ -722,6 +722,8 @@ def suggestions_refresh(*, job_id: int) -> int:
     job = Job.objects.filter(pk=job_id).first()
     if job is None or not job_mark_running(job_id=job_id):
         return 0
+    # A retried or redelivered attempt recomputes every library: its progress starts over, not on top.
+    Job.objects.filter(pk=job_id).update(done=0, failed=0)
     total = 0
     for library in MediaLibrary.objects.for_workspace(job.workspace_id):
         total += library_compute_suggestions(library=library)

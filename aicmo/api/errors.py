@@ -8,6 +8,9 @@ from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+from rest_framework.views import set_rollback
+
+from aicmo.dblocks import BUSY_CODE, BUSY_MESSAGE, BUSY_RETRY_AFTER_SECONDS, is_database_locked
 
 
 def _flatten(detail) -> dict[str, list[str]]:
@@ -34,6 +37,15 @@ def error_body(code: str, message: str, fields: dict | None = None) -> dict:
 
 
 def exception_handler(exc, context):
+    if is_database_locked(exc):
+        # Transient (another writer held SQLite's lock past the busy timeout): nothing was written, the
+        # same request succeeds later. 503 + Retry-After, never a 500.
+        set_rollback()
+        return Response(
+            error_body(BUSY_CODE, BUSY_MESSAGE),
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": str(BUSY_RETRY_AFTER_SECONDS)},
+        )
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
     elif isinstance(exc, Http404):
