@@ -22,7 +22,14 @@ from aicmo.views import WorkspaceView
 from . import exporting, importing, services
 from .filters import MAX_ID, ContactFilter
 from .models import Channel, Contact, ContactList, CustomFieldDefinition, ImportRun, Segment, Tag
-from .segments import SegmentRuleError, compile_rules, field_catalog, operator_catalog
+from .segments import (
+    SegmentRuleError,
+    compile_rules,
+    field_catalog,
+    operator_catalog,
+    saved_segment_q,
+    segment_error_messages,
+)
 from .selectors import contact_detail, contacts_for, lists_for
 
 PAGE_SIZE = 50
@@ -51,6 +58,13 @@ def _segment_from_query(request) -> Segment | None:
     return get_scoped_or_404(Segment.objects.all(), request, pk=_pk_or_404(value))
 
 
+def segment_error_text(exc: SegmentRuleError) -> str:
+    """The dashboard/admin wording of a segment that does not compile (the API returns the same dict)."""
+    return "The segment's rules do not compile: " + "; ".join(
+        f"{k}: {v}" for k, v in segment_error_messages(exc).items()
+    )
+
+
 class ContactListView(WorkspaceView, TemplateView):
     template_name = "crm/contact_list.html"
 
@@ -59,7 +73,11 @@ class ContactListView(WorkspaceView, TemplateView):
         qs = contacts_for(self.workspace)
         segment = _segment_from_query(self.request)
         if segment is not None:
-            qs = qs.filter(compile_rules(segment.rules, self.workspace))
+            try:
+                qs = qs.filter(saved_segment_q(segment))
+            except SegmentRuleError as exc:
+                messages.error(self.request, segment_error_text(exc))
+                qs = qs.none()
         filterset = ContactFilter(self.request.GET or None, queryset=qs)
         page = Paginator(filterset.qs, PAGE_SIZE).get_page(self.request.GET.get("page"))
         query = self.request.GET.copy()
@@ -86,7 +104,11 @@ class ContactExportView(WorkspaceView):
         qs = Contact.objects.for_workspace(self.workspace)
         segment = _segment_from_query(request)
         if segment is not None:
-            qs = qs.filter(compile_rules(segment.rules, self.workspace))
+            try:
+                qs = qs.filter(saved_segment_q(segment))
+            except SegmentRuleError as exc:
+                messages.error(request, segment_error_text(exc))
+                return HttpResponseRedirect(f"{reverse('crm:segment', args=[segment.pk])}")
         qs = ContactFilter(request.GET or None, queryset=qs).qs
         keys = list(CustomFieldDefinition.objects.for_workspace(self.workspace).values_list("key", flat=True))
         return exporting.streaming_csv_response(exporting.contact_rows(qs, keys), "contacts.csv")
@@ -188,6 +210,11 @@ class SegmentBuilderView(WorkspaceView, TemplateView):
         ctx = super().get_context_data(**kwargs)
         segment = self._segment()
         rules = segment.rules if segment else EXAMPLE_RULES
+        if segment is not None:
+            try:
+                saved_segment_q(segment)
+            except SegmentRuleError as exc:
+                messages.error(self.request, segment_error_text(exc))
         catalog = field_catalog(self.workspace)
         ctx.update(
             segment=segment,
@@ -441,7 +468,7 @@ class RunStartView(WorkspaceView):
                 by=request.user,
             )
         except SegmentRuleError as exc:
-            messages.error(request, f"The segment's rules no longer compile: {exc.errors}")
+            messages.error(request, segment_error_text(exc))
             return HttpResponseRedirect(back)
         except services.RunTooLarge as exc:
             messages.error(request, str(exc))

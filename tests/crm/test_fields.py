@@ -1,0 +1,186 @@
+"""Custom-field definitions through services: create, rename (one UPDATE moving JSON keys), retype
+(refused with count and examples, or converted and reported), delete (dependent segments marked broken);
+the API and admin doors; audit events. JSON parts run on SQLite and PostgreSQL (tests/pgrun.py)."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from aicmo.models import AuditEvent
+from crm import services
+from crm.models import Contact, CustomFieldDefinition, Segment
+from crm.segments import segment_queryset
+from tests.crm.factories import ContactFactory, CustomFieldFactory
+
+BASE = "/api/v1/crm"
+
+
+def rule(field, operator, value=None):
+    return {"op": "and", "rules": [{"field": field, "operator": operator, "value": value}]}
+
+
+def customs(ws):
+    return dict(Contact.objects.for_workspace(ws).order_by("email").values_list("email", "custom"))
+
+
+@pytest.fixture
+def plan_field(workspace):
+    field = services.custom_field_create(workspace=workspace, key="plan", label="Plan", type="text")
+    for email, value in [("a@ex.com", "12"), ("b@ex.com", " 7 "), ("c@ex.com", "gold"), ("d@ex.com", "x1")]:
+        ContactFactory(workspace=workspace, email=email, custom={"plan": value, "keep": True})
+    ContactFactory(workspace=workspace, email="e@ex.com", custom={})
+    return field
+
+
+def test_create_validates_and_audits(workspace):
+    with pytest.raises(ValidationError) as exc:
+        services.custom_field_create(workspace=workspace, key="Not A Slug", label="", type="colour")
+    assert set(exc.value.message_dict) == {"key", "label", "type"}
+    with pytest.raises(ValidationError) as exc:
+        services.custom_field_create(workspace=workspace, key="tier", label="Tier", type="choice")
+    assert "choices" in exc.value.message_dict
+    field = services.custom_field_create(
+        workspace=workspace, key="tier", label="Tier", type="choice", choices=["a"]
+    )
+    assert AuditEvent.objects.filter(verb="crm.custom_field.created", target_id=str(field.pk)).exists()
+    with pytest.raises(ValidationError):
+        services.custom_field_create(workspace=workspace, key="tier", label="Again")
+
+
+def test_retype_refused_with_count_and_examples(plan_field, workspace):
+    before = customs(workspace)
+    with pytest.raises(ValidationError) as exc:
+        services.custom_field_update(definition=plan_field, type="number")
+    message = exc.value.message_dict["type"][0]
+    assert message.startswith("2 contact(s) hold values that are not a valid number")
+    assert "'gold'" in message and "'x1'" in message
+    assert customs(workspace) == before  # nothing half-written
+    plan_field.refresh_from_db()
+    assert plan_field.type == "text"
+
+
+def test_retype_converts_with_flag_and_reports(plan_field, workspace):
+    seg = services.segment_save(workspace=workspace, name="Gold", rules=rule("custom.plan", "contains", "o"))
+    change = services.custom_field_update(definition=plan_field, type="number", convert=True)
+    assert change.as_dict() == {
+        "converted": 2,
+        "cleared": 2,
+        "examples": ["gold", "x1"],
+        "renamed": 0,
+        "broken_segments": ["Gold"],
+    }
+    assert customs(workspace) == {
+        "a@ex.com": {"plan": 12, "keep": True},
+        "b@ex.com": {"plan": 7, "keep": True},
+        "c@ex.com": {"keep": True},
+        "d@ex.com": {"keep": True},
+        "e@ex.com": {},
+    }
+    seg.refresh_from_db()
+    assert "changed from text to number" in seg.broken_reason
+    assert segment_queryset(rule("custom.plan", "gt", 8), workspace).count() == 1
+    event = AuditEvent.objects.get(verb="crm.custom_field.updated")
+    assert event.changes["cleared"] == 2 and event.changes["before"]["type"] == "text"
+
+
+def test_retype_number_to_text_rewrites_values(workspace):
+    field = CustomFieldFactory(workspace=workspace, key="n", type="number")
+    ContactFactory(workspace=workspace, email="a@ex.com", custom={"n": 5})
+    change = services.custom_field_update(definition=field, type="text")
+    assert change.converted == 1 and customs(workspace)["a@ex.com"] == {"n": "5"}
+
+
+@pytest.mark.parametrize("value", [12, 2.5, "text", True, False])
+def test_rename_moves_values_keeping_their_json_type(workspace, value):
+    field = CustomFieldFactory(workspace=workspace, key="old", type="text")
+    ContactFactory(workspace=workspace, email="a@ex.com", custom={"old": value, "other": 1})
+    ContactFactory(workspace=workspace, email="b@ex.com", custom={"other": 2})
+    seg = services.segment_save(workspace=workspace, name="S", rules=rule("custom.old", "not_empty"))
+    change = services.custom_field_update(definition=field, key="new")
+    assert change.renamed == 1
+    assert customs(workspace) == {"a@ex.com": {"new": value, "other": 1}, "b@ex.com": {"other": 2}}
+    seg.refresh_from_db()
+    assert seg.rules["rules"][0]["field"] == "custom.new" and seg.broken_reason == ""
+    assert segment_queryset(seg.rules, workspace).count() == 1
+
+
+def test_rename_is_one_update_per_workspace(workspace, other_workspace, django_assert_max_num_queries):
+    field = CustomFieldFactory(workspace=workspace, key="old", type="text")
+    for i in range(30):
+        ContactFactory(workspace=workspace, custom={"old": f"v{i}"})
+    ContactFactory(workspace=other_workspace, custom={"old": "theirs"})
+    with django_assert_max_num_queries(10):  # not one query per contact
+        services.custom_field_update(definition=field, key="new")
+    assert Contact.objects.for_workspace(workspace).filter(custom__has_key="new").count() == 30
+    assert Contact.objects.for_workspace(other_workspace).get().custom == {"old": "theirs"}
+
+
+def test_delete_lists_and_marks_segments_and_drops_values(workspace):
+    field = CustomFieldFactory(workspace=workspace, key="budget", type="number")
+    ContactFactory(workspace=workspace, email="a@ex.com", custom={"budget": 3, "x": 1})
+    services.segment_save(workspace=workspace, name="Uses", rules=rule("custom.budget", "gt", 1))
+    services.segment_save(workspace=workspace, name="Other", rules=rule("score", "gt", 1))
+    report = services.custom_field_delete(definition=field)
+    assert report == {"segments": ["Uses"], "values_removed": 1}
+    assert customs(workspace) == {"a@ex.com": {"x": 1}}
+    broken = dict(Segment.objects.values_list("name", "broken_reason"))
+    assert broken["Other"] == "" and "was deleted" in broken["Uses"]
+    assert AuditEvent.objects.filter(verb="crm.custom_field.deleted").count() == 1
+
+
+def test_api_custom_field_lifecycle(api_client_for):
+    client = api_client_for("marketer")
+    resp = client.post(
+        f"{BASE}/custom-fields/", {"key": "size", "label": "Size", "type": "text"}, format="json"
+    )
+    assert resp.status_code == 201
+    pk = resp.json()["id"]
+    ContactFactory(workspace=client.workspace, custom={"size": "big"})
+    resp = client.patch(f"{BASE}/custom-fields/{pk}/", {"type": "number"}, format="json")
+    assert resp.status_code == 400 and "1 contact(s)" in resp.json()["error"]["fields"]["type"][0]
+    resp = client.patch(f"{BASE}/custom-fields/{pk}/", {"type": "number", "convert": True}, format="json")
+    assert resp.status_code == 200 and resp.json()["change"]["cleared"] == 1
+    resp = client.patch(f"{BASE}/custom-fields/{pk}/", {"key": "Bad Key"}, format="json")
+    assert resp.status_code == 400
+    resp = client.delete(f"{BASE}/custom-fields/{pk}/")
+    assert resp.status_code == 200 and resp.json() == {"deleted": True, "segments": [], "values_removed": 0}
+    verbs = set(AuditEvent.objects.filter(workspace=client.workspace).values_list("verb", flat=True))
+    assert {"crm.custom_field.created", "crm.custom_field.updated", "crm.custom_field.deleted"} <= verbs
+
+
+def test_api_custom_fields_of_another_workspace_are_404(api_client_for, other_workspace):
+    theirs = CustomFieldFactory(workspace=other_workspace, key="x")
+    client = api_client_for("marketer")
+    assert (
+        client.patch(f"{BASE}/custom-fields/{theirs.pk}/", {"label": "y"}, format="json").status_code == 404
+    )
+    assert client.delete(f"{BASE}/custom-fields/{theirs.pk}/").status_code == 404
+    assert CustomFieldDefinition.objects.filter(pk=theirs.pk, label="X").exists()
+
+
+def test_viewer_cannot_change_fields(api_client_for):
+    client = api_client_for("viewer")
+    resp = client.post(f"{BASE}/custom-fields/", {"key": "size", "label": "Size"}, format="json")
+    assert resp.status_code == 403
+
+
+def test_admin_add_and_change_go_through_services(staff_client, workspace):
+    resp = staff_client.post(
+        "/admin/crm/customfielddefinition/add/",
+        {"workspace": workspace.pk, "key": "size", "label": "Size", "type": "text", "choices": "[]"},
+    )
+    assert resp.status_code == 302
+    field = CustomFieldDefinition.objects.get(workspace=workspace, key="size")
+    ContactFactory(workspace=workspace, custom={"size": "big"})
+    data = {"workspace": workspace.pk, "key": "size", "label": "Size", "type": "number", "choices": "[]"}
+    resp = staff_client.post(f"/admin/crm/customfielddefinition/{field.pk}/change/", data, follow=True)
+    assert "1 contact(s) hold values" in resp.content.decode()
+    field.refresh_from_db()
+    assert field.type == "text"
+    resp = staff_client.post(
+        f"/admin/crm/customfielddefinition/{field.pk}/change/", {**data, "convert": "on"}, follow=True
+    )
+    field.refresh_from_db()
+    assert field.type == "number"
+    assert AuditEvent.objects.filter(verb="crm.custom_field.updated", actor__isnull=False).count() == 1
