@@ -189,7 +189,8 @@ class ContactAdmin(WorkspaceAdmin):
 
 class ServiceWritesAdmin(WorkspaceAdmin):
     """Add, change and delete (one or a selection) go through `create`/`change`/`remove`, each a crm
-    service; a refused write is shown as an error message and nothing is saved."""
+    service. The write runs as the last step of form validation, so a refusal (e.g. a retype whose values
+    do not convert) is shown on the form as a field error and nothing is saved or logged as added."""
 
     def create(self, request, obj, form): ...
 
@@ -197,13 +198,26 @@ class ServiceWritesAdmin(WorkspaceAdmin):
 
     def remove(self, request, obj) -> dict: ...
 
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        base = super().get_form(request, obj, change, **kwargs)
+        modeladmin = self
+
+        class ServiceForm(base):
+            def _post_clean(self):
+                super()._post_clean()
+                if self.errors:
+                    return
+                write = modeladmin.change if change else modeladmin.create
+                try:
+                    self.instance = write(request, self.instance, self)
+                except ValidationError as exc:
+                    for key, errors in exc.message_dict.items():
+                        self.add_error(key if key in self.fields else None, errors)
+
+        return ServiceForm
+
     def save_model(self, request, obj, form, change):
-        try:
-            saved = self.change(request, obj, form) if change else self.create(request, obj, form)
-        except ValidationError as exc:
-            messages.error(request, "; ".join(exc.messages))
-            return
-        obj.pk = saved.pk
+        """Already written by the service during validation (see `get_form`)."""
 
     def delete_model(self, request, obj):
         report = self.remove(request, obj)

@@ -146,3 +146,11 @@ def test_admin_company_and_tag_writes_are_audited(staff_client, workspace):
         "crm.tag.deleted",
     ]
     assert not Segment.objects.exists()
+
+
+def test_admin_refusal_is_a_form_error_and_nothing_is_written(staff_client, workspace):
+    CompanyFactory(workspace=workspace, domain="gamma.io")
+    resp = staff_client.post("/admin/crm/company/add/", {"workspace": workspace.pk, "domain": "WWW.Gamma.io"})
+    assert resp.status_code == 200  # the form again, not "added successfully"
+    assert resp.context["adminform"].form.errors["domain"] == ["A company with this domain already exists."]
+    assert Company.objects.count() == 1 and not AuditEvent.objects.exists()
