@@ -184,3 +184,41 @@ def test_admin_add_and_change_go_through_services(staff_client, workspace):
     field.refresh_from_db()
     assert field.type == "number"
     assert AuditEvent.objects.filter(verb="crm.custom_field.updated", actor__isnull=False).count() == 1
+
+
+SAMPLES = [12, 2.5, "12", " 7 ", "abc", True, False, "yes", "2026-01-02", "pro"]
+TYPES = [("text", []), ("number", []), ("date", []), ("bool", []), ("choice", ["pro", "12"])]
+
+
+def _coerces(definition, value) -> tuple[bool, object]:
+    from crm.normalize import _coerce_custom
+
+    try:
+        return True, _coerce_custom(definition, value)
+    except ValueError:
+        return False, None
+
+
+@pytest.mark.parametrize(("source", "target"), [(s, t) for s in TYPES for t in TYPES if s != t])
+def test_retype_matrix_matches_the_import_coercion(workspace, source, target):
+    """Every type pair over mixed stored values: refused exactly when some value does not coerce the way
+    the import would; with convert, each value becomes the import's coercion or is cleared; segments on the
+    new type compile and count without a database error."""
+    field = CustomFieldFactory(workspace=workspace, key="f", type=source[0], choices=source[1])
+    for i, value in enumerate(SAMPLES):
+        ContactFactory(workspace=workspace, email=f"c{i}@ex.com", custom={"f": value})
+    probe = CustomFieldDefinition(key="f", type=target[0], choices=target[1])
+    outcomes = [_coerces(probe, v) for v in SAMPLES]
+    failing = sum(1 for ok, _ in outcomes if not ok)
+    if failing:
+        with pytest.raises(ValidationError, match=rf"{failing} contact\(s\) hold values"):
+            services.custom_field_update(definition=field, type=target[0], choices=target[1])
+    change = services.custom_field_update(definition=field, type=target[0], choices=target[1], convert=True)
+    assert change.cleared == failing
+    stored = customs(workspace)
+    for i, (ok, coerced) in enumerate(outcomes):
+        assert stored[f"c{i}@ex.com"] == ({"f": coerced} if ok else {})
+    assert segment_queryset(rule("custom.f", "not_empty"), workspace).count() == len(SAMPLES) - failing
+    if target[0] == "number":
+        numbers = sum(1 for ok, v in outcomes if ok)
+        assert segment_queryset(rule("custom.f", "gt", -1e9), workspace).count() == numbers
