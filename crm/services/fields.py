@@ -13,7 +13,7 @@ from django.utils.text import slugify
 from aicmo.audit import audit_record
 from aicmo.models import Workspace
 
-from ..models import Contact, CustomFieldDefinition, FieldType
+from ..models import Contact, CustomFieldDefinition, FieldType, ImportRun, ImportStatus
 from ..normalize import _coerce_custom
 from ..segments import rule_conditions, segments_using_field, validate_rules
 from .lists import segments_mark_broken
@@ -126,6 +126,7 @@ def custom_field_update(
     if data["key"] != old["key"]:
         change.renamed = _move_key(workspace.pk, old["key"], data["key"])
         _rename_in_segments(workspace, f"custom.{old['key']}", f"custom.{data['key']}")
+        _rename_in_import_mappings(workspace, f"custom.{old['key']}", f"custom.{data['key']}")
     for name, value in data.items():
         setattr(definition, name, value)
     definition.save()
@@ -237,6 +238,14 @@ def _rename_in_segments(workspace, old_name: str, new_name: str) -> None:
             if condition.get("field") == old_name:
                 condition["field"] = new_name
         segment.save(update_fields=["rules", "updated_at"])
+
+
+def _rename_in_import_mappings(workspace, old_target: str, new_target: str) -> None:
+    """Imports not finished yet (staged, or resumable after a crash) keep mapping columns to the field."""
+    for run in ImportRun.objects.for_workspace(workspace).exclude(status=ImportStatus.DONE):
+        if old_target in (run.mapping or {}).values():
+            run.mapping = {h: new_target if t == old_target else t for h, t in run.mapping.items()}
+            run.save(update_fields=["mapping"])
 
 
 def _mark_invalid_segments(workspace, name: str, reason: str) -> list[str]:

@@ -222,3 +222,16 @@ def test_retype_matrix_matches_the_import_coercion(workspace, source, target):
     if target[0] == "number":
         numbers = sum(1 for ok, v in outcomes if ok)
         assert segment_queryset(rule("custom.f", "gt", -1e9), workspace).count() == numbers
+
+
+def test_rename_keeps_an_unfinished_import_mapped(workspace):
+    import io
+
+    from crm.importing import import_execute, import_stage, import_start
+
+    field = CustomFieldFactory(workspace=workspace, key="old", type="number")
+    run = import_stage(workspace=workspace, fh=io.BytesIO(b"email,Old\na@ex.com,3\n"), name="p.csv")
+    import_start(run=run, mapping={"email": "email", "Old": "custom.old"}, enqueue=False)
+    services.custom_field_update(definition=field, key="new")
+    import_execute(run_id=run.pk)
+    assert customs(workspace) == {"a@ex.com": {"new": 3}}
