@@ -67,6 +67,48 @@ def _workspace_groups(queryset):
     return groups
 
 
+class ServiceWritesAdmin(WorkspaceAdmin):
+    """Add, change and delete (one or a selection) go through `create`/`change`/`remove`, each a crm
+    service. The write runs as the last step of form validation, so a refusal (e.g. a retype whose values
+    do not convert) is shown on the form as a field error and nothing is saved or logged as added."""
+
+    def create(self, request, obj, form): ...
+
+    def change(self, request, obj, form): ...
+
+    def remove(self, request, obj) -> dict: ...
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        base = super().get_form(request, obj, change, **kwargs)
+        modeladmin = self
+
+        class ServiceForm(base):
+            def _post_clean(self):
+                super()._post_clean()
+                if self.errors:
+                    return
+                write = modeladmin.change if change else modeladmin.create
+                try:
+                    self.instance = write(request, self.instance, self)
+                except ValidationError as exc:
+                    for key, errors in exc.message_dict.items():
+                        self.add_error(key if key in self.fields else None, errors)
+
+        return ServiceForm
+
+    def save_model(self, request, obj, form, change):
+        """Already written by the service during validation (see `get_form`)."""
+
+    def delete_model(self, request, obj):
+        report = self.remove(request, obj)
+        if report:
+            self.message_user(request, f"Deleted {obj}: {report}")
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            self.delete_model(request, obj)
+
+
 def _merge_selected(modeladmin, request, queryset, noun: str, merge):
     """Run a merge service on exactly two selected rows (newer into older); None when refused."""
     pair = list(queryset.order_by("created_at", "pk")[:3])
@@ -81,7 +123,7 @@ def _merge_selected(modeladmin, request, queryset, noun: str, merge):
 
 
 @admin.register(Contact)
-class ContactAdmin(WorkspaceAdmin):
+class ContactAdmin(ServiceWritesAdmin):
     list_display = [
         "email",
         "first_name",
@@ -115,7 +157,7 @@ class ContactAdmin(WorkspaceAdmin):
     action_form = ContactActionForm
     actions = ["enrich", "verify", "tag", "add_to_list", "export_csv", "merge"]
 
-    def save_model(self, request, obj, form, change):
+    def _data(self, form) -> dict:
         data = {
             f: form.cleaned_data.get(f)
             for f in ("email", "first_name", "last_name", "title", "phone", "source", "custom")
@@ -123,17 +165,20 @@ class ContactAdmin(WorkspaceAdmin):
         }
         if form.cleaned_data.get("company"):
             data["company"] = form.cleaned_data["company"]
-        try:
-            if change:
-                services.contact_update(contact=obj, data=data, by=request.user)
-            else:
-                created = services.contact_create(workspace=obj.workspace, data=data, by=request.user)
-                obj.pk = created.pk
-        except ValidationError as exc:
-            messages.error(request, "; ".join(exc.messages))
+        return data
 
-    def delete_model(self, request, obj):
+    def create(self, request, obj, form):
+        return services.contact_create(workspace=obj.workspace, data=self._data(form), by=request.user)
+
+    def change(self, request, obj, form):
+        # the stored row, not the form's instance (which already carries the new values), so the service
+        # sees what changes (an email change is checked for duplicates and erasure)
+        stored = Contact.objects.get(pk=obj.pk)
+        return services.contact_update(contact=stored, data=self._data(form), by=request.user)
+
+    def remove(self, request, obj):
         services.contact_delete(contact=obj, by=request.user)
+        return {}
 
     def _start_runs(self, request, queryset, start, noun: str) -> None:
         for ws_id, ids in _workspace_groups(queryset).items():
@@ -185,48 +230,6 @@ class ContactAdmin(WorkspaceAdmin):
         merged = _merge_selected(self, request, queryset, "contacts", services.contact_merge)
         if merged is not None:
             self.message_user(request, f"Merged into {merged.email}.")
-
-
-class ServiceWritesAdmin(WorkspaceAdmin):
-    """Add, change and delete (one or a selection) go through `create`/`change`/`remove`, each a crm
-    service. The write runs as the last step of form validation, so a refusal (e.g. a retype whose values
-    do not convert) is shown on the form as a field error and nothing is saved or logged as added."""
-
-    def create(self, request, obj, form): ...
-
-    def change(self, request, obj, form): ...
-
-    def remove(self, request, obj) -> dict: ...
-
-    def get_form(self, request, obj=None, change=False, **kwargs):
-        base = super().get_form(request, obj, change, **kwargs)
-        modeladmin = self
-
-        class ServiceForm(base):
-            def _post_clean(self):
-                super()._post_clean()
-                if self.errors:
-                    return
-                write = modeladmin.change if change else modeladmin.create
-                try:
-                    self.instance = write(request, self.instance, self)
-                except ValidationError as exc:
-                    for key, errors in exc.message_dict.items():
-                        self.add_error(key if key in self.fields else None, errors)
-
-        return ServiceForm
-
-    def save_model(self, request, obj, form, change):
-        """Already written by the service during validation (see `get_form`)."""
-
-    def delete_model(self, request, obj):
-        report = self.remove(request, obj)
-        if report:
-            self.message_user(request, f"Deleted {obj}: {report}")
-
-    def delete_queryset(self, request, queryset):
-        for obj in queryset:
-            self.delete_model(request, obj)
 
 
 @admin.register(Company)

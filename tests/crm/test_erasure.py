@@ -122,3 +122,17 @@ def test_admin_records_consent(erased, client, member_factory):
     )
     assert "Erasure lifted" in resp.content.decode()
     assert not ErasedAddress.objects.filter(pk=row.pk).exists()
+
+
+def test_admin_contact_form_refuses_an_erased_address(erased, staff_client):
+    resp = staff_client.post("/admin/crm/contact/add/", {"workspace": erased.pk, "email": "gone@ex.com"})
+    assert resp.status_code == 200
+    assert "erased on" in str(resp.context["adminform"].form.errors["email"])
+    other = ContactFactory(workspace=erased, email="other@ex.com")
+    resp = staff_client.post(
+        f"/admin/crm/contact/{other.pk}/change/", {"workspace": erased.pk, "email": "gone@ex.com"}
+    )
+    assert resp.status_code == 200 and "erased on" in str(resp.context["adminform"].form.errors)
+    other.refresh_from_db()
+    assert other.email == "other@ex.com"
+    assert not Contact.objects.filter(email="gone@ex.com").exists()
