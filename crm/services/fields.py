@@ -133,6 +133,8 @@ def custom_field_update(
     if data["type"] != old["type"] or data["choices"] != (old["choices"] or []):
         reason = f"custom field {data['key']!r} changed from {old['type']} to {data['type']}"
         change.broken_segments = _mark_invalid_segments(workspace, f"custom.{data['key']}", reason)
+    if data == {**old, "choices": old["choices"] or []}:
+        return change  # nothing changed: no audit event
     audit_record(
         workspace=workspace,
         actor=by,

@@ -235,3 +235,18 @@ def test_rename_keeps_an_unfinished_import_mapped(workspace):
     services.custom_field_update(definition=field, key="new")
     import_execute(run_id=run.pk)
     assert customs(workspace) == {"a@ex.com": {"new": 3}}
+
+
+def test_relabel_is_audited_and_a_no_op_is_not(workspace):
+    field = CustomFieldFactory(workspace=workspace, key="k", type="number")
+    ContactFactory(workspace=workspace, custom={"k": 1})
+    change = services.custom_field_update(definition=field, label="New label")
+    assert change.as_dict() == {
+        "converted": 0,
+        "cleared": 0,
+        "examples": [],
+        "renamed": 0,
+        "broken_segments": [],
+    }
+    services.custom_field_update(definition=field, label="New label")
+    assert AuditEvent.objects.filter(verb="crm.custom_field.updated").count() == 1
