@@ -250,3 +250,35 @@ def test_relabel_is_audited_and_a_no_op_is_not(workspace):
     }
     services.custom_field_update(definition=field, label="New label")
     assert AuditEvent.objects.filter(verb="crm.custom_field.updated").count() == 1
+
+
+def test_dashboard_field_page_uses_the_services(client_for, django_assert_max_num_queries):
+    client = client_for("marketer")
+    ws = client.workspace
+    resp = client.post("/crm/fields/", {"key": "size", "label": "Size", "type": "text"})
+    assert resp.status_code == 302
+    field = CustomFieldDefinition.objects.get(workspace=ws, key="size")
+    ContactFactory(workspace=ws, custom={"size": "big"})
+    data = {"action": "update", "key": "size", "label": "Size", "type": "number", "choices": ""}
+    body = client.post(f"/crm/fields/{field.pk}/", data, follow=True).content.decode()
+    assert "1 contact(s) hold values" in body and "&#x27;big&#x27;" in body
+    body = client.post(f"/crm/fields/{field.pk}/", {**data, "convert": "on"}, follow=True).content.decode()
+    assert "&#x27;cleared&#x27;: 1" in body
+    CustomFieldFactory.create_batch(20, workspace=ws)
+    with django_assert_max_num_queries(8):
+        assert client.get("/crm/fields/").status_code == 200
+    body = client.post(f"/crm/fields/{field.pk}/", {"action": "delete"}, follow=True).content.decode()
+    assert "Field size deleted" in body and not CustomFieldDefinition.objects.filter(pk=field.pk).exists()
+    verbs = set(AuditEvent.objects.filter(workspace=ws, actor=client.user).values_list("verb", flat=True))
+    assert verbs == {"crm.custom_field.created", "crm.custom_field.updated", "crm.custom_field.deleted"}
+
+
+def test_dashboard_field_page_tenant_isolation_and_viewer(client_for, other_workspace):
+    theirs = CustomFieldFactory(workspace=other_workspace, key="theirs")
+    client = client_for("marketer")
+    assert client.post(f"/crm/fields/{theirs.pk}/", {"action": "delete"}).status_code == 404
+    assert "theirs" not in client.get("/crm/fields/").content.decode()
+    viewer = client_for("viewer")
+    assert viewer.get("/crm/fields/").status_code == 200
+    assert viewer.post("/crm/fields/", {"key": "x", "label": "X"}).status_code == 403
+    assert CustomFieldDefinition.objects.filter(pk=theirs.pk).exists()
