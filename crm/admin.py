@@ -19,6 +19,7 @@ from .models import (
     CustomFieldDefinition,
     EnrichmentConflict,
     EnrichmentRecord,
+    ErasedAddress,
     ImportRowError,
     ImportRun,
     Segment,
@@ -89,8 +90,63 @@ class ContactAdminForm(forms.ModelForm):
             raise ValidationError(str(exc)) from None
 
 
+class ServiceWritesAdmin(WorkspaceAdmin):
+    """Add, change and delete (one or a selection) go through `create`/`change`/`remove`, each a crm
+    service. The write runs as the last step of form validation, so a refusal (e.g. a retype whose values
+    do not convert) is shown on the form as a field error and nothing is saved or logged as added."""
+
+    def create(self, request, obj, form): ...
+
+    def change(self, request, obj, form): ...
+
+    def remove(self, request, obj) -> dict: ...
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        base = super().get_form(request, obj, change, **kwargs)
+        modeladmin = self
+
+        class ServiceForm(base):
+            def _post_clean(self):
+                super()._post_clean()
+                if self.errors:
+                    return
+                write = modeladmin.change if change else modeladmin.create
+                try:
+                    self.instance = write(request, self.instance, self)
+                except ValidationError as exc:
+                    for key, errors in exc.message_dict.items():
+                        self.add_error(key if key in self.fields else None, errors)
+
+        return ServiceForm
+
+    def save_model(self, request, obj, form, change):
+        """Already written by the service during validation (see `get_form`)."""
+
+    def delete_model(self, request, obj):
+        report = self.remove(request, obj)
+        if report:
+            self.message_user(request, f"Deleted {obj}: {report}")
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            self.delete_model(request, obj)
+
+
+def _merge_selected(modeladmin, request, queryset, noun: str, merge):
+    """Run a merge service on exactly two selected rows (newer into older); None when refused."""
+    pair = list(queryset.order_by("created_at", "pk")[:3])
+    if len(pair) != 2:
+        modeladmin.message_user(request, f"Select exactly two {noun} to merge.", messages.WARNING)
+        return None
+    try:
+        return merge(primary=pair[0], duplicate=pair[1], by=request.user)
+    except ValidationError as exc:
+        modeladmin.message_user(request, "; ".join(exc.messages), messages.ERROR)
+        return None
+
+
 @admin.register(Contact)
-class ContactAdmin(WorkspaceAdmin):
+class ContactAdmin(ServiceWritesAdmin):
     form = ContactAdminForm
     list_display = [
         "email",
@@ -125,7 +181,7 @@ class ContactAdmin(WorkspaceAdmin):
     action_form = ContactActionForm
     actions = ["enrich", "verify", "tag", "add_to_list", "export_csv", "merge"]
 
-    def save_model(self, request, obj, form, change):
+    def _data(self, form) -> dict:
         data = {
             f: form.cleaned_data.get(f)
             for f in ("email", "first_name", "last_name", "title", "phone", "source", "custom")
@@ -133,17 +189,20 @@ class ContactAdmin(WorkspaceAdmin):
         }
         if form.cleaned_data.get("company"):
             data["company"] = form.cleaned_data["company"]
-        try:
-            if change:
-                services.contact_update(contact=obj, data=data, by=request.user)
-            else:
-                created = services.contact_create(workspace=obj.workspace, data=data, by=request.user)
-                obj.pk = created.pk
-        except ValidationError as exc:
-            messages.error(request, "; ".join(exc.messages))
+        return data
 
-    def delete_model(self, request, obj):
+    def create(self, request, obj, form):
+        return services.contact_create(workspace=obj.workspace, data=self._data(form), by=request.user)
+
+    def change(self, request, obj, form):
+        # the stored row, not the form's instance (which already carries the new values), so the service
+        # sees what changes (an email change is checked for duplicates and erasure)
+        stored = Contact.objects.get(pk=obj.pk)
+        return services.contact_update(contact=stored, data=self._data(form), by=request.user)
+
+    def remove(self, request, obj):
         services.contact_delete(contact=obj, by=request.user)
+        return {}
 
     def _start_runs(self, request, queryset, start, noun: str) -> None:
         for ws_id, ids in _workspace_groups(queryset).items():
@@ -192,30 +251,50 @@ class ContactAdmin(WorkspaceAdmin):
 
     @admin.action(description="Merge two selected contacts (newer into older)")
     def merge(self, request, queryset):
-        pair = list(queryset.order_by("created_at", "pk")[:3])
-        if len(pair) != 2:
-            self.message_user(request, "Select exactly two contacts to merge.", messages.WARNING)
-            return
-        try:
-            merged = services.contact_merge(primary=pair[0], duplicate=pair[1], by=request.user)
-        except ValidationError as exc:
-            self.message_user(request, "; ".join(exc.messages), messages.ERROR)
-            return
-        self.message_user(request, f"Merged into {merged.email}.")
+        merged = _merge_selected(self, request, queryset, "contacts", services.contact_merge)
+        if merged is not None:
+            self.message_user(request, f"Merged into {merged.email}.")
 
 
 @admin.register(Company)
-class CompanyAdmin(WorkspaceAdmin):
+class CompanyAdmin(ServiceWritesAdmin):
     list_display = ["name", "domain", "workspace", "created_at"]
     search_fields = ["name", "domain"]
     list_filter = ["workspace"]
+    actions = ["merge"]
+
+    def create(self, request, obj, form):
+        return services.company_create(
+            workspace=obj.workspace, domain=obj.domain, name=obj.name, by=request.user
+        )
+
+    def change(self, request, obj, form):
+        return services.company_update(company=obj, name=obj.name, domain=obj.domain, by=request.user)
+
+    def remove(self, request, obj):
+        return services.company_delete(company=obj, by=request.user)
+
+    @admin.action(description="Merge two selected companies (newer into older)")
+    def merge(self, request, queryset):
+        report = _merge_selected(self, request, queryset, "companies", services.company_merge)
+        if report is not None:
+            self.message_user(request, f"Merged: {report['moved_contacts']} contacts moved.")
 
 
 @admin.register(Tag)
-class TagAdmin(WorkspaceAdmin):
+class TagAdmin(ServiceWritesAdmin):
     list_display = ["name", "workspace"]
     search_fields = ["name"]
     list_filter = ["workspace"]
+
+    def create(self, request, obj, form):
+        return services.tag_create(workspace=obj.workspace, name=obj.name, by=request.user)
+
+    def change(self, request, obj, form):
+        return services.tag_rename(tag=obj, name=obj.name, by=request.user)
+
+    def remove(self, request, obj):
+        return services.tag_delete(tag=obj, by=request.user)
 
 
 @admin.register(ContactList)
@@ -228,7 +307,8 @@ class ContactListAdmin(WorkspaceAdmin):
 
 @admin.register(Segment)
 class SegmentAdmin(WorkspaceAdmin):
-    list_display = ["name", "workspace", "updated_at"]
+    list_display = ["name", "broken_reason", "workspace", "updated_at"]
+    readonly_fields = ["broken_reason"]
     search_fields = ["name"]
     list_filter = ["workspace"]
 
@@ -245,10 +325,102 @@ class SegmentAdmin(WorkspaceAdmin):
             messages.error(request, "; ".join(exc.messages))
 
 
+class CustomFieldForm(forms.ModelForm):
+    convert = forms.BooleanField(
+        required=False,
+        help_text="When changing the type: clear stored values that do not fit it (otherwise refused).",
+    )
+
+    class Meta:
+        model = CustomFieldDefinition
+        fields = ["workspace", "key", "label", "type", "choices", "convert"]
+
+
 @admin.register(CustomFieldDefinition)
-class CustomFieldAdmin(WorkspaceAdmin):
+class CustomFieldAdmin(ServiceWritesAdmin):
+    form = CustomFieldForm
     list_display = ["key", "label", "type", "workspace"]
     list_filter = ["type", "workspace"]
+
+    def create(self, request, obj, form):
+        return services.custom_field_create(
+            workspace=obj.workspace,
+            key=obj.key,
+            label=obj.label,
+            type=obj.type,
+            choices=obj.choices or [],
+            by=request.user,
+        )
+
+    def change(self, request, obj, form):
+        report = services.custom_field_update(
+            definition=obj,
+            key=obj.key,
+            label=obj.label,
+            type=obj.type,
+            choices=obj.choices or [],
+            convert=form.cleaned_data.get("convert", False),
+            by=request.user,
+        )
+        if any(report.as_dict().values()):
+            self.message_user(request, f"Changed {report.field.key}: {report.as_dict()}")
+        return report.field
+
+    def remove(self, request, obj):
+        return services.custom_field_delete(definition=obj, by=request.user)
+
+
+class ErasureActionForm(ActionForm):
+    email = forms.CharField(required=False, help_text="The address the person gave again")
+    consent_note = forms.CharField(required=False, help_text="When, how and by whom fresh consent was given")
+
+
+@admin.register(ErasedAddress)
+class ErasedAddressAdmin(WorkspaceAdmin):
+    """Keyed hashes of erased addresses (never the address). The one change allowed: lift an erasure
+    because the person gave fresh consent (workspace admins only)."""
+
+    write_permission = "manage"
+    list_display = ["digest", "erased_at", "workspace"]
+    list_filter = ["workspace"]
+    readonly_fields = ["workspace", "digest", "erased_at"]
+    action_form = ErasureActionForm
+    actions = ["record_consent"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.action(
+        description="Record fresh consent for the typed address (lifts its erasure)",
+        permissions=["change"],
+    )
+    def record_consent(self, request, queryset):
+        email = request.POST.get("email", "")
+        for ws_id in sorted(set(queryset.values_list("workspace_id", flat=True))):
+            if not (request.user.is_superuser or ws_id in self._writable_workspaces(request)):
+                continue
+            if not queryset.filter(
+                workspace_id=ws_id, digest__in=services.erasure_digests(ws_id, email)
+            ).exists():
+                continue
+            try:
+                services.erasure_override(
+                    workspace=Workspace.objects.get(pk=ws_id),
+                    email=email,
+                    consent_note=request.POST.get("consent_note", ""),
+                    by=request.user,
+                )
+            except ValidationError as exc:
+                self.message_user(request, "; ".join(exc.messages), messages.ERROR)
+                return
+            self.message_user(request, "Erasure lifted; the address may be added again.")
+            return
+        self.message_user(
+            request, "The typed address is not one of the selected erased addresses.", messages.ERROR
+        )
 
 
 @admin.register(EnrichmentConflict)

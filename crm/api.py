@@ -20,7 +20,7 @@ from aicmo.api import (
     WorkspaceViewSet,
 )
 from aicmo.api.core import JobSerializer
-from aicmo.roles import READ
+from aicmo.roles import MANAGE, READ
 
 from . import exporting, importing, services
 from .filters import MAX_ID, ContactFilter
@@ -31,12 +31,19 @@ from .models import (
     Contact,
     ContactList,
     CustomFieldDefinition,
+    ErasedAddress,
     ImportRun,
     Segment,
     Tag,
 )
 from .normalize import InvalidEmail, email_lookup_key, normalize_email
-from .segments import SegmentRuleError, compile_rules, field_catalog
+from .segments import (
+    SegmentRuleError,
+    compile_rules,
+    field_catalog,
+    saved_segment_q,
+    segment_error_messages,
+)
 from .selectors import attach_tag_names, contacts_for, lists_for
 
 BULK_LIMIT = 1000
@@ -50,6 +57,24 @@ def _ensure_unique(serializer, model, message: str, **lookup) -> None:
         qs = qs.exclude(pk=serializer.instance.pk)
     if qs.exists():
         raise serializers.ValidationError(message)
+
+
+def segment_error_400(exc: SegmentRuleError, key: str | None = None) -> serializers.ValidationError:
+    """A 400 with the rule errors keyed by path (``rules``, ``rules.rules[0].field``), or all of them under
+    `key` when the segment was a parameter (``?segment=``, a run's ``segment``); same wording as the
+    dashboard's message."""
+    messages = segment_error_messages(exc)
+    if key:
+        return serializers.ValidationError({key: [f"{k}: {v}" for k, v in messages.items()]})
+    return serializers.ValidationError(messages)
+
+
+def segment_q_or_400(segment: Segment | None = None, *, rules=None, workspace=None, key: str | None = None):
+    """A saved segment's (or unsaved rules') ``Q``; rules that do not compile are `segment_error_400`."""
+    try:
+        return saved_segment_q(segment) if segment is not None else compile_rules(rules, workspace)
+    except SegmentRuleError as exc:
+        raise segment_error_400(exc, key) from exc
 
 
 def _iso(value) -> str | None:
@@ -161,24 +186,24 @@ class ContactSerializer(serializers.ModelSerializer):
 
 
 class CompanySerializer(serializers.ModelSerializer):
+    """Shape only: `services.company_create/update` normalize the domain and check uniqueness."""
+
     class Meta:
         model = Company
         fields = ["id", "name", "domain", "created_at"]
+        extra_kwargs = {"domain": {"validators": []}}
 
-    def validate_domain(self, value):
-        domain = services.normalize_domain(value)
-        _ensure_unique(self, Company, "A company with this domain already exists.", domain=domain)
-        return domain
+
+class CompanyMergeSerializer(serializers.Serializer):
+    duplicate = WorkspaceRelatedField(queryset=Company.objects.all())
 
 
 class TagSerializer(serializers.ModelSerializer):
+    """Shape only: `services.tag_create/tag_rename` check the name."""
+
     class Meta:
         model = Tag
         fields = ["id", "name"]
-
-    def validate_name(self, value):
-        _ensure_unique(self, Tag, "This tag already exists.", name=value.strip())
-        return value.strip()
 
 
 class ContactListSerializer(serializers.ModelSerializer):
@@ -204,7 +229,8 @@ class SegmentSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Segment
-        fields = ["id", "name", "description", "rules", "created_at", "updated_at"]
+        fields = ["id", "name", "description", "rules", "broken_reason", "created_at", "updated_at"]
+        read_only_fields = ["broken_reason"]
 
 
 class RulesSerializer(serializers.Serializer):
@@ -212,20 +238,15 @@ class RulesSerializer(serializers.Serializer):
 
 
 class CustomFieldSerializer(serializers.ModelSerializer):
+    """Shape only: `services.custom_field_create/update` validate keys, types and existing values.
+    ``convert`` (write-only) lets a retype clear the stored values that do not fit the new type."""
+
+    convert = serializers.BooleanField(write_only=True, required=False, default=False)
+
     class Meta:
         model = CustomFieldDefinition
-        fields = ["id", "key", "label", "type", "choices"]
-
-    def validate(self, attrs):
-        if attrs.get("type") == "choice" and not attrs.get("choices"):
-            raise serializers.ValidationError({"choices": "A choice field needs choices."})
-        key = attrs.get("key", getattr(self.instance, "key", None))
-        qs = CustomFieldDefinition.objects.for_workspace(self.context["workspace"]).filter(key=key)
-        if self.instance is not None:
-            qs = qs.exclude(pk=self.instance.pk)
-        if qs.exists():
-            raise serializers.ValidationError({"key": "This key is already used."})
-        return attrs
+        fields = ["id", "key", "label", "type", "choices", "convert"]
+        extra_kwargs = {"key": {"validators": []}}
 
 
 class ConsentSerializer(serializers.ModelSerializer):
@@ -268,9 +289,7 @@ class SelectionSerializer(serializers.Serializer):
                 by=request.user,
             )
         except SegmentRuleError as exc:
-            raise serializers.ValidationError(
-                {"segment": [f"The segment's rules no longer compile: {exc.errors}"]}
-            ) from exc
+            raise segment_error_400(exc, "segment") from exc
         except services.RunTooLarge as exc:
             raise serializers.ValidationError({"non_field_errors": [str(exc)]}) from exc
 
@@ -311,6 +330,14 @@ class ImportUploadSerializer(serializers.Serializer):
         ):
             raise serializers.ValidationError('Expected an object {"Column header": "field"}.')
         return value
+
+
+def _merge_pair(view, serializer_class) -> dict:
+    """``{"primary": the URL's object, "duplicate": the body's}`` (both of the caller's workspace)."""
+    primary = view.get_object()
+    serializer = serializer_class(data=view.request.data, context=view.get_serializer_context())
+    serializer.is_valid(raise_exception=True)
+    return {"primary": primary, "duplicate": serializer.validated_data["duplicate"]}
 
 
 class ContactViewSet(WorkspaceViewSet):
@@ -396,7 +423,7 @@ class ContactViewSet(WorkspaceViewSet):
             except serializers.ValidationError as exc:
                 raise serializers.ValidationError({"segment": exc.detail}) from None
             segment = get_object_or_404(Segment.objects.for_workspace(request.workspace), pk=segment_id)
-            qs = qs.filter(compile_rules(segment.rules, request.workspace))
+            qs = qs.filter(segment_q_or_400(segment, key="segment"))
         keys = list(
             CustomFieldDefinition.objects.for_workspace(request.workspace).values_list("key", flat=True)
         )
@@ -457,13 +484,13 @@ class ContactViewSet(WorkspaceViewSet):
 
     @action(detail=True, methods=["post"])
     def merge(self, request, pk=None):
-        primary = self.get_object()
-        serializer = MergeSerializer(data=request.data, context=self.get_serializer_context())
-        serializer.is_valid(raise_exception=True)
-        contact = services.contact_merge(
-            primary=primary, duplicate=serializer.validated_data["duplicate"], by=request.user
-        )
+        contact = services.contact_merge(**_merge_pair(self, MergeSerializer), by=request.user)
         return Response(ContactSerializer(contact).data)
+
+
+def _deleted(report: dict) -> Response:
+    """DELETE answers 200 with what the delete touched (dependents), not an empty 204."""
+    return Response({"deleted": True, **report}, status=status.HTTP_200_OK)
 
 
 class CompanyViewSet(WorkspaceViewSet):
@@ -471,10 +498,55 @@ class CompanyViewSet(WorkspaceViewSet):
     serializer_class = CompanySerializer
     search_fields = ["name", "domain"]
 
+    def perform_create(self, serializer):
+        d = serializer.validated_data
+        serializer.instance = services.company_create(
+            workspace=self.request.workspace, domain=d["domain"], name=d.get("name", ""), by=self.request.user
+        )
+
+    def perform_update(self, serializer):
+        d = serializer.validated_data
+        serializer.instance = services.company_update(
+            company=serializer.instance, name=d.get("name"), domain=d.get("domain"), by=self.request.user
+        )
+
+    def destroy(self, request, *args, **kwargs):
+        return _deleted(services.company_delete(company=self.get_object(), by=request.user))
+
+    @action(detail=True, methods=["get"])
+    def dependents(self, request, pk=None):
+        return Response(services.company_dependents(self.get_object()))
+
+    @action(detail=True, methods=["post"])
+    def merge(self, request, pk=None):
+        pair = _merge_pair(self, CompanyMergeSerializer)
+        report = services.company_merge(**pair, by=request.user)
+        pair["primary"].refresh_from_db()
+        return Response({**CompanySerializer(pair["primary"]).data, **report})
+
 
 class TagViewSet(WorkspaceViewSet):
     queryset = Tag.objects.all()
     serializer_class = TagSerializer
+
+    def perform_create(self, serializer):
+        serializer.instance = services.tag_create(
+            workspace=self.request.workspace, name=serializer.validated_data["name"], by=self.request.user
+        )
+
+    def perform_update(self, serializer):
+        serializer.instance = services.tag_rename(
+            tag=serializer.instance,
+            name=serializer.validated_data.get("name", serializer.instance.name),
+            by=self.request.user,
+        )
+
+    def destroy(self, request, *args, **kwargs):
+        return _deleted(services.tag_delete(tag=self.get_object(), by=request.user))
+
+    @action(detail=True, methods=["get"])
+    def dependents(self, request, pk=None):
+        return Response(services.tag_dependents(self.get_object()))
 
 
 class ContactListViewSet(WorkspaceViewSet):
@@ -535,21 +607,17 @@ class SegmentViewSet(WorkspaceViewSet):
             segment=segment,
         )
 
-    def _contacts(self, rules):
-        try:
-            return contacts_for(self.request.workspace).filter(compile_rules(rules, self.request.workspace))
-        except SegmentRuleError as exc:
-            raise serializers.ValidationError(
-                {f"rules.{k}" if k else "rules": v for k, v in exc.errors.items()}
-            ) from exc
+    def _contacts(self, segment=None, rules=None):
+        q = segment_q_or_400(segment, rules=rules, workspace=self.request.workspace)
+        return contacts_for(self.request.workspace).filter(q)
 
     @action(detail=True, methods=["get"])
     def count(self, request, pk=None):
-        return Response({"count": self._contacts(self.get_object().rules).count()})
+        return Response({"count": self._contacts(self.get_object()).count()})
 
     @action(detail=True, methods=["get"])
     def preview(self, request, pk=None):
-        qs = self._contacts(self.get_object().rules)
+        qs = self._contacts(self.get_object())
         return Response(
             {"count": qs.count(), "results": ContactSerializer(qs[:PREVIEW_LIMIT], many=True).data}
         )
@@ -559,7 +627,7 @@ class SegmentViewSet(WorkspaceViewSet):
         """Count + preview of unsaved rules (the segment builder's live count). Read-only."""
         serializer = RulesSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        qs = self._contacts(serializer.validated_data["rules"])
+        qs = self._contacts(rules=serializer.validated_data["rules"])
         return Response(
             {"count": qs.count(), "results": ContactSerializer(qs[:PREVIEW_LIMIT], many=True).data}
         )
@@ -570,8 +638,40 @@ class SegmentViewSet(WorkspaceViewSet):
 
 
 class CustomFieldViewSet(WorkspaceViewSet):
+    """PATCH may rename (``key``) and retype (``type``/``choices``, ``convert``); the answer carries the
+    change report (converted, cleared, examples, renamed, broken_segments)."""
+
     queryset = CustomFieldDefinition.objects.all()
     serializer_class = CustomFieldSerializer
+
+    def perform_create(self, serializer):
+        d = serializer.validated_data
+        serializer.instance = services.custom_field_create(
+            workspace=self.request.workspace,
+            key=d["key"],
+            label=d["label"],
+            type=d.get("type", "text"),
+            choices=d.get("choices", []),
+            by=self.request.user,
+        )
+
+    def update(self, request, *args, **kwargs):
+        serializer = self.get_serializer(self.get_object(), data=request.data, partial=kwargs.get("partial"))
+        serializer.is_valid(raise_exception=True)
+        d = serializer.validated_data
+        change = services.custom_field_update(
+            definition=serializer.instance,
+            key=d.get("key"),
+            label=d.get("label"),
+            type=d.get("type"),
+            choices=d.get("choices"),
+            convert=d.get("convert", False),
+            by=request.user,
+        )
+        return Response({**CustomFieldSerializer(change.field).data, "change": change.as_dict()})
+
+    def destroy(self, request, *args, **kwargs):
+        return _deleted(services.custom_field_delete(definition=self.get_object(), by=request.user))
 
 
 class ImportViewSet(mixins.CreateModelMixin, WorkspaceReadOnlyViewSet):
@@ -602,6 +702,32 @@ class ImportViewSet(mixins.CreateModelMixin, WorkspaceReadOnlyViewSet):
         return exporting.import_errors_response(run)
 
 
+class ErasureOverrideSerializer(serializers.Serializer):
+    email = serializers.CharField(max_length=254)
+    consent_note = serializers.CharField(max_length=500)
+
+
+class ErasureViewSet(WorkspaceGenericViewSet):
+    """POST ``erasures/override/`` {email, consent_note}: an admin records fresh consent for an erased
+    address so it may be added again (200 with when it had been erased; 400 if it is not listed)."""
+
+    queryset = ErasedAddress.objects.all()
+    serializer_class = ErasureOverrideSerializer
+    required_permission = MANAGE
+
+    @action(detail=False, methods=["post"])
+    def override(self, request):
+        serializer = ErasureOverrideSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        erased_at = services.erasure_override(
+            workspace=request.workspace,
+            email=serializer.validated_data["email"],
+            consent_note=serializer.validated_data["consent_note"],
+            by=request.user,
+        )
+        return Response({"lifted": True, "erased_at": _iso(erased_at)})
+
+
 class EnrichmentRunViewSet(WorkspaceGenericViewSet):
     """POST a selection (contact_ids, list or segment) → 202 with the Job to poll."""
 
@@ -628,6 +754,7 @@ router.register("lists", ContactListViewSet, basename="crm-list")
 router.register("segments", SegmentViewSet, basename="crm-segment")
 router.register("custom-fields", CustomFieldViewSet, basename="crm-custom-field")
 router.register("imports", ImportViewSet, basename="crm-import")
+router.register("erasures", ErasureViewSet, basename="crm-erasure")
 router.register("enrichment-runs", EnrichmentRunViewSet, basename="crm-enrichment-run")
 router.register("verification-runs", VerificationRunViewSet, basename="crm-verification-run")
 

@@ -28,7 +28,14 @@ from aicmo.jobs import job_advance, job_fail, job_finish, job_mark_running, job_
 from aicmo.models import Workspace
 
 from .models import Company, Contact, CustomFieldDefinition, ImportRowError, ImportRun, ImportStatus, Tag
-from .normalize import InvalidEmail, _coerce_custom, domain_clean, normalize_email, strip_invisible
+from .normalize import (
+    InvalidEmail,
+    _coerce_custom,
+    domain_clean,
+    normalize_email,
+    strip_invisible,
+)
+from .services.gdpr import erasure_check, erasure_refusal
 
 BATCH_SIZE = 5000
 SAMPLE_BYTES = 64 * 1024
@@ -833,6 +840,16 @@ def _commit_batch(run: ImportRun, batch: _Batch) -> int:
     companies = _companies_for(run, merged.values())
     existing = {c.email: c for c in _existing_contacts(run.workspace_id, list(merged))}
     to_create, to_update, skipped = [], [], dup_in_file if run.policy == "skip" else 0
+    erased = erasure_check(run.workspace_id, [e for e in merged if e not in existing])
+    for line, data in batch.rows:  # a GDPR-erased address never comes back: its row is skipped, with why
+        if data["email"] in erased and merged.pop(data["email"], None) is not None:
+            skipped += 1
+            reason = erasure_refusal(erased[data["email"]])
+            batch.errors.append(
+                ImportRowError(
+                    workspace_id=run.workspace_id, run_id=run.pk, line=line, column="email", reason=reason
+                )
+            )
     tag_links: dict[str, list[str]] = {}
     provenance_cache: dict[tuple, str] = {}
     created_at = now.isoformat() if connection.vendor == "postgresql" else now  # COPY text, or a parameter

@@ -235,6 +235,9 @@ class Segment(WorkspaceOwned):
     name = models.CharField(max_length=120)
     description = models.TextField(blank=True)
     rules = models.JSONField(default=dict)
+    # Set when something the rules use (a custom field, a tag) was deleted or retyped under them; every
+    # surface then refuses the segment with this reason until it is edited (saving clears it).
+    broken_reason = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -244,6 +247,26 @@ class Segment(WorkspaceOwned):
 
     def __str__(self) -> str:
         return self.name
+
+
+class ErasedAddress(WorkspaceOwned):
+    """A GDPR-erased address, remembered only as a keyed hash so it cannot come back by import or API.
+
+    `digest` is HMAC-SHA256 (hex) of the normalized email under the erasure key (see
+    `crm.services.gdpr.erasure_digests`); the address itself is never stored."""
+
+    digest = models.CharField(max_length=64)
+    erased_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-erased_at"]
+        verbose_name_plural = "erased addresses"
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "digest"], name="crm_erasedaddress_unique_digest")
+        ]
+
+    def __str__(self) -> str:
+        return f"erased address {self.digest[:12]}…"
 
 
 class ImportStatus(models.TextChoices):

@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from django.db.models import FloatField, Q, QuerySet, TextField
+from django.db.models import F, FloatField, Func, Q, QuerySet, TextField
 from django.db.models.fields.json import KT
 from django.db.models.functions import Cast
 from django.utils import timezone
@@ -22,7 +22,17 @@ from django.utils.dateparse import parse_date, parse_datetime
 
 from aicmo.models import Workspace
 
-from .models import Channel, Contact, CustomFieldDefinition, FieldType, Lifecycle, Suppression, Tier, Verdict
+from .models import (
+    Channel,
+    Contact,
+    CustomFieldDefinition,
+    FieldType,
+    Lifecycle,
+    Segment,
+    Suppression,
+    Tier,
+    Verdict,
+)
 
 MAX_DEPTH = 12
 MAX_CONDITIONS = 200
@@ -139,11 +149,48 @@ OPERATORS: dict[str, tuple[str, str]] = {
 
 
 class SegmentRuleError(ValueError):
-    """Invalid rules; ``errors`` maps a path such as ``rules[1].rules[0].value`` to a message."""
+    """Invalid rules, or a saved segment that no longer compiles; ``errors`` maps a path such as
+    ``rules[1].rules[0].value`` to a message. Every surface (API 400, dashboard/admin message) shows it
+    through `segment_error_messages`."""
 
     def __init__(self, errors: dict[str, str]):
         super().__init__("; ".join(f"{k or 'rules'}: {v}" for k, v in errors.items()))
         self.errors = errors
+
+
+def segment_error_messages(exc: SegmentRuleError) -> dict[str, str]:
+    """The one wording of a rule error, keyed ``rules`` / ``rules.<path>`` (API field errors, form messages)."""
+    return {f"rules.{k}" if k and k != "rules" else "rules": v for k, v in exc.errors.items()}
+
+
+class JSONNumber(Func):
+    """``custom -> key`` as a double where the stored JSON value is a number, else NULL.
+
+    A plain CAST of the text value fails on PostgreSQL for non-numeric text ("abc"::double precision is an
+    error) and silently reads "12abc" as 12 on SQLite; checking the JSON type first (``jsonb_typeof`` on
+    PostgreSQL, ``json_type`` on SQLite, both documented JSON functions) inside a CASE means only real
+    numbers are cast, on both databases, and text under a numeric comparison simply does not match."""
+
+    output_field = FloatField()
+
+    def __init__(self, key: str, column: str = "custom"):
+        super().__init__(F(column))
+        self.key = key
+
+    def as_sql(self, compiler, connection, **extra_context):
+        col_sql, col_params = compiler.compile(self.source_expressions[0])
+        if connection.vendor == "postgresql":
+            sql = (
+                f"CASE WHEN jsonb_typeof({col_sql} -> %s) = 'number' "
+                f"THEN ({col_sql} ->> %s)::double precision END"
+            )
+            return sql, (*col_params, self.key, *col_params, self.key)
+        path = '$."' + self.key + '"'
+        sql = (
+            f"CASE WHEN json_type({col_sql}, %s) IN ('integer', 'real') "
+            f"THEN CAST(json_extract({col_sql}, %s) AS REAL) END"
+        )
+        return sql, (*col_params, path, *col_params, path)
 
 
 def custom_field_specs(workspace: Workspace | int) -> dict[str, FieldSpec]:
@@ -298,7 +345,7 @@ class _Compiler:
             return (f"{spec.path}__date" if spec.kind == "date" else spec.path), {}
         alias = f"_c_{spec.json_key}"
         if spec.kind == "number":
-            return alias, {alias: Cast(KT(f"custom__{spec.json_key}"), FloatField())}
+            return alias, {alias: JSONNumber(spec.json_key)}
         if spec.kind == "bool":
             return f"custom__{spec.json_key}", {}
         return alias, {alias: Cast(KT(f"custom__{spec.json_key}"), TextField())}
@@ -436,11 +483,59 @@ def segment_queryset(
     return Contact.objects.for_workspace(workspace).filter(compile_rules(rules, workspace, now=now))
 
 
+def saved_segment_q(segment: Segment, *, now: dt.datetime | None = None) -> Q:
+    """The ``Q`` of a saved segment, the one door every surface uses (list, exports, counts, runs).
+
+    Raises `SegmentRuleError` when the segment is marked broken (a field or tag it used was deleted or
+    retyped) or its rules no longer compile."""
+    if segment.broken_reason:
+        raise SegmentRuleError({"rules": f"Segment {segment.name!r} is broken: {segment.broken_reason}"})
+    return compile_rules(segment.rules, segment.workspace_id, now=now)
+
+
+def rule_conditions(node):
+    """Every condition dict of a rule tree (depth-first), tolerating malformed trees."""
+    if isinstance(node, dict):
+        if isinstance(node.get("rules"), list):
+            for child in node["rules"]:
+                yield from rule_conditions(child)
+        elif "field" in node:
+            yield node
+
+
+def segments_using_field(workspace: Workspace | int, name: str) -> list[Segment]:
+    """Saved segments with a condition on field `name` (e.g. ``custom.budget``)."""
+    return [
+        s
+        for s in Segment.objects.for_workspace(workspace)
+        if any(c.get("field") == name for c in rule_conditions(s.rules))
+    ]
+
+
+def _condition_tags(condition: dict) -> list[str]:
+    value = condition.get("value")
+    return [str(v) for v in (value if isinstance(value, list) else [value])]
+
+
+def segments_using_tag(workspace: Workspace | int, tag_name: str) -> list[Segment]:
+    """Saved segments with a has_tag/lacks_tag condition naming `tag_name`."""
+    return [
+        s
+        for s in Segment.objects.for_workspace(workspace)
+        if any(c.get("field") == "tags" and tag_name in _condition_tags(c) for c in rule_conditions(s.rules))
+    ]
+
+
 __all__ = [
     "FIELDS",
     "SegmentRuleError",
     "compile_rules",
     "custom_field_specs",
+    "rule_conditions",
+    "saved_segment_q",
+    "segment_error_messages",
+    "segments_using_field",
+    "segments_using_tag",
     "field_catalog",
     "operator_catalog",
     "segment_queryset",

@@ -10,7 +10,7 @@ from aicmo.models import Workspace
 
 from .models import Channel, Contact, ContactList, EnrichmentRecord, Segment, Suppression, Tag, Verdict
 from .normalize import email_lookup_key
-from .segments import segment_queryset
+from .segments import saved_segment_q
 
 
 def contacts_for(workspace: Workspace | int, *, with_tags: bool = True) -> QuerySet[Contact]:
@@ -65,7 +65,7 @@ def contacts_for_selection(
         segment = Segment.objects.for_workspace(workspace).filter(pk=segment_id).first()
         if segment is None:
             return qs.none()
-        qs = qs & segment_queryset(segment.rules, workspace)
+        qs = qs.filter(saved_segment_q(segment))
     if contact_ids is not None:
         qs = qs.filter(pk__in=list(contact_ids))
     return qs

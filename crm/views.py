@@ -21,8 +21,15 @@ from aicmo.views import WorkspaceView
 
 from . import exporting, importing, services
 from .filters import MAX_ID, ContactFilter
-from .models import Channel, Contact, ContactList, CustomFieldDefinition, ImportRun, Segment, Tag
-from .segments import SegmentRuleError, compile_rules, field_catalog, operator_catalog
+from .models import Channel, Contact, ContactList, CustomFieldDefinition, FieldType, ImportRun, Segment, Tag
+from .segments import (
+    SegmentRuleError,
+    compile_rules,
+    field_catalog,
+    operator_catalog,
+    saved_segment_q,
+    segment_error_messages,
+)
 from .selectors import contact_detail, contacts_for, lists_for
 
 PAGE_SIZE = 50
@@ -51,6 +58,13 @@ def _segment_from_query(request) -> Segment | None:
     return get_scoped_or_404(Segment.objects.all(), request, pk=_pk_or_404(value))
 
 
+def segment_error_text(exc: SegmentRuleError) -> str:
+    """The dashboard/admin wording of a segment that does not compile (the API returns the same dict)."""
+    return "The segment's rules do not compile: " + "; ".join(
+        f"{k}: {v}" for k, v in segment_error_messages(exc).items()
+    )
+
+
 class ContactListView(WorkspaceView, TemplateView):
     template_name = "crm/contact_list.html"
 
@@ -59,7 +73,11 @@ class ContactListView(WorkspaceView, TemplateView):
         qs = contacts_for(self.workspace)
         segment = _segment_from_query(self.request)
         if segment is not None:
-            qs = qs.filter(compile_rules(segment.rules, self.workspace))
+            try:
+                qs = qs.filter(saved_segment_q(segment))
+            except SegmentRuleError as exc:
+                messages.error(self.request, segment_error_text(exc))
+                qs = qs.none()
         filterset = ContactFilter(self.request.GET or None, queryset=qs)
         page = Paginator(filterset.qs, PAGE_SIZE).get_page(self.request.GET.get("page"))
         query = self.request.GET.copy()
@@ -86,7 +104,11 @@ class ContactExportView(WorkspaceView):
         qs = Contact.objects.for_workspace(self.workspace)
         segment = _segment_from_query(request)
         if segment is not None:
-            qs = qs.filter(compile_rules(segment.rules, self.workspace))
+            try:
+                qs = qs.filter(saved_segment_q(segment))
+            except SegmentRuleError as exc:
+                messages.error(request, segment_error_text(exc))
+                return HttpResponseRedirect(f"{reverse('crm:segment', args=[segment.pk])}")
         qs = ContactFilter(request.GET or None, queryset=qs).qs
         keys = list(CustomFieldDefinition.objects.for_workspace(self.workspace).values_list("key", flat=True))
         return exporting.streaming_csv_response(exporting.contact_rows(qs, keys), "contacts.csv")
@@ -188,6 +210,11 @@ class SegmentBuilderView(WorkspaceView, TemplateView):
         ctx = super().get_context_data(**kwargs)
         segment = self._segment()
         rules = segment.rules if segment else EXAMPLE_RULES
+        if segment is not None:
+            try:
+                saved_segment_q(segment)
+            except SegmentRuleError as exc:
+                messages.error(self.request, segment_error_text(exc))
         catalog = field_catalog(self.workspace)
         ctx.update(
             segment=segment,
@@ -222,8 +249,7 @@ class SegmentBuilderView(WorkspaceView, TemplateView):
                 description=request.POST.get("description", ""),
             )
         except ValidationError as exc:
-            for field, errs in exc.message_dict.items():
-                messages.error(request, f"{field}: {' '.join(errs)}")
+            _field_errors(request, exc)
             return HttpResponseRedirect(request.path)
         messages.success(request, f"Segment {segment.name} saved.")
         return HttpResponseRedirect(reverse("crm:segment", args=[segment.pk]))
@@ -460,7 +486,7 @@ class RunStartView(WorkspaceView):
                 by=request.user,
             )
         except SegmentRuleError as exc:
-            messages.error(request, f"The segment's rules no longer compile: {exc.errors}")
+            messages.error(request, segment_error_text(exc))
             return HttpResponseRedirect(back)
         except services.RunTooLarge as exc:
             messages.error(request, str(exc))
@@ -489,3 +515,75 @@ class RunDetailView(WorkspaceView, TemplateView):
         job = get_scoped_or_404(Job.objects.filter(kind__in=RUN_KINDS), self.request, pk=kwargs["pk"])
         ctx.update(job=job, errors=job.errors.all()[:100])
         return ctx
+
+
+# ---------------------------------------------------------------- custom field definitions
+
+
+def _choices(value: str) -> list[str]:
+    return [c.strip() for c in (value or "").split(",") if c.strip()]
+
+
+def _field_errors(request, exc: ValidationError) -> None:
+    for field, errs in exc.message_dict.items():
+        messages.error(request, f"{field}: {' '.join(errs)}")
+
+
+class CustomFieldIndexView(WorkspaceView, TemplateView):
+    """Custom field definitions with the segments using each; POST creates one (services.custom_field_create)."""
+
+    template_name = "crm/field_list.html"
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        ctx["fields"] = CustomFieldDefinition.objects.for_workspace(self.workspace).order_by("key")
+        ctx["types"] = FieldType.choices
+        ctx["can_write"] = self.tenant.allows(WRITE)
+        return ctx
+
+    def post(self, request):
+        try:
+            field = services.custom_field_create(
+                workspace=self.workspace,
+                key=request.POST.get("key", "").strip(),
+                label=request.POST.get("label", ""),
+                type=request.POST.get("type", FieldType.TEXT),
+                choices=_choices(request.POST.get("choices", "")),
+                by=request.user,
+            )
+        except ValidationError as exc:
+            _field_errors(request, exc)
+        else:
+            messages.success(request, f"Field {field.key} created.")
+        return HttpResponseRedirect(reverse("crm:fields"))
+
+
+class CustomFieldEditView(WorkspaceView):
+    """POST: change (relabel, rename, retype with optional convert) or delete one definition."""
+
+    def post(self, request, pk):
+        field = get_scoped_or_404(CustomFieldDefinition.objects.all(), request, pk=pk)
+        try:
+            if request.POST.get("action") == "delete":
+                report = services.custom_field_delete(definition=field, by=request.user)
+                broken = ", ".join(report["segments"]) or "none"
+                messages.success(
+                    request,
+                    f"Field {field.key} deleted ({report['values_removed']} values removed; "
+                    f"segments marked broken: {broken}).",
+                )
+            else:
+                change = services.custom_field_update(
+                    definition=field,
+                    key=request.POST.get("key", field.key).strip(),
+                    label=request.POST.get("label", field.label),
+                    type=request.POST.get("type", field.type),
+                    choices=_choices(request.POST.get("choices", ",".join(field.choices or []))),
+                    convert=request.POST.get("convert") == "on",
+                    by=request.user,
+                )
+                report = change.as_dict()
+                messages.success(request, f"Field {change.field.key} saved: {report}")
+        except ValidationError as exc:
+            _field_errors(request, exc)
+        return HttpResponseRedirect(reverse("crm:fields"))

@@ -3,6 +3,7 @@ import command all call these functions; `from crm import services` then `servic
 """
 
 from ..normalize import custom_fields_clean, email_is_valid, normalize_domain, normalize_email
+from .companies import company_create, company_delete, company_dependents, company_merge, company_update
 from .consent import (
     SuppressionError,
     consent_record,
@@ -21,7 +22,16 @@ from .contacts import (
     tags_ensure,
 )
 from .enrichment import ENRICHABLE_FIELDS, contacts_needing_enrichment, enrichment_apply, enrichment_ttl
-from .gdpr import contact_erase, contact_export_data
+from .fields import FieldChange, custom_field_create, custom_field_delete, custom_field_update
+from .gdpr import (
+    contact_erase,
+    contact_export_data,
+    erasure_check,
+    erasure_digests,
+    erasure_ensure_allowed,
+    erasure_override,
+    erasure_refusal,
+)
 from .lifecycle import (
     ALLOWED_TRANSITIONS,
     STAGE_ORDER,
@@ -33,7 +43,7 @@ from .lifecycle import (
     normalize_verdict,
     tier_for_score,
 )
-from .lists import list_add_contacts, list_create, list_remove_contacts, segment_save
+from .lists import list_add_contacts, list_create, list_remove_contacts, segment_save, segments_mark_broken
 from .runs import (
     ENRICH_CHUNK,
     ENRICH_LANES,
@@ -46,8 +56,28 @@ from .runs import (
     verification_process_chunk,
     verification_start,
 )
+from .tags import tag_create, tag_delete, tag_dependents, tag_rename
 
 __all__ = [
+    "erasure_check",
+    "erasure_digests",
+    "erasure_ensure_allowed",
+    "erasure_override",
+    "erasure_refusal",
+    "FieldChange",
+    "company_create",
+    "company_delete",
+    "company_dependents",
+    "company_merge",
+    "company_update",
+    "custom_field_create",
+    "custom_field_delete",
+    "custom_field_update",
+    "segments_mark_broken",
+    "tag_create",
+    "tag_delete",
+    "tag_dependents",
+    "tag_rename",
     "ALLOWED_TRANSITIONS",
     "ChunkOutcome",
     "EDITABLE_FIELDS",

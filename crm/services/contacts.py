@@ -23,6 +23,7 @@ from ..models import (
     Tag,
 )
 from ..normalize import InvalidEmail, custom_fields_clean, normalize_domain, normalize_email
+from .gdpr import erasure_ensure_allowed
 from .lifecycle import STAGE_ORDER, tier_for_score
 
 EDITABLE_FIELDS = ("first_name", "last_name", "title", "phone", "source")
@@ -97,6 +98,7 @@ def contact_create(
     email = _email_or_error(data.get("email", ""))
     if Contact.objects.for_workspace(workspace).filter(email=email).exists():
         raise ValidationError({"email": "A contact with this email already exists."})
+    erasure_ensure_allowed(workspace, email)
     contact = Contact(workspace=workspace, email=email, source=data.get("source") or source)
     _apply_person_data(contact, data, typed=typed, workspace=workspace)
     contact.save()
@@ -117,6 +119,7 @@ def contact_update(
             .exists()
         ):
             raise ValidationError({"email": "A contact with this email already exists."})
+        erasure_ensure_allowed(contact.workspace_id, email)
         contact.email = email
     _apply_person_data(contact, data, typed=typed, workspace=contact.workspace, fill_blanks=fill_blanks)
     contact.save()

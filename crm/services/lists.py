@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
 from aicmo.audit import audit_record
 from aicmo.models import Workspace
@@ -73,5 +74,13 @@ def segment_save(
         raise ValidationError(errors)
     segment = segment or Segment(workspace=workspace)
     segment.name, segment.rules, segment.description = name, rules, description
+    segment.broken_reason = ""  # the rules were just validated against today's fields and tags
     segment.save()
     return segment
+
+
+def segments_mark_broken(segments: list[Segment], reason: str) -> None:
+    """Mark saved segments as no longer usable until edited (every surface then answers `reason`)."""
+    Segment.objects.filter(pk__in=[s.pk for s in segments]).update(
+        broken_reason=reason[: Segment._meta.get_field("broken_reason").max_length], updated_at=timezone.now()
+    )

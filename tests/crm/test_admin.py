@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from crm.models import Contact, ContactList, ImportRun
 from tests.crm.factories import ContactFactory, ContactListFactory
-
-
-@pytest.fixture
-def staff_client(client, workspace, member_factory):
-    user = member_factory(workspace, "admin", is_staff=True)
-    client.force_login(user)
-    return client
 
 
 def test_changelist_is_scoped_and_foreign_is_404(staff_client, workspace, other_workspace):

@@ -268,7 +268,13 @@ def py_eval(node, row) -> bool:
     if f == "score":
         return _py_number(row["score"], op, val)
     if f == "custom.n":
-        return _py_number(row["n"], op, val)
+        raw = row["n"]
+        if op in {"empty", "not_empty"}:
+            return _py_number(raw, op, val)
+        # text ("abc", "7") and booleans under a numeric comparison are not numbers: they match nothing
+        # positive and every negative operator, like a missing value
+        number = raw if isinstance(raw, int | float) and not isinstance(raw, bool) else None
+        return _py_number(number, op, val)
     if f == "custom.t":
         return _py_text(row["t"] or "", op, val)
     if f == "lifecycle":
@@ -341,7 +347,7 @@ def random_people(workspace):
         row = {
             "first_name": rnd.choice(WORDS),
             "score": rnd.randint(0, 100),
-            "n": rnd.choice([None, -3, 0, 2, 5]),
+            "n": rnd.choice([None, -3, 0, 2, 5, 2.5, "abc", "7", "-3", "1e3", True, False]),
             "t": rnd.choice([None, "", "x", "xy", "zY"]),
             "lifecycle": rnd.choice(["new", "enriched", "engaged"]),
             "tags": set(rnd.sample(TAGS, rnd.randint(0, 2))),
@@ -368,6 +374,28 @@ def test_compiled_count_matches_python_oracle(random_people, tree):
     rules = tree if "rules" in tree else {"op": "and", "rules": [tree]}
     expected = sum(1 for row in rows if py_eval(rules, row))
     assert segment_queryset(rules, ws).count() == expected
+
+
+BROKEN_LEAVES = [
+    {"field": "custom.gone", "operator": "gt", "value": 1},
+    {"field": "custom.n", "operator": "contains", "value": "x"},
+    {"field": "custom.n", "operator": "gt", "value": "lots"},
+    {"field": "score", "operator": "between", "value": [9, 1]},
+]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(tree=trees, broken=st.sampled_from(BROKEN_LEAVES), at=st.integers(0, 4))
+def test_broken_rules_raise_the_one_rule_error_never_a_db_error(random_people, tree, broken, at):
+    """A broken leaf anywhere in a valid tree: SegmentRuleError naming its path, on every database."""
+    ws, _ = random_people
+    rules = tree if "rules" in tree else {"op": "and", "rules": [tree]}
+    index = min(at, len(rules["rules"]))
+    rules = {**rules, "rules": [*rules["rules"][:index], broken, *rules["rules"][index:]]}
+    with pytest.raises(SegmentRuleError) as exc:
+        segment_queryset(rules, ws).count()
+    assert any(path.startswith(f"rules[{index}].") for path in exc.value.errors)
+    assert validate_rules(rules, ws) == exc.value.errors
 
 
 def test_compile_is_relative_to_now(people):

@@ -1,0 +1,156 @@
+"""Companies and tags through services (create, rename, merge, delete with dependents), audited, from the
+API and admin alike; tenant isolation of the new endpoints."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from aicmo.models import AuditEvent
+from crm import services
+from crm.models import Company, Contact, Segment, Tag
+from tests.crm.factories import CompanyFactory, ContactFactory, TagFactory
+
+BASE = "/api/v1/crm"
+
+
+def verbs(ws):
+    return list(AuditEvent.objects.filter(workspace=ws).order_by("pk").values_list("verb", flat=True))
+
+
+def test_company_create_update_merge_delete(workspace):
+    acme = services.company_create(workspace=workspace, domain="https://www.Acme.io/about", name="Acme")
+    assert acme.domain == "acme.io"
+    with pytest.raises(ValidationError) as exc:
+        services.company_create(workspace=workspace, domain="acme.io")
+    assert "domain" in exc.value.message_dict
+    dup = services.company_create(workspace=workspace, domain="acme-inc.io")
+    ContactFactory.create_batch(3, workspace=workspace, company=dup)
+    ContactFactory(workspace=workspace, company=acme)
+    services.company_update(company=acme, name="Acme Corp")
+    assert services.company_merge(primary=acme, duplicate=dup) == {"moved_contacts": 3}
+    assert not Company.objects.filter(pk=dup.pk).exists()
+    assert Contact.objects.filter(company=acme).count() == 4
+    assert services.company_delete(company=acme) == {"contacts": 4}
+    assert Contact.objects.for_workspace(workspace).filter(company__isnull=True).count() == 4
+    assert verbs(workspace) == [
+        "crm.company.created",
+        "crm.company.created",
+        "crm.company.updated",
+        "crm.company.merged",
+        "crm.company.deleted",
+    ]
+
+
+def test_company_merge_refuses_other_workspace(workspace, other_workspace):
+    with pytest.raises(ValidationError):
+        services.company_merge(
+            primary=CompanyFactory(workspace=workspace), duplicate=CompanyFactory(workspace=other_workspace)
+        )
+
+
+def test_tag_rename_follows_segments_and_delete_marks_them(workspace):
+    tag = services.tag_create(workspace=workspace, name="vip")
+    c = ContactFactory(workspace=workspace)
+    services.contacts_tag(workspace=workspace, contact_ids=[c.pk], names=["vip"])
+    rules = {"op": "and", "rules": [{"field": "tags", "operator": "has_tag", "value": ["vip", "other"]}]}
+    seg = services.segment_save(workspace=workspace, name="VIPs", rules=rules)
+    services.tag_rename(tag=tag, name="gold")
+    seg.refresh_from_db()
+    assert seg.rules["rules"][0]["value"] == ["gold", "other"]
+    assert services.tag_dependents(tag) == {"contacts": 1, "segments": ["VIPs"]}
+    assert services.tag_delete(tag=tag) == {"contacts": 1, "segments": ["VIPs"]}
+    seg.refresh_from_db()
+    assert "tag 'gold' was deleted" in seg.broken_reason
+    assert verbs(workspace) == ["crm.tag.created", "crm.tag.renamed", "crm.tag.deleted"]
+    with pytest.raises(ValidationError):
+        services.tag_create(workspace=workspace, name=" ")
+
+
+def test_api_companies_and_tags_use_services(api_client_for):
+    client = api_client_for("marketer")
+    ws = client.workspace
+    resp = client.post(f"{BASE}/companies/", {"domain": "WWW.Beta.com", "name": "Beta"}, format="json")
+    assert resp.status_code == 201 and resp.json()["domain"] == "beta.com"
+    assert client.post(f"{BASE}/companies/", {"domain": "beta.com"}, format="json").status_code == 400
+    beta = resp.json()["id"]
+    other = client.post(f"{BASE}/companies/", {"domain": "beta.io"}, format="json").json()["id"]
+    ContactFactory(workspace=ws, company_id=other)
+    resp = client.post(f"{BASE}/companies/{beta}/merge/", {"duplicate": other}, format="json")
+    assert resp.status_code == 200 and resp.json()["moved_contacts"] == 1
+    assert client.get(f"{BASE}/companies/{beta}/dependents/").json() == {"contacts": 1}
+    resp = client.patch(f"{BASE}/companies/{beta}/", {"name": "Beta Inc"}, format="json")
+    assert resp.status_code == 200 and resp.json()["name"] == "Beta Inc"
+    assert client.delete(f"{BASE}/companies/{beta}/").json() == {"deleted": True, "contacts": 1}
+
+    tag = client.post(f"{BASE}/tags/", {"name": " news "}, format="json").json()
+    assert tag["name"] == "news"
+    assert client.post(f"{BASE}/tags/", {"name": "news"}, format="json").status_code == 400
+    resp = client.patch(f"{BASE}/tags/{tag['id']}/", {"name": "letters"}, format="json")
+    assert resp.status_code == 200 and resp.json()["name"] == "letters"
+    assert client.get(f"{BASE}/tags/{tag['id']}/dependents/").json() == {"contacts": 0, "segments": []}
+    assert client.delete(f"{BASE}/tags/{tag['id']}/").status_code == 200
+    assert set(verbs(ws)) >= {
+        "crm.company.created",
+        "crm.company.merged",
+        "crm.company.updated",
+        "crm.company.deleted",
+        "crm.tag.created",
+        "crm.tag.renamed",
+        "crm.tag.deleted",
+    }
+
+
+def test_api_company_and_tag_tenant_isolation(api_client_for, other_workspace):
+    client = api_client_for("marketer")
+    theirs = CompanyFactory(workspace=other_workspace)
+    mine = CompanyFactory(workspace=client.workspace)
+    their_tag = TagFactory(workspace=other_workspace)
+    assert client.get(f"{BASE}/companies/{theirs.pk}/dependents/").status_code == 404
+    assert (
+        client.post(f"{BASE}/companies/{theirs.pk}/merge/", {"duplicate": mine.pk}, format="json").status_code
+        == 404
+    )
+    resp = client.post(f"{BASE}/companies/{mine.pk}/merge/", {"duplicate": theirs.pk}, format="json")
+    assert resp.status_code == 400 and Company.objects.filter(pk=theirs.pk).exists()
+    assert client.delete(f"{BASE}/tags/{their_tag.pk}/").status_code == 404
+    assert client.get(f"{BASE}/tags/{their_tag.pk}/dependents/").status_code == 404
+    assert Tag.objects.filter(pk=their_tag.pk).exists()
+
+
+def test_admin_company_and_tag_writes_are_audited(staff_client, workspace):
+    resp = staff_client.post(
+        "/admin/crm/company/add/", {"workspace": workspace.pk, "domain": "Gamma.io", "name": "G"}
+    )
+    assert resp.status_code == 302
+    gamma = Company.objects.get(workspace=workspace)
+    assert gamma.domain == "gamma.io"
+    other = CompanyFactory(workspace=workspace)
+    ContactFactory(workspace=workspace, company=other)
+    resp = staff_client.post(
+        "/admin/crm/company/",
+        {"action": "merge", "_selected_action": [gamma.pk, other.pk]},
+        follow=True,
+    )
+    assert "1 contacts moved" in resp.content.decode()
+    tag = TagFactory(workspace=workspace, name="old")
+    staff_client.post(f"/admin/crm/tag/{tag.pk}/change/", {"workspace": workspace.pk, "name": "new"})
+    tag.refresh_from_db()
+    assert tag.name == "new"
+    staff_client.post(f"/admin/crm/tag/{tag.pk}/delete/", {"post": "yes"})
+    assert not Tag.objects.filter(pk=tag.pk).exists()
+    assert verbs(workspace) == [
+        "crm.company.created",
+        "crm.company.merged",
+        "crm.tag.renamed",
+        "crm.tag.deleted",
+    ]
+    assert not Segment.objects.exists()
+
+
+def test_admin_refusal_is_a_form_error_and_nothing_is_written(staff_client, workspace):
+    CompanyFactory(workspace=workspace, domain="gamma.io")
+    resp = staff_client.post("/admin/crm/company/add/", {"workspace": workspace.pk, "domain": "WWW.Gamma.io"})
+    assert resp.status_code == 200  # the form again, not "added successfully"
+    assert resp.context["adminform"].form.errors["domain"] == ["A company with this domain already exists."]
+    assert Company.objects.count() == 1 and not AuditEvent.objects.exists()
