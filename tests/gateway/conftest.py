@@ -68,3 +68,21 @@ def self_signed_cert(tmp_path, hostname: str) -> tuple[str, str]:
         )
     )
     return str(cert_path), str(key_path)
+
+
+@pytest.fixture
+def resolve_to_loopback(monkeypatch):
+    """``resolve_to_loopback("smtp.example", ...)``: those names resolve to 127.0.0.1 for this test (the
+    system resolver stands in for a vendor's DNS; everything else resolves as usual)."""
+    import socket
+
+    real = socket.getaddrinfo
+
+    def point(*names: str) -> None:
+        monkeypatch.setattr(
+            socket,
+            "getaddrinfo",
+            lambda host, port, *a, **kw: real("127.0.0.1" if host in names else host, port, *a, **kw),
+        )
+
+    return point
