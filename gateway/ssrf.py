@@ -277,12 +277,13 @@ def check_url(url: str, *, resolve: bool = True, schemes: dict[str, int] | None 
         check_host(host, port)
     else:
         literal = ip_literal(host)
+        literals = [literal] if literal is not None else []
         if _is_localhost_name(host):
-            literal = ipaddress.ip_address(LOCALHOST_ADDRESSES[0])
-        if literal is not None:
-            reason = blocked_reason(literal, port)
+            literals = [ipaddress.ip_address(a) for a in LOCALHOST_ADDRESSES]
+        for address in literals:
+            reason = blocked_reason(address, port)
             if reason:
-                raise UnsafeURL(f"Refusing to connect to {host!r}: {reason} ({literal})")
+                raise UnsafeURL(f"Refusing to connect to {host!r}: {reason} ({address})")
     return url
 
 

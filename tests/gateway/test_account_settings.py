@@ -265,3 +265,33 @@ def test_unresolvable_host_is_retried_later_then_flags_the_account(workspace, ga
     assert "cooling" not in recs  # the specific advice replaces the generic one
     assert recs["dns_unresolved"].severity == "critical"
     assert "http://api.vendor.example" in recs["dns_unresolved"].message
+
+
+# ------------------------------------------------------------------------------ SMTPUTF8 through the chain
+
+
+@pytest.mark.parametrize("smtp_sink", [{"smtputf8": False}], indirect=True)
+def test_address_needing_smtputf8_fails_alone_without_tripping_the_breaker(
+    workspace, gateway_fast, smtp_sink
+):
+    from gateway.capabilities import OutgoingEmail
+
+    account = create(
+        workspace,
+        base_url=f"smtp+plain://{smtp_sink.host}:{smtp_sink.port}",
+        options={"from_email": "news@acme.test"},
+        credentials={"username": "u", "password": "p"},
+    )
+    for _ in range(4):  # more than the breaker's consecutive-failure threshold (3 in gateway_fast)
+        with pytest.raises(ProviderError) as info:
+            services.send_email(
+                workspace=workspace, message=OutgoingEmail(to="jürgen@exämple.de", subject="s", text="t")
+            )
+        assert info.value.kind is ErrorKind.BAD_INPUT and "SMTPUTF8" in info.value.message
+    assert breaker.status(account.pk).state == breaker.CLOSED
+    result = services.send_email(
+        workspace=workspace, message=OutgoingEmail(to="ok@example.test", subject="next", text="t")
+    )
+    assert result.to == "ok@example.test" and smtp_sink.wait_for(1)[0]["Subject"] == "next"
+    account.refresh_from_db()
+    assert account.state == AccountState.HEALTHY

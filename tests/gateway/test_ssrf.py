@@ -327,3 +327,14 @@ def test_https_connects_to_checked_ip_but_verifies_certificate_by_name(
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_localhost_name_needs_both_its_addresses_allowed_with_or_without_dns():
+    """``localhost`` is 127.0.0.1 and ::1 (RFC 6761, never asked of DNS): allowing one is not enough."""
+    with override_settings(GATEWAY_LOOPBACK_ALLOW=["127.0.0.1:8025"]):
+        assert check_url("http://127.1:8025/") == "http://127.1:8025/"
+        for resolve in (True, False):
+            with pytest.raises(UnsafeURL, match="::1"):
+                check_url("http://localhost:8025/", resolve=resolve)
+    with override_settings(GATEWAY_LOOPBACK_ALLOW=["127.0.0.1:8025", "[::1]:8025"]):
+        assert check_host("app.localhost", 8025) == ["127.0.0.1", "::1"]
