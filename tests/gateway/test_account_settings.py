@@ -295,3 +295,31 @@ def test_address_needing_smtputf8_fails_alone_without_tripping_the_breaker(
     assert result.to == "ok@example.test" and smtp_sink.wait_for(1)[0]["Subject"] == "next"
     account.refresh_from_db()
     assert account.state == AccountState.HEALTHY
+
+
+def test_crm_verification_run_is_retried_not_failed_per_contact_when_dns_fails(
+    workspace, gateway_fast, monkeypatch
+):
+    """crm's run step lets ProvidersUnavailable through (its task retries the chunk at retry_at): with an
+    unresolvable provider host no contact is counted failed or given a verdict."""
+    from aicmo.models import Job
+    from crm import services as crm_services
+    from crm.models import Contact
+    from tests.crm.factories import ContactFactory
+
+    ProviderAccountFactory(workspace=workspace, base_url="http://api.vendor.example")
+    contacts = ContactFactory.create_batch(3, workspace=workspace)
+    job = crm_services.verification_start(workspace=workspace, contact_ids=[c.pk for c in contacts])
+
+    def no_answer(host, *args, **kwargs):
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_answer)
+    with pytest.raises(ProvidersUnavailable) as info:
+        crm_services.run_lane_step(job_id=job.pk, offset=0)
+    assert info.value.retry_at is not None
+    job = Job.objects.get(pk=job.pk)
+    assert job.failed == 0 and job.done == 0
+    assert set(
+        Contact.objects.filter(pk__in=[c.pk for c in contacts]).values_list("verification", flat=True)
+    ) == {""}
