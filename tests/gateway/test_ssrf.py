@@ -10,6 +10,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 from hypothesis import given
+from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from gateway.ssrf import (
@@ -179,6 +180,7 @@ def _spellings(ip: ipaddress.IPv4Address) -> list[str]:
     st.integers(min_value=0, max_value=2**24 - 1).map(lambda low: ipaddress.IPv4Address((127 << 24) | low)),
     st.integers(min_value=1, max_value=65534),
 )
+@hypothesis_settings(max_examples=60, deadline=None)  # each example makes ~40 guard checks
 def test_every_spelling_of_loopback_is_one_address_to_the_guard(ip, port):
     """Refused without an allow-list entry; with ``ip:port`` allowed, every spelling passes at that port
     and none at the next port, at save time (check_url with and without DNS) and at connect time."""
