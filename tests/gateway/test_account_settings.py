@@ -323,3 +323,22 @@ def test_crm_verification_run_is_retried_not_failed_per_contact_when_dns_fails(
     assert set(
         Contact.objects.filter(pk__in=[c.pk for c in contacts]).values_list("verification", flat=True)
     ) == {""}
+
+
+def test_selfcheck_of_an_unresolvable_host_degrades_the_account_with_the_dns_advice(
+    workspace, gateway_fast, monkeypatch
+):
+    from gateway.health import selfcheck_account
+
+    account = ProviderAccountFactory(workspace=workspace, base_url="http://api.vendor.example")
+
+    def no_answer(host, *args, **kwargs):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_answer)
+    check = selfcheck_account(account=account)
+    assert not check.ok and check.error_kind == ErrorKind.TRANSIENT and DNS_CAUSE in check.message
+    account.refresh_from_db()
+    assert account.state == AccountState.DEGRADED and DNS_CAUSE in account.state_cause
+    codes = {r.code for r in recommendations(workspace) if r.account_id == account.pk}
+    assert "dns_unresolved" in codes and "selfcheck_failed" not in codes
