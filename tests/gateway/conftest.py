@@ -86,3 +86,19 @@ def resolve_to_loopback(monkeypatch):
         )
 
     return point
+
+
+@pytest.fixture
+def dns_down(monkeypatch):
+    """No name resolves for this test (the resolver answers like a dead or typo'd name); returns the list
+    of names that were asked. Request it after fixtures that open connections by name (Redis)."""
+    import socket
+
+    asked: list[str] = []
+
+    def no_answer(host, *args, **kwargs):
+        asked.append(host)
+        raise socket.gaierror(socket.EAI_NONAME, "resolver has no answer")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_answer)
+    return asked

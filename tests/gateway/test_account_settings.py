@@ -106,11 +106,7 @@ def test_api_refuses_ca_file_and_a_path_as_ca(admin):
     assert not ProviderAccount.objects.exists()
 
 
-def test_unresolvable_base_url_is_a_clear_form_error_on_save(workspace, monkeypatch):
-    def no_answer(host, *args, **kwargs):
-        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-
-    monkeypatch.setattr(socket, "getaddrinfo", no_answer)
+def test_unresolvable_base_url_is_a_clear_form_error_on_save(workspace, dns_down):
     with pytest.raises(ValidationError) as info:
         create(workspace, base_url="smtp://smtp.typo-vendor.example")
     assert DNS_CAUSE in info.value.message_dict["base_url"][0]
@@ -240,24 +236,18 @@ def _chained(outer: BaseException, cause: BaseException) -> BaseException:
     return outer
 
 
-def test_unresolvable_host_is_retried_later_then_flags_the_account(workspace, gateway_fast, monkeypatch):
+def test_unresolvable_host_is_retried_later_then_flags_the_account(workspace, gateway_fast, dns_down):
     """Every call: ProvidersUnavailable (the crm run retries at retry_at; no contact is failed). Once it
     persists the breaker opens and the account's state and recommendation name the base URL."""
     account = ProviderAccountFactory(workspace=workspace, base_url="http://api.vendor.example")
-    calls = []
 
-    def no_answer(host, *args, **kwargs):
-        calls.append(host)
-        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-
-    monkeypatch.setattr(socket, "getaddrinfo", no_answer)
     for _ in range(2):
         with pytest.raises(ProvidersUnavailable) as info:
             services.verify_email(workspace=workspace, email="a@example.test")
         assert info.value.retry_at is not None
         error = info.value.errors[account.name]
         assert error.kind is ErrorKind.TRANSIENT and DNS_CAUSE in error.message
-    assert set(calls) == {"api.vendor.example"}
+    assert set(dns_down) == {"api.vendor.example"}
     assert breaker.status(account.pk).state == breaker.OPEN
     account.refresh_from_db()
     assert account.state == AccountState.COOLING and DNS_CAUSE in account.state_cause
@@ -298,7 +288,7 @@ def test_address_needing_smtputf8_fails_alone_without_tripping_the_breaker(
 
 
 def test_crm_verification_run_is_retried_not_failed_per_contact_when_dns_fails(
-    workspace, gateway_fast, monkeypatch
+    workspace, gateway_fast, dns_down
 ):
     """crm's run step lets ProvidersUnavailable through (its task retries the chunk at retry_at): with an
     unresolvable provider host no contact is counted failed or given a verdict."""
@@ -311,10 +301,6 @@ def test_crm_verification_run_is_retried_not_failed_per_contact_when_dns_fails(
     contacts = ContactFactory.create_batch(3, workspace=workspace)
     job = crm_services.verification_start(workspace=workspace, contact_ids=[c.pk for c in contacts])
 
-    def no_answer(host, *args, **kwargs):
-        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
-
-    monkeypatch.setattr(socket, "getaddrinfo", no_answer)
     with pytest.raises(ProvidersUnavailable) as info:
         crm_services.run_lane_step(job_id=job.pk, offset=0)
     assert info.value.retry_at is not None
@@ -326,16 +312,12 @@ def test_crm_verification_run_is_retried_not_failed_per_contact_when_dns_fails(
 
 
 def test_selfcheck_of_an_unresolvable_host_degrades_the_account_with_the_dns_advice(
-    workspace, gateway_fast, monkeypatch
+    workspace, gateway_fast, dns_down
 ):
     from gateway.health import selfcheck_account
 
     account = ProviderAccountFactory(workspace=workspace, base_url="http://api.vendor.example")
 
-    def no_answer(host, *args, **kwargs):
-        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-
-    monkeypatch.setattr(socket, "getaddrinfo", no_answer)
     check = selfcheck_account(account=account)
     assert not check.ok and check.error_kind == ErrorKind.TRANSIENT and DNS_CAUSE in check.message
     account.refresh_from_db()

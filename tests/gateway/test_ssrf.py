@@ -198,11 +198,7 @@ def test_every_spelling_of_loopback_is_one_address_to_the_guard(ip, port):
                 check_url(url.replace(f":{port}/", f":{port + 1}/"))
 
 
-def test_unresolvable_name_is_not_an_unsafe_url(monkeypatch):
-    def no_answer(host, port, *args, **kwargs):
-        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-
-    monkeypatch.setattr(socket, "getaddrinfo", no_answer)
+def test_unresolvable_name_is_not_an_unsafe_url(dns_down):
     with pytest.raises(HostUnresolvable, match="does not resolve") as info:
         check_url("https://api.typo-vendor.example/v1")
     assert not isinstance(info.value, UnsafeURL) and info.value.host == "api.typo-vendor.example"
