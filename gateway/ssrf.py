@@ -162,11 +162,14 @@ def blocked_reason(ip: IPAddress | str, port: int | None = None) -> str | None:
         if mapped is None and ip.teredo:
             mapped = ip.teredo[1]
         if mapped is not None:
-            reason = blocked_reason(mapped, port)
+            # Only an IPv4-mapped address is the same endpoint as its IPv4 address; a 6to4, NAT64 or
+            # Teredo address embedding an allow-listed loopback address goes elsewhere: never allowed.
+            same_endpoint = ip.ipv4_mapped is not None
+            reason = blocked_reason(mapped, port if same_endpoint else None)
             return f"{reason} (embedded in {ip})" if reason else None
         # IPv4-compatible (deprecated) ::a.b.c.d
         if int(ip) >> 32 == 0 and int(ip) > 1:
-            reason = blocked_reason(ipaddress.IPv4Address(int(ip)), port)
+            reason = blocked_reason(ipaddress.IPv4Address(int(ip)), None)
             return f"{reason} (embedded in {ip})" if reason else "IPv4-compatible IPv6 address"
     if ip in METADATA_ADDRESSES:
         return "cloud metadata address"

@@ -153,7 +153,16 @@ def test_allow_list_entries_must_be_loopback_host_port():
 def test_allow_listed_loopback_never_opens_private_or_metadata_addresses():
     with override_settings(GATEWAY_LOOPBACK_ALLOW=["127.0.0.1:80"]):
         assert check_host("127.0.0.1", 80) == ["127.0.0.1"]
-        for host in ("169.254.169.254", "10.1.2.3", "127.0.0.2"):
+        assert check_host("::ffff:127.0.0.1", 80) == ["::ffff:7f00:1"]  # the same endpoint
+        # 6to4 / NAT64 / IPv4-compatible forms embed the address but route elsewhere: still refused
+        for host in (
+            "169.254.169.254",
+            "10.1.2.3",
+            "127.0.0.2",
+            "2002:7f00:1::",
+            "64:ff9b::7f00:1",
+            "::7f00:1",
+        ):
             with pytest.raises(UnsafeURL):
                 check_host(host, 80)
 
