@@ -308,9 +308,12 @@ LOGGING = {
     },
 }
 
-# Outbound URLs given by users are refused when they resolve to loopback/private ranges; tests and the
-# demo point adapters at local servers and switch this on explicitly.
-AICMO_ALLOW_LOOPBACK_URLS = env.bool("AICMO_ALLOW_LOOPBACK_URLS", default=DEV or TESTING)
+# Outbound destinations given by users (provider base URLs, SMTP/IMAP servers, webhook URLs) never reach
+# loopback, private or metadata addresses, in every profile. The one exception is this operator allow-list
+# of exact loopback host:port pairs ("127.0.0.1:1025", "[::1]:1025", "localhost:1025" = both), e.g. a local
+# mail catcher; tests add the ports of their local servers. The demo's providers run in-process and need
+# none, so it is empty in every profile unless the environment says otherwise.
+GATEWAY_LOOPBACK_ALLOW = env.list("AICMO_GATEWAY_LOOPBACK_ALLOW", default=[])
 
 # Workspace invitations: how long a link stays valid, and the function that mails it. The mailer is a
 # dotted path resolved when a mail goes out, because the core must not import the gateway (which sits

@@ -94,7 +94,6 @@ def setup(tmp: Path):
     os.environ.setdefault("AICMO_ENV", "dev")
     os.environ["DATABASE_URL"] = f"sqlite:///{tmp / 'bench.sqlite3'}"
     os.environ["REDIS_URL"] = redis.url
-    os.environ["AICMO_ALLOW_LOOPBACK_URLS"] = "1"
     os.environ["DJANGO_SETTINGS_MODULE"] = "aicmo.settings"
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     import django
@@ -109,7 +108,15 @@ def setup(tmp: Path):
 
 
 def make_account(workspace, name: str, url: str, **extra):
+    from urllib.parse import urlsplit
+
+    from django.conf import settings
+
     from gateway.services import account_create
+
+    # The stand-in vendor listens on loopback: allow exactly its host:port through the SSRF guard.
+    parts = urlsplit(url)
+    settings.GATEWAY_LOOPBACK_ALLOW = [*settings.GATEWAY_LOOPBACK_ALLOW, f"{parts.hostname}:{parts.port}"]
 
     return account_create(
         workspace=workspace,

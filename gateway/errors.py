@@ -21,6 +21,11 @@ import httpx
 # A Retry-After further away than this is treated as garbage (a vendor bug, not a plan).
 MAX_RETRY_AFTER_SECONDS = 7 * 24 * 3600.0
 
+# Marks a failure as "the host name does not resolve" in every message derived from it (failure log,
+# breaker cause, account state cause, self-check message), so the health page can tell the operator that
+# the account's base URL / host needs checking (see gateway.selectors.recommendations).
+DNS_CAUSE = "host name does not resolve: check the base URL"
+
 _RATE_WORDS = ("rate limit", "rate-limit", "ratelimit", "too many requests", "quota", "throttl")
 
 
@@ -226,6 +231,11 @@ def classify_exception(exc: BaseException, *, provider: str = "") -> ProviderErr
     kind = ErrorKind.TRANSIENT
     status: int | None = None
     message = f"{type(exc).__name__}: {exc}"
+    dns = dns_failure(exc)
+    if dns is not None:
+        # Transient for the call (resolvers fail for seconds at a time); when it persists the breaker opens
+        # and the account's state cause carries DNS_CAUSE. Never the data's fault, so never bad input.
+        return ProviderError(ErrorKind.TRANSIENT, f"{DNS_CAUSE} ({dns})", provider=provider)
     if isinstance(exc, UnsafeURL):
         kind = ErrorKind.BAD_INPUT
     elif isinstance(exc, httpx.HTTPStatusError):
@@ -257,14 +267,29 @@ def classify_exception(exc: BaseException, *, provider: str = "") -> ProviderErr
             kind = ErrorKind.BAD_INPUT
     elif isinstance(exc, ssl.SSLCertVerificationError):
         kind = ErrorKind.BAD_INPUT
-    elif isinstance(exc, socket.gaierror):
-        # DNS failure: often temporary (EAI_AGAIN), otherwise a typo in the host.
-        kind = ErrorKind.TRANSIENT if exc.errno == socket.EAI_AGAIN else ErrorKind.BAD_INPUT
     elif isinstance(exc, TimeoutError | ConnectionError | OSError | EOFError):
         kind = ErrorKind.TRANSIENT
     else:
         kind = ErrorKind.TRANSIENT
     return ProviderError(kind, message, status=status, provider=provider)
+
+
+def dns_failure(exc: BaseException) -> str | None:
+    """A description of the name-resolution failure behind ``exc``, or None when DNS is not the cause.
+
+    Recognizes the guard's :class:`gateway.ssrf.HostUnresolvable`, ``socket.gaierror`` and any exception
+    (e.g. ``httpx.ConnectError``) whose ``__cause__``/``__context__`` chain contains one of them.
+    """
+    from gateway.ssrf import HostUnresolvable
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, HostUnresolvable | socket.gaierror):
+            return str(current)
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def smtp_code_kind(code: int) -> ErrorKind:

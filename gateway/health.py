@@ -402,6 +402,7 @@ def build_adapter(account: ProviderAccount):
         credentials=account.get_credentials(),
         timeout=account.timeout_seconds,
         options=account.options,
+        ca_pem=account.ca_pem,
     )
 
 

@@ -14,6 +14,13 @@ from aicmo.models import WorkspaceOwned
 
 from .capabilities import Capability
 from .crypto import decrypt_credentials
+from .errors import DNS_CAUSE
+from .tls import validate_ca_pem
+
+# Option names that used to (or could) name a file on the server; refused with a pointer to ca_pem.
+PATH_OPTIONS = frozenset(
+    {"ca_file", "ca_path", "cafile", "capath", "cert_file", "key_file", "certfile", "keyfile"}
+)
 
 
 class AccountState(models.TextChoices):
@@ -44,7 +51,14 @@ class ProviderAccount(WorkspaceOwned):
         null=True, blank=True, validators=[MinValueValidator(0.001)], help_text="Blank: no limit."
     )
     rate_limit_burst = models.PositiveIntegerField(default=1, validators=[MinValueValidator(1)])
-    options = models.JSONField(default=dict, blank=True, help_text="Non-secret adapter options.")
+    options = models.JSONField(
+        default=dict, blank=True, help_text="Non-secret adapter options (only those the adapter declares)."
+    )
+    ca_pem = models.TextField(
+        blank=True,
+        help_text="PEM text of the private CA certificate(s) to trust for this provider, in addition to "
+        "the system store. Blank: system store only.",
+    )
     credentials_encrypted = models.TextField(blank=True, editable=False)
     credentials_hint = models.CharField(max_length=40, blank=True, editable=False)
     credentials_changed_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -109,13 +123,39 @@ class ProviderAccount(WorkspaceOwned):
         caps = {str(c) for c in getattr(cls, "capabilities", ())}
         if self.capability and caps and self.capability not in caps:
             raise ValidationError({"adapter": f"{self.adapter} does not provide {self.capability}."})
-        if self.base_url:
-            from .ssrf import UnsafeURL, check_url
+        self.clean_options(cls)
+        self.ca_pem = validate_ca_pem(self.ca_pem)
+        self.clean_base_url(cls)
 
-            try:
-                check_url(self.base_url)
-            except UnsafeURL as exc:
-                raise ValidationError({"base_url": str(exc)}) from exc
+    def clean_options(self, cls) -> None:
+        """Only the options the adapter declares (none of which names a file on the server)."""
+        if not isinstance(self.options, dict):
+            raise ValidationError({"options": "Options must be a JSON object."})
+        allowed = tuple(getattr(cls, "option_fields", ()) or ())
+        unknown = sorted(set(self.options) - set(allowed))
+        if unknown:
+            hint = f" Allowed: {', '.join(allowed)}." if allowed else " This adapter takes no options."
+            if any(k in PATH_OPTIONS for k in unknown):
+                hint += " A private CA is pasted as PEM text in ca_pem, never given as a server path."
+            raise ValidationError(
+                {"options": f"Unknown option(s) for {self.adapter}: {', '.join(unknown)}.{hint}"}
+            )
+
+    def clean_base_url(self, cls) -> None:
+        """The base URL goes through the SSRF guard with the adapter's schemes, resolving the host now
+        (the same check runs again at every connect)."""
+        from .ssrf import HostUnresolvable, UnsafeURL, check_url
+
+        if not self.base_url:
+            if getattr(cls, "base_url_required", False):
+                raise ValidationError({"base_url": f"{cls.label} needs a server URL: {cls.base_url_help}"})
+            return
+        try:
+            check_url(self.base_url, schemes=cls.url_schemes)
+        except HostUnresolvable as exc:
+            raise ValidationError({"base_url": f"{DNS_CAUSE} ({exc})"}) from exc
+        except UnsafeURL as exc:
+            raise ValidationError({"base_url": str(exc)}) from exc
 
 
 class HealthMinute(WorkspaceOwned):

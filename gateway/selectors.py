@@ -17,6 +17,7 @@ from redis.exceptions import RedisError
 
 from . import breaker
 from .capabilities import Capability
+from .errors import DNS_CAUSE
 from .health import (
     FAILING_CHECK_KINDS,
     FAILURES_KEPT,
@@ -181,6 +182,18 @@ def recommendations(workspace, health: list[AccountHealth] | None = None) -> lis
             )
             continue
         if not a.enabled:
+            continue
+        if DNS_CAUSE in row.cause:
+            out.append(
+                Recommendation(
+                    CRITICAL,
+                    "dns_unresolved",
+                    f"{who}: {DNS_CAUSE} ({a.base_url or 'no base URL'})",
+                    a.capability,
+                    a.pk,
+                    {"cause": row.cause},
+                )
+            )
             continue
         if row.state == AccountState.COOLING:
             out.append(

@@ -40,6 +40,7 @@ EDITABLE_FIELDS = (
     "rate_limit_per_second",
     "rate_limit_burst",
     "options",
+    "ca_pem",
 )
 
 

@@ -31,7 +31,7 @@ from ..models import (
     Suppression,
     SuppressionReason,
 )
-from ..normalize import normalize_email
+from ..normalize import email_lookup_key
 
 ERASED_DOMAIN = "erased.invalid"
 
@@ -44,9 +44,12 @@ def _erasure_keys() -> list[str]:
 
 
 def erasure_digests(workspace: Workspace | int, email: str) -> list[str]:
-    """Hex digests of `email` (normalized) under every erasure key, current key first (64 chars each)."""
+    """Hex digests of `email` (normalized) under every erasure key, current key first (64 chars each);
+    none for a value that is not an address (it was never erased)."""
     ws_id = workspace if isinstance(workspace, int) else workspace.pk
-    value = normalize_email(email)
+    value = email_lookup_key(email)
+    if not value:
+        return []
     return [
         salted_hmac(f"aicmo.crm.erasure.{ws_id}", value, secret=key, algorithm="sha256").hexdigest()
         for key in _erasure_keys()
@@ -59,7 +62,7 @@ def erasure_check(workspace: Workspace | int, emails: Iterable[str]) -> dict[str
     by_digest: dict[str, str] = {}
     for email in emails:
         for digest in erasure_digests(workspace, email):
-            by_digest[digest] = normalize_email(email)
+            by_digest[digest] = email_lookup_key(email)
     if not by_digest:
         return {}
     rows = ErasedAddress.objects.for_workspace(workspace).filter(digest__in=list(by_digest))

@@ -29,7 +29,8 @@ from gateway.capabilities import (
     WebhookResult,
 )
 from gateway.errors import ErrorKind, ProviderError, classify_exception, error_from_response
-from gateway.ssrf import UnsafeURL, check_url, default_allow_loopback, guarded_client
+from gateway.ssrf import HTTP_SCHEMES, UnsafeURL, check_url, guarded_client
+from gateway.tls import tls_context
 
 
 class Adapter:
@@ -46,6 +47,9 @@ class Adapter:
     credential_fields: ClassVar[tuple[str, ...]] = ()
     option_fields: ClassVar[tuple[str, ...]] = ()
     default_base_url: ClassVar[str] = ""
+    url_schemes: ClassVar[dict[str, int]] = HTTP_SCHEMES  # allowed base URL schemes -> default port
+    base_url_required: ClassVar[bool] = False
+    base_url_help: ClassVar[str] = ""
     is_demo: ClassVar[bool] = False
 
     def __init__(
@@ -55,13 +59,15 @@ class Adapter:
         credentials: Mapping[str, Any] | None = None,
         timeout: float = 10.0,
         options: Mapping[str, Any] | None = None,
-        allow_loopback: bool | None = None,
+        ca_pem: str = "",
     ) -> None:
+        """``ca_pem``: PEM certificates of a private CA trusted in addition to the system store (the
+        account's ``ca_pem``, validated on save by :func:`gateway.tls.validate_ca_pem`)."""
         self.base_url = (base_url or self.default_base_url or "").rstrip("/")
         self.credentials = dict(credentials or {})
         self.timeout = float(timeout)
         self.options = dict(options or {})
-        self.allow_loopback = default_allow_loopback() if allow_loopback is None else allow_loopback
+        self.ca_pem = ca_pem or ""
         self._client: httpx.Client | None = None
 
     def __repr__(self) -> str:
@@ -90,16 +96,20 @@ class Adapter:
         if self._client is None:
             if self.base_url:
                 try:
-                    check_url(self.base_url, allow_loopback=self.allow_loopback, resolve=False)
+                    check_url(self.base_url, resolve=False, schemes=self.url_schemes)
                 except UnsafeURL as exc:
                     raise ProviderError(ErrorKind.BAD_INPUT, str(exc), provider=self.key) from exc
             self._client = guarded_client(
                 base_url=self.base_url,
                 timeout=self.timeout,
                 headers=self.default_headers(),
-                allow_loopback=self.allow_loopback,
+                verify=self.tls_context() if self.ca_pem else True,
             )
         return self._client
+
+    def tls_context(self):
+        """The SSL context for this account: system trust store plus the account's ``ca_pem``."""
+        return tls_context(ca_pem=self.ca_pem)
 
     def close(self) -> None:
         if self._client is not None:

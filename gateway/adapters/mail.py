@@ -18,43 +18,49 @@ from email.utils import formataddr, getaddresses, make_msgid, parseaddr, parseda
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
+import idna
+
 from gateway.adapters.base import Adapter
 from gateway.capabilities import Capability, InboundKind, InboundMessage, OutgoingEmail, SendResult
 from gateway.errors import ErrorKind, ProviderError, classify_exception
-from gateway.ssrf import UnsafeURL, check_host, guarded_create_connection
-
-SECURITY_CHOICES = ("starttls", "ssl", "none")
-
-
-def _server_from(
-    adapter: Adapter, *, default_ports: dict[str, int], schemes: dict[str, str]
-) -> tuple[str, int, str]:
-    """(host, port, security) from ``base_url`` (``smtp://host:587``, ``smtps://host``) or options."""
-    host = str(adapter.options.get("host") or "")
-    security = str(adapter.options.get("security") or "")
-    port = adapter.options.get("port")
-    if adapter.base_url and "://" in adapter.base_url:
-        parts = urlsplit(adapter.base_url)
-        host = parts.hostname or host
-        port = parts.port or port
-        security = security or schemes.get(parts.scheme.lower(), "")
-    security = security or "starttls"
-    if security not in SECURITY_CHOICES:
-        raise adapter.fail(
-            ErrorKind.BAD_INPUT, f"Unknown security {security!r}; use one of {SECURITY_CHOICES}"
-        )
-    if not host:
-        raise adapter.fail(ErrorKind.BAD_INPUT, "No mail server host configured")
-    return host, int(port or default_ports[security]), security
+from gateway.ssrf import UnsafeURL, check_host, check_url, guarded_create_connection
+from gateway.tls import tls_context
 
 
-def _tls_context(options: dict[str, Any]) -> ssl.SSLContext:
-    """Verified TLS by default (``ca_file`` adds a private CA); ``verify_tls: false`` only for demo servers."""
-    context = ssl.create_default_context(cafile=options.get("ca_file") or None)
-    if options.get("verify_tls") is False:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
+def _server_from(adapter: _MailServerAdapter) -> tuple[str, int, str]:
+    """(host, port, security) from the account's base URL, e.g. ``smtp://mail.example.com:587``.
+
+    The scheme decides TLS (``adapter.schemes``): ``smtp``/``imap`` STARTTLS, ``smtps``/``imaps``
+    implicit TLS, ``smtp+plain``/``imap+plain`` no TLS (local catchers only). The same URL was checked by
+    the SSRF guard on save; the connection checks the resolved address again.
+    """
+    if not adapter.base_url:
+        raise adapter.fail(ErrorKind.BAD_INPUT, f"No mail server configured: {adapter.base_url_help}")
+    try:
+        check_url(adapter.base_url, resolve=False, schemes=adapter.url_schemes)
+    except UnsafeURL as exc:
+        raise adapter.fail(ErrorKind.BAD_INPUT, str(exc)) from exc
+    parts = urlsplit(adapter.base_url)
+    scheme = parts.scheme.lower()
+    return str(parts.hostname), parts.port or adapter.url_schemes[scheme], adapter.schemes[scheme]
+
+
+def smtp_mailbox(address: str) -> tuple[str, bool]:
+    """(address to put on the wire, whether it needs SMTPUTF8) for one bare ``local@domain`` address.
+
+    RFC 6531: a non-ASCII local part can only travel with SMTPUTF8; a non-ASCII domain alone is written
+    as its IDNA 2008 A-label (UTS #46 mapping, ``idna`` package), which every server accepts. Raises
+    ValueError for a domain that is not a valid IDN.
+    """
+    local, _, domain = address.rpartition("@")
+    if not local.isascii():
+        return address, True
+    if not domain.isascii():
+        try:
+            domain = idna.encode(domain, uts46=True).decode("ascii")
+        except idna.IDNAError as exc:
+            raise ValueError(f"invalid internationalized domain {domain!r}: {exc}") from exc
+    return f"{local}@{domain}", False
 
 
 def _norm_id(value: str) -> str:
@@ -66,35 +72,32 @@ def _ids(value: str | None) -> list[str]:
 
 
 class _GuardedSMTP(smtplib.SMTP):
-    allow_loopback = False
-
     def _get_socket(self, host, port, timeout):
-        return guarded_create_connection(
-            host, port, timeout, allow_loopback=self.allow_loopback, source_address=self.source_address
-        )
+        return guarded_create_connection(host, port, timeout, source_address=self.source_address)
 
 
 class _GuardedSMTPSSL(smtplib.SMTP_SSL):
-    allow_loopback = False
-
     def _get_socket(self, host, port, timeout):
-        sock = guarded_create_connection(
-            host, port, timeout, allow_loopback=self.allow_loopback, source_address=self.source_address
-        )
+        sock = guarded_create_connection(host, port, timeout, source_address=self.source_address)
         return self.context.wrap_socket(sock, server_hostname=self._host)
 
 
 class _MailServerAdapter(Adapter):
-    """Mail servers are configured by host/port/security options or a ``scheme://host:port`` base URL."""
+    """A mail server is configured by one base URL, ``scheme://host[:port]``; the scheme picks TLS."""
 
     credential_fields = ("username", "password")
     default_base_url = ""
-    default_ports: ClassVar[dict[str, int]] = {}
-    schemes: ClassVar[dict[str, str]] = {}
+    base_url_required = True
+    schemes: ClassVar[dict[str, str]] = {}  # URL scheme -> "starttls" | "ssl" | "none"
 
     @property
     def server(self) -> tuple[str, int, str]:
-        return _server_from(self, default_ports=self.default_ports, schemes=self.schemes)
+        return _server_from(self)
+
+    def tls_context(self) -> ssl.SSLContext:
+        """System trust store plus the account's ``ca_pem``; option ``verify_tls: false`` (demo servers
+        only) turns verification off."""
+        return tls_context(ca_pem=self.ca_pem, verify=self.options.get("verify_tls") is not False)
 
 
 class SMTPAdapter(_MailServerAdapter):
@@ -107,18 +110,10 @@ class SMTPAdapter(_MailServerAdapter):
     key = "smtp"
     label = "SMTP"
     capabilities = frozenset({Capability.SEND_EMAIL})
-    option_fields = (
-        "host",
-        "port",
-        "security",
-        "from_email",
-        "from_name",
-        "reply_to",
-        "verify_tls",
-        "ca_file",
-    )
-    default_ports: ClassVar[dict[str, int]] = {"starttls": 587, "ssl": 465, "none": 25}
-    schemes: ClassVar[dict[str, str]] = {"smtp": "starttls", "smtps": "ssl"}
+    option_fields = ("from_email", "from_name", "reply_to", "verify_tls")
+    url_schemes: ClassVar[dict[str, int]] = {"smtp": 587, "smtps": 465, "smtp+plain": 25}
+    schemes: ClassVar[dict[str, str]] = {"smtp": "starttls", "smtps": "ssl", "smtp+plain": "none"}
+    base_url_help = "smtp://host:587 (STARTTLS), smtps://host:465 (TLS) or smtp+plain://host:25 (no TLS)"
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -127,13 +122,12 @@ class SMTPAdapter(_MailServerAdapter):
     def _connect(self) -> smtplib.SMTP:
         host, port, security = self.server
         try:
-            check_host(host, port, allow_loopback=self.allow_loopback)
+            check_host(host, port)
             conn: smtplib.SMTP
             if security == "ssl":
-                conn = _GuardedSMTPSSL(timeout=self.timeout, context=_tls_context(self.options))
+                conn = _GuardedSMTPSSL(timeout=self.timeout, context=self.tls_context())
             else:
                 conn = _GuardedSMTP(timeout=self.timeout)
-            conn.allow_loopback = self.allow_loopback
             conn._host = (
                 host  # smtplib only sets it when the host goes to __init__; STARTTLS needs it for SNI
             )
@@ -141,7 +135,7 @@ class SMTPAdapter(_MailServerAdapter):
             if security != "ssl":
                 conn.ehlo()
                 if security == "starttls":
-                    conn.starttls(context=_tls_context(self.options))
+                    conn.starttls(context=self.tls_context())
                     conn.ehlo()
             username = self.credentials.get("username")
             if username:
@@ -207,7 +201,9 @@ class SMTPAdapter(_MailServerAdapter):
                 if from_name and "<" not in from_email
                 else from_email
             )
-            message["To"] = msg.to
+            to_name, to_address = parseaddr(msg.to)
+            to_address = smtp_mailbox(to_address)[0]
+            message["To"] = formataddr((to_name, to_address)) if to_name else to_address
             message["Subject"] = msg.subject
             reply_to = msg.reply_to or self.options.get("reply_to")
             if reply_to:
@@ -230,11 +226,24 @@ class SMTPAdapter(_MailServerAdapter):
         return message
 
     def send_email(self, msg: OutgoingEmail) -> SendResult:
+        """Send one message. An address with a non-ASCII local part goes out with SMTPUTF8 (RFC 6531) when
+        the server offers it; otherwise this message fails as bad input (the server works, the address
+        cannot travel through it) and the connection stays usable for the next one."""
         message = self.build_message(msg)
-        envelope_from = parseaddr(str(message["From"]))[1]
-        recipient = parseaddr(msg.to)[1]
+        try:
+            envelope_from, from_intl = smtp_mailbox(parseaddr(str(message["From"]))[1])
+            recipient, to_intl = smtp_mailbox(parseaddr(msg.to)[1])
+        except ValueError as exc:
+            raise self.fail(ErrorKind.BAD_INPUT, str(exc)) from exc
         for attempt in (1, 2):
             conn = self.connection
+            if (from_intl or to_intl) and not conn.has_extn("smtputf8"):
+                who = f"recipient {recipient!r}" if to_intl else f"sender {envelope_from!r}"
+                raise self.fail(
+                    ErrorKind.BAD_INPUT,
+                    f"The {who} has a non-ASCII local part, which needs SMTPUTF8 (RFC 6531); this SMTP "
+                    "server does not offer it, so the message cannot be sent through this account",
+                )
             try:
                 conn.send_message(message, from_addr=envelope_from, to_addrs=[recipient])
                 break
@@ -247,7 +256,7 @@ class SMTPAdapter(_MailServerAdapter):
                 if isinstance(exc, OSError) or getattr(exc, "smtp_code", None) == 421:
                     self._drop_connection()  # 421: the server is closing the channel
                 raise classify_exception(exc, provider=self.key) from exc
-        return SendResult(message_id=str(message["Message-ID"]), provider=self.key, to=recipient)
+        return SendResult(message_id=str(message["Message-ID"]), provider=self.key, to=parseaddr(msg.to)[1])
 
     def health_check(self) -> None:
         conn = self._connect()
@@ -263,21 +272,13 @@ class SMTPAdapter(_MailServerAdapter):
 
 
 class _GuardedIMAP(imaplib.IMAP4):
-    def __init__(self, host: str, port: int, *, timeout: float, allow_loopback: bool) -> None:
-        self._allow_loopback = allow_loopback
-        super().__init__(host, port, timeout=timeout)
-
     def _create_socket(self, timeout):
-        return guarded_create_connection(self.host, self.port, timeout, allow_loopback=self._allow_loopback)
+        return guarded_create_connection(self.host, self.port, timeout)
 
 
 class _GuardedIMAPSSL(imaplib.IMAP4_SSL):
-    def __init__(self, host: str, port: int, *, timeout: float, allow_loopback: bool, ssl_context) -> None:
-        self._allow_loopback = allow_loopback
-        super().__init__(host, port, ssl_context=ssl_context, timeout=timeout)
-
     def _create_socket(self, timeout):
-        sock = guarded_create_connection(self.host, self.port, timeout, allow_loopback=self._allow_loopback)
+        sock = guarded_create_connection(self.host, self.port, timeout)
         return self.ssl_context.wrap_socket(sock, server_hostname=self.host)
 
 
@@ -413,25 +414,22 @@ class IMAPAdapter(_MailServerAdapter):
     key = "imap"
     label = "IMAP"
     capabilities = frozenset({Capability.FETCH_REPLIES})
-    option_fields = ("host", "port", "security", "mailbox", "verify_tls", "ca_file")
-    default_ports: ClassVar[dict[str, int]] = {"starttls": 143, "ssl": 993, "none": 143}
-    schemes: ClassVar[dict[str, str]] = {"imap": "starttls", "imaps": "ssl"}
+    option_fields = ("mailbox", "verify_tls")
+    url_schemes: ClassVar[dict[str, int]] = {"imap": 143, "imaps": 993, "imap+plain": 143}
+    schemes: ClassVar[dict[str, str]] = {"imap": "starttls", "imaps": "ssl", "imap+plain": "none"}
+    base_url_help = "imap://host:143 (STARTTLS), imaps://host:993 (TLS) or imap+plain://host:143 (no TLS)"
 
     def _connect(self) -> imaplib.IMAP4:
         host, port, security = self.server
         try:
             if security == "ssl":
                 conn: imaplib.IMAP4 = _GuardedIMAPSSL(
-                    host,
-                    port,
-                    timeout=self.timeout,
-                    allow_loopback=self.allow_loopback,
-                    ssl_context=_tls_context(self.options),
+                    host, port, ssl_context=self.tls_context(), timeout=self.timeout
                 )
             else:
-                conn = _GuardedIMAP(host, port, timeout=self.timeout, allow_loopback=self.allow_loopback)
+                conn = _GuardedIMAP(host, port, timeout=self.timeout)
                 if security == "starttls":
-                    conn.starttls(ssl_context=_tls_context(self.options))
+                    conn.starttls(ssl_context=self.tls_context())
             conn.login(self.credential("username"), self.credential("password"))
         except UnsafeURL as exc:
             raise self.fail(ErrorKind.BAD_INPUT, str(exc)) from exc

@@ -21,10 +21,8 @@ def _smtp_account(workspace, sink):
         capability="send_email",
         adapter="smtp",
         name="Office SMTP",
+        base_url=f"smtp+plain://{sink.host}:{sink.port}",
         options={
-            "host": sink.host,
-            "port": sink.port,
-            "security": "none",
             "from_email": "team@acme.test",
             "from_name": "Acme",
         },

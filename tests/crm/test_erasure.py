@@ -136,3 +136,11 @@ def test_admin_contact_form_refuses_an_erased_address(erased, staff_client):
     other.refresh_from_db()
     assert other.email == "other@ex.com"
     assert not Contact.objects.filter(email="gone@ex.com").exists()
+
+
+def test_override_of_a_value_that_is_not_an_address_is_a_400_not_a_500(erased, api_client_for):
+    """Found by the API fuzzer: the normalizer refuses "PNG"; the override answers that it is not listed."""
+    client = api_client_for("admin")
+    resp = client.post(f"{BASE}/erasures/override/", {"email": "PNG", "consent_note": "PNG"}, format="json")
+    assert resp.status_code == 400
+    assert "email" in resp.json()["error"]["fields"]

@@ -68,3 +68,37 @@ def self_signed_cert(tmp_path, hostname: str) -> tuple[str, str]:
         )
     )
     return str(cert_path), str(key_path)
+
+
+@pytest.fixture
+def resolve_to_loopback(monkeypatch):
+    """``resolve_to_loopback("smtp.example", ...)``: those names resolve to 127.0.0.1 for this test (the
+    system resolver stands in for a vendor's DNS; everything else resolves as usual)."""
+    import socket
+
+    real = socket.getaddrinfo
+
+    def point(*names: str) -> None:
+        monkeypatch.setattr(
+            socket,
+            "getaddrinfo",
+            lambda host, port, *a, **kw: real("127.0.0.1" if host in names else host, port, *a, **kw),
+        )
+
+    return point
+
+
+@pytest.fixture
+def dns_down(monkeypatch):
+    """No name resolves for this test (the resolver answers like a dead or typo'd name); returns the list
+    of names that were asked. Request it after fixtures that open connections by name (Redis)."""
+    import socket
+
+    asked: list[str] = []
+
+    def no_answer(host, *args, **kwargs):
+        asked.append(host)
+        raise socket.gaierror(socket.EAI_NONAME, "resolver has no answer")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_answer)
+    return asked

@@ -137,13 +137,14 @@ def test_apollo_timeout_is_transient(httpserver):
     handler.wait()
 
 
-def test_apollo_connection_refused_is_transient():
+def test_apollo_connection_refused_is_transient(loopback_allow):
     import socket
 
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()
+    loopback_allow("127.0.0.1", port)
     with pytest.raises(ProviderError) as info:
         apollo(f"http://127.0.0.1:{port}").enrich_person(PersonQuery(email="a@b.io"))
     assert info.value.kind is ErrorKind.TRANSIENT
@@ -163,15 +164,16 @@ def test_apollo_health_check(httpserver):
     assert info.value.kind is ErrorKind.REAUTH
 
 
-def test_missing_credentials_and_unsafe_base_url_are_refused(httpserver):
+def test_missing_credentials_and_unsafe_base_url_are_refused(httpserver, settings):
     with pytest.raises(ProviderError) as info:
         ApolloAdapter(base_url=httpserver.url_for(""), credentials={}).enrich_person(
             PersonQuery(email="a@b.io")
         )
     assert info.value.kind is ErrorKind.REAUTH
+    settings.GATEWAY_LOOPBACK_ALLOW = []
     for base in ("http://169.254.169.254", httpserver.url_for("")):
         with pytest.raises(ProviderError) as info:
-            apollo(base, allow_loopback=False).enrich_person(PersonQuery(email="a@b.io"))
+            apollo(base).enrich_person(PersonQuery(email="a@b.io"))
         assert info.value.kind is ErrorKind.BAD_INPUT
     assert httpserver.log == []
 

@@ -23,11 +23,11 @@ from gateway.errors import ErrorKind, ProviderError
 # ---------------------------------------------------------------------------------------------- SMTP
 
 
-def smtp(sink, **options):
+def smtp(sink, scheme="smtp+plain", **options):
     return SMTPAdapter(
-        base_url=f"smtp://{sink.host}:{sink.port}",
+        base_url=f"{scheme}://{sink.host}:{sink.port}",
         credentials={"username": "mailer", "password": "s3cret"},
-        options={"security": "none", "from_email": "news@acme.test", "from_name": "Acme News", **options},
+        options={"from_email": "news@acme.test", "from_name": "Acme News", **options},
         timeout=5,
     )
 
@@ -107,7 +107,7 @@ class _Refusing:
 
 
 @pytest.fixture
-def refusing_server():
+def refusing_server(loopback_allow):
     from aiosmtpd.controller import Controller
 
     from aicmo.localredis import free_port
@@ -120,6 +120,7 @@ def refusing_server():
         controller = Controller(handler, hostname="127.0.0.1", port=port, auth_require_tls=False)
         controller.start()
         controllers.append(controller)
+        loopback_allow("127.0.0.1", port)
         return port
 
     yield start
@@ -133,9 +134,9 @@ def refusing_server():
 def test_smtp_recipient_refusals_are_classified(refusing_server, code, kind):
     port = refusing_server(rcpt_code=code)
     adapter = SMTPAdapter(
-        base_url=f"smtp://127.0.0.1:{port}",
+        base_url=f"smtp+plain://127.0.0.1:{port}",
         credentials={"username": "u", "password": "p"},
-        options={"security": "none", "from_email": "a@acme.test"},
+        options={"from_email": "a@acme.test"},
     )
     with adapter, pytest.raises(ProviderError) as info:
         adapter.send_email(OutgoingEmail(to="x@example.test", subject="s", text="t"))
@@ -145,37 +146,38 @@ def test_smtp_recipient_refusals_are_classified(refusing_server, code, kind):
 def test_smtp_535_is_reauth(refusing_server):
     port = refusing_server(auth_ok=False)
     adapter = SMTPAdapter(
-        base_url=f"smtp://127.0.0.1:{port}",
+        base_url=f"smtp+plain://127.0.0.1:{port}",
         credentials={"username": "u", "password": "bad"},
-        options={"security": "none", "from_email": "a@acme.test"},
+        options={"from_email": "a@acme.test"},
     )
     with pytest.raises(ProviderError) as info:
         adapter.health_check()
     assert info.value.kind is ErrorKind.REAUTH and info.value.status == 535
 
 
-def test_smtp_connection_refused_is_transient_and_host_guarded(smtp_sink):
+def test_smtp_connection_refused_is_transient_and_host_guarded(smtp_sink, loopback_allow, settings):
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()
+    loopback_allow("127.0.0.1", port)
     with pytest.raises(ProviderError) as info:
         SMTPAdapter(
-            base_url=f"smtp://127.0.0.1:{port}", options={"security": "none", "from_email": "a@acme.test"}
+            base_url=f"smtp+plain://127.0.0.1:{port}", options={"from_email": "a@acme.test"}
         ).send_email(OutgoingEmail(to="x@example.test", subject="s", text="t"))
     assert info.value.kind is ErrorKind.TRANSIENT
-    with pytest.raises(ProviderError) as info:
-        smtp(smtp_sink).__class__(
-            base_url=f"smtp://{smtp_sink.host}:{smtp_sink.port}",
-            options={"security": "none", "from_email": "a@acme.test"},
-            allow_loopback=False,
-        ).send_email(OutgoingEmail(to="x@example.test", subject="s", text="t"))
-    assert info.value.kind is ErrorKind.BAD_INPUT and "loopback" in info.value.message
+    settings.GATEWAY_LOOPBACK_ALLOW = []  # the sink's port is no longer allowed: every spelling is refused
+    for host in (smtp_sink.host, "127.1", "2130706433", "0x7f000001", "[::ffff:127.0.0.1]", "localhost"):
+        with pytest.raises(ProviderError) as info:
+            SMTPAdapter(
+                base_url=f"smtp+plain://{host}:{smtp_sink.port}", options={"from_email": "a@acme.test"}
+            ).send_email(OutgoingEmail(to="x@example.test", subject="s", text="t"))
+        assert info.value.kind is ErrorKind.BAD_INPUT and "loopback" in info.value.message
     assert smtp_sink.messages == []
 
 
 def test_smtp_starttls_unavailable_is_bad_input(smtp_sink):
-    adapter = smtp(smtp_sink, security="starttls")
+    adapter = smtp(smtp_sink, scheme="smtp")
     with pytest.raises(ProviderError) as info:
         adapter.health_check()
     assert info.value.kind is ErrorKind.BAD_INPUT
@@ -253,7 +255,7 @@ DOVECOT = shutil.which("dovecot") or (os.path.exists("/usr/sbin/dovecot") and "/
 
 
 @pytest.fixture
-def dovecot(tmp_path):
+def dovecot(tmp_path, loopback_allow):
     if not DOVECOT:
         pytest.skip(
             "dovecot is not installed (apt-get install dovecot-imapd): IMAP adapter not tested against a real server"
@@ -335,6 +337,7 @@ userdb {{
     if proc.poll() is not None:
         log = (tmp_path / "dovecot.log").read_text() if (tmp_path / "dovecot.log").exists() else ""
         pytest.fail(f"dovecot exited: {proc.stdout.read().decode()} {log}")
+    loopback_allow("127.0.0.1", port)
     try:
         yield port
     finally:
@@ -353,11 +356,10 @@ def _append(port: int, raw: bytes) -> None:
     conn.logout()
 
 
-def imap(port, **kw):
+def imap(port, host="127.0.0.1", **kw):
     return IMAPAdapter(
-        base_url=f"imap://127.0.0.1:{port}",
+        base_url=f"imap+plain://{host}:{port}",
         credentials={"username": "inbox", "password": "pw123"},
-        options={"security": "none"},
         **kw,
     )
 
@@ -381,23 +383,24 @@ def test_imap_fetches_replies_and_bounces_from_real_server(dovecot):
 
 def test_imap_wrong_password_is_reauth(dovecot):
     adapter = IMAPAdapter(
-        base_url=f"imap://127.0.0.1:{dovecot}",
+        base_url=f"imap+plain://127.0.0.1:{dovecot}",
         credentials={"username": "inbox", "password": "nope"},
-        options={"security": "none"},
     )
     with pytest.raises(ProviderError) as info:
         adapter.fetch_replies(date(2020, 1, 1), [OURS])
     assert info.value.kind is ErrorKind.REAUTH
 
 
-def test_imap_host_guard(dovecot):
-    with pytest.raises(ProviderError) as info:
-        imap(dovecot, allow_loopback=False).fetch_replies(date(2020, 1, 1), [OURS])
-    assert info.value.kind is ErrorKind.BAD_INPUT
+def test_imap_host_guard(dovecot, settings):
+    settings.GATEWAY_LOOPBACK_ALLOW = [f"127.0.0.1:{dovecot + 1}"]  # another port: not this server
+    for host in ("127.0.0.1", "127.1", "localhost", "[::ffff:127.0.0.1]"):
+        with pytest.raises(ProviderError) as info:
+            imap(dovecot, host=host).fetch_replies(date(2020, 1, 1), [OURS])
+        assert info.value.kind is ErrorKind.BAD_INPUT and "loopback" in info.value.message
 
 
 @pytest.mark.parametrize("security", ["starttls", "ssl"])
-def test_smtp_tls_modes_verify_the_server_name(tmp_path, monkeypatch, security):
+def test_smtp_tls_modes_verify_the_server_name(tmp_path, resolve_to_loopback, loopback_allow, security):
     import ssl
 
     from aiosmtpd.controller import Controller
@@ -419,24 +422,24 @@ def test_smtp_tls_modes_verify_the_server_name(tmp_path, monkeypatch, security):
         sink, hostname="127.0.0.1", port=sink.port, authenticator=sink.authenticate, **kwargs
     )
     controller.start()
-    real = socket.getaddrinfo
-    monkeypatch.setattr(
-        socket,
-        "getaddrinfo",
-        lambda host, port, *a, **kw: real("127.0.0.1" if host == "smtp.example" else host, port, *a, **kw),
-    )
+    loopback_allow("127.0.0.1", sink.port)
+    ca_pem = Path(cert).read_text()
+    scheme = "smtp" if security == "starttls" else "smtps"
+    resolve_to_loopback("smtp.example")
     try:
         adapter = SMTPAdapter(
-            base_url=f"smtp://smtp.example:{sink.port}",
+            base_url=f"{scheme}://smtp.example:{sink.port}",
             credentials={"username": "u", "password": "p"},
-            options={"security": security, "from_email": "a@acme.test", "ca_file": cert},
+            options={"from_email": "a@acme.test"},
+            ca_pem=ca_pem,
         )
         with adapter:
             adapter.send_email(OutgoingEmail(to="x@example.test", subject="tls", text="t"))
         assert sink.wait_for(1)[0]["Subject"] == "tls" and sink.logins == [("u", "p")]
         wrong_name = SMTPAdapter(
-            base_url=f"smtp://127.0.0.1:{sink.port}",
-            options={"security": security, "from_email": "a@acme.test", "ca_file": cert},
+            base_url=f"{scheme}://127.0.0.1:{sink.port}",
+            options={"from_email": "a@acme.test"},
+            ca_pem=ca_pem,
         )
         with pytest.raises(ProviderError) as info:
             wrong_name.health_check()
@@ -461,9 +464,11 @@ def test_smtp_reconnects_once_when_the_server_dropped_the_idle_connection(smtp_s
     [
         (SMTPAdapter, "smtps://mail.acme.test", {}, ("mail.acme.test", 465, "ssl")),
         (SMTPAdapter, "smtp://mail.acme.test", {}, ("mail.acme.test", 587, "starttls")),
-        (SMTPAdapter, "", {"host": "mx.acme.test", "security": "none"}, ("mx.acme.test", 25, "none")),
+        (SMTPAdapter, "smtp+plain://mx.acme.test", {}, ("mx.acme.test", 25, "none")),
+        (SMTPAdapter, "smtp://mx.acme.test:2525", {}, ("mx.acme.test", 2525, "starttls")),
         (IMAPAdapter, "imaps://imap.acme.test", {}, ("imap.acme.test", 993, "ssl")),
-        (IMAPAdapter, "", {"host": "imap.acme.test", "port": 1143}, ("imap.acme.test", 1143, "starttls")),
+        (IMAPAdapter, "imap://imap.acme.test:1143", {}, ("imap.acme.test", 1143, "starttls")),
+        (IMAPAdapter, "imap+plain://imap.acme.test", {}, ("imap.acme.test", 143, "none")),
     ],
 )
 def test_mail_server_settings(cls, base_url, options, expected):
@@ -472,8 +477,10 @@ def test_mail_server_settings(cls, base_url, options, expected):
 
 def test_mail_server_settings_refuse_nonsense():
     for adapter in (
-        SMTPAdapter(options={"security": "ssl"}),
-        IMAPAdapter(options={"host": "h", "security": "tls13"}),
+        SMTPAdapter(),
+        SMTPAdapter(base_url="https://mail.acme.test"),
+        IMAPAdapter(base_url="smtp://imap.acme.test"),
+        IMAPAdapter(base_url="imaps://u:p@imap.acme.test"),
     ):
         with pytest.raises(ProviderError) as info:
             adapter.server  # noqa: B018
@@ -492,3 +499,30 @@ def test_parse_inbound_never_crashes_on_hostile_mail(subject, from_header, ctype
     raw = head.encode("utf-8", "surrogateescape") + body
     parsed = parse_inbound(raw, {"c1.42@acme.test"})
     assert parsed is None or parsed.kind in (InboundKind.REPLY, InboundKind.BOUNCE)
+
+
+# ------------------------------------------------------------------------ internationalized addresses
+
+
+def test_smtputf8_address_is_sent_when_the_server_offers_it(smtp_sink):
+    with smtp(smtp_sink) as adapter:
+        result = adapter.send_email(OutgoingEmail(to="jürgen@exämple.de", subject="Grüße", text="Hallo"))
+    [msg] = smtp_sink.wait_for(1)
+    assert msg.envelope_to == ["jürgen@exämple.de"] and result.to == "jürgen@exämple.de"
+    assert msg["To"] == "jürgen@exämple.de" and msg["Subject"] == "Grüße"
+
+
+@pytest.mark.parametrize("smtp_sink", [{"smtputf8": False}], indirect=True)
+def test_without_smtputf8_only_that_delivery_fails_as_bad_input(smtp_sink):
+    with smtp(smtp_sink) as adapter:
+        for to in ("jürgen@exämple.de", "jürgen@example.de", "иван@пример.рф"):
+            with pytest.raises(ProviderError) as info:
+                adapter.send_email(OutgoingEmail(to=to, subject="s", text="t"))
+            assert info.value.kind is ErrorKind.BAD_INPUT
+            assert "SMTPUTF8" in info.value.message and to in info.value.message
+        # an ASCII local part with an internationalized domain goes out with the domain's A-label
+        adapter.send_email(OutgoingEmail(to="info@exämple.de", subject="idn", text="t"))
+        adapter.send_email(OutgoingEmail(to="next@example.test", subject="ascii", text="t"))
+    received = smtp_sink.wait_for(2)
+    assert [m.envelope_to for m in received] == [["info@xn--exmple-cua.de"], ["next@example.test"]]
+    assert received[0]["To"] == "info@xn--exmple-cua.de"

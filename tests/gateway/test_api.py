@@ -72,7 +72,6 @@ def test_validation_unknown_adapter_wrong_capability_unsafe_url_unknown_credenti
         resp = admin.post(f"{BASE}/accounts/", body, format="json")
         assert resp.status_code == 400, (change, resp.content)
         assert field in resp.json()["error"]["fields"], resp.json()
-    settings.AICMO_ALLOW_LOOPBACK_URLS = False
     resp = admin.post(
         f"{BASE}/accounts/",
         {

@@ -38,19 +38,28 @@ def ok_body(request):
 
 
 @pytest.fixture
-def fallback_server():
+def fallback_server(loopback_allow):
     server = HTTPServer(host="127.0.0.1", port=0)
     server.start()
+    loopback_allow(server.host, server.port)
     yield server
     server.clear()
     if server.is_running():
         server.stop()
 
 
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+@pytest.fixture
+def closed_port(loopback_allow):
+    """``closed_port()``: a loopback port nothing listens on, allowed through the SSRF guard."""
+
+    def free() -> int:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        loopback_allow("127.0.0.1", port)
+        return port
+
+    return free
 
 
 @pytest.fixture
@@ -94,7 +103,7 @@ def test_primary_answers_when_healthy(workspace, httpserver, accounts):
 
 
 def test_primary_down_fails_over_opens_breaker_and_closes_after_recovery(
-    workspace, httpserver, fallback_server, accounts
+    closed_port, workspace, httpserver, fallback_server, accounts
 ):
     primary, fallback = accounts
     primary.base_url = f"http://127.0.0.1:{closed_port()}"
@@ -153,9 +162,10 @@ def test_breaker_opens_on_failure_rate(workspace, httpserver, accounts):
     assert breaker.status(primary.pk).state == breaker.OPEN  # 2 of 4 failed = 50 % with min_calls=4
 
 
-def test_timeouts_fail_over(workspace, fallback_server, gateway_fast, settings):
+def test_timeouts_fail_over(workspace, fallback_server, gateway_fast, settings, loopback_allow):
     slow = HTTPServer(host="127.0.0.1", port=0, threaded=True)
     slow.start()
+    loopback_allow(slow.host, slow.port)
     try:
         slow.expect_request(VERIFY).respond_with_handler(lambda r: (time.sleep(0.6), ok_body(r))[1])
         primary = ProviderAccountFactory(
@@ -244,7 +254,9 @@ def test_bad_input_is_raised_at_once_and_never_trips_the_breaker(workspace, http
     assert row.calls == 5 and row.failures == 0
 
 
-def test_everything_down_raises_providers_unavailable_never_fake_success(workspace, gateway_fast):
+def test_everything_down_raises_providers_unavailable_never_fake_success(
+    closed_port, workspace, gateway_fast
+):
     for priority in (1, 2):
         ProviderAccountFactory(
             workspace=workspace, priority=priority, base_url=f"http://127.0.0.1:{closed_port()}"
@@ -255,7 +267,9 @@ def test_everything_down_raises_providers_unavailable_never_fake_success(workspa
     assert all(e.kind == ErrorKind.TRANSIENT for e in info.value.errors.values())
 
 
-def test_all_open_waits_for_the_soonest_then_raises_with_retry_at(workspace, gateway_fast, settings):
+def test_all_open_waits_for_the_soonest_then_raises_with_retry_at(
+    closed_port, workspace, gateway_fast, settings
+):
     settings.GATEWAY_BREAKER = settings.GATEWAY_BREAKER | {"cooldown_seconds": 20}
     account = ProviderAccountFactory(workspace=workspace, base_url=f"http://127.0.0.1:{closed_port()}")
     for _ in range(3):
@@ -269,7 +283,7 @@ def test_all_open_waits_for_the_soonest_then_raises_with_retry_at(workspace, gat
     assert info.value.retry_at.timestamp() == pytest.approx(started + 20, abs=1)
 
 
-def test_demo_only_when_no_real_account(workspace, httpserver, gateway_fast):
+def test_demo_only_when_no_real_account(closed_port, workspace, httpserver, gateway_fast):
     demo = ProviderAccountFactory(workspace=workspace, adapter="test-demo", name="Demo", credentials={})
     result = services.verify_email(workspace=workspace, email="a@example.com")
     assert result.demo is True
@@ -379,7 +393,9 @@ class RateLimitedVendor:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_callers_all_get_results_and_the_shared_limit_holds(workspace, gateway_fast, settings):
+def test_concurrent_callers_all_get_results_and_the_shared_limit_holds(
+    workspace, gateway_fast, settings, loopback_allow
+):
     """8 threads x 3 calls through the chain on one account limited to 10/s (burst 2): every caller gets its
     own result, the vendor never sees more than the bucket allows (so it never has to refuse), and the
     Redis-buffered health counters count every call exactly (no database write per call, so no
@@ -389,6 +405,7 @@ def test_concurrent_callers_all_get_results_and_the_shared_limit_holds(workspace
     settings.GATEWAY_RETRY = {**settings.GATEWAY_RETRY, "max_seconds": 30}
     server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
     server.start()
+    loopback_allow(server.host, server.port)
     # The token bucket bounds any 1 s window of grants to burst + rate. The vendor counts arrivals on its
     # own clock in another thread, where a loaded machine can delay a request well after its grant, so it
     # tolerates a full second of such delay (rate more); the pacing itself is checked on the limiter's clock.
@@ -454,7 +471,7 @@ def test_provider_account_is_scoped(workspace, other_workspace):
 
 
 def test_redis_down_defers_the_work_instead_of_calling_unguarded(
-    workspace, httpserver, test_adapters, settings
+    closed_port, workspace, httpserver, test_adapters, settings
 ):
     settings.REDIS_URL = f"redis://127.0.0.1:{closed_port()}/0"
     ProviderAccountFactory(workspace=workspace, base_url=httpserver.url_for(""))
@@ -558,7 +575,7 @@ print(breaker.status(pk).state)
 
 
 def test_breaker_opened_by_another_worker_process_steers_this_one(
-    workspace, httpserver, fallback_server, gateway_fast, redis_url, tmp_path
+    closed_port, workspace, httpserver, fallback_server, gateway_fast, redis_url, tmp_path, settings
 ):
     """A separate OS process (own interpreter, own DB connection) sees the primary fail and opens its
     breaker; this process then skips the primary without ever calling it, through the shared Redis."""
@@ -575,22 +592,17 @@ def test_breaker_opened_by_another_worker_process_steers_this_one(
     )
     fallback_server.expect_request(VERIFY).respond_with_handler(ok_body)
     httpserver.expect_request(VERIFY).respond_with_handler(ok_body)  # alive here: must still not be called
+    dead = f"http://127.0.0.1:{closed_port()}"
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "aicmo.settings",
         "AICMO_ENV": "test",
         "DATABASE_URL": f"sqlite:///{tmp_path / 'worker.sqlite3'}",
         "REDIS_URL": redis_url,
+        "AICMO_GATEWAY_LOOPBACK_ALLOW": ",".join(settings.GATEWAY_LOOPBACK_ALLOW),
     }
     out = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            WORKER_SCRIPT,
-            str(primary.pk),
-            f"http://127.0.0.1:{closed_port()}",
-            fallback_server.url_for(""),
-        ],
+        [sys.executable, "-c", WORKER_SCRIPT, str(primary.pk), dead, fallback_server.url_for("")],
         capture_output=True,
         text=True,
         env=env,

@@ -19,7 +19,7 @@ from gateway.errors import (
     error_from_response,
     parse_retry_after,
 )
-from gateway.ssrf import UnsafeURL
+from gateway.ssrf import HostUnresolvable, UnsafeURL
 
 NOW = datetime(2026, 11, 24, 10, 0, 0, tzinfo=UTC)
 
@@ -136,7 +136,9 @@ def test_error_from_response_reads_retry_after():
         (imaplib.IMAP4.abort("socket error"), ErrorKind.TRANSIENT),
         (TimeoutError("timed out"), ErrorKind.TRANSIENT),
         (ConnectionRefusedError(111, "refused"), ErrorKind.TRANSIENT),
-        (socket.gaierror(socket.EAI_NONAME, "unknown host"), ErrorKind.BAD_INPUT),
+        (socket.gaierror(socket.EAI_NONAME, "unknown host"), ErrorKind.TRANSIENT),
+        (socket.gaierror(socket.EAI_AGAIN, "try again"), ErrorKind.TRANSIENT),
+        (HostUnresolvable("api.typo.example"), ErrorKind.TRANSIENT),
     ],
 )
 def test_classify_exception(exc, kind):

@@ -117,9 +117,17 @@ def test_dispatch_timeout_is_transient(httpserver):
     handler.wait()
 
 
-def test_dispatch_refuses_internal_urls_without_loopback_permission(httpserver):
-    adapter = WebhookAdapter(allow_loopback=False)
-    for url in (httpserver.url_for("/hook"), "http://169.254.169.254/", "http://2130706433/"):
+def test_dispatch_refuses_internal_urls_without_loopback_permission(httpserver, settings):
+    adapter = WebhookAdapter()
+    settings.GATEWAY_LOOPBACK_ALLOW = []
+    port = httpserver.port
+    for url in (
+        httpserver.url_for("/hook"),
+        f"http://127.1:{port}/hook",
+        f"http://2130706433:{port}/hook",
+        f"http://[::ffff:127.0.0.1]:{port}/hook",
+        "http://169.254.169.254/",
+    ):
         with pytest.raises(ProviderError) as info:
             adapter.dispatch_webhook(url, SECRET, WebhookEvent("x", {}))
         assert info.value.kind is ErrorKind.BAD_INPUT
