@@ -109,7 +109,7 @@ class MediaAssetSerializer(serializers.ModelSerializer):
         model = MediaAsset
         fields = [
             "id", "library", "kind", "status", "title", "description", "alt_text", "category", "tags",
-            "original_filename", "mime_type", "sha256", "phash", "sanitized", "width", "height", "aspect_ratio",
+            "original_filename", "filename", "mime_type", "sha256", "phash", "sanitized", "width", "height", "aspect_ratio",
             "format", "color_mode", "has_alpha", "size_bytes", "duration_seconds", "page_count", "frame_count",
             "exif_orientation_applied", "focal_x", "focal_y", "review_note", "reviewed_at", "published_at",
             "archived_at", "last_used_at", "created_at", "updated_at", "download_url",

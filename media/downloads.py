@@ -23,7 +23,7 @@ def file_response(field_file, *, content_type: str, filename: str) -> FileRespon
 
 
 def asset_response(asset):
-    return file_response(asset.file, content_type=asset.mime_type, filename=asset.original_filename)
+    return file_response(asset.file, content_type=asset.mime_type, filename=asset.filename or "download")
 
 
 def rendition_response(rendition):

@@ -87,7 +87,14 @@ class MediaAsset(WorkspaceOwned):
     )
 
     file = models.FileField(upload_to=asset_upload_to, max_length=255)
-    original_filename = models.CharField(max_length=255, blank=True)
+    original_filename = models.CharField(
+        max_length=255, blank=True, help_text="The client's name, escaped; metadata only, never served."
+    )
+    filename = models.CharField(
+        max_length=140,
+        blank=True,
+        help_text="Served name: a safe stem plus the extension of the detected type.",
+    )
     mime_type = models.CharField(max_length=100)
     sha256 = models.CharField(max_length=64, db_index=True)
     sanitized = models.BooleanField(default=False, help_text="Stored content was rewritten (SVG sanitizer).")

@@ -23,6 +23,7 @@ from aicmo.roles import APPROVE, role_allows
 from aicmo.workspaces import named_rows_ensure
 
 from . import renditions as rd
+from .filenames import escape_original, safe_filename, safe_stem
 from .models import (
     AssetKind,
     AssetPerformance,
@@ -150,16 +151,17 @@ def asset_upload(
     if existing is not None:
         return UploadResult(asset=existing, duplicate=True)
 
-    name = filename or getattr(file, "name", "") or "upload"
+    name = filename or getattr(file, "name", "") or ""
     asset = MediaAsset(
         workspace=workspace,
         library=library,
-        title=(title or name.rsplit("/", 1)[-1].rsplit(".", 1)[0])[:200],
+        title=(title or safe_stem(name))[:200],
         description=description,
         alt_text=alt_text[:500],
         category=category[:60],
         uploaded_by=by if getattr(by, "is_authenticated", False) else None,
-        original_filename=name.rsplit("/", 1)[-1][:255],
+        original_filename=escape_original(name),
+        filename=safe_filename(name, inspection.extension),
     )
     _apply_inspection(asset, inspection)
     if inspection.content is not None:
