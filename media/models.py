@@ -105,6 +105,16 @@ class MediaAsset(WorkspaceOwned):
     phash_b1 = models.PositiveIntegerField(null=True, blank=True)
     phash_b2 = models.PositiveIntegerField(null=True, blank=True)
     phash_b3 = models.PositiveIntegerField(null=True, blank=True)
+    colour_moments = models.CharField(
+        max_length=12,
+        blank=True,
+        help_text="Mean and stddev of R, G, B (hex bytes): the second near-duplicate check.",
+    )
+    detail = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="Greyscale stddev of a 32×32 thumbnail; low-detail images get no pHash.",
+    )
 
     width = models.PositiveIntegerField(null=True, blank=True)
     height = models.PositiveIntegerField(null=True, blank=True)

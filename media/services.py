@@ -116,10 +116,14 @@ def _apply_inspection(asset: MediaAsset, inspection: Inspection) -> None:
     asset.color_mode = meta.get("color_mode", "") or ""
     asset.has_alpha = bool(meta.get("has_alpha"))
     asset.exif_orientation_applied = bool(meta.get("exif_orientation_applied"))
-    if inspection.phash:
-        value = int(inspection.phash, 16)
-        asset.phash = inspection.phash
-        asset.phash_b0, asset.phash_b1, asset.phash_b2, asset.phash_b3 = phash_bands(value)
+    prints = inspection.fingerprint
+    if prints is not None:
+        asset.colour_moments, asset.detail = prints.colour, prints.detail
+        if prints.phash:
+            asset.phash = prints.phash
+            asset.phash_b0, asset.phash_b1, asset.phash_b2, asset.phash_b3 = phash_bands(
+                int(prints.phash, 16)
+            )
 
 
 def phash_bands(value: int) -> tuple[int, int, int, int]:
@@ -486,10 +490,15 @@ def _build_one(
         )
         if current is not None and current.source_key == key and not force:
             return current, False
-        with asset.file.open("rb") as source:
-            data, width, height, fmt = rd.render(
-                source, spec, focal_x=asset.focal_x, focal_y=asset.focal_y, fmt=fmt
+        if prepared is not None:
+            data, width, height, fmt = rd.render_prepared(
+                prepared(), spec, focal_x=asset.focal_x, focal_y=asset.focal_y, fmt=fmt
             )
+        else:
+            with asset.file.open("rb") as source:
+                data, width, height, fmt = rd.render(
+                    source, spec, focal_x=asset.focal_x, focal_y=asset.focal_y, fmt=fmt
+                )
         old_name = current.file.name if current is not None else None
         rendition = current or Rendition(workspace_id=asset.workspace_id, asset_id=asset.pk, spec=spec_name)
         rendition.file.save(f"{spec_name}.{fmt.lower()}", ContentFile(data), save=False)
@@ -575,11 +584,14 @@ def _photographic(asset: MediaAsset) -> bool:
     """Many distinct colours in a small sample: a photo, which PNG compresses poorly."""
     from PIL import Image
 
+    from .imaging import to_display
+
     try:
         with asset.file.open("rb") as source, Image.open(source) as img:
-            img.thumbnail((128, 128))
-            colours = img.convert("RGB").getcolors(maxcolors=128 * 128)
-    except OSError:
+            display = to_display(img, min_size=(128, 128))
+            display.thumbnail((128, 128))
+            colours = display.convert("RGB").getcolors(maxcolors=128 * 128)
+    except (OSError, ValueError):
         return False
     return colours is None or len(colours) > 2048
 

@@ -45,7 +45,7 @@ def test_jpeg_detected_by_content_not_name():
     assert result.metadata["width"] == 300 and result.metadata["height"] == 200
     assert result.metadata["aspect_ratio"] == 1.5
     assert result.metadata["color_mode"] == "RGB"
-    assert len(result.phash) == 16
+    assert len(result.fingerprint.phash) == 16
 
 
 def test_streaming_sha256_matches_hashlib_over_many_chunks():
