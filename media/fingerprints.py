@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import imagehash
+import scipy.fftpack  # noqa: F401 - imagehash.phash imports it lazily: 1.5 s on the first upload otherwise
 from PIL import Image, ImageStat
 
 MIN_DETAIL = 6.0

@@ -92,6 +92,30 @@ def _key_mask(img: Image.Image) -> Image.Image | None:
     return Image.fromarray(opaque.astype(np.uint8) * 255, "L")
 
 
+STRIP_ROWS = 512
+
+
+def _reduce_in_strips(img: Image.Image, factor: int) -> Image.Image:
+    """Box-reduce by `factor`, `STRIP_ROWS` source rows at a time, with palette/colour-key transparency
+    turned into alpha per strip. Pillow's reduce/resize premultiply RGBA and convert P through a full-size
+    copy; strips keep the extra memory to one strip instead of a second full image."""
+    width, height = img.size
+    step = factor * max(1, STRIP_ROWS // factor)
+    out: Image.Image | None = None
+    for top in range(0, height, step):
+        strip = _alpha_from_key(img.crop((0, top, width, min(height, top + step))))
+        if strip.mode.startswith("I;16"):  # no I;16 reduce kernel; BOX resize is the same box filter
+            small = strip.resize(
+                (math.ceil(width / factor), math.ceil(strip.height / factor)), Image.Resampling.BOX
+            )
+        else:
+            small = strip.reduce(factor)
+        if out is None:
+            out = Image.new(small.mode, (math.ceil(width / factor), math.ceil(height / factor)))
+        out.paste(small, (0, top // factor))
+    return out
+
+
 def _icc_to_srgb(img: Image.Image, icc: bytes | None) -> Image.Image:
     """Convert through the embedded profile to sRGB; the result carries no profile."""
     alpha = img.getchannel("A") if img.mode in ("RGBA", "LA") else None
@@ -140,16 +164,13 @@ def to_display(
     icc = img.info.get("icc_profile")
     source_mode = img.mode
     mask = _key_mask(img)
-    work = _alpha_from_key(img)
-    factor = reduce_factor(work.size, target)
+    factor = reduce_factor(img.size, target)
     if factor > 1:
-        small = (math.ceil(work.width / factor), math.ceil(work.height / factor))
-        # reduce() has no I;16 kernel; a BOX resize by the same factor is the same box filter.
-        work = (
-            work.resize(small, Image.Resampling.BOX) if work.mode.startswith("I;16") else work.reduce(factor)
-        )
+        work = _reduce_in_strips(img, factor)
         if mask is not None:
-            mask = mask.resize(small, Image.Resampling.BOX)
+            mask = _reduce_in_strips(mask, factor)
+    else:
+        work = _alpha_from_key(img)
     if work.mode.startswith("I;16"):
         work = work.convert("I")
     if work.mode in ("I", "F"):
@@ -191,17 +212,29 @@ def cover_size(size: tuple[int, int], box: tuple[int, int], crop: bool) -> tuple
 
 
 DEFAULT_MAX_PIXELS = 52_000_000
+DEFAULT_DECODE_BUDGET = 240 * 1024 * 1024
+# Peak memory of decoding one pixel with Pillow 13, by container (measured on 10 MP files: RSS growth over
+# the pixel count; RGB is held as 4 bytes). JPEG: libjpeg's progressive coefficient buffer (draft() decodes
+# baseline files at 1/8 scale); GIF: the palette frame plus the RGBA frame Pillow composites from frame 2 on;
+# WebP and AVIF: the decoder's own buffers and a copy, several bytes per pixel beyond the image itself.
+DECODE_BYTES_PER_PIXEL = {"JPEG": 3.0, "PNG": 4.5, "GIF": 5.5, "WEBP": 18.0, "AVIF": 13.0}
 
 
-def max_pixels() -> int:
-    """Largest accepted image in pixels (`MEDIA_MAX_IMAGE_PIXELS`, default 52 MP: a 50 MP camera frame
-    with margin). Chosen so the web process and a worker stay under 400 MB peak RSS on the largest accepted
-    image of the worst mode (docs/BENCHMARKS.md, media). Pillow's own bomb limit stays in force as well."""
+def max_pixels(fmt: str | None = None) -> int:
+    """Largest accepted image in pixels for a container format.
+
+    `MEDIA_MAX_IMAGE_PIXELS` (default 52 MP: a 50 MP camera frame with margin), lowered per format so that
+    decoding stays within `MEDIA_DECODE_BUDGET_BYTES` (default 240 MB): with Django and our imports at about
+    155 MB, the web process and a worker stay under 400 MB peak RSS on the largest accepted image
+    (bench/media_bench.py upload; docs/BENCHMARKS.md). Pillow's own bomb limit stays in force as well."""
     from django.conf import settings
 
-    return int(getattr(settings, "MEDIA_MAX_IMAGE_PIXELS", DEFAULT_MAX_PIXELS))
+    cap = int(getattr(settings, "MEDIA_MAX_IMAGE_PIXELS", DEFAULT_MAX_PIXELS))
+    budget = int(getattr(settings, "MEDIA_DECODE_BUDGET_BYTES", DEFAULT_DECODE_BUDGET))
+    cost = DECODE_BYTES_PER_PIXEL.get(fmt or "", 4.5)
+    return min(cap, int(budget / cost))
 
 
 def over_pixel_cap(img: Image.Image) -> bool:
-    """Header-only: the declared size is over `max_pixels()` (nothing is decoded)."""
-    return img.width * img.height > max_pixels()
+    """Header-only: the declared size is over `max_pixels(img.format)` (nothing is decoded)."""
+    return img.width * img.height > max_pixels(img.format)

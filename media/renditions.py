@@ -95,7 +95,7 @@ def prepare(source, specs: list[Spec]) -> Prepared:
     `ANIMATION_PIXEL_BUDGET`; Pillow's errors (OSError, DecompressionBombError) pass through."""
     img = Image.open(source)
     if imaging.over_pixel_cap(img):
-        raise ValueError(f"The image has more than {imaging.max_pixels():,} pixels.")
+        raise ValueError(f"The image has more than {imaging.max_pixels(img.format):,} pixels.")
     w, h = img.size
     if imaging.orientation(img) in (5, 6, 7, 8):
         w, h = h, w

@@ -161,14 +161,15 @@ def _open_image(fileobj) -> Image.Image:
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise _too_many_pixels() from exc
     if imaging.over_pixel_cap(img):
-        raise _too_many_pixels()
+        raise _too_many_pixels(img.format)
     return img
 
 
-def _too_many_pixels() -> UploadRejected:
+def _too_many_pixels(fmt: str | None = None) -> UploadRejected:
     return UploadRejected(
         "decompression_bomb",
-        f"The image's declared dimensions exceed the safety limit of {imaging.max_pixels():,} pixels.",
+        f"The image's declared dimensions exceed the safety limit of {imaging.max_pixels(fmt):,} pixels"
+        + (f" for {fmt} images." if fmt else "."),
         http_status=413,
     )
 

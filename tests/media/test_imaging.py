@@ -304,3 +304,18 @@ def test_m5_anim(library, media_redis):
     one_frame = len(rd.render_prepared(rd.Prepared([imaging.to_display(Image.open(CASES / "m5-anim.webp"))], [0]),
                                        rd.Spec("m", "", 2560, 2560, crop=False), fmt="WEBP")[0])  # fmt: skip
     assert whole > 6 * one_frame
+
+
+@pytest.mark.parametrize(
+    ("mode", "transparency"),
+    [("P", "palette"), ("P", "none"), ("RGB", "key"), ("L", "key"), ("I;16", "key"), ("I;16", "none"),
+     ("RGBA", "alpha"), ("LA", "alpha"), ("CMYK", "none")],
+)  # fmt: skip
+def test_large_sources_are_reduced_in_strips_with_the_same_result(mode, transparency):
+    """×12 the matrix picture: reduced back in strips (several strips of STRIP_ROWS) it reads the same."""
+    img, left, right = source(mode, transparency)
+    big = img.resize((W * 12, H * 12), Image.Resampling.NEAREST)
+    assert big.height > imaging.STRIP_ROWS
+    out = imaging.to_display(big, min_size=(W, H))
+    assert out.size == (W, H)
+    check_display(out, left, right, transparency, 1)
