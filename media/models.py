@@ -126,6 +126,7 @@ class MediaAsset(WorkspaceOwned):
     duration_seconds = models.FloatField(null=True, blank=True)
     page_count = models.PositiveIntegerField(null=True, blank=True)
     frame_count = models.PositiveIntegerField(null=True, blank=True)
+    video_codec = models.CharField(max_length=40, blank=True, help_text="ffprobe codec name, e.g. h264, vp9.")
     exif_orientation_applied = models.BooleanField(default=False)
     focal_x = models.FloatField(default=0.5, help_text="Smart-crop focal point, 0..1 from the left.")
     focal_y = models.FloatField(default=0.5, help_text="Smart-crop focal point, 0..1 from the top.")
