@@ -101,3 +101,16 @@ def test_corrupt_video_is_a_per_item_job_error(workspace, media_redis):
     job.refresh_from_db()
     [error] = job.errors.all()
     assert job.failed == 2 and error.item == "probe" and "ffprobe" in error.message
+
+
+def test_live_worker_builds_video_renditions_after_upload(live_celery_worker, workspace, clip):
+    from aicmo.models import JobStatus
+    from tests.media.test_worker import _wait
+
+    asset = _upload(workspace, clip)  # enqueued on commit, run by the real worker
+    job = Job.objects.get(kind="media.renditions", params__asset_id=asset.pk)
+    assert job.params["specs"] == list(video.SPECS)
+    assert _wait(lambda: Job.objects.get(pk=job.pk).status == JobStatus.SUCCEEDED, timeout=120)
+    assert Job.objects.get(pk=job.pk).result == {"built": 2}
+    assert set(Rendition.objects.filter(asset=asset).values_list("spec", flat=True)) == {"poster", "web"}
+    assert MediaAsset.objects.get(pk=asset.pk).video_codec == "mpeg4"
