@@ -463,7 +463,8 @@ def inspect_upload(fileobj) -> Inspection:
         elif mime == "audio/wav":
             meta["duration_seconds"] = _wav_duration(fileobj)
         else:
-            duration = _ffprobe_duration(fileobj)
+            # Videos: header only here (ffprobe runs in the worker with the renditions); audio: ffprobe.
+            duration = _ffprobe_duration(fileobj) if kind == AssetKind.AUDIO else None
             if duration is None and ext in (".mp4", ".mov", ".m4a"):
                 duration = _mp4_duration(fileobj)
             meta["duration_seconds"] = duration

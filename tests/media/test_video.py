@@ -70,9 +70,15 @@ def test_worker_builds_poster_and_web_rendition(client_for, other_workspace, cli
     assert client.get(f"/api/v1/media/renditions/{theirs.pk}/web/").status_code == 404
 
 
-def test_video_rendition_is_never_built_in_the_request(client_for, clip):
+def test_video_rendition_is_never_built_in_the_request(client_for, clip, monkeypatch):
+    def forbidden(*args, **kwargs):
+        raise AssertionError(f"subprocess in a request: {args[0]!r}")
+
+    monkeypatch.setattr("media.video.subprocess.run", forbidden)
+    monkeypatch.setattr("media.validation.subprocess.run", forbidden)
     client = client_for("viewer")
     asset = _upload(client.workspace, clip)
+    assert asset.duration_seconds == pytest.approx(3, abs=0.1)  # from the mvhd box
     resp = client.get(f"/media/assets/{asset.pk}/renditions/web/")
     assert resp.status_code == 503 and resp["Retry-After"]
     assert not Rendition.objects.filter(asset=asset).exists()
@@ -114,3 +120,20 @@ def test_live_worker_builds_video_renditions_after_upload(live_celery_worker, wo
     assert Job.objects.get(pk=job.pk).result == {"built": 2}
     assert set(Rendition.objects.filter(asset=asset).values_list("spec", flat=True)) == {"poster", "web"}
     assert MediaAsset.objects.get(pk=asset.pk).video_codec == "mpeg4"
+
+
+def test_webm_duration_and_size_come_from_the_worker(workspace, media_redis, tmp_path):
+    path = tmp_path / "clip.webm"
+    subprocess.run(  # noqa: S603
+        [shutil.which("ffmpeg"), "-v", "error", "-f", "lavfi", "-i", "testsrc=duration=2:size=160x90:rate=10",
+         "-c:v", "libvpx", "-b:v", "200k", str(path)],
+        check=True,
+    )  # fmt: skip
+    asset = _upload(workspace, path.read_bytes())
+    assert asset.mime_type == "video/webm" and asset.duration_seconds is None
+    assert services.asset_build_renditions(asset_id=asset.pk) == 2
+    asset.refresh_from_db()
+    assert asset.duration_seconds == pytest.approx(2, abs=0.15)
+    assert (asset.video_codec, asset.width, asset.height) == ("vp8", 160, 90)
+    web = video.probe(Rendition.objects.get(asset=asset, spec="web").file.path)
+    assert (web.codec, web.width, web.height) == ("h264", 160, 90)
