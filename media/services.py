@@ -24,9 +24,10 @@ from aicmo.models import Job, Membership, Role, Workspace
 from aicmo.roles import APPROVE, role_allows
 from aicmo.workspaces import named_rows_ensure
 
+from . import imaging, video
 from . import renditions as rd
-from . import video
 from .filenames import escape_original, safe_filename, safe_stem
+from .fingerprints import HASH_INPUT, Fingerprint, fingerprint
 from .models import (
     AssetKind,
     AssetPerformance,
@@ -119,14 +120,33 @@ def _apply_inspection(asset: MediaAsset, inspection: Inspection) -> None:
     asset.color_mode = meta.get("color_mode", "") or ""
     asset.has_alpha = bool(meta.get("has_alpha"))
     asset.exif_orientation_applied = bool(meta.get("exif_orientation_applied"))
-    prints = inspection.fingerprint
-    if prints is not None:
-        asset.colour_moments, asset.detail = prints.colour, prints.detail
-        if prints.phash:
-            asset.phash = prints.phash
-            asset.phash_b0, asset.phash_b1, asset.phash_b2, asset.phash_b3 = phash_bands(
-                int(prints.phash, 16)
-            )
+    if inspection.fingerprint is not None:
+        _apply_fingerprint(asset, inspection.fingerprint)
+
+
+def _apply_fingerprint(asset: MediaAsset, prints: Fingerprint) -> None:
+    asset.colour_moments, asset.detail, asset.phash = prints.colour, prints.detail, prints.phash
+    bands = phash_bands(int(prints.phash, 16)) if prints.phash else (None, None, None, None)
+    asset.phash_b0, asset.phash_b1, asset.phash_b2, asset.phash_b3 = bands
+
+
+FINGERPRINT_FIELDS = ["phash", "phash_b0", "phash_b1", "phash_b2", "phash_b3", "colour_moments", "detail"]
+
+
+def asset_refresh_fingerprint(*, asset: MediaAsset) -> bool:
+    """Recompute pHash, colour moments and detail from the stored file through the current conversion path
+    (for assets stored before migration media/0004). False when the file cannot be read as an image."""
+    from PIL import Image
+
+    try:
+        with asset.file.open("rb") as source, Image.open(source) as img:
+            prints = fingerprint(imaging.to_display(img, min_size=(HASH_INPUT, HASH_INPUT)))
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        logger.warning("fingerprint of asset %s failed: %s", asset.pk, exc)
+        return False
+    _apply_fingerprint(asset, prints)
+    asset.save(update_fields=FINGERPRINT_FIELDS)
+    return True
 
 
 def phash_bands(value: int) -> tuple[int, int, int, int]:
@@ -886,6 +906,7 @@ __all__ = [
     "asset_publish",
     "asset_record_performance",
     "asset_record_usage",
+    "asset_refresh_fingerprint",
     "asset_reject",
     "asset_request_renditions",
     "asset_update",
