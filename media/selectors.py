@@ -62,12 +62,15 @@ def assets_for(
     return qs.order_by("-created_at", "-id")
 
 
-def thumbnails_for(assets) -> dict[int, int]:
-    """asset id → thumbnail rendition id for a page of assets (one query)."""
+def thumbnails_for(assets) -> dict[int, str]:
+    """asset id → spec of its built tile image ("thumbnail" for images, "poster" for videos); one query."""
     from .models import Rendition
 
     ids = [a.pk for a in assets]
-    return dict(Rendition.objects.filter(asset_id__in=ids, spec="thumbnail").values_list("asset_id", "pk"))
+    rows = Rendition.objects.filter(asset_id__in=ids, spec__in=("thumbnail", "poster")).values_list(
+        "asset_id", "spec"
+    )
+    return dict(rows)
 
 
 # --- near duplicates ------------------------------------------------------------------------------------

@@ -55,7 +55,7 @@ class IndexView(WorkspaceTemplateView):
         thumbs = selectors.thumbnails_for(page.object_list)
         ctx.update(
             page=page,
-            assets=[(a, a.pk in thumbs) for a in page.object_list],
+            assets=[(a, thumbs.get(a.pk)) for a in page.object_list],
             filters=filters,
             libraries=list(selectors.libraries_for(self.workspace)),
             tags=list(selectors.tags_for(self.workspace).values_list("name", flat=True)),

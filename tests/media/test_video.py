@@ -55,6 +55,8 @@ def test_worker_builds_poster_and_web_rendition(client_for, other_workspace, cli
     assert job.status == "succeeded" and job.done == 2
     assert services.asset_build_renditions(asset_id=asset.pk) == 0  # idempotent re-run
 
+    grid = client.get("/media/?kind=video")
+    assert f"/media/assets/{asset.pk}/renditions/poster/".encode() in grid.content
     page = client.get(f"/media/assets/{asset.pk}/")
     assert b"<video" in page.content and b"mpeg4" in page.content and b"video-no-ffmpeg" not in page.content
     resp = client.get(f"/media/assets/{asset.pk}/renditions/web/")
