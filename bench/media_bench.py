@@ -1,4 +1,5 @@
-"""Media benchmarks: rendition throughput vs a raw Pillow loop, 50 MP upload peak RSS, duplicate lookup scaling.
+"""Media benchmarks: rendition throughput vs a raw Pillow loop; upload time and peak RSS of web and worker for
+a 50 MP JPEG and for the largest accepted image (RGBA PNG at the pixel cap); duplicate lookup scaling.
 
     .venv/bin/python bench/media_bench.py [renditions|upload|lookup|all] [--images N] [--sizes 1000,10000,100000]
 
@@ -147,65 +148,144 @@ def bench_service_renditions(n_images: int, tmp: Path) -> dict:
             "idempotent_rerun_built": rebuilt, "idempotent_rerun_s": round(rerun, 3)}  # fmt: skip
 
 
-# --- 50 MP upload ---------------------------------------------------------------------------------------
+# --- upload and worker: time and peak RSS ---------------------------------------------------------------
+#
+# Three fresh processes per image, so each peak RSS is its own: the raw Pillow baseline, the web side
+# (asset_upload, as the upload view calls it, with a real Redis as broker) and the worker side
+# (asset_build_renditions, as build_renditions_task runs it).
 
 
-def _upload_child(path: str, tmp: str) -> None:
-    """Runs in a fresh process: Django + DB, then upload the file (and build one rendition) through services."""
+def _peak_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def _child_env(tmp: str) -> None:
     Path(tmp).mkdir(parents=True, exist_ok=True)
     setup_django(Path(tmp))
+
+
+def _baseline_child(path: str) -> None:
+    """Raw Pillow: open + draft (JPEG) + load — the least any validation of these bytes can cost."""
+    from PIL import Image
+
+    Image.MAX_IMAGE_PIXELS = None
+    start = time.perf_counter()
+    with Image.open(path) as img:
+        if img.format == "JPEG":
+            img.draft("RGB", (256, 256))
+        img.load()
+    print(
+        json.dumps(
+            {"raw_open_draft_load_s": round(time.perf_counter() - start, 3), "peak_rss_mb": _peak_mb()}
+        )
+    )
+
+
+def _web_child(path: str, tmp: str, redis_url: str) -> None:
+    os.environ["REDIS_URL"] = os.environ["CELERY_BROKER_URL"] = os.environ["CELERY_RESULT_BACKEND"] = (
+        redis_url
+    )
+    _child_env(tmp)
     from django.core.files.uploadedfile import TemporaryUploadedFile
 
     from aicmo.models import Workspace
-    from media import renditions as rd
     from media import services
 
-    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     ws, _ = Workspace.objects.get_or_create(slug="bench-upload", defaults={"name": "Bench"})
     library = services.library_create(workspace=ws, name=f"Upload {time.time()}")
     size = os.path.getsize(path)
-    upload = TemporaryUploadedFile("big.jpg", "image/jpeg", size, None)
+    upload = TemporaryUploadedFile(Path(path).name, "application/octet-stream", size, None)
     with open(path, "rb") as src:  # what Django's upload handler does for a large body: a temp file on disk
         while chunk := src.read(1 << 20):
             upload.write(chunk)
     upload.seek(0)
+    setup_mb = _peak_mb()
     start = time.perf_counter()
-    result = services.asset_upload(library=library, file=upload, request_renditions=False)
+    result = services.asset_upload(
+        library=library, file=upload
+    )  # renditions + suggestions enqueued on commit
     upload_s = time.perf_counter() - start
-    after_upload = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    from django.test.utils import override_settings
-
-    from aicmo.localredis import free_port, start_redis
-
-    server = start_redis(port=free_port(), data_dir=Path(tmp) / "redis", persist=False)  # its own process
-    try:
-        with override_settings(REDIS_URL=server.url):
-            start = time.perf_counter()
-            built = services.asset_build_renditions(asset_id=result.asset.pk)  # what the worker task runs
-            render_s = time.perf_counter() - start
-    finally:
-        server.stop()
-    assert built == len(rd.SPECS)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({
-        "megapixels": round(result.asset.width * result.asset.height / 1e6, 1), "file_mb": round(size / 1e6, 1),
-        "upload_s": round(upload_s, 2), "build_all_renditions_s": round(render_s, 2),
-        "rss_after_setup_mb": round(baseline / 1024, 1), "peak_rss_after_upload_mb": round(after_upload / 1024, 1),
-        "peak_rss_after_renditions_mb": round(peak / 1024, 1),
-    }))  # fmt: skip
+    asset = result.asset
+    print(json.dumps({"asset_id": asset.pk, "megapixels": round(asset.width * asset.height / 1e6, 1),
+                      "mode": asset.color_mode, "file_mb": round(size / 1e6, 1), "upload_s": round(upload_s, 3),
+                      "rss_after_setup_mb": setup_mb, "peak_rss_mb": _peak_mb()}))  # fmt: skip
 
 
-def bench_upload(tmp: Path) -> dict:
-    path = tmp / "50mp.jpg"
-    # Generated in its own process so the generator's memory does not count against the upload.
-    subprocess.run([sys.executable, __file__, "_make50", str(path)], check=True)
-    out = subprocess.run([sys.executable, __file__, "_upload", str(path), str(tmp / "upload")],
-                         check=True, capture_output=True, text=True)  # fmt: skip
+def _worker_child(asset_id: str, tmp: str, redis_url: str) -> None:
+    os.environ["REDIS_URL"] = os.environ["CELERY_BROKER_URL"] = os.environ["CELERY_RESULT_BACKEND"] = (
+        redis_url
+    )
+    _child_env(tmp)
+    from media import renditions as rd
+    from media import services
+
+    setup_mb = _peak_mb()
+    start = time.perf_counter()
+    built = services.asset_build_renditions(asset_id=int(asset_id))  # what the worker task runs
+    build_s = time.perf_counter() - start
+    assert built == len(rd.SPECS), built
+    print(json.dumps({"build_all_renditions_s": round(build_s, 3), "rss_after_setup_mb": setup_mb,
+                      "peak_rss_mb": _peak_mb()}))  # fmt: skip
+
+
+def _run(*args: str) -> dict:
+    out = subprocess.run([sys.executable, __file__, *args], check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _make50(path: str) -> None:
-    Path(path).write_bytes(photo_jpeg(8660, 5774, 7, quality=85))
+def bench_upload(tmp: Path) -> dict:
+    from aicmo.localredis import free_port, start_redis
+
+    images = {
+        "jpeg_50mp": tmp / "50mp.jpg",
+        "png_rgba_at_cap": tmp / "cap.png",
+        "webp_rgba_at_cap": tmp / "cap.webp",
+    }
+    for name, path in images.items():  # generated in their own processes: not counted against anyone
+        subprocess.run([sys.executable, __file__, "_make", name, str(path)], check=True)
+    server = start_redis(port=free_port(), data_dir=tmp / "redis", persist=False)
+    report: dict = {}
+    try:
+        for name, path in images.items():
+            work = str(tmp / f"upload-{name}")
+            baseline = min(
+                (_run("_baseline", str(path)) for _ in range(3)), key=lambda r: r["raw_open_draft_load_s"]
+            )
+            webs = [_run("_web", str(path), f"{work}-{i}", server.url) for i in range(3)]
+            web = min(webs, key=lambda r: r["upload_s"])
+            worker = _run("_worker", str(web["asset_id"]), f"{work}-{webs.index(web)}", server.url)
+            report[name] = {
+                "megapixels": web["megapixels"], "mode": web["mode"], "file_mb": web["file_mb"],
+                "raw_open_draft_load_s": baseline["raw_open_draft_load_s"], "upload_s": web["upload_s"],
+                "upload_vs_raw": round(web["upload_s"] / baseline["raw_open_draft_load_s"], 2),
+                "web_peak_rss_mb": web["peak_rss_mb"], "web_rss_after_setup_mb": web["rss_after_setup_mb"],
+                "build_all_renditions_s": worker["build_all_renditions_s"],
+                "worker_peak_rss_mb": worker["peak_rss_mb"], "worker_rss_after_setup_mb": worker["rss_after_setup_mb"],
+            }  # fmt: skip
+    finally:
+        server.stop()
+    return report
+
+
+def _make_child(name: str, path: str) -> None:
+    os.environ.setdefault("AICMO_ENV", "dev")
+    os.environ["DJANGO_SETTINGS_MODULE"] = "aicmo.settings"
+    import django
+
+    django.setup()
+    if name == "jpeg_50mp":
+        Path(path).write_bytes(photo_jpeg(8660, 5774, 7, quality=85))
+        return
+    from PIL import Image
+
+    from media.imaging import max_pixels
+
+    fmt = "PNG" if name.startswith("png") else "WEBP"
+    width = 8800 if fmt == "PNG" else 4600
+    height = max_pixels(fmt) // width  # the largest accepted image of the format: RGBA, at its cap
+    img = Image.open(io.BytesIO(photo_jpeg(width // 4, height // 4, 3))).resize((width, height))
+    img.putalpha(Image.linear_gradient("L").resize((width, height)))
+    img.save(path, fmt, **({"compress_level": 1} if fmt == "PNG" else {"method": 0, "quality": 80}))
 
 
 # --- duplicate lookups ----------------------------------------------------------------------------------
@@ -256,10 +336,14 @@ def bench_lookup(sizes: list[int]) -> list[dict]:
 
 
 def main() -> None:
-    if len(sys.argv) > 1 and sys.argv[1] == "_make50":
-        return _make50(sys.argv[2])
-    if len(sys.argv) > 1 and sys.argv[1] == "_upload":
-        return _upload_child(sys.argv[2], sys.argv[3])
+    children = {
+        "_make": _make_child,
+        "_baseline": _baseline_child,
+        "_web": _web_child,
+        "_worker": _worker_child,
+    }
+    if len(sys.argv) > 1 and sys.argv[1] in children:
+        return children[sys.argv[1]](*sys.argv[2:])
     parser = argparse.ArgumentParser()
     parser.add_argument("part", nargs="?", default="all", choices=["renditions", "upload", "lookup", "all"])
     parser.add_argument("--images", type=int, default=6)
@@ -273,7 +357,7 @@ def main() -> None:
             report["renditions"] = bench_renditions(args.images)
             report["renditions_service"] = bench_service_renditions(args.images, tmp)
         if args.part in ("upload", "all"):
-            report["upload_50mp"] = bench_upload(tmp)
+            report["upload"] = bench_upload(tmp)
         if args.part in ("lookup", "all"):
             report["lookup"] = bench_lookup([int(s) for s in args.sizes.split(",")])
         print(json.dumps(report, indent=2))

@@ -84,7 +84,7 @@ class MediaAssetAdmin(WorkspaceAdmin):
     search_fields = ["title", "original_filename", "sha256", "alt_text"]
     list_select_related = ["library", "workspace"]
     readonly_fields = [
-        "thumb", "kind", "status", "sha256", "phash", "mime_type", "original_filename", "sanitized", "width",
+        "thumb", "kind", "status", "sha256", "phash", "mime_type", "original_filename", "filename", "sanitized", "width",
         "height", "aspect_ratio", "format", "color_mode", "has_alpha", "size_bytes", "duration_seconds",
         "page_count", "frame_count", "exif_orientation_applied", "review_note", "reviewed_by", "reviewed_at",
         "published_at", "archived_at", "last_used_at", "uploaded_by", "created_at",

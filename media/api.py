@@ -16,7 +16,6 @@ from aicmo.api import WorkspaceGenericViewSet, WorkspaceRelatedField, WorkspaceV
 from aicmo.api.core import JobSerializer
 from aicmo.roles import APPROVE, READ
 
-from . import renditions as rd
 from . import selectors, services
 from .downloads import asset_response, rendition_response
 from .models import AssetKind, AssetStatus, AssetUsage, MediaAsset, MediaLibrary, Rendition, Suggestion
@@ -109,8 +108,8 @@ class MediaAssetSerializer(serializers.ModelSerializer):
         model = MediaAsset
         fields = [
             "id", "library", "kind", "status", "title", "description", "alt_text", "category", "tags",
-            "original_filename", "mime_type", "sha256", "phash", "sanitized", "width", "height", "aspect_ratio",
-            "format", "color_mode", "has_alpha", "size_bytes", "duration_seconds", "page_count", "frame_count",
+            "original_filename", "filename", "mime_type", "sha256", "phash", "sanitized", "width", "height", "aspect_ratio",
+            "format", "color_mode", "has_alpha", "size_bytes", "duration_seconds", "video_codec", "page_count", "frame_count",
             "exif_orientation_applied", "focal_x", "focal_y", "review_note", "reviewed_at", "published_at",
             "archived_at", "last_used_at", "created_at", "updated_at", "download_url",
         ]  # fmt: skip
@@ -269,9 +268,9 @@ class MediaAssetViewSet(WorkspaceViewSet):
         asset = self.get_object()
         if request.method == "GET":
             return Response(RenditionSerializer(asset.renditions.order_by("spec"), many=True).data)
-        if not asset.is_raster:
+        if not services.rendition_specs(asset):
             return error_response(
-                "no_renditions", "Only raster images have renditions.", status.HTTP_400_BAD_REQUEST
+                "no_renditions", "Only raster images and videos have renditions.", status.HTTP_400_BAD_REQUEST
             )
         form = RenditionRequestSerializer(data=request.data)  # a JSON list or scalar body is a 400 too
         form.is_valid(raise_exception=True)
@@ -337,7 +336,7 @@ class RenditionViewSet(WorkspaceGenericViewSet):
     @action(detail=True, methods=["get"], url_path=r"(?P<spec>[a-z_]+)")
     def spec(self, request, pk=None, spec=None):
         asset = self.get_object()
-        if spec not in rd.ALL_SPECS or not asset.is_raster:
+        if spec not in services.rendition_specs(asset):
             raise Http404
         try:
             return rendition_response(services.rendition_get_or_build(asset=asset, spec=spec))

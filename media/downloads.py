@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from django.http import FileResponse
 
-INLINE_TYPES = {"image/jpeg", "image/png", "image/webp", "image/gif", "image/avif"}
+INLINE_TYPES = {"image/jpeg", "image/png", "image/webp", "image/gif", "image/avif", "video/mp4"}
+RENDITION_TYPES = {"WEBP": ("image/webp", "webp"), "AVIF": ("image/avif", "avif"), "JPEG": ("image/jpeg", "jpg"),
+                   "MP4": ("video/mp4", "mp4")}  # fmt: skip
 
 
 def file_response(field_file, *, content_type: str, filename: str) -> FileResponse:
@@ -23,11 +25,11 @@ def file_response(field_file, *, content_type: str, filename: str) -> FileRespon
 
 
 def asset_response(asset):
-    return file_response(asset.file, content_type=asset.mime_type, filename=asset.original_filename)
+    return file_response(asset.file, content_type=asset.mime_type, filename=asset.filename or "download")
 
 
 def rendition_response(rendition):
-    fmt = rendition.format.lower()
+    content_type, ext = RENDITION_TYPES.get(rendition.format, ("application/octet-stream", "bin"))
     return file_response(
-        rendition.file, content_type=f"image/{fmt}", filename=f"{rendition.asset_id}-{rendition.spec}.{fmt}"
+        rendition.file, content_type=content_type, filename=f"{rendition.asset_id}-{rendition.spec}.{ext}"
     )

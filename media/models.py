@@ -87,7 +87,14 @@ class MediaAsset(WorkspaceOwned):
     )
 
     file = models.FileField(upload_to=asset_upload_to, max_length=255)
-    original_filename = models.CharField(max_length=255, blank=True)
+    original_filename = models.CharField(
+        max_length=255, blank=True, help_text="The client's name, escaped; metadata only, never served."
+    )
+    filename = models.CharField(
+        max_length=140,
+        blank=True,
+        help_text="Served name: a safe stem plus the extension of the detected type.",
+    )
     mime_type = models.CharField(max_length=100)
     sha256 = models.CharField(max_length=64, db_index=True)
     sanitized = models.BooleanField(default=False, help_text="Stored content was rewritten (SVG sanitizer).")
@@ -98,6 +105,16 @@ class MediaAsset(WorkspaceOwned):
     phash_b1 = models.PositiveIntegerField(null=True, blank=True)
     phash_b2 = models.PositiveIntegerField(null=True, blank=True)
     phash_b3 = models.PositiveIntegerField(null=True, blank=True)
+    colour_moments = models.CharField(
+        max_length=12,
+        blank=True,
+        help_text="Mean and stddev of R, G, B (hex bytes): the second near-duplicate check.",
+    )
+    detail = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="Greyscale stddev of a 32×32 thumbnail; low-detail images get no pHash.",
+    )
 
     width = models.PositiveIntegerField(null=True, blank=True)
     height = models.PositiveIntegerField(null=True, blank=True)
@@ -109,6 +126,7 @@ class MediaAsset(WorkspaceOwned):
     duration_seconds = models.FloatField(null=True, blank=True)
     page_count = models.PositiveIntegerField(null=True, blank=True)
     frame_count = models.PositiveIntegerField(null=True, blank=True)
+    video_codec = models.CharField(max_length=40, blank=True, help_text="ffprobe codec name, e.g. h264, vp9.")
     exif_orientation_applied = models.BooleanField(default=False)
     focal_x = models.FloatField(default=0.5, help_text="Smart-crop focal point, 0..1 from the left.")
     focal_y = models.FloatField(default=0.5, help_text="Smart-crop focal point, 0..1 from the top.")

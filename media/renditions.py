@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import io
-import math
 from dataclasses import dataclass
 
 from django.conf import settings
-from PIL import Image, ImageOps, features
+from PIL import Image, features
+
+from . import imaging
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,9 @@ OPTIMIZED = Spec("optimized", "Optimized", 2560, 2560, crop=False)
 ALL_SPECS: dict[str, Spec] = {**SPECS, OPTIMIZED.name: OPTIMIZED}
 CHANNEL_SPECS = [name for name in SPECS if name != "thumbnail"]
 
-SPEC_VERSION = 1
+SPEC_VERSION = 2  # 2: colour-managed sRGB, all transparency forms, animations kept
+# Frames × pixels an animation may be decoded at for rendering (RGBA: 4 bytes each → 160 MB).
+ANIMATION_PIXEL_BUDGET = 40_000_000
 
 
 def output_format() -> str:
@@ -64,54 +67,85 @@ def _focal_crop(img: Image.Image, width: int, height: int, fx: float, fy: float)
                       reducing_gap=3.0)  # fmt: skip
 
 
-def prepare(source, specs: list[Spec]) -> Image.Image:
-    """Decode once for a set of specs: JPEGs at the smallest DCT scale covering the largest of them,
-    EXIF orientation applied, converted to RGB/RGBA. Pillow's decompression-bomb limit stays in force."""
+@dataclass
+class Prepared:
+    """A decoded source ready to render: one display frame for a still, every frame for an animation."""
+
+    frames: list[Image.Image]
+    durations: list[int]
+    loop: int = 0
+
+    @property
+    def animated(self) -> bool:
+        return len(self.frames) > 1
+
+    @property
+    def width(self) -> int:
+        return self.frames[0].width
+
+    @property
+    def height(self) -> int:
+        return self.frames[0].height
+
+
+def prepare(source, specs: list[Spec]) -> Prepared:
+    """Decode once for a set of specs through `imaging.to_display` (8-bit sRGB, transparency kept, EXIF
+    orientation applied), shrunk in the source mode to the smallest size covering the largest spec.
+    Animations keep every frame. Raises ValueError for an image over the pixel cap or an animation over
+    `ANIMATION_PIXEL_BUDGET`; Pillow's errors (OSError, DecompressionBombError) pass through."""
     img = Image.open(source)
-    if getattr(img, "n_frames", 1) > 1:
-        img.seek(0)
-    orientation = img.getexif().get(0x0112, 1)
-    if img.format == "JPEG":
-        w, h = img.size
-        need_w = need_h = 1
-        for spec in specs:
-            tw, th = (spec.height, spec.width) if orientation in (5, 6, 7, 8) else (spec.width, spec.height)
-            scale = max(tw / w, th / h) if spec.crop else min(tw / w, th / h)
-            need_w, need_h = max(need_w, math.ceil(w * scale)), max(need_h, math.ceil(h * scale))
-        img.draft("RGB", (need_w, need_h))
-    if orientation in range(2, 9):
-        img = ImageOps.exif_transpose(img)
-    has_alpha = img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info)
-    wanted = "RGBA" if has_alpha else "RGB"
-    if img.mode != wanted:
-        img = img.convert(wanted)
-    img.load()
-    return img
+    if imaging.over_pixel_cap(img):
+        raise ValueError(f"The image has more than {imaging.max_pixels(img.format):,} pixels.")
+    w, h = img.size
+    if imaging.orientation(img) in (5, 6, 7, 8):
+        w, h = h, w
+    need_w = need_h = 1
+    for spec in specs:
+        cw, ch = imaging.cover_size((w, h), (spec.width, spec.height), spec.crop)
+        need_w, need_h = max(need_w, cw), max(need_h, ch)
+    if not imaging.is_animated(img):
+        return Prepared([imaging.to_display(img, min_size=(need_w, need_h))], [0])
+    if img.n_frames * need_w * need_h > ANIMATION_PIXEL_BUDGET:
+        raise ValueError(
+            f"The animation has {img.n_frames} frames: too many to render at {need_w}×{need_h} "
+            f"(budget {ANIMATION_PIXEL_BUDGET:,} pixels)."
+        )
+    frames, durations = [], []
+    for frame, duration in imaging.frames(img, min_size=(need_w, need_h)):
+        frames.append(frame)
+        durations.append(duration)
+    return Prepared(frames, durations, loop=int(img.info.get("loop", 0) or 0))
 
 
-def render_prepared(img: Image.Image, spec: Spec, *, focal_x: float = 0.5, focal_y: float = 0.5,
-                    fmt: str | None = None):  # fmt: skip
-    """Render one spec from a prepared image without modifying it. Returns (bytes, width, height, format).
-    Only the ICC profile is carried over: no EXIF, GPS or XMP is written."""
-    fmt = fmt or output_format()
+def _resize(img: Image.Image, spec: Spec, focal_x: float, focal_y: float) -> Image.Image:
     if spec.crop:
-        out = _focal_crop(img, spec.width, spec.height, focal_x, focal_y)
-    else:
-        scale = min(spec.width / img.width, spec.height / img.height, 1.0)
-        size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
-        out = img.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0) if scale < 1 else img.copy()
-    icc = img.info.get("icc_profile")
-    out.info = {}
+        return _focal_crop(img, spec.width, spec.height, focal_x, focal_y)
+    scale = min(spec.width / img.width, spec.height / img.height, 1.0)
+    size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+    return img.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0) if scale < 1 else img.copy()
+
+
+def render_prepared(prepared: Prepared, spec: Spec, *, focal_x: float = 0.5, focal_y: float = 0.5,
+                    fmt: str | None = None):  # fmt: skip
+    """Render one spec from a prepared source without modifying it. Returns (bytes, width, height, format).
+    Output is sRGB without an ICC profile (the sRGB default), alpha kept, an animation stays an animation;
+    no EXIF, GPS or XMP is written."""
+    fmt = fmt or output_format()
+    outs = [_resize(frame, spec, focal_x, focal_y) for frame in prepared.frames]
+    if prepared.animated and any(out.mode == "RGBA" for out in outs):
+        outs = [out.convert("RGBA") for out in outs]  # one mode for every frame of the animation
     buffer = io.BytesIO()
     options: dict = {"quality": 82}
     if fmt == "WEBP":
         options["method"] = 4
     elif fmt == "AVIF":
         options.update(quality=60, speed=8)
-    if icc:
-        options["icc_profile"] = icc
-    out.save(buffer, fmt, **options)
-    return buffer.getvalue(), out.width, out.height, fmt
+    if prepared.animated:
+        options.update(save_all=True, append_images=outs[1:], duration=prepared.durations, loop=prepared.loop)
+        if fmt == "WEBP":
+            options["background"] = (0, 0, 0, 0)
+    outs[0].save(buffer, fmt, **options)
+    return buffer.getvalue(), outs[0].width, outs[0].height, fmt
 
 
 def render(source, spec: Spec, *, focal_x: float = 0.5, focal_y: float = 0.5, fmt: str | None = None):

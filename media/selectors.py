@@ -10,6 +10,7 @@ from django.db.models import Count, Prefetch, Q, QuerySet, Sum
 
 from aicmo.models import Workspace
 
+from .fingerprints import colours_agree
 from .models import AssetPerformance, AssetStatus, MediaAsset, MediaLibrary, Suggestion, SuggestionStatus, Tag
 
 NEAR_DUPLICATE_DISTANCE = 8
@@ -61,12 +62,15 @@ def assets_for(
     return qs.order_by("-created_at", "-id")
 
 
-def thumbnails_for(assets) -> dict[int, int]:
-    """asset id → thumbnail rendition id for a page of assets (one query)."""
+def thumbnails_for(assets) -> dict[int, str]:
+    """asset id → spec of its built tile image ("thumbnail" for images, "poster" for videos); one query."""
     from .models import Rendition
 
     ids = [a.pk for a in assets]
-    return dict(Rendition.objects.filter(asset_id__in=ids, spec="thumbnail").values_list("asset_id", "pk"))
+    rows = Rendition.objects.filter(asset_id__in=ids, spec__in=("thumbnail", "poster")).values_list(
+        "asset_id", "spec"
+    )
+    return dict(rows)
 
 
 # --- near duplicates ------------------------------------------------------------------------------------
@@ -74,6 +78,19 @@ def thumbnails_for(assets) -> dict[int, int]:
 
 def hamming(a: str, b: str) -> int:
     return (int(a, 16) ^ int(b, 16)).bit_count()
+
+
+def look_alike_distance(
+    a: MediaAsset, b: MediaAsset, max_distance: int = NEAR_DUPLICATE_DISTANCE
+) -> int | None:
+    """pHash distance in bits when `a` and `b` are look-alikes (pHash within `max_distance` and colour moments
+    agreeing, see media/fingerprints.py), else None. The one rule for lookups and the duplicates report."""
+    if not (a.phash and b.phash):
+        return None
+    distance = hamming(a.phash, b.phash)
+    if distance > max_distance or not colours_agree(a.colour_moments, b.colour_moments):
+        return None
+    return distance
 
 
 @dataclass(frozen=True)
@@ -98,8 +115,10 @@ def near_duplicates(*, asset: MediaAsset, max_distance: int = NEAR_DUPLICATE_DIS
             # workspace inside every OR term: each term is then one (workspace, band) index probe
             bands |= Q(workspace_id=asset.workspace_id, **{f"phash_b{i}": value})
     candidates = MediaAsset.objects.filter(bands).exclude(pk=asset.pk).select_related("library")
-    matches = [NearMatch(c, hamming(asset.phash, c.phash)) for c in candidates if c.phash]
-    return sorted((m for m in matches if m.distance <= max_distance), key=lambda m: (m.distance, m.asset.pk))
+    matches = [
+        NearMatch(c, d) for c in candidates if (d := look_alike_distance(asset, c, max_distance)) is not None
+    ]
+    return sorted(matches, key=lambda m: (m.distance, m.asset.pk))
 
 
 @dataclass(frozen=True)
@@ -116,7 +135,7 @@ def duplicate_pairs(
     rows = list(
         MediaAsset.objects.for_workspace(workspace).exclude(phash="")
         .only("id", "title", "original_filename", "phash", "phash_b0", "phash_b1", "phash_b2", "phash_b3",
-              "workspace_id", "kind", "status")
+              "colour_moments", "workspace_id", "kind", "status")
     )  # fmt: skip
     buckets: dict[tuple[int, int], list[MediaAsset]] = defaultdict(list)
     for row in rows:
@@ -130,8 +149,8 @@ def duplicate_pairs(
                 key = (a.pk, b.pk)
                 if key in seen:
                     continue
-                distance = hamming(a.phash, b.phash)
-                if distance <= max_distance:
+                distance = look_alike_distance(a, b, max_distance)
+                if distance is not None:
                     seen[key] = DuplicatePair(a, b, distance)
     return sorted(seen.values(), key=lambda p: (p.distance, p.a.pk, p.b.pk))
 

@@ -6,8 +6,10 @@ import contextlib
 import datetime as dt
 import logging
 import statistics
+import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -22,7 +24,10 @@ from aicmo.models import Job, Membership, Role, Workspace
 from aicmo.roles import APPROVE, role_allows
 from aicmo.workspaces import named_rows_ensure
 
+from . import imaging, video
 from . import renditions as rd
+from .filenames import escape_original, safe_filename, safe_stem
+from .fingerprints import HASH_INPUT, Fingerprint, fingerprint
 from .models import (
     AssetKind,
     AssetPerformance,
@@ -115,10 +120,33 @@ def _apply_inspection(asset: MediaAsset, inspection: Inspection) -> None:
     asset.color_mode = meta.get("color_mode", "") or ""
     asset.has_alpha = bool(meta.get("has_alpha"))
     asset.exif_orientation_applied = bool(meta.get("exif_orientation_applied"))
-    if inspection.phash:
-        value = int(inspection.phash, 16)
-        asset.phash = inspection.phash
-        asset.phash_b0, asset.phash_b1, asset.phash_b2, asset.phash_b3 = phash_bands(value)
+    if inspection.fingerprint is not None:
+        _apply_fingerprint(asset, inspection.fingerprint)
+
+
+def _apply_fingerprint(asset: MediaAsset, prints: Fingerprint) -> None:
+    asset.colour_moments, asset.detail, asset.phash = prints.colour, prints.detail, prints.phash
+    bands = phash_bands(int(prints.phash, 16)) if prints.phash else (None, None, None, None)
+    asset.phash_b0, asset.phash_b1, asset.phash_b2, asset.phash_b3 = bands
+
+
+FINGERPRINT_FIELDS = ["phash", "phash_b0", "phash_b1", "phash_b2", "phash_b3", "colour_moments", "detail"]
+
+
+def asset_refresh_fingerprint(*, asset: MediaAsset) -> bool:
+    """Recompute pHash, colour moments and detail from the stored file through the current conversion path
+    (for assets stored before migration media/0004). False when the file cannot be read as an image."""
+    from PIL import Image
+
+    try:
+        with asset.file.open("rb") as source, Image.open(source) as img:
+            prints = fingerprint(imaging.to_display(img, min_size=(HASH_INPUT, HASH_INPUT)))
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        logger.warning("fingerprint of asset %s failed: %s", asset.pk, exc)
+        return False
+    _apply_fingerprint(asset, prints)
+    asset.save(update_fields=FINGERPRINT_FIELDS)
+    return True
 
 
 def phash_bands(value: int) -> tuple[int, int, int, int]:
@@ -150,16 +178,17 @@ def asset_upload(
     if existing is not None:
         return UploadResult(asset=existing, duplicate=True)
 
-    name = filename or getattr(file, "name", "") or "upload"
+    name = filename or getattr(file, "name", "") or ""
     asset = MediaAsset(
         workspace=workspace,
         library=library,
-        title=(title or name.rsplit("/", 1)[-1].rsplit(".", 1)[0])[:200],
+        title=(title or safe_stem(name))[:200],
         description=description,
         alt_text=alt_text[:500],
         category=category[:60],
         uploaded_by=by if getattr(by, "is_authenticated", False) else None,
-        original_filename=name.rsplit("/", 1)[-1][:255],
+        original_filename=escape_original(name),
+        filename=safe_filename(name, inspection.extension),
     )
     _apply_inspection(asset, inspection)
     if inspection.content is not None:
@@ -186,7 +215,7 @@ def asset_upload(
     except BaseException:
         asset.file.delete(save=False)
         raise
-    if request_renditions and asset.is_raster:
+    if request_renditions and rendition_specs(asset):
         asset_request_renditions(asset=asset, by=by)
     if compute_suggestions:
         _enqueue_asset_suggestions(asset.pk)
@@ -417,7 +446,7 @@ def asset_request_renditions(
     """A Job plus a Celery task enqueued after commit; the task builds only what is missing."""
     from .tasks import build_renditions_task
 
-    names = list(specs or rd.SPECS)
+    names = list(specs or (video.SPECS if asset.kind == AssetKind.VIDEO else rd.SPECS))
     with transaction.atomic():
         job = job_start(
             workspace=asset.workspace, kind="media.renditions", total=len(names), by=by,
@@ -484,10 +513,15 @@ def _build_one(
         )
         if current is not None and current.source_key == key and not force:
             return current, False
-        with asset.file.open("rb") as source:
-            data, width, height, fmt = rd.render(
-                source, spec, focal_x=asset.focal_x, focal_y=asset.focal_y, fmt=fmt
+        if prepared is not None:
+            data, width, height, fmt = rd.render_prepared(
+                prepared(), spec, focal_x=asset.focal_x, focal_y=asset.focal_y, fmt=fmt
             )
+        else:
+            with asset.file.open("rb") as source:
+                data, width, height, fmt = rd.render(
+                    source, spec, focal_x=asset.focal_x, focal_y=asset.focal_y, fmt=fmt
+                )
         old_name = current.file.name if current is not None else None
         rendition = current or Rendition(workspace_id=asset.workspace_id, asset_id=asset.pk, spec=spec_name)
         rendition.file.save(f"{spec_name}.{fmt.lower()}", ContentFile(data), save=False)
@@ -507,6 +541,8 @@ def asset_build_renditions(
     names = [n for n in (specs or rd.SPECS) if n in rd.ALL_SPECS]
     if job_id is not None and not job_mark_running(job_id=job_id):
         return 0
+    if asset is not None and asset.kind == AssetKind.VIDEO:
+        return _build_video_renditions(asset, job_id=job_id, force=force)
     if asset is None or not asset.is_raster:
         if job_id is not None:
             job_finish(
@@ -544,10 +580,98 @@ def asset_build_renditions(
     return built
 
 
+def rendition_specs(asset: MediaAsset) -> tuple[str, ...]:
+    """Specs an asset can have: the image specs for rasters, poster + web for videos, none otherwise."""
+    if asset.is_raster:
+        return tuple(rd.ALL_SPECS)
+    if asset.kind == AssetKind.VIDEO:
+        return video.SPECS
+    return ()
+
+
+def _build_video_renditions(asset: MediaAsset, *, job_id: int | None, force: bool) -> int:
+    """Worker only: ffprobe metadata onto the asset, then the poster (JPEG) and web (H.264 MP4) renditions
+    that are missing or stale. Without ffmpeg nothing is built and the job says why."""
+    if not video.available():
+        if job_id is not None:
+            job_finish(job_id=job_id, message="ffmpeg is not installed: no poster or web rendition.",
+                       result={"built": 0})  # fmt: skip
+        return 0
+    built = 0
+    with _rendition_lock(asset.pk, "video"), tempfile.TemporaryDirectory(prefix="aicmo-video-") as tmp:
+        source = Path(tmp) / ("source" + Path(asset.file.name).suffix)
+        with asset.file.open("rb") as src, open(source, "wb") as dst:
+            for chunk in src.chunks() if hasattr(src, "chunks") else iter(lambda: src.read(1 << 20), b""):
+                dst.write(chunk)
+        try:
+            info = video.probe(str(source))
+        except video.VideoToolError as exc:
+            if job_id is not None:
+                job_advance(job_id=job_id, failed=len(video.SPECS),
+                            errors=[ItemError(item="probe", message=str(exc))])  # fmt: skip
+                job_finish(job_id=job_id, result={"built": 0})
+            return 0
+        MediaAsset.objects.filter(pk=asset.pk).update(
+            duration_seconds=info.duration_seconds if info.duration_seconds is not None else asset.duration_seconds,
+            video_codec=info.codec[:40], width=info.width, height=info.height,
+            aspect_ratio=round(info.width / info.height, 4) if info.width and info.height else None,
+        )  # fmt: skip
+        existing = {r.spec: r for r in Rendition.objects.filter(asset_id=asset.pk)}
+        for spec in video.SPECS:
+            key = video.source_key(sha256=asset.sha256, spec=spec)
+            current = existing.get(spec)
+            if current is not None and current.source_key == key and not force:
+                if job_id is not None:
+                    job_advance(job_id=job_id, done=1)
+                continue
+            out = Path(tmp) / ("poster.jpg" if spec == "poster" else "web.mp4")
+            try:
+                if spec == "poster":
+                    video.poster(str(source), str(out), duration=info.duration_seconds)
+                else:
+                    video.web_rendition(str(source), str(out))
+                made = video.probe(str(out)) if spec == "web" else None
+            except video.VideoToolError as exc:
+                logger.warning("video rendition %s of asset %s failed: %s", spec, asset.pk, exc)
+                if job_id is not None:
+                    job_advance(job_id=job_id, failed=1, errors=[ItemError(item=spec, message=str(exc))])
+                continue
+            if made is None:
+                from PIL import Image
+
+                with Image.open(out) as img:
+                    width, height = img.size
+            else:
+                width, height = made.width or 0, made.height or 0
+            rendition = current or Rendition(workspace_id=asset.workspace_id, asset_id=asset.pk, spec=spec)
+            old_name = current.file.name if current is not None else None
+            with open(out, "rb") as fh:
+                rendition.file.save(out.name, File(fh), save=False)
+            rendition.width, rendition.height = width, height
+            rendition.format = "JPEG" if spec == "poster" else "MP4"
+            rendition.size_bytes, rendition.source_key = out.stat().st_size, key
+            rendition.save()
+            if old_name and old_name != rendition.file.name:
+                rendition.file.storage.delete(old_name)
+            built += 1
+            if job_id is not None:
+                job_advance(job_id=job_id, done=1)
+    if job_id is not None:
+        job_finish(job_id=job_id, result={"built": built})
+    return built
+
+
 def rendition_get_or_build(*, asset: MediaAsset, spec: str, wait: float | None = None) -> Rendition:
     """On-demand rendition for a request: returns the current one or builds it under the shared lock.
+    Video renditions are never built in a request: the current one, or `RenditionBusy` until the worker
+    has built it.
 
     Raises `RenditionBusy` when another builder holds the lock for longer than `wait` seconds."""
+    if asset.kind == AssetKind.VIDEO and spec in video.SPECS:
+        current = Rendition.objects.filter(asset_id=asset.pk, spec=spec).first()
+        if current is None:
+            raise RenditionBusy(f"The {spec} rendition of asset {asset.pk} is built by the worker.")
+        return current
     if spec not in rd.ALL_SPECS:
         raise ValidationError({"spec": f"Unknown rendition spec {spec!r}."})
     if not asset.is_raster:
@@ -573,11 +697,14 @@ def _photographic(asset: MediaAsset) -> bool:
     """Many distinct colours in a small sample: a photo, which PNG compresses poorly."""
     from PIL import Image
 
+    from .imaging import to_display
+
     try:
         with asset.file.open("rb") as source, Image.open(source) as img:
-            img.thumbnail((128, 128))
-            colours = img.convert("RGB").getcolors(maxcolors=128 * 128)
-    except OSError:
+            display = to_display(img, min_size=(128, 128))
+            display.thumbnail((128, 128))
+            colours = display.convert("RGB").getcolors(maxcolors=128 * 128)
+    except (OSError, ValueError):
         return False
     return colours is None or len(colours) > 2048
 
@@ -781,6 +908,7 @@ __all__ = [
     "asset_publish",
     "asset_record_performance",
     "asset_record_usage",
+    "asset_refresh_fingerprint",
     "asset_reject",
     "asset_request_renditions",
     "asset_update",
@@ -788,6 +916,7 @@ __all__ = [
     "library_compute_suggestions",
     "library_create",
     "rendition_get_or_build",
+    "rendition_specs",
     "suggestion_act",
     "suggestion_dismiss",
 ]

@@ -18,12 +18,13 @@ import wave
 from dataclasses import dataclass, field
 from xml.etree.ElementTree import Element, tostring  # noqa: S405 - serializing our own sanitized tree
 
-import imagehash
 from defusedxml import ElementTree as SafeET
 from defusedxml.common import DefusedXmlException
 from django.conf import settings
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
+from . import imaging
+from .fingerprints import HASH_INPUT, Fingerprint, fingerprint
 from .models import AssetKind
 
 CHUNK = 1024 * 1024
@@ -68,7 +69,7 @@ class Inspection:
     content: bytes | None = None  # replacement content (sanitized SVG); None → store the upload as-is
     sanitized: bool = False
     metadata: dict = field(default_factory=dict)
-    phash: str = ""
+    fingerprint: Fingerprint | None = None
 
 
 def max_bytes_for(kind: str) -> int:
@@ -150,22 +151,32 @@ def _is_plain_text(head: bytes) -> bool:
 
 
 def _open_image(fileobj) -> Image.Image:
-    """Open with Pillow's decompression-bomb limit in force (a warning is treated as the error)."""
+    """Open (header only) with our pixel cap and Pillow's decompression-bomb limit in force (a warning is
+    treated as the error)."""
     fileobj.seek(0)
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            return Image.open(fileobj)
+            img = Image.open(fileobj)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise UploadRejected(
-                "decompression_bomb",
-                f"The image's declared dimensions exceed the safety limit of {Image.MAX_IMAGE_PIXELS:,} pixels.",
-                http_status=413,
-            ) from exc
+            raise _too_many_pixels() from exc
+    if imaging.over_pixel_cap(img):
+        raise _too_many_pixels(img.format)
+    return img
 
 
-def _inspect_raster(fileobj) -> tuple[str, dict, str]:
-    """Verify, fully decode (truncation shows up here), read metadata and compute the perceptual hash."""
+def _too_many_pixels(fmt: str | None = None) -> UploadRejected:
+    return UploadRejected(
+        "decompression_bomb",
+        f"The image's declared dimensions exceed the safety limit of {imaging.max_pixels(fmt):,} pixels"
+        + (f" for {fmt} images." if fmt else "."),
+        http_status=413,
+    )
+
+
+def _inspect_raster(fileobj) -> tuple[str, dict, Fingerprint]:
+    """Verify, decode once at reduced scale (JPEG `draft`, every byte still decoded so truncation shows),
+    read metadata and fingerprint the display image from `imaging.to_display`."""
     try:
         img = _open_image(fileobj)
         fmt = img.format
@@ -176,27 +187,18 @@ def _inspect_raster(fileobj) -> tuple[str, dict, str]:
         width, height = img.size
         mode = img.mode
         frames = getattr(img, "n_frames", 1)
-        orientation = img.getexif().get(0x0112, 1)
-        has_alpha = mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info)
-        if fmt == "JPEG":
-            # Decode at reduced scale: every byte of the stream is still decoded (truncation is caught),
-            # but a 50-megapixel photo costs a few MB instead of ~150 MB.
-            img.draft("RGB", (max(1, width // 8), max(1, height // 8)))
+        orientation = imaging.orientation(img)
+        has_alpha = imaging.has_transparency(img)
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img.load()
-        oriented = ImageOps.exif_transpose(img) if orientation in range(2, 9) else img
-        phash = str(
-            imagehash.phash(oriented.convert("RGB") if oriented.mode not in ("RGB", "L") else oriented)
-        )
+            display = imaging.to_display(img, min_size=(HASH_INPUT, HASH_INPUT))
+        prints = fingerprint(display)
     except UploadRejected:
         raise
     except UnidentifiedImageError as exc:
         raise UploadRejected("unsupported_type", "This file type is not accepted.", 415) from exc
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise UploadRejected(
-            "decompression_bomb", "The image's dimensions exceed the decompression safety limit.", 413
-        ) from exc
+        raise _too_many_pixels() from exc
     except (OSError, SyntaxError, ValueError, struct.error, EOFError) as exc:
         raise UploadRejected("corrupt_file", f"The image is truncated or corrupt ({exc}).", 400) from exc
     finally:
@@ -211,9 +213,9 @@ def _inspect_raster(fileobj) -> tuple[str, dict, str]:
         "color_mode": mode,
         "has_alpha": has_alpha,
         "frame_count": frames,
-        "exif_orientation_applied": orientation in range(2, 9),
+        "exif_orientation_applied": orientation != 1,
     }
-    return fmt, meta, phash
+    return fmt, meta, prints
 
 
 # --- SVG ------------------------------------------------------------------------------------------------
@@ -429,15 +431,16 @@ def inspect_upload(fileobj) -> Inspection:
 
     if sniffed is None and not svg:
         try:
-            fmt, meta, phash = _inspect_raster(fileobj)
+            fmt, meta, prints = _inspect_raster(fileobj)
         except UploadRejected as exc:
             if exc.code != "unsupported_type" or not _is_plain_text(head):
                 raise
         else:
-            kind = AssetKind.GIF if fmt == "GIF" else AssetKind.IMAGE
+            # Animations are one kind whatever the container: GIF, APNG and animated WebP alike.
+            kind = AssetKind.GIF if fmt == "GIF" or meta["frame_count"] > 1 else AssetKind.IMAGE
             _check_size(kind, size)
             mime, ext = RASTER_FORMATS[fmt]
-            return Inspection(kind, mime, ext, digest, size, metadata=meta, phash=phash)
+            return Inspection(kind, mime, ext, digest, size, metadata=meta, fingerprint=prints)
 
     if svg:
         _check_size(AssetKind.SVG, size)
@@ -460,7 +463,8 @@ def inspect_upload(fileobj) -> Inspection:
         elif mime == "audio/wav":
             meta["duration_seconds"] = _wav_duration(fileobj)
         else:
-            duration = _ffprobe_duration(fileobj)
+            # Videos: header only here (ffprobe runs in the worker with the renditions); audio: ffprobe.
+            duration = _ffprobe_duration(fileobj) if kind == AssetKind.AUDIO else None
             if duration is None and ext in (".mp4", ".mov", ".m4a"):
                 duration = _mp4_duration(fileobj)
             meta["duration_seconds"] = duration

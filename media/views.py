@@ -13,7 +13,7 @@ from aicmo.tenancy import get_scoped_or_404
 from aicmo.views import WorkspaceTemplateView, WorkspaceView
 
 from . import renditions as rd
-from . import selectors, services
+from . import selectors, services, video
 from .downloads import asset_response, rendition_response
 from .models import AssetKind, AssetStatus, MediaAsset, MediaLibrary, Suggestion, SuggestionStatus
 from .validation import UploadRejected
@@ -55,7 +55,7 @@ class IndexView(WorkspaceTemplateView):
         thumbs = selectors.thumbnails_for(page.object_list)
         ctx.update(
             page=page,
-            assets=[(a, a.pk in thumbs) for a in page.object_list],
+            assets=[(a, thumbs.get(a.pk)) for a in page.object_list],
             filters=filters,
             libraries=list(selectors.libraries_for(self.workspace)),
             tags=list(selectors.tags_for(self.workspace).values_list("name", flat=True)),
@@ -124,6 +124,7 @@ class AssetDetailView(WorkspaceTemplateView):
             asset=asset,
             renditions={r.spec: r for r in asset.renditions.all()},
             specs=list(rd.SPECS.values()),
+            ffmpeg_available=video.available() if asset.kind == AssetKind.VIDEO else None,
             usages=asset.usages.order_by("-used_at")[:100],
             performance=perf,
             suggestions=asset.suggestions.filter(status=SuggestionStatus.OPEN),
@@ -229,7 +230,7 @@ class RenditionFileView(WorkspaceView):
 
     def get(self, request, pk, spec):
         asset = get_scoped_or_404(MediaAsset.objects.all(), request, pk=pk)
-        if spec not in rd.ALL_SPECS or not asset.is_raster:
+        if spec not in services.rendition_specs(asset):
             raise Http404
         try:
             return rendition_response(services.rendition_get_or_build(asset=asset, spec=spec))

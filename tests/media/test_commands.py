@@ -32,3 +32,46 @@ def test_media_import_folder(tmp_path, workspace):
     asset = MediaAsset.objects.get()
     assert asset.sha256 == hashlib.sha256(data).hexdigest() and asset.library.name == "Imports"
     assert [t.name for t in asset.tags.all()] == ["import"]
+
+
+def test_media_fingerprints_backfills_assets_stored_before_colour_moments(workspace):
+    """Two flat images stored with the old rule (pHash only) were 0-bit near-duplicates; after the backfill
+    neither has a pHash and the photo keeps its own."""
+    from PIL import Image
+
+    from media import selectors, services
+
+    library = services.library_create(workspace=workspace, name="Old")
+
+    def png(colour):
+        out = io.BytesIO()
+        Image.new("RGB", (64, 64), colour).save(out, "PNG")
+        return out.getvalue()
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    red, blue, photo = (
+        services.asset_upload(library=library, file=SimpleUploadedFile(n, d), request_renditions=False).asset
+        for n, d in (
+            ("r.png", png((255, 0, 0))),
+            ("b.png", png((0, 0, 255))),
+            ("p.jpg", make_image(200, 150)),
+        )
+    )
+    photo_hash = photo.phash
+    zero = services.phash_bands(0)
+    MediaAsset.objects.filter(pk__in=[red.pk, blue.pk]).update(
+        phash="0" * 16, phash_b0=zero[0], phash_b1=zero[1], phash_b2=zero[2], phash_b3=zero[3],
+        colour_moments="", detail=None,
+    )  # fmt: skip
+    MediaAsset.objects.filter(pk=photo.pk).update(colour_moments="")
+    assert len(selectors.duplicate_pairs(workspace=workspace)) == 1  # the old false positive
+    out = io.StringIO()
+    call_command("media_fingerprints", workspace="acme", stdout=out)
+    assert "3 fingerprinted, 0 failed." in out.getvalue()
+    assert selectors.duplicate_pairs(workspace=workspace) == []
+    assert set(MediaAsset.objects.filter(pk__in=[red.pk, blue.pk]).values_list("phash", flat=True)) == {""}
+    photo.refresh_from_db()
+    assert photo.phash == photo_hash and len(photo.colour_moments) == 12
+    call_command("media_fingerprints", workspace="acme", stdout=(again := io.StringIO()))
+    assert "0 fingerprinted" in again.getvalue()  # only what is missing

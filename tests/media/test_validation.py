@@ -45,7 +45,7 @@ def test_jpeg_detected_by_content_not_name():
     assert result.metadata["width"] == 300 and result.metadata["height"] == 200
     assert result.metadata["aspect_ratio"] == 1.5
     assert result.metadata["color_mode"] == "RGB"
-    assert len(result.phash) == 16
+    assert len(result.fingerprint.phash) == 16
 
 
 def test_streaming_sha256_matches_hashlib_over_many_chunks():
@@ -211,3 +211,23 @@ def test_clean_svg_stored_unchanged():
 def test_sanitize_rejects_non_svg_xml():
     with pytest.raises(UploadRejected):
         sanitize_svg(b"<html><svg/></html>")
+
+
+def test_pixel_cap_is_checked_from_the_header():
+    """9,400 × 9,400 (under Pillow's limit, ~930 MB to process before) is over our 52 MP cap: 413, nothing decoded."""
+    with pytest.raises(UploadRejected) as exc:
+        inspect_upload(upload(png_claiming(9400, 9400), name="huge.png"))
+    assert exc.value.code == "decompression_bomb" and exc.value.http_status == 413
+    assert "52,000,000 pixels for PNG" in exc.value.message
+
+
+def test_pixel_cap_follows_each_formats_decode_cost(settings):
+    """WebP costs ~18 bytes per decoded pixel, PNG ~4.5: under one memory budget WebP gets the lower cap."""
+    settings.MEDIA_DECODE_BUDGET_BYTES = 18 * 10_000  # WEBP: 10,000 px; PNG: 40,000 px
+    webp = make_image(150, 150, "WEBP")
+    with pytest.raises(UploadRejected) as exc:
+        inspect_upload(upload(webp, name="a.webp"))
+    assert exc.value.http_status == 413 and "10,000 pixels for WEBP" in exc.value.message
+    assert inspect_upload(upload(make_image(150, 150, "PNG"), name="a.png")).metadata["width"] == 150
+    with pytest.raises(UploadRejected):
+        inspect_upload(upload(make_image(250, 200, "PNG"), name="b.png"))
