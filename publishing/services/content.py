@@ -182,7 +182,14 @@ def email_render(
 
     ``rewrite_html`` (html → html) runs before CSS inlining; sending uses it for click tracking and the
     open pixel."""
-    ctx = {**context, "unsubscribe_url": unsubscribe_url, "preferences_url": unsubscribe_url}
+    ctx = {
+        "contact": {},
+        "company": {},
+        "custom": {},
+        **context,
+        "unsubscribe_url": unsubscribe_url,
+        "preferences_url": unsubscribe_url,
+    }
     subject = " ".join(TEXT_ENV.from_string(version.subject).render(ctx).split())
     preheader = TEXT_ENV.from_string(version.preheader).render(ctx).strip()
     body = HTML_ENV.from_string(version.html).render(ctx)
@@ -288,7 +295,7 @@ def email_version_check(version: ContentVersion | None) -> CheckReport:
     rendered = email_render(
         version, sample_context(custom_field_keys(version.workspace_id)), unsubscribe_url=UNSUBSCRIBE_SAMPLE
     )
-    if not rendered.subject:
+    if version.subject.strip() and not rendered.subject:
         report.errors.append("The subject renders empty.")
     for line, href in links_in(rendered.html):
         target = unescape(href).strip()

@@ -56,6 +56,7 @@ from .content import email_render
 log = logging.getLogger(__name__)
 
 DEFAULT_WAIT = timedelta(seconds=60)
+MIN_WAIT = timedelta(seconds=5)
 UNCERTAIN_NOTE = (
     "In flight when its worker stopped; the provider may have accepted it. Not resent automatically."
 )
@@ -268,7 +269,8 @@ def campaign_send_batch(*, campaign_id: int) -> BatchOutcome:
         try:
             result = gateway_services.send_email(workspace=campaign.workspace, message=message)
         except ProvidersUnavailable as exc:
-            retry_at = exc.retry_at if exc.retry_at and exc.retry_at > now else now + DEFAULT_WAIT
+            # The chain already spent its retry budget: wait at least MIN_WAIT before the next round.
+            retry_at = max(exc.retry_at or now + DEFAULT_WAIT, timezone.now() + MIN_WAIT)
             # The chain reports "nobody accepted the message": it waits and is sent again, not failed.
             Delivery.objects.filter(pk=delivery.pk, claimed_by=me, status=DeliveryStatus.SENDING).update(
                 send_started_at=None
