@@ -47,6 +47,20 @@ def make_audience(workspace, n: int, **contact_kwargs):
     return contact_list, contacts
 
 
+def make_campaign(workspace, n: int = 3, *, name: str = "C", **kwargs):
+    """A draft email campaign to a new list of ``n`` contacts."""
+    from publishing.services import campaigns
+
+    contact_list, _ = make_audience(workspace, n)
+    return campaigns.campaign_create(
+        workspace=workspace,
+        name=name,
+        content=make_content(workspace),
+        audience={"lists": [contact_list.pk]},
+        **kwargs,
+    )
+
+
 def smtp_account(workspace, host: str, port: int, *, name="SMTP", priority=1) -> ProviderAccount:
     account = ProviderAccount.objects.create(
         workspace=workspace,

@@ -6,22 +6,15 @@ import pytest
 
 from aicmo.models import Role
 from publishing.models import Campaign
-from publishing.services import campaigns
 
-from .conftest import make_audience, make_content
+from .conftest import make_campaign
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def campaign(workspace):
-    contact_list, _ = make_audience(workspace, 2)
-    return campaigns.campaign_create(
-        workspace=workspace,
-        name="Admin C",
-        content=make_content(workspace),
-        audience={"lists": [contact_list.pk]},
-    )
+    return make_campaign(workspace, 2, name="Admin C")
 
 
 def test_admin_actions_move_the_state_machine_and_report_refusals(

@@ -18,7 +18,7 @@ from publishing.services.audience import audience_estimate
 from publishing.services.campaigns import TRANSITIONS, CampaignStateError
 from tests.crm.factories import ContactListFactory, SegmentFactory
 
-from .conftest import make_audience, make_content
+from .conftest import make_audience, make_campaign, make_content
 
 pytestmark = pytest.mark.django_db
 S = CampaignStatus
@@ -26,14 +26,7 @@ S = CampaignStatus
 
 @pytest.fixture
 def campaign(workspace):
-    contact_list, _ = make_audience(workspace, 3)
-    return campaigns.campaign_create(
-        workspace=workspace,
-        name="C",
-        content=make_content(workspace),
-        audience={"lists": [contact_list.pk]},
-        time_zone="Europe/Paris",
-    )
+    return make_campaign(workspace, 3, time_zone="Europe/Paris")
 
 
 ACTIONS = {
