@@ -219,3 +219,46 @@ def test_sigkill_mid_send_then_restart_sends_everyone_once_and_marks_the_in_flig
             assert counts[contact.email] == 1, contact.email
     campaign.refresh_from_db()
     assert campaign.job.failed == 1 and campaign.job.done == n - 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_pause_while_a_message_is_in_flight_then_resume_sends_everyone_exactly_once(
+    workspace, processes, settings
+):
+    settings.PUBLISHING_SEND_CONCURRENCY = 1
+    n = 8
+    ContactFactory.reset_sequence(0)
+    slow = "person2@example.com"
+    port, log, marker = processes.sink(slow=[slow], delay=2)
+    campaign, contacts = setup_campaign(workspace, port, n)
+    processes.worker("pausing")
+    campaigns.campaign_send_now(campaign=campaign)
+
+    # When the campaign is paused while the 3rd message is in flight
+    wait_until(marker.exists, 60, "the slow recipient's DATA at the sink")
+    campaigns.campaign_pause(campaign=Campaign.objects.get(pk=campaign.pk))
+
+    # Then the worker finishes that message, gives its other claims back and sends nothing more
+    wait_until(
+        lambda: not Delivery.objects.filter(campaign=campaign, status=DeliveryStatus.SENDING).exists(),
+        30,
+        "the worker to let go of its claims",
+    )
+    time.sleep(1)
+    sent_while_paused = set(
+        Delivery.objects.filter(campaign=campaign, status=DeliveryStatus.SENT).values_list("email", flat=True)
+    )
+    assert slow in sent_while_paused and len(sent_while_paused) == 3
+    assert set(received(log)) == sent_while_paused
+    assert statuses(campaign)[DeliveryStatus.QUEUED] == n - 3
+
+    # And after resume everyone has exactly one message, nobody skipped
+    campaigns.campaign_resume(campaign=Campaign.objects.get(pk=campaign.pk))
+    wait_until(
+        lambda: Campaign.objects.get(pk=campaign.pk).status == CampaignStatus.SENT,
+        60,
+        "the campaign to finish",
+    )
+    counts = received(log)
+    assert {c.email: counts[c.email] for c in contacts} == {c.email: 1 for c in contacts}
+    assert statuses(campaign) == {DeliveryStatus.SENT: n}
