@@ -34,6 +34,7 @@ from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from aicmo.jobs import ItemError, job_advance, job_finish
+from aicmo.models import JobStatus
 from crm.selectors import contact_can_receive
 from gateway import services as gateway_services
 from gateway.capabilities import OutgoingEmail
@@ -147,7 +148,16 @@ def _release(me: str, campaign_id: int, *, retry_at: datetime | None = None, err
 
 
 def _is_sending(campaign_id: int) -> bool:
-    return Campaign.objects.filter(pk=campaign_id, status=CampaignStatus.SENDING).exists()
+    """Still sending, and its job was not cancelled from the shared jobs page (which cancels the campaign)."""
+    row = Campaign.objects.filter(pk=campaign_id).values_list("status", "job__status").first()
+    if row is None or row[0] != CampaignStatus.SENDING:
+        return False
+    if row[1] == JobStatus.CANCELLED:
+        from .campaigns import campaign_cancel
+
+        campaign_cancel(campaign=Campaign.objects.get(pk=campaign_id), by=None)
+        return False
+    return True
 
 
 _HREF = re.compile(r"""(<a\b[^>]*?\bhref\s*=\s*)(["'])(.*?)\2""", re.IGNORECASE | re.DOTALL)
@@ -210,9 +220,9 @@ def campaign_send_batch(*, campaign_id: int) -> BatchOutcome:
     """Recover dead claims, claim one batch and send it. Safe to run in any number of workers at once and
     to re-run: only queued rows are claimed and only the current claimer calls the provider."""
     claims_recover(campaign_id=campaign_id)
-    campaign = Campaign.objects.select_related("workspace").filter(pk=campaign_id).first()
-    if campaign is None or campaign.status != CampaignStatus.SENDING:
+    if not _is_sending(campaign_id):
         return BatchOutcome(stopped=True)
+    campaign = Campaign.objects.select_related("workspace").get(pk=campaign_id)
     me = worker_id()
     ids = batch_claim(campaign_id=campaign_id, me=me, size=batch_size())
     if not ids:

@@ -182,3 +182,16 @@ def test_send_batch_query_count_is_flat_per_message(
     with django_assert_max_num_queries(20 + 5 * 14):
         outcome = sending.campaign_send_batch(campaign_id=campaign.pk)
     assert outcome.sent == 5
+
+
+def test_cancelling_the_job_from_the_jobs_page_cancels_the_campaign(
+    campaign, smtp_sink, django_capture_on_commit_callbacks
+):
+    from aicmo.jobs import job_cancel
+
+    campaign = campaigns.campaign_send_now(campaign=campaign)
+    job_cancel(job=campaign.job, by=None)
+    assert sending.campaign_send_batch(campaign_id=campaign.pk).stopped
+    campaign.refresh_from_db()
+    assert campaign.status == CampaignStatus.CANCELLED and smtp_sink.messages == []
+    assert set(Delivery.objects.filter(campaign=campaign).values_list("status", flat=True)) == {"skipped"}

@@ -9,6 +9,9 @@ from html import unescape
 import pytest
 from django.test import Client
 from django.utils import timezone
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from crm.models import ConsentEvent, Contact, Suppression
 from publishing.models import Delivery, EngagementEvent
@@ -142,3 +145,21 @@ def test_bounced_contact_cannot_resubscribe_from_the_page(sent, settings):
     response = Client().post(path_of(page, settings), {"action": "resubscribe"})
     assert response.status_code == 400 and b"bounced" in response.content
     assert Suppression.objects.filter(contact_id=delivery.contact_id, reason="bounced").exists()
+
+
+@pytest.mark.django_db
+@given(
+    token=st.text(
+        alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="/\x00"),
+        min_size=1,
+        max_size=80,
+    )
+)
+@hsettings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+def test_no_forged_token_redirects_unsubscribes_or_records(token):
+    from publishing.services import tracking
+
+    assert tracking.track_click(token=token) is None
+    assert tracking.track_open(token=token) is False
+    assert tracking.unsubscribe(token=token, source="t") is None
+    assert not EngagementEvent.objects.exists() and not Suppression.objects.exists()
