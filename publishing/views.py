@@ -23,6 +23,7 @@ from aicmo.views import WorkspaceView
 from . import selectors
 from .services import campaigns as campaign_services
 from .services import tracking
+from .services.audience import audience_estimate
 from .services.sending import delivery_counts
 
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
@@ -115,11 +116,9 @@ class CampaignDetailView(WorkspaceView, TemplateView):
         campaign = get_scoped_or_404(selectors.campaigns_for(self.workspace), self.request, pk=kwargs["pk"])
         ctx["campaign"] = campaign
         ctx["counts"] = delivery_counts(campaign.pk)
-        ctx["check"] = (
-            campaign_services.campaign_check(campaign)
-            if campaign.status in ("draft", "scheduled", "missed")
-            else None
-        )
+        before_send = campaign.status in ("draft", "scheduled", "missed")
+        ctx["check"] = campaign_services.campaign_check(campaign) if before_send else None
+        ctx["estimate"] = audience_estimate(campaign).as_dict() if before_send else None
         ctx["actions"] = sorted(ACTIONS)
         return ctx
 

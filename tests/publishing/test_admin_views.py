@@ -57,11 +57,12 @@ def test_dashboard_list_detail_and_actions(
     assert resp.status_code == 200 and "Admin C" in resp.content.decode()
     detail = client.get(f"/publishing/campaigns/{campaign.pk}/")
     assert detail.status_code == 200 and "Pre-send checks" in detail.content.decode()
+    assert "<strong data-expected>2</strong> of 2 targeted" in detail.content.decode()
     resp = client.post(f"/publishing/campaigns/{campaign.pk}/pause/", follow=True)
     assert "Cannot pause a campaign that is draft." in resp.content.decode()
     client.post(f"/publishing/campaigns/{campaign.pk}/send/")
     page = client.get(f"/publishing/campaigns/{campaign.pk}/").content.decode()
-    assert "Sending" in page and "<progress" in page and 'data-status="queued">2<' in page
+    assert "Sending" in page and 'class="job-progress"' in page and 'data-status="queued">2<' in page
 
 
 def test_dashboard_is_workspace_scoped_and_role_checked(client_for, other_workspace, campaign):

@@ -59,6 +59,7 @@ def test_every_recipient_gets_one_multipart_message_with_list_unsubscribe(campai
     job = Job.objects.get(pk=campaign.job_id)
     assert (job.status, job.done, job.total) == ("succeeded", 5, 5)
     assert EngagementEvent.objects.filter(campaign=campaign, kind="sent").count() == 5
+    assert len(smtp_sink.logins) == 1  # one SMTP connection reused for the whole batch
 
 
 def test_every_provider_down_deliveries_wait_for_retry_at_and_campaign_says_why(
