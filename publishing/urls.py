@@ -11,5 +11,6 @@ urlpatterns = [
     # Public endpoints reached from sent mail: signed tokens, no login, no cookies.
     path("t/o/<str:token>/", views.open_pixel, name="track-open"),
     path("t/c/<str:token>/", views.click_redirect, name="track-click"),
+    path("i/<str:token>/", views.image, name="image"),
     path("u/<str:token>/", views.UnsubscribeView.as_view(), name="unsubscribe"),
 ]

@@ -19,9 +19,11 @@ from django.views.generic import TemplateView
 
 from aicmo.tenancy import get_scoped_or_404
 from aicmo.views import WorkspaceView
+from media.downloads import asset_response
 
 from . import selectors
 from .services import campaigns as campaign_services
+from .services import content as content_services
 from .services import tracking
 from .services.audience import audience_estimate
 from .services.sending import delivery_counts
@@ -38,6 +40,14 @@ def open_pixel(request, token: str):
     """Always a 1×1 GIF (a bad token records nothing and reveals nothing)."""
     tracking.track_open(token=token, user_agent=request.META.get("HTTP_USER_AGENT", ""))
     return HttpResponse(PIXEL, content_type="image/gif")
+
+
+def image(request, token: str):
+    """An email image: the file of a still-approved media asset named by a signed token, else 404."""
+    asset = content_services.image_asset_for_token(token)
+    if asset is None or not asset.is_raster:
+        raise Http404("Unknown image.")
+    return asset_response(asset)
 
 
 @never_cache

@@ -16,13 +16,17 @@ from urllib.parse import urlsplit
 
 import css_inline
 import html2text
+from django.core import signing
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 from markupsafe import Markup
 
 from aicmo.audit import audit_record
 from aicmo.models import Workspace
+from media import services as media_services
+from media.models import AssetStatus, MediaAsset
 
 from ..models import Channel, Content, ContentVersion, Layout, Sender
 from ..personalization import (
@@ -77,6 +81,9 @@ def layout_save(
     _check(errors, "html", html, custom_field_keys(workspace), LAYOUT_NAMES)
     if "html" not in errors and not re.search(r"{{\s*body\s*(\|[^}]*)?}}", html):
         errors["html"] = ["The layout must contain {{ body }} where the email's content goes."]
+    image_problems, _ids = images_check(workspace, html)
+    if image_problems:
+        errors.setdefault("html", []).extend(image_problems)
     if not (name or "").strip():
         errors["name"] = ["This field may not be blank."]
     clash = Layout.objects.for_workspace(workspace).filter(name=(name or "").strip())
@@ -142,6 +149,9 @@ def email_version_save(*, content: Content, by=None, **data) -> ContentVersion:
             errors["sender"] = ["Unknown sender."]
         elif not version.sender.is_verified:
             errors["sender"] = ["This sender is not verified yet; choose a verified sender."]
+    image_problems, asset_ids = images_check(content.workspace_id, version.html or "")
+    if image_problems:
+        errors.setdefault("html", []).extend(image_problems)
     if version.layout is not None and version.layout.workspace_id != content.workspace_id:
         errors["layout"] = ["Unknown layout."]
     if version.reply_to and "@" not in parseaddr(version.reply_to)[1]:
@@ -152,9 +162,89 @@ def email_version_save(*, content: Content, by=None, **data) -> ContentVersion:
         version.text_generated = not (version.text or "").strip()
     if version.text_generated:
         version.text = text_from_html(version.html) if version.html.strip() else ""
+    version.asset_ids = asset_ids
     version.save()
+    for asset in MediaAsset.objects.filter(pk__in=asset_ids):
+        media_services.asset_attach(
+            asset=asset, ref=f"publishing.content:{content.pk}", channel="email", by=by
+        )
     Content.objects.filter(pk=content.pk).update(updated_at=timezone.now())
     return version
+
+
+# ------------------------------------------------------------------------------------------- images
+
+SALT_IMAGE = "publishing.content.image"
+USABLE_ASSET_STATUSES = (AssetStatus.APPROVED, AssetStatus.PUBLISHED)
+_ASSET_SRC = re.compile(r"^asset:(\d{1,18})$")
+_IMG_ASSET = re.compile(r"""(<img\b[^>]*?\bsrc\s*=\s*)(["'])asset:(\d{1,18})\2""", re.IGNORECASE)
+
+
+class _Attributes(HTMLParser):
+    """(line, value) of one attribute on every ``tag`` (an empty value when the attribute is missing)."""
+
+    def __init__(self, tag: str, attribute: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tag, self.attribute = tag, attribute
+        self.found: list[tuple[int, str]] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == self.tag:
+            value = next((v for n, v in attrs if n == self.attribute), None)
+            self.found.append((self.getpos()[0], value or ""))
+
+    @classmethod
+    def of(cls, html: str, tag: str, attribute: str) -> list[tuple[int, str]]:
+        parser = cls(tag, attribute)
+        parser.feed(html)
+        parser.close()
+        return parser.found
+
+
+def images_check(workspace, html: str) -> tuple[list[str], list[int]]:
+    """(problems, asset ids) of the <img> tags in ``html``. Images come only from approved (or published)
+    raster media assets of the workspace, written ``<img src="asset:<id>">``."""
+    problems: list[str] = []
+    wanted: list[tuple[int, int]] = []
+    for line, src in _Attributes.of(html, "img", "src"):
+        match = _ASSET_SRC.match(src.strip())
+        if match is None:
+            problems.append(f'line {line}: images must be approved media assets, written src="asset:<id>"')
+        else:
+            wanted.append((line, int(match[1])))
+    assets = MediaAsset.objects.for_workspace(workspace).in_bulk([pk for _line, pk in wanted])
+    for line, pk in wanted:
+        asset = assets.get(pk)
+        if asset is None:
+            problems.append(f"line {line}: unknown media asset {pk}")
+        elif not asset.is_raster:
+            problems.append(f"line {line}: media asset {pk} is not an image")
+        elif asset.status not in USABLE_ASSET_STATUSES:
+            problems.append(
+                f"line {line}: media asset {pk} is {asset.get_status_display().lower()}, not approved"
+            )
+    return problems, sorted({pk for _line, pk in wanted})
+
+
+def image_url(asset_id: int) -> str:
+    """Public, signed URL of an asset's image for mail clients (no login)."""
+    from .tracking import public_url
+
+    token = signing.Signer(salt=SALT_IMAGE).sign(str(asset_id))
+    return public_url(reverse("publishing:image", args=[token]))
+
+
+def image_asset_for_token(token: str) -> MediaAsset | None:
+    """The still-usable image asset a signed token names, else None."""
+    try:
+        pk = signing.Signer(salt=SALT_IMAGE).unsign(token)
+    except signing.BadSignature:
+        return None
+    return MediaAsset.objects.filter(pk=int(pk), status__in=USABLE_ASSET_STATUSES).first()
+
+
+def _resolve_images(html: str) -> str:
+    return _IMG_ASSET.sub(lambda m: f"{m[1]}{m[2]}{image_url(int(m[3]))}{m[2]}", html)
 
 
 # ------------------------------------------------------------------------------------------- rendering
@@ -204,6 +294,7 @@ def email_render(
         if preheader:
             html = _hidden_preheader(preheader) + html
     text = text_from_html(html) if version.text_generated else TEXT_ENV.from_string(version.text).render(ctx)
+    html = _resolve_images(html)
     if rewrite_html is not None:
         html = rewrite_html(html)
     html = _inliner(layout.css if layout else "").inline(html)
@@ -221,24 +312,9 @@ def _hidden_preheader(preheader: str) -> str:
 # ------------------------------------------------------------------------------------------- checks
 
 
-class _Links(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.hrefs: list[tuple[int, str]] = []
-
-    def handle_starttag(self, tag, attrs):
-        if tag == "a":
-            for name, value in attrs:
-                if name == "href":
-                    self.hrefs.append((self.getpos()[0], value or ""))
-
-
 def links_in(html: str) -> list[tuple[int, str]]:
     """(line, href) of every <a href> in ``html``."""
-    parser = _Links()
-    parser.feed(html)
-    parser.close()
-    return parser.hrefs
+    return [(line, href) for line, href in _Attributes.of(html, "a", "href") if href]
 
 
 def url_is_web(url: str) -> bool:
@@ -292,6 +368,8 @@ def email_version_check(version: ContentVersion | None) -> CheckReport:
     if not version.html.strip():
         report.errors.append("The HTML body is empty.")
         return report
+    image_problems, _ids = images_check(version.workspace_id, version.html)
+    report.errors.extend(image_problems)
     rendered = email_render(
         version, sample_context(custom_field_keys(version.workspace_id)), unsubscribe_url=UNSUBSCRIBE_SAMPLE
     )
