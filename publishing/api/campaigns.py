@@ -116,7 +116,7 @@ class CampaignViewSet(
 ):
     """Campaigns. Drafts are edited with PUT/PATCH; actions move the state machine (draft → scheduled →
     sending ↔ paused → sent, plus missed, cancelled, failed) and answer 400 naming the state when refused.
-    ``send`` and ``resend-uncertain`` accept an ``Idempotency-Key`` header."""
+    ``send``, ``resume`` and ``resend-uncertain`` accept an ``Idempotency-Key`` header."""
 
     queryset = Campaign.objects.all()
     serializer_class = CampaignSerializer
@@ -198,6 +198,7 @@ class CampaignViewSet(
 
     @extend_schema(request=None, responses={202: CampaignSerializer})
     @action(detail=True, methods=["post"])
+    @idempotent
     def resume(self, request, pk=None):
         return self._act(services.campaign_resume, status.HTTP_202_ACCEPTED)
 

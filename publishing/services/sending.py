@@ -326,7 +326,7 @@ def delivery_counts(campaign_id: int) -> dict[str, int]:
 
 
 def campaign_finish_if_complete(*, campaign_id: int) -> datetime | None:
-    """sending → sent once every delivery is terminal. Otherwise the earliest ``retry_at`` still waiting
+    """sending → sent once every delivery is terminal (failed when none was sent and some failed). Otherwise the earliest ``retry_at`` still waiting
     (None when others are in flight)."""
     with transaction.atomic():
         campaign = Campaign.objects.select_for_update().filter(pk=campaign_id).first()
@@ -339,10 +339,16 @@ def campaign_finish_if_complete(*, campaign_id: int) -> datetime | None:
             waiting = open_rows.filter(status=DeliveryStatus.QUEUED, retry_at__isnull=False)
             return waiting.order_by("retry_at").values_list("retry_at", flat=True).first()
         counts = delivery_counts(campaign_id)
-        campaign.status = CampaignStatus.SENT
+        # Nothing delivered and something failed (e.g. every address refused as bad input): failed, not sent.
+        failed = counts[DeliveryStatus.SENT] == 0 and counts[DeliveryStatus.FAILED] > 0
+        campaign.status = CampaignStatus.FAILED if failed else CampaignStatus.SENT
         campaign.finished_at = timezone.now()
         campaign.waiting_reason = ""
         campaign.save(update_fields=["status", "finished_at", "waiting_reason", "updated_at"])
         if campaign.job_id:
-            job_finish(job_id=campaign.job_id, status="succeeded", result={"deliveries": counts})
+            job_finish(
+                job_id=campaign.job_id,
+                status=JobStatus.FAILED if failed else JobStatus.SUCCEEDED,
+                result={"deliveries": counts},
+            )
     return None

@@ -196,3 +196,25 @@ def test_cancelling_the_job_from_the_jobs_page_cancels_the_campaign(
     campaign.refresh_from_db()
     assert campaign.status == CampaignStatus.CANCELLED and smtp_sink.messages == []
     assert set(Delivery.objects.filter(campaign=campaign).values_list("status", flat=True)) == {"skipped"}
+
+
+def test_campaign_whose_every_delivery_failed_is_failed(
+    workspace, smtp_sink, fast_gateway, django_capture_on_commit_callbacks
+):
+    """The SMTP adapter refuses a recipient it cannot address (bad input: never retried)."""
+    smtp_account(workspace, smtp_sink.host, smtp_sink.port)
+    contact_list, contacts = make_audience(workspace, 2)
+    campaign = campaigns.campaign_create(
+        workspace=workspace,
+        name="Bad",
+        content=make_content(workspace),
+        audience={"lists": [contact_list.pk]},
+    )
+    campaign = campaigns.campaign_send_now(campaign=campaign)
+    Delivery.objects.filter(campaign=campaign).update(email="not-an-address")
+    drain(campaign.pk)
+    campaign.refresh_from_db()
+    assert campaign.status == CampaignStatus.FAILED and smtp_sink.messages == []
+    assert set(Delivery.objects.filter(campaign=campaign).values_list("status", flat=True)) == {"failed"}
+    job = Job.objects.get(pk=campaign.job_id)
+    assert (job.status, job.failed) == ("failed", 2)
