@@ -13,7 +13,7 @@ from crm.models import Suppression
 from publishing.models import CampaignStatus, Delivery, DeliveryStatus, EngagementEvent
 from publishing.services import campaigns, sending
 
-from .conftest import make_audience, make_content, smtp_account
+from .conftest import make_campaign, smtp_account
 
 pytestmark = pytest.mark.django_db(transaction=False)
 
@@ -21,11 +21,7 @@ pytestmark = pytest.mark.django_db(transaction=False)
 @pytest.fixture
 def campaign(workspace, smtp_sink, fast_gateway, django_capture_on_commit_callbacks):
     smtp_account(workspace, smtp_sink.host, smtp_sink.port)
-    contact_list, _contacts = make_audience(workspace, 5)
-    content = make_content(workspace)
-    return campaigns.campaign_create(
-        workspace=workspace, name="Launch", content=content, audience={"lists": [contact_list.pk]}
-    )
+    return make_campaign(workspace, 5, name="Launch")
 
 
 def drain(campaign_id: int) -> None:
@@ -68,13 +64,7 @@ def test_every_provider_down_deliveries_wait_for_retry_at_and_campaign_says_why(
     from aicmo.localredis import free_port
 
     account = smtp_account(workspace, "127.0.0.1", free_port())  # nothing listens there
-    contact_list, _ = make_audience(workspace, 3)
-    campaign = campaigns.campaign_create(
-        workspace=workspace,
-        name="Down",
-        content=make_content(workspace),
-        audience={"lists": [contact_list.pk]},
-    )
+    campaign = make_campaign(workspace, 3, name="Down")
     campaigns.campaign_send_now(campaign=campaign)
     outcome = sending.campaign_send_batch(campaign_id=campaign.pk)
     assert outcome.retry_at is not None and outcome.retry_at > timezone.now()
@@ -203,13 +193,7 @@ def test_campaign_whose_every_delivery_failed_is_failed(
 ):
     """The SMTP adapter refuses a recipient it cannot address (bad input: never retried)."""
     smtp_account(workspace, smtp_sink.host, smtp_sink.port)
-    contact_list, contacts = make_audience(workspace, 2)
-    campaign = campaigns.campaign_create(
-        workspace=workspace,
-        name="Bad",
-        content=make_content(workspace),
-        audience={"lists": [contact_list.pk]},
-    )
+    campaign = make_campaign(workspace, 2, name="Bad")
     campaign = campaigns.campaign_send_now(campaign=campaign)
     Delivery.objects.filter(campaign=campaign).update(email="not-an-address")
     drain(campaign.pk)
