@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from django.db.models import Count, Q, QuerySet
 
 from aicmo.models import Workspace
 
-from .models import Campaign, Content, Delivery, DeliveryStatus, EngagementEvent, Sender
+from .models import Campaign, CampaignStatus, Content, Delivery, DeliveryStatus, EngagementEvent, Sender
 
 
 def campaigns_for(workspace: Workspace | int) -> QuerySet[Campaign]:
@@ -37,3 +39,19 @@ def deliveries_for(campaign: Campaign) -> QuerySet[Delivery]:
 
 def events_for(workspace: Workspace | int) -> QuerySet[EngagementEvent]:
     return EngagementEvent.objects.for_workspace(workspace).order_by("-occurred_at", "-id")
+
+
+def campaigns_to_wake(*, now: datetime, lease: timedelta) -> list[int]:
+    """Sending campaigns nobody has claimed a delivery of for ``lease`` (a working chain renews its claims
+    before every message), that have due queued deliveries, dead claims, or nothing left but finishing."""
+    ids = []
+    for campaign_id in Campaign.objects.filter(status=CampaignStatus.SENDING).values_list("pk", flat=True):
+        rows = Delivery.objects.filter(campaign_id=campaign_id)
+        if rows.filter(claimed_at__gte=now - lease).exists():
+            continue
+        due = rows.filter(status=DeliveryStatus.QUEUED).filter(
+            Q(retry_at__isnull=True) | Q(retry_at__lte=now)
+        )
+        if due.exists() or not rows.filter(status=DeliveryStatus.QUEUED).exists():
+            ids.append(campaign_id)
+    return ids

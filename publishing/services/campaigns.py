@@ -22,6 +22,7 @@ from aicmo.models import Job, JobStatus, Workspace
 
 from ..models import Campaign, CampaignStatus, Channel, Content, ContentVersion, Delivery, DeliveryStatus
 from ..personalization import custom_field_keys, sample_context
+from ..selectors import campaigns_to_wake
 from . import tracking
 from .audience import audience_clean, audience_snapshot
 from .content import email_render, email_version_check, links_in, url_is_web
@@ -344,7 +345,8 @@ def missed_grace() -> timedelta:
 
 def campaigns_tick(*, now: datetime | None = None) -> dict:
     """Beat, every minute: start due schedules (or mark them missed past the grace), and wake sending
-    campaigns whose waiting deliveries are due or whose workers died (their tasks were lost with them)."""
+    campaigns nobody has worked on for a lease period whose waiting deliveries are due, whose workers died
+    (their tasks were lost with them) or that only need finishing."""
     from .sending import claim_lease
 
     now = now or timezone.now()
@@ -371,15 +373,7 @@ def campaigns_tick(*, now: datetime | None = None) -> dict:
                     locked.save(update_fields=["status", "waiting_reason", "updated_at"])
     from ..tasks import campaign_send_task
 
-    for campaign_id in Campaign.objects.filter(status=S.SENDING).values_list("pk", flat=True):
-        rows = Delivery.objects.filter(campaign_id=campaign_id)
-        due = (
-            rows.filter(status=DeliveryStatus.QUEUED, retry_at__isnull=True).exists()
-            or rows.filter(status=DeliveryStatus.QUEUED, retry_at__lte=now).exists()
-        )
-        stale = rows.filter(status=DeliveryStatus.SENDING, claimed_at__lt=now - claim_lease()).exists()
-        idle = not rows.filter(status__in=(DeliveryStatus.QUEUED, DeliveryStatus.SENDING)).exists()
-        if due or stale or idle:
-            campaign_send_task.delay(campaign_id)
-            woken += 1
+    for campaign_id in campaigns_to_wake(now=now, lease=claim_lease()):
+        campaign_send_task.delay(campaign_id)
+        woken += 1
     return {"started": started, "missed": missed, "woken": woken}

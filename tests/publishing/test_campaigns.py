@@ -170,3 +170,24 @@ def test_tick_starts_due_schedules_and_parks_missed_ones(
     # a person decides about the missed one: send it now (or cancel)
     campaigns.campaign_send_now(campaign=Campaign.objects.get(pk=later.pk))
     assert Campaign.objects.get(pk=later.pk).status == S.SENDING
+
+
+def test_campaigns_to_wake_skips_campaigns_a_worker_claimed_from_recently(
+    campaign, settings, django_capture_on_commit_callbacks
+):
+    from publishing.selectors import campaigns_to_wake
+
+    campaign = campaigns.campaign_send_now(campaign=campaign)
+    first = Delivery.objects.filter(campaign=campaign).order_by("pk").first()
+    now = timezone.now()
+    lease = dt.timedelta(seconds=settings.PUBLISHING_CLAIM_LEASE_SECONDS)
+    assert campaigns_to_wake(now=now, lease=lease) == [campaign.pk]  # queued, nobody at work
+    Delivery.objects.filter(pk=first.pk).update(status=DeliveryStatus.SENDING, claimed_by="w", claimed_at=now)
+    assert campaigns_to_wake(now=now, lease=lease) == []  # a worker is at it
+    later = now + lease + dt.timedelta(seconds=1)
+    assert campaigns_to_wake(now=later, lease=lease) == [campaign.pk]  # its claim lapsed
+    Delivery.objects.filter(campaign=campaign, status=DeliveryStatus.QUEUED).update(
+        retry_at=later + dt.timedelta(minutes=5)
+    )
+    Delivery.objects.filter(pk=first.pk).update(status=DeliveryStatus.SENT)
+    assert campaigns_to_wake(now=later, lease=lease) == []  # waiting for retry_at
