@@ -297,6 +297,8 @@ def campaign_send_batch(*, campaign_id: int) -> BatchOutcome:
                 job_id=campaign.job_id, failed=1, errors=[ItemError(item=delivery.email, message=str(exc))]
             )
             continue
+        # Marked uncertain meanwhile (our lease lapsed during a slow call)? The provider's answer settles it.
+        was_uncertain = Delivery.objects.filter(pk=delivery.pk, status=DeliveryStatus.UNCERTAIN).exists()
         _mark(
             delivery.pk,
             me,
@@ -312,7 +314,7 @@ def campaign_send_batch(*, campaign_id: int) -> BatchOutcome:
             delivery=delivery, kind=EngagementKind.SENT, metadata={"provider": result.provider}
         )
         sent += 1
-        job_advance(job_id=campaign.job_id, done=1)
+        job_advance(job_id=campaign.job_id, done=1, failed=-1 if was_uncertain else 0)
     if sent and campaign.waiting_reason:
         Campaign.objects.filter(pk=campaign_id).update(waiting_reason="")
     return BatchOutcome(sent=sent, failed=failed, skipped=skipped, more=True)

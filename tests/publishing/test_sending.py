@@ -202,3 +202,43 @@ def test_campaign_whose_every_delivery_failed_is_failed(
     assert set(Delivery.objects.filter(campaign=campaign).values_list("status", flat=True)) == {"failed"}
     job = Job.objects.get(pk=campaign.job_id)
     assert (job.status, job.failed) == ("failed", 2)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_slow_worker_whose_claim_was_taken_for_dead_settles_the_row_as_sent(
+    campaign, smtp_sink, settings, django_capture_on_commit_callbacks
+):
+    """The SMTP sink answers only after the lease has lapsed and another worker's recovery marked the row
+    uncertain; the provider's answer then settles it as sent, and the job counts it once."""
+    import asyncio
+
+    settings.PUBLISHING_SEND_BATCH_SIZE = 1
+    settings.PUBLISHING_CLAIM_LEASE_SECONDS = 1
+    campaign = campaigns.campaign_send_now(campaign=campaign)
+    original = type(smtp_sink).handle_DATA
+
+    def recover_elsewhere() -> None:  # another worker's recovery, on its own connection
+        from django.db import connection
+
+        try:
+            sending.claims_recover(campaign_id=campaign.pk)
+        finally:
+            connection.close()
+
+    async def slow_then_recover(self, server, session, envelope):
+        if not getattr(self, "recovered", False):
+            self.recovered = True
+            await asyncio.sleep(1.5)
+            await asyncio.to_thread(recover_elsewhere)
+        return await original(self, server, session, envelope)
+
+    type(smtp_sink).handle_DATA = slow_then_recover
+    try:
+        outcome = sending.campaign_send_batch(campaign_id=campaign.pk)
+    finally:
+        type(smtp_sink).handle_DATA = original
+    assert outcome.sent == 1
+    first = Delivery.objects.filter(campaign=campaign).exclude(status=DeliveryStatus.QUEUED).get()
+    assert first.status == DeliveryStatus.SENT
+    job = Job.objects.get(pk=campaign.job_id)
+    assert (job.done, job.failed) == (1, 0)
