@@ -68,7 +68,15 @@ def template_check(
     attr_names: set[int] = set()
     for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
         base = node.node
+        if isinstance(base, nodes.Name) and base.name not in allowed and base.name not in assigned:
+            continue  # reported below as an unknown name
         if not isinstance(base, nodes.Name) or base.name not in allowed:
+            # Only the three roots have fields; formatting is done with filters (| upper, | default(...)).
+            problems.append(
+                TemplateProblem(
+                    node.lineno, "only contact.…, company.… and custom.… fields can be read; use filters"
+                )
+            )
             continue
         attr_names.add(id(base))
         if isinstance(node, nodes.Getattr):

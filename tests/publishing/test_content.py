@@ -44,6 +44,9 @@ KEYS = frozenset({"plan"})
         ("{{ contact.first_name ", (1, "")),
         ("line1\n{% if %}", (2, "")),
         ("{{ custom[key] }}", (1, "needs a quoted field name")),
+        ("{{ custom.plan.__class__ }}", (1, "only contact.…, company.… and custom.… fields")),
+        ("{% set x = contact.first_name %}{{ x.upper() }}", (1, "use filters")),
+        ("{{ contact.first_name | upper }}", None),
     ],
 )
 def test_template_check_matrix(source, problem):
