@@ -225,6 +225,13 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="aicmo@localhost")
 # Public base URL used in links we send out (tracking pixels, unsubscribe links, webhooks).
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000")
 
+# Email campaigns: a worker's claim on a batch of recipients lapses after this many seconds without
+# progress (its worker is taken for dead); a schedule missed by more than the grace waits for a person.
+PUBLISHING_CLAIM_LEASE_SECONDS = env.int("PUBLISHING_CLAIM_LEASE_SECONDS", default=120)
+PUBLISHING_SEND_BATCH_SIZE = env.int("PUBLISHING_SEND_BATCH_SIZE", default=50)
+PUBLISHING_SEND_CONCURRENCY = env.int("PUBLISHING_SEND_CONCURRENCY", default=2)
+PUBLISHING_MISSED_GRACE_SECONDS = env.int("PUBLISHING_MISSED_GRACE_SECONDS", default=15 * 60)
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "aicmo.apikeys.ApiKeyAuthentication",

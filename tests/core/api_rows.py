@@ -5,6 +5,7 @@ Used by the API fuzzer (real ids for detail operations) and the tenant sweep (an
 
 from __future__ import annotations
 
+import secrets
 import uuid
 
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -28,6 +29,35 @@ from tests.gateway.factories import ProviderAccountFactory
 from tests.media.factories import MediaAssetFactory, MediaLibraryFactory
 
 
+def publishing_rows(workspace, contact) -> dict[str, int]:
+    from publishing.models import Campaign, Content, Delivery, EngagementEvent, Layout, Sender
+
+    sender, _ = Sender.objects.get_or_create(
+        workspace=workspace, email="row@example.com", defaults={"verified_at": timezone.now()}
+    )
+    content = Content.objects.create(workspace=workspace, name="row")
+    campaign = Campaign.objects.create(workspace=workspace, name="row", content=content)
+    delivery = Delivery.objects.create(
+        workspace=workspace,
+        campaign=campaign,
+        contact=contact,
+        email=contact.email,
+        token=secrets.token_urlsafe(16),
+    )
+    event = EngagementEvent.objects.create(
+        workspace=workspace, kind="open", campaign=campaign, delivery=delivery, occurred_at=timezone.now()
+    )
+    return {
+        "publishing/senders": sender.pk,
+        "publishing/layouts": Layout.objects.get_or_create(
+            workspace=workspace, name="row", defaults={"html": "{{ body }}"}
+        )[0].pk,
+        "publishing/contents": content.pk,
+        "publishing/campaigns": campaign.pk,
+        "publishing/events": event.pk,
+    }
+
+
 def one_row_per_resource(workspace, member_factory) -> dict[str, int]:
     """Fresh rows in `workspace` (needs settings.MEDIA_ROOT pointed at a temporary directory)."""
     contact = ContactFactory(workspace=workspace, company=CompanyFactory(workspace=workspace))
@@ -44,7 +74,9 @@ def one_row_per_resource(workspace, member_factory) -> dict[str, int]:
     run = ImportRun.objects.create(
         workspace=workspace, file=SimpleUploadedFile("a.csv", b"email\nx@example.com\n")
     )
+    publishing = publishing_rows(workspace, contact)
     return {
+        **publishing,
         "api-keys": api_key_create(workspace=workspace, name="row", role=Role.VIEWER, by=admin).api_key.pk,
         "audit-events": AuditEventFactory(workspace=workspace).pk,
         "crm/companies": contact.company_id,

@@ -1,0 +1,182 @@
+"""Publishing admin: scoped by WorkspaceAdmin. Campaign actions call the same campaign services as the
+API and the dashboard; contents and campaigns are written through the API/dashboard (their validation
+lives in the services), so here they are read-only apart from the actions."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ActionForm
+from django.core.exceptions import ValidationError
+
+from aicmo.admin import ManageOnlyAdmin, WorkspaceAdmin
+
+from .models import Campaign, Content, ContentVersion, Delivery, EngagementEvent, Layout, Sender
+from .services import campaigns as campaign_services
+from .services import content as content_services
+
+
+class ReadOnlyMixin:
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Sender)
+class SenderAdmin(ManageOnlyAdmin):
+    list_display = ["email", "name", "workspace", "verified_at"]
+    list_filter = ["workspace"]
+    fields = ["workspace", "email", "name"]
+    actions = ["verify"]
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return super().save_model(request, obj, form, change)
+        created = content_services.sender_create(
+            workspace=obj.workspace, email=obj.email, name=obj.name, by=request.user
+        )
+        obj.pk = created.pk
+
+    @admin.action(description="Mark selected senders verified")
+    def verify(self, request, queryset):
+        for sender in queryset:
+            content_services.sender_verify(sender=sender, by=request.user)
+        self.message_user(request, f"Verified {queryset.count()} sender(s).")
+
+
+@admin.register(Layout)
+class LayoutAdmin(WorkspaceAdmin):
+    list_display = ["name", "workspace", "updated_at"]
+    fields = ["workspace", "name", "html", "css"]
+
+    def save_model(self, request, obj, form, change):
+        existing = Layout.objects.get(pk=obj.pk) if change else None
+        saved = content_services.layout_save(
+            workspace=obj.workspace,
+            layout=existing,
+            name=obj.name,
+            html=obj.html,
+            css=obj.css,
+            by=request.user,
+        )
+        obj.pk = saved.pk
+
+
+class VersionInline(ReadOnlyMixin, admin.StackedInline):
+    model = ContentVersion
+    fields = ["channel", "subject", "preheader", "sender", "from_name", "reply_to", "layout", "html", "text"]
+    readonly_fields = fields
+    extra = 0
+
+
+@admin.register(Content)
+class ContentAdmin(ReadOnlyMixin, WorkspaceAdmin):
+    list_display = ["name", "workspace", "updated_at"]
+    inlines = [VersionInline]
+
+
+class CampaignActionForm(ActionForm):
+    scheduled_at = forms.DateTimeField(
+        required=False,
+        help_text="For “Schedule”: wall-clock time in the campaign's time zone (YYYY-MM-DD HH:MM)",
+    )
+
+
+@admin.register(Campaign)
+class CampaignAdmin(WorkspaceAdmin):
+    list_display = [
+        "name",
+        "workspace",
+        "status",
+        "scheduled_at",
+        "started_at",
+        "finished_at",
+        "waiting_reason",
+    ]
+    list_filter = ["status", "workspace"]
+    readonly_fields = [f.name for f in Campaign._meta.fields]
+    action_form = CampaignActionForm
+    actions = ["schedule", "send_now", "pause", "resume", "cancel", "resend_uncertain"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def _each(self, request, queryset, service, verb: str, **kwargs) -> None:
+        done = 0
+        for campaign in queryset:
+            try:
+                service(campaign=campaign, by=request.user, **kwargs)
+                done += 1
+            except ValidationError as exc:
+                self.message_user(request, f"{campaign}: {'; '.join(exc.messages)}", messages.ERROR)
+        if done:
+            self.message_user(request, f"{verb}: {done} campaign(s).")
+
+    @admin.action(description="Schedule selected campaigns")
+    def schedule(self, request, queryset):
+        try:
+            when = CampaignActionForm.base_fields["scheduled_at"].clean(request.POST.get("scheduled_at", ""))
+        except ValidationError:
+            when = None
+        if when is None:
+            self.message_user(request, "Give the time to schedule at first.", messages.WARNING)
+            return
+        self._each(
+            request,
+            queryset,
+            campaign_services.campaign_schedule,
+            "Scheduled",
+            when=when.replace(tzinfo=None),
+        )
+
+    @admin.action(description="Send selected campaigns now")
+    def send_now(self, request, queryset):
+        self._each(request, queryset, campaign_services.campaign_send_now, "Sending")
+
+    @admin.action(description="Pause selected campaigns")
+    def pause(self, request, queryset):
+        self._each(request, queryset, campaign_services.campaign_pause, "Paused")
+
+    @admin.action(description="Resume selected campaigns")
+    def resume(self, request, queryset):
+        self._each(request, queryset, campaign_services.campaign_resume, "Resumed")
+
+    @admin.action(description="Cancel selected campaigns")
+    def cancel(self, request, queryset):
+        self._each(request, queryset, campaign_services.campaign_cancel, "Cancelled")
+
+    @admin.action(description="Resend uncertain deliveries")
+    def resend_uncertain(self, request, queryset):
+        self._each(
+            request, queryset, campaign_services.campaign_resend_uncertain, "Uncertain deliveries queued"
+        )
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(ReadOnlyMixin, WorkspaceAdmin):
+    list_display = [
+        "email",
+        "campaign",
+        "status",
+        "skip_reason",
+        "attempts",
+        "sent_at",
+        "retry_at",
+        "provider",
+    ]
+    list_filter = ["status", "workspace"]
+    search_fields = ["email"]
+
+
+@admin.register(EngagementEvent)
+class EngagementEventAdmin(ReadOnlyMixin, WorkspaceAdmin):
+    list_display = ["kind", "channel", "campaign", "contact", "occurred_at", "machine"]
+    list_filter = ["kind", "machine", "workspace"]

@@ -1,0 +1,16 @@
+"""Publishing API under /api/v1/publishing/: senders, layouts, contents (email version, checks),
+campaigns (estimate, schedule, send, pause, resume, cancel, resend uncertain, deliveries) and events."""
+
+from rest_framework.routers import DefaultRouter
+
+from .campaigns import CampaignViewSet, EngagementEventViewSet
+from .content import ContentViewSet, LayoutViewSet, SenderViewSet
+
+router = DefaultRouter()
+router.register("senders", SenderViewSet, basename="publishing-sender")
+router.register("layouts", LayoutViewSet, basename="publishing-layout")
+router.register("contents", ContentViewSet, basename="publishing-content")
+router.register("campaigns", CampaignViewSet, basename="publishing-campaign")
+router.register("events", EngagementEventViewSet, basename="publishing-event")
+
+urlpatterns = router.urls

@@ -1,0 +1,257 @@
+"""Campaigns: CRUD of drafts and the operator actions, each one call of the campaign services; plus the
+engagement events (read-only)."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema, extend_schema_field
+from rest_framework import mixins, serializers, status
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from aicmo.api import WorkspaceGenericViewSet, WorkspaceReadOnlyViewSet, WorkspaceRelatedField
+from aicmo.api.core import JobSerializer
+from aicmo.roles import READ
+
+from ..models import Campaign, Content, Delivery, DeliveryStatus, EngagementEvent
+from ..selectors import campaigns_for, deliveries_for, events_for
+from ..services import campaigns as services
+from ..services.audience import audience_estimate
+from .content import CheckSerializer
+from .idempotency import idempotent
+
+
+class AudienceSerializer(serializers.Serializer):
+    segments = serializers.ListField(
+        child=serializers.IntegerField(min_value=1), required=False, max_length=100
+    )
+    lists = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False, max_length=100)
+    exclude_segments = serializers.ListField(
+        child=serializers.IntegerField(min_value=1), required=False, max_length=100
+    )
+    exclude_lists = serializers.ListField(
+        child=serializers.IntegerField(min_value=1), required=False, max_length=100
+    )
+
+
+class CampaignSerializer(serializers.ModelSerializer):
+    content = WorkspaceRelatedField(queryset=Content.objects.all())
+    audience = AudienceSerializer(required=False)
+    job = JobSerializer(read_only=True)
+    counts = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Campaign
+        fields = [
+            "id",
+            "name",
+            "content",
+            "channel",
+            "status",
+            "audience",
+            "time_zone",
+            "scheduled_at",
+            "started_at",
+            "finished_at",
+            "waiting_reason",
+            "snapshot",
+            "counts",
+            "job",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = [
+            "channel",
+            "status",
+            "scheduled_at",
+            "started_at",
+            "finished_at",
+            "waiting_reason",
+            "snapshot",
+            "created_at",
+            "updated_at",
+        ]
+
+    @extend_schema_field(serializers.DictField(child=serializers.IntegerField()))
+    def get_counts(self, obj) -> dict:
+        return {s: getattr(obj, f"n_{s}", 0) for s in DeliveryStatus.values}
+
+
+class ScheduleSerializer(serializers.Serializer):
+    scheduled_at = serializers.DateTimeField(
+        help_text="ISO 8601. Without an offset: wall-clock time in the campaign's time zone.",
+        default_timezone=None,
+    )
+
+
+class EstimateSerializer(serializers.Serializer):
+    expected = serializers.IntegerField()
+    targeted = serializers.IntegerField()
+    left_out = serializers.DictField(child=serializers.IntegerField())
+
+
+class DeliverySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Delivery
+        fields = [
+            "id",
+            "contact",
+            "email",
+            "status",
+            "skip_reason",
+            "attempts",
+            "sent_at",
+            "retry_at",
+            "message_id",
+            "provider",
+            "error",
+        ]
+
+
+class CampaignViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    WorkspaceGenericViewSet,
+):
+    """Campaigns. Drafts are edited with PUT/PATCH; actions move the state machine (draft → scheduled →
+    sending ↔ paused → sent, plus missed, cancelled, failed) and answer 400 naming the state when refused.
+    ``send``, ``resume`` and ``resend-uncertain`` accept an ``Idempotency-Key`` header."""
+
+    queryset = Campaign.objects.all()
+    serializer_class = CampaignSerializer
+    action_permissions = {"estimate": READ, "check": READ, "deliveries": READ}
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Campaign.objects.none()
+        return campaigns_for(self.request.workspace)
+
+    def _fresh(self, campaign: Campaign, http_status=status.HTTP_200_OK) -> Response:
+        campaign = self.get_queryset().get(pk=campaign.pk)
+        return Response(
+            CampaignSerializer(campaign, context=self.get_serializer_context()).data, status=http_status
+        )
+
+    def create(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        campaign = services.campaign_create(
+            workspace=request.workspace,
+            name=data["name"],
+            content=data["content"],
+            audience=data.get("audience"),
+            time_zone=data.get("time_zone", ""),
+            by=request.user,
+        )
+        return self._fresh(campaign, status.HTTP_201_CREATED)
+
+    def update(self, request, *args, **kwargs):
+        campaign = self.get_object()
+        serializer = self.get_serializer(campaign, data=request.data, partial=kwargs.get("partial", False))
+        serializer.is_valid(raise_exception=True)
+        campaign = services.campaign_update(campaign=campaign, by=request.user, **serializer.validated_data)
+        return self._fresh(campaign)
+
+    @extend_schema(request=None, responses=EstimateSerializer)
+    @action(detail=True, methods=["get"])
+    def estimate(self, request, pk=None):
+        """Expected recipients now, and why the others would be left out."""
+        return Response(audience_estimate(self.get_object()).as_dict())
+
+    @extend_schema(request=None, responses=CheckSerializer)
+    @action(detail=True, methods=["get"])
+    def check(self, request, pk=None):
+        return Response(services.campaign_check(self.get_object()))
+
+    @extend_schema(request=ScheduleSerializer, responses=CampaignSerializer)
+    @action(detail=True, methods=["post"])
+    def schedule(self, request, pk=None):
+        campaign = self.get_object()
+        serializer = ScheduleSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        campaign = services.campaign_schedule(
+            campaign=campaign, when=serializer.validated_data["scheduled_at"], by=request.user
+        )
+        return self._fresh(campaign)
+
+    def _act(self, service, http_status=status.HTTP_200_OK) -> Response:
+        return self._fresh(service(campaign=self.get_object(), by=self.request.user), http_status)
+
+    @extend_schema(request=None, responses=CampaignSerializer)
+    @action(detail=True, methods=["post"])
+    def unschedule(self, request, pk=None):
+        return self._act(services.campaign_unschedule)
+
+    @extend_schema(request=None, responses={202: CampaignSerializer})
+    @action(detail=True, methods=["post"])
+    @idempotent
+    def send(self, request, pk=None):
+        """Freeze the audience and start sending now (202; follow ``job`` for progress)."""
+        return self._act(services.campaign_send_now, status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=None, responses=CampaignSerializer)
+    @action(detail=True, methods=["post"])
+    def pause(self, request, pk=None):
+        return self._act(services.campaign_pause)
+
+    @extend_schema(request=None, responses={202: CampaignSerializer})
+    @action(detail=True, methods=["post"])
+    @idempotent
+    def resume(self, request, pk=None):
+        return self._act(services.campaign_resume, status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=None, responses=CampaignSerializer)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        return self._act(services.campaign_cancel)
+
+    @extend_schema(request=None, responses={202: CampaignSerializer})
+    @action(detail=True, methods=["post"], url_path="resend-uncertain")
+    @idempotent
+    def resend_uncertain(self, request, pk=None):
+        """Queue the deliveries marked uncertain again (their recipients may receive a second copy)."""
+        campaign = self.get_object()
+        services.campaign_resend_uncertain(campaign=campaign, by=request.user)
+        return self._fresh(campaign, status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=None, responses=DeliverySerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def deliveries(self, request, pk=None):
+        queryset = deliveries_for(self.get_object())
+        wanted = request.query_params.get("status")
+        if wanted:
+            if wanted not in DeliveryStatus.values:
+                raise serializers.ValidationError({"status": f"One of {', '.join(DeliveryStatus.values)}."})
+            queryset = queryset.filter(status=wanted)
+        page = self.paginate_queryset(queryset)
+        return self.get_paginated_response(DeliverySerializer(page, many=True).data)
+
+
+class EngagementEventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = EngagementEvent
+        fields = [
+            "id",
+            "kind",
+            "channel",
+            "campaign",
+            "delivery",
+            "contact",
+            "occurred_at",
+            "value",
+            "machine",
+            "metadata",
+        ]
+
+
+class EngagementEventViewSet(WorkspaceReadOnlyViewSet):
+    queryset = EngagementEvent.objects.all()
+    serializer_class = EngagementEventSerializer
+    filterset_fields = ["kind", "campaign", "machine"]
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return EngagementEvent.objects.none()
+        return events_for(self.request.workspace)

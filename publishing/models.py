@@ -1,0 +1,241 @@
+"""Publishing tables: senders, layouts, content with per-channel versions, campaigns, per-recipient
+deliveries, tracked links and the one engagement event table analytics reads."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from aicmo.models import Job, WorkspaceOwned
+from crm.models import Contact
+
+
+class Channel(models.TextChoices):
+    EMAIL = "email", "Email"
+    SOCIAL = "social", "Social"
+    ADS = "ads", "Ads"
+
+
+class Sender(WorkspaceOwned):
+    """A From address the workspace may send as. Only verified senders can be chosen on a version."""
+
+    email = models.EmailField(max_length=254)
+    name = models.CharField(max_length=120, blank=True)
+    verified_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["email"]
+        constraints = [models.UniqueConstraint(fields=["workspace", "email"], name="pub_sender_unique_email")]
+
+    def __str__(self) -> str:
+        return f"{self.name} <{self.email}>" if self.name else self.email
+
+    @property
+    def is_verified(self) -> bool:
+        return self.verified_at is not None
+
+
+class Layout(WorkspaceOwned):
+    """A workspace base layout: HTML with ``{{ body }}`` where a version's HTML goes, plus CSS to inline."""
+
+    name = models.CharField(max_length=120)
+    html = models.TextField()
+    css = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["workspace", "name"], name="pub_layout_unique_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Content(WorkspaceOwned):
+    name = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ContentVersion(WorkspaceOwned):
+    """One channel's form of a piece of content. Email uses subject…text; social and ads use body,
+    headline and link_url (their publishing arrives with the channels that follow)."""
+
+    content = models.ForeignKey(Content, on_delete=models.CASCADE, related_name="versions")
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    # email
+    subject = models.CharField(max_length=255, blank=True)
+    preheader = models.CharField(max_length=255, blank=True)
+    sender = models.ForeignKey(Sender, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    from_name = models.CharField(max_length=120, blank=True)
+    reply_to = models.EmailField(max_length=254, blank=True)
+    layout = models.ForeignKey(Layout, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    html = models.TextField(blank=True)
+    text = models.TextField(blank=True)
+    text_generated = models.BooleanField(default=False)
+    # social / ads
+    body = models.TextField(blank=True)
+    headline = models.CharField(max_length=255, blank=True)
+    link_url = models.URLField(max_length=2000, blank=True)
+    asset_ids = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["content_id", "channel"]
+        constraints = [
+            models.UniqueConstraint(fields=["content", "channel"], name="pub_version_unique_channel")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.content_id}/{self.channel}"
+
+
+class CampaignStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    SCHEDULED = "scheduled", "Scheduled"
+    MISSED = "missed", "Missed schedule"
+    SENDING = "sending", "Sending"
+    PAUSED = "paused", "Paused"
+    SENT = "sent", "Sent"
+    CANCELLED = "cancelled", "Cancelled"
+    FAILED = "failed", "Failed"
+
+
+class Campaign(WorkspaceOwned):
+    """An email send of one content to an audience. ``audience`` is
+    ``{"segments": [ids], "lists": [ids], "exclude_segments": [ids], "exclude_lists": [ids]}``."""
+
+    name = models.CharField(max_length=200)
+    content = models.ForeignKey(Content, on_delete=models.PROTECT, related_name="campaigns")
+    channel = models.CharField(max_length=10, choices=Channel.choices, default=Channel.EMAIL)
+    status = models.CharField(
+        max_length=10, choices=CampaignStatus.choices, default=CampaignStatus.DRAFT, db_index=True
+    )
+    audience = models.JSONField(default=dict, blank=True)
+    time_zone = models.CharField(max_length=64, default="UTC")
+    scheduled_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    waiting_reason = models.TextField(blank=True)
+    snapshot = models.JSONField(default=dict, blank=True)
+    job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status", "scheduled_at"], name="pub_campaign_due")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class DeliveryStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    SENDING = "sending", "Sending"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed"
+    UNCERTAIN = "uncertain", "Uncertain"
+    SKIPPED = "skipped", "Skipped"
+
+
+TERMINAL_DELIVERY_STATUSES = (
+    DeliveryStatus.SENT,
+    DeliveryStatus.FAILED,
+    DeliveryStatus.UNCERTAIN,
+    DeliveryStatus.SKIPPED,
+)
+
+
+class Delivery(WorkspaceOwned):
+    """One recipient of one campaign. ``send_started_at`` is written (committed) just before the provider
+    call: a crashed claim with it set was possibly sent (uncertain); without it, it was never attempted."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="deliveries")
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="+")
+    email = models.EmailField(max_length=254)
+    token = models.CharField(max_length=32, unique=True)
+    status = models.CharField(max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.QUEUED)
+    skip_reason = models.CharField(max_length=30, blank=True)
+    claimed_by = models.CharField(max_length=100, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    send_started_at = models.DateTimeField(null=True, blank=True)
+    retry_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    message_id = models.CharField(max_length=255, blank=True)
+    provider = models.CharField(max_length=60, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["campaign_id", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "contact"], name="pub_delivery_unique_contact"),
+        ]
+        indexes = [models.Index(fields=["campaign", "status"], name="pub_delivery_campaign_status")]
+
+    def __str__(self) -> str:
+        return f"{self.email} ({self.status})"
+
+
+class TrackedLink(WorkspaceOwned):
+    """A link of a campaign's HTML; clicks redirect only to ``url`` through a signed token on ``key``."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="links")
+    key = models.CharField(max_length=32, unique=True)
+    url = models.URLField(max_length=2000)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["campaign", "url"], name="pub_link_unique_url")]
+
+
+class EngagementKind(models.TextChoices):
+    SENT = "sent", "Sent"
+    DELIVERED = "delivered", "Delivered"
+    OPEN = "open", "Open"
+    CLICK = "click", "Click"
+    REPLY = "reply", "Reply"
+    BOUNCE_HARD = "bounce_hard", "Hard bounce"
+    BOUNCE_SOFT = "bounce_soft", "Soft bounce"
+    COMPLAINT = "complaint", "Complaint"
+    UNSUBSCRIBE = "unsubscribe", "Unsubscribe"
+    CONVERSION = "conversion", "Conversion"
+
+
+class EngagementEvent(WorkspaceOwned):
+    kind = models.CharField(max_length=12, choices=EngagementKind.choices)
+    channel = models.CharField(max_length=10, choices=Channel.choices, default=Channel.EMAIL)
+    campaign = models.ForeignKey(Campaign, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    delivery = models.ForeignKey(Delivery, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    contact = models.ForeignKey(Contact, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    occurred_at = models.DateTimeField()
+    value = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
+    machine = models.BooleanField(default=False)
+    metadata = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+        indexes = [
+            models.Index(fields=["workspace", "kind", "occurred_at"], name="pub_event_ws_kind_time"),
+            models.Index(fields=["campaign", "kind", "occurred_at"], name="pub_event_campaign_kind"),
+            models.Index(fields=["contact", "occurred_at"], name="pub_event_contact_time"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(kind__in=EngagementKind.values), name="pub_event_kind_valid")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.occurred_at:%Y-%m-%d %H:%M}"

@@ -1,0 +1,1 @@
+"""Publishing writes, by concern: content, campaigns, audience, sending, tracking."""

@@ -1,0 +1,356 @@
+"""Exactly-once email sending: per-recipient `Delivery` rows claimed in short transactions.
+
+Protocol (each step its own committed write, the provider call outside any transaction):
+
+1. claim: queued → sending for a batch (``select_for_update(skip_locked=True)`` on PostgreSQL; the claim
+   UPDATE re-checks ``status=queued`` so SQLite's single writer is safe too), with ``claimed_by`` and
+   ``claimed_at`` (the lease);
+2. before each provider call: ``send_started_at`` and our Message-ID are written, and the worker's lease
+   is renewed;
+3. after the call: sending → sent with the provider's answer.
+
+A claim whose lease expired belongs to a dead worker: rows it never started go back to queued (nobody
+skipped); rows it had started are marked ``uncertain`` (the provider may or may not have accepted them)
+and are not resent unless an operator asks (`campaigns.campaign_resend_uncertain`). A row is only ever
+handed to the provider by the worker whose claim is current, so nobody is sent twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import socket
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.utils import formataddr, make_msgid
+from html import escape, unescape
+from urllib.parse import quote
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, F, Q
+from django.utils import timezone
+
+from aicmo.jobs import ItemError, job_advance, job_finish
+from aicmo.models import JobStatus
+from crm.selectors import contact_can_receive
+from gateway import services as gateway_services
+from gateway.capabilities import OutgoingEmail
+from gateway.errors import ProviderError, ProvidersUnavailable
+
+from ..models import (
+    Campaign,
+    CampaignStatus,
+    Channel,
+    ContentVersion,
+    Delivery,
+    DeliveryStatus,
+    EngagementKind,
+    TrackedLink,
+)
+from ..personalization import custom_field_keys, recipient_context
+from . import tracking
+from .content import email_render
+
+log = logging.getLogger(__name__)
+
+DEFAULT_WAIT = timedelta(seconds=60)
+MIN_WAIT = timedelta(seconds=5)
+UNCERTAIN_NOTE = (
+    "In flight when its worker stopped; the provider may have accepted it. Not resent automatically."
+)
+
+
+def claim_lease() -> timedelta:
+    return timedelta(seconds=settings.PUBLISHING_CLAIM_LEASE_SECONDS)
+
+
+def batch_size() -> int:
+    return settings.PUBLISHING_SEND_BATCH_SIZE
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"[:100]
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """``more``: claim again now; ``retry_at``: every provider was down, try again then; neither: idle."""
+
+    sent: int = 0
+    failed: int = 0
+    skipped: int = 0
+    more: bool = False
+    retry_at: datetime | None = None
+    stopped: bool = False
+
+
+def claims_recover(*, campaign_id: int, now: datetime | None = None) -> tuple[int, int]:
+    """Expired claims of dead workers: unstarted rows back to queued, started rows to uncertain.
+
+    Returns (requeued, uncertain)."""
+    now = now or timezone.now()
+    stale = Delivery.objects.filter(
+        campaign_id=campaign_id, status=DeliveryStatus.SENDING, claimed_at__lt=now - claim_lease()
+    )
+    requeued = stale.filter(send_started_at__isnull=True).update(
+        status=DeliveryStatus.QUEUED, claimed_by="", claimed_at=None
+    )
+    uncertain = stale.filter(send_started_at__isnull=False).update(
+        status=DeliveryStatus.UNCERTAIN, error=UNCERTAIN_NOTE
+    )
+    if uncertain:
+        job_id = Campaign.objects.filter(pk=campaign_id).values_list("job_id", flat=True).first()
+        if job_id:
+            job_advance(
+                job_id=job_id,
+                failed=uncertain,
+                errors=[ItemError(item=f"{uncertain} recipient(s)", message=UNCERTAIN_NOTE)],
+            )
+        log.warning(
+            "campaign %s: %s delivery(ies) marked uncertain after a worker loss", campaign_id, uncertain
+        )
+    return requeued, uncertain
+
+
+def batch_claim(*, campaign_id: int, me: str, size: int, now: datetime | None = None) -> list[int]:
+    now = now or timezone.now()
+    with transaction.atomic():
+        ids = list(
+            Delivery.objects.select_for_update(skip_locked=True)
+            .filter(campaign_id=campaign_id, status=DeliveryStatus.QUEUED)
+            .filter(Q(retry_at__isnull=True) | Q(retry_at__lte=now))
+            .order_by("pk")
+            .values_list("pk", flat=True)[:size]
+        )
+        if not ids:
+            return []
+        Delivery.objects.filter(pk__in=ids, status=DeliveryStatus.QUEUED).update(
+            status=DeliveryStatus.SENDING, claimed_by=me, claimed_at=now
+        )
+    return list(
+        Delivery.objects.filter(pk__in=ids, status=DeliveryStatus.SENDING, claimed_by=me)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+
+
+def _release(me: str, campaign_id: int, *, retry_at: datetime | None = None, error: str = "") -> int:
+    """Give back this worker's unstarted claims (pause, cancel, providers down)."""
+    fields: dict = {"status": DeliveryStatus.QUEUED, "claimed_by": "", "claimed_at": None}
+    if retry_at is not None:
+        fields.update(retry_at=retry_at, error=error[:2000])
+    return Delivery.objects.filter(
+        campaign_id=campaign_id, claimed_by=me, status=DeliveryStatus.SENDING, send_started_at__isnull=True
+    ).update(**fields)
+
+
+def _is_sending(campaign_id: int) -> bool:
+    """Still sending, and its job was not cancelled from the shared jobs page (which cancels the campaign)."""
+    row = Campaign.objects.filter(pk=campaign_id).values_list("status", "job__status").first()
+    if row is None or row[0] != CampaignStatus.SENDING:
+        return False
+    if row[1] == JobStatus.CANCELLED:
+        from .campaigns import campaign_cancel
+
+        campaign_cancel(campaign=Campaign.objects.get(pk=campaign_id), by=None)
+        return False
+    return True
+
+
+_HREF = re.compile(r"""(<a\b[^>]*?\bhref\s*=\s*)(["'])(.*?)\2""", re.IGNORECASE | re.DOTALL)
+
+
+def _tracker(delivery: Delivery, links: dict[str, TrackedLink]):
+    def rewrite(html: str) -> str:
+        def sub(match: re.Match) -> str:
+            link = links.get(unescape(match.group(3)).strip())
+            if link is None:
+                return match.group(0)
+            return f"{match.group(1)}{match.group(2)}{escape(tracking.click_url(delivery, link))}{match.group(2)}"
+
+        html = _HREF.sub(sub, html)
+        pixel = f'<img src="{escape(tracking.open_url(delivery))}" width="1" height="1" alt="" style="display:none">'
+        at = html.lower().rfind("</body>")
+        return html[:at] + pixel + html[at:] if at >= 0 else html + pixel
+
+    return rewrite
+
+
+def message_build(
+    *, campaign: Campaign, version: ContentVersion, delivery: Delivery, links, custom_keys, message_id: str
+) -> OutgoingEmail:
+    """The recipient's message: multipart/alternative (text + HTML), our Message-ID, RFC 8058 one-click
+    List-Unsubscribe (https + mailto) and a Feedback-ID ``campaign:workspace:channel:aicmo``."""
+    sender = version.sender
+    unsubscribe = tracking.unsubscribe_url(delivery)
+    rendered = email_render(
+        version,
+        recipient_context(delivery.contact, custom_keys=custom_keys),
+        unsubscribe_url=unsubscribe,
+        rewrite_html=_tracker(delivery, links),
+    )
+    mailbox = version.reply_to or sender.email
+    mailto = f"mailto:{mailbox}?subject={quote('unsubscribe ' + tracking.unsubscribe_token(delivery))}"
+    return OutgoingEmail(
+        to=delivery.email,
+        subject=rendered.subject,
+        html=rendered.html,
+        text=rendered.text,
+        from_email=formataddr((version.from_name or sender.name, sender.email)),
+        reply_to=version.reply_to,
+        message_id=message_id,
+        headers={
+            "List-Unsubscribe": f"<{unsubscribe}>, <{mailto}>",
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+            "Feedback-ID": f"{campaign.pk}:{campaign.workspace_id}:{campaign.channel}:aicmo",
+        },
+    )
+
+
+def _mark(delivery_id: int, me: str, **fields) -> int:
+    return Delivery.objects.filter(
+        pk=delivery_id, claimed_by=me, status__in=(DeliveryStatus.SENDING, DeliveryStatus.UNCERTAIN)
+    ).update(**fields)
+
+
+def campaign_send_batch(*, campaign_id: int) -> BatchOutcome:
+    """Recover dead claims, claim one batch and send it. Safe to run in any number of workers at once and
+    to re-run: only queued rows are claimed and only the current claimer calls the provider."""
+    claims_recover(campaign_id=campaign_id)
+    if not _is_sending(campaign_id):
+        return BatchOutcome(stopped=True)
+    campaign = Campaign.objects.select_related("workspace").get(pk=campaign_id)
+    me = worker_id()
+    ids = batch_claim(campaign_id=campaign_id, me=me, size=batch_size())
+    if not ids:
+        return BatchOutcome(retry_at=campaign_finish_if_complete(campaign_id=campaign_id))
+    version = (
+        ContentVersion.objects.select_related("sender", "layout")
+        .filter(content_id=campaign.content_id, channel=Channel.EMAIL)
+        .first()
+    )
+    links = {link.url: link for link in TrackedLink.objects.filter(campaign=campaign)}
+    keys = custom_field_keys(campaign.workspace_id)
+    deliveries = list(
+        Delivery.objects.filter(pk__in=ids, claimed_by=me)
+        .select_related("contact__company", "campaign")
+        .order_by("pk")
+    )
+    sent = failed = skipped = 0
+    for delivery in deliveries:
+        if not _is_sending(campaign_id):
+            _release(me, campaign_id)
+            return BatchOutcome(sent=sent, failed=failed, skipped=skipped, stopped=True)
+        if not contact_can_receive(delivery.contact, "email"):
+            _mark(delivery.pk, me, status=DeliveryStatus.SKIPPED, skip_reason="suppressed_since_snapshot")
+            skipped += 1
+            job_advance(job_id=campaign.job_id, done=1)
+            continue
+        message_id = delivery.message_id or make_msgid(domain=version.sender.email.rpartition("@")[2])
+        try:
+            message = message_build(
+                campaign=campaign,
+                version=version,
+                delivery=delivery,
+                links=links,
+                custom_keys=keys,
+                message_id=message_id,
+            )
+        except Exception as exc:  # a template error for this recipient: record it, go on with the others
+            log.warning("campaign %s delivery %s: render failed: %s", campaign_id, delivery.pk, exc)
+            _mark(delivery.pk, me, status=DeliveryStatus.FAILED, error=f"render: {exc}"[:2000])
+            failed += 1
+            job_advance(
+                job_id=campaign.job_id, failed=1, errors=[ItemError(item=delivery.email, message=str(exc))]
+            )
+            continue
+        now = timezone.now()
+        started = Delivery.objects.filter(
+            pk=delivery.pk, claimed_by=me, status=DeliveryStatus.SENDING
+        ).update(send_started_at=now, message_id=message_id, attempts=F("attempts") + 1)
+        if not started:  # our claim was recovered meanwhile: someone else owns the row now
+            continue
+        Delivery.objects.filter(campaign_id=campaign_id, claimed_by=me, status=DeliveryStatus.SENDING).update(
+            claimed_at=now
+        )
+        try:
+            result = gateway_services.send_email(workspace=campaign.workspace, message=message)
+        except ProvidersUnavailable as exc:
+            # The chain already spent its retry budget: wait at least MIN_WAIT before the next round.
+            retry_at = max(exc.retry_at or now + DEFAULT_WAIT, timezone.now() + MIN_WAIT)
+            # The chain reports "nobody accepted the message": it waits and is sent again, not failed.
+            Delivery.objects.filter(pk=delivery.pk, claimed_by=me, status=DeliveryStatus.SENDING).update(
+                send_started_at=None
+            )
+            _release(me, campaign_id, retry_at=retry_at, error=str(exc))
+            Campaign.objects.filter(pk=campaign_id).update(
+                waiting_reason=f"Waiting until {retry_at:%Y-%m-%d %H:%M:%S} UTC: {exc}"[:2000]
+            )
+            return BatchOutcome(sent=sent, failed=failed, skipped=skipped, retry_at=retry_at)
+        except ProviderError as exc:
+            _mark(delivery.pk, me, status=DeliveryStatus.FAILED, error=str(exc)[:2000])
+            failed += 1
+            job_advance(
+                job_id=campaign.job_id, failed=1, errors=[ItemError(item=delivery.email, message=str(exc))]
+            )
+            continue
+        # Marked uncertain meanwhile (our lease lapsed during a slow call)? The provider's answer settles it.
+        was_uncertain = Delivery.objects.filter(pk=delivery.pk, status=DeliveryStatus.UNCERTAIN).exists()
+        _mark(
+            delivery.pk,
+            me,
+            status=DeliveryStatus.SENT,
+            sent_at=timezone.now(),
+            provider=result.provider[:60],
+            message_id=result.message_id or message_id,
+            error="",
+            retry_at=None,
+        )
+        delivery.sent_at = timezone.now()
+        tracking.event_record(
+            delivery=delivery, kind=EngagementKind.SENT, metadata={"provider": result.provider}
+        )
+        sent += 1
+        job_advance(job_id=campaign.job_id, done=1, failed=-1 if was_uncertain else 0)
+    if sent and campaign.waiting_reason:
+        Campaign.objects.filter(pk=campaign_id).update(waiting_reason="")
+    return BatchOutcome(sent=sent, failed=failed, skipped=skipped, more=True)
+
+
+def delivery_counts(campaign_id: int) -> dict[str, int]:
+    rows = Delivery.objects.filter(campaign_id=campaign_id).values("status").annotate(n=Count("pk"))
+    counts = {s: 0 for s in DeliveryStatus.values}
+    counts.update({r["status"]: r["n"] for r in rows})
+    return counts
+
+
+def campaign_finish_if_complete(*, campaign_id: int) -> datetime | None:
+    """sending → sent once every delivery is terminal (failed when none was sent and some failed). Otherwise the earliest ``retry_at`` still waiting
+    (None when others are in flight)."""
+    with transaction.atomic():
+        campaign = Campaign.objects.select_for_update().filter(pk=campaign_id).first()
+        if campaign is None or campaign.status != CampaignStatus.SENDING:
+            return None
+        open_rows = Delivery.objects.filter(
+            campaign_id=campaign_id, status__in=(DeliveryStatus.QUEUED, DeliveryStatus.SENDING)
+        )
+        if open_rows.exists():
+            waiting = open_rows.filter(status=DeliveryStatus.QUEUED, retry_at__isnull=False)
+            return waiting.order_by("retry_at").values_list("retry_at", flat=True).first()
+        counts = delivery_counts(campaign_id)
+        # Nothing delivered and something failed (e.g. every address refused as bad input): failed, not sent.
+        failed = counts[DeliveryStatus.SENT] == 0 and counts[DeliveryStatus.FAILED] > 0
+        campaign.status = CampaignStatus.FAILED if failed else CampaignStatus.SENT
+        campaign.finished_at = timezone.now()
+        campaign.waiting_reason = ""
+        campaign.save(update_fields=["status", "finished_at", "waiting_reason", "updated_at"])
+        if campaign.job_id:
+            job_finish(
+                job_id=campaign.job_id,
+                status=JobStatus.FAILED if failed else JobStatus.SUCCEEDED,
+                result={"deliveries": counts},
+            )
+    return None

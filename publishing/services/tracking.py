@@ -1,0 +1,195 @@
+"""Tracking: signed tokens for the open pixel, click redirects and unsubscribe, and the events they write.
+
+Tokens sign a delivery's random ``token`` (and a link's random ``key``) with a salt per purpose, so a
+pixel token cannot be replayed as an unsubscribe token and no sequential id is exposed or guessable.
+Machine opens/clicks are flagged, never dropped: Apple Mail Privacy Protection fetches through Apple's
+proxies (User-Agent ``Mozilla/5.0`` with no browser token, documented by Apple in 2021), security scanners
+and link prefetchers announce themselves or act within seconds of delivery.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import timedelta
+
+from django.conf import settings
+from django.core import signing
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from crm import services as crm_services
+from crm.models import Channel as CrmChannel
+
+from ..models import Campaign, Delivery, EngagementEvent, EngagementKind, TrackedLink
+
+SALT_OPEN = "publishing.tracking.open"
+SALT_CLICK = "publishing.tracking.click"
+SALT_UNSUBSCRIBE = "publishing.tracking.unsubscribe"
+
+# Opens/clicks this soon after the send are taken as prefetch/scanners.
+MACHINE_WINDOW = timedelta(seconds=10)
+_MACHINE_AGENTS = re.compile(
+    r"bot|crawl|spider|scan|preview|proofpoint|mimecast|barracuda|safelinks|googleimageproxy|yahoomailproxy",
+    re.IGNORECASE,
+)
+
+
+def _sign(salt: str, value: str) -> str:
+    return signing.Signer(salt=salt).sign(value)
+
+
+def _unsign(salt: str, token: str) -> str | None:
+    try:
+        return signing.Signer(salt=salt).unsign(token)
+    except signing.BadSignature:
+        return None
+
+
+def public_url(path: str) -> str:
+    return settings.PUBLIC_BASE_URL.rstrip("/") + path
+
+
+def open_url(delivery: Delivery) -> str:
+    return public_url(reverse("publishing:track-open", args=[_sign(SALT_OPEN, delivery.token)]))
+
+
+def click_url(delivery: Delivery, link: TrackedLink) -> str:
+    token = _sign(SALT_CLICK, f"{delivery.token}.{link.key}")
+    return public_url(reverse("publishing:track-click", args=[token]))
+
+
+def unsubscribe_token(delivery: Delivery) -> str:
+    return _sign(SALT_UNSUBSCRIBE, delivery.token)
+
+
+def unsubscribe_url(delivery: Delivery) -> str:
+    return public_url(reverse("publishing:unsubscribe", args=[unsubscribe_token(delivery)]))
+
+
+def delivery_for_token(salt: str, token: str) -> Delivery | None:
+    value = _unsign(salt, token)
+    if value is None:
+        return None
+    return Delivery.objects.select_related("campaign").filter(token=value.split(".", 1)[0]).first()
+
+
+def is_machine(delivery: Delivery, user_agent: str, *, now=None) -> bool:
+    """Apple MPP proxy, a scanner/preview agent, or a hit within MACHINE_WINDOW of the send."""
+    now = now or timezone.now()
+    ua = (user_agent or "").strip()
+    if not ua or _MACHINE_AGENTS.search(ua):
+        return True
+    if ua == "Mozilla/5.0":  # Apple Mail Privacy Protection's proxy fetch
+        return True
+    return delivery.sent_at is not None and now - delivery.sent_at < MACHINE_WINDOW
+
+
+def event_record(
+    *,
+    delivery: Delivery,
+    kind: str,
+    machine: bool = False,
+    metadata: dict | None = None,
+    at=None,
+) -> EngagementEvent:
+    return EngagementEvent.objects.create(
+        workspace_id=delivery.workspace_id,
+        kind=kind,
+        channel=delivery.campaign.channel,
+        campaign_id=delivery.campaign_id,
+        delivery=delivery,
+        contact_id=delivery.contact_id,
+        occurred_at=at or timezone.now(),
+        machine=machine,
+        metadata=metadata or {},
+    )
+
+
+def track_open(*, token: str, user_agent: str = "") -> bool:
+    """Record an open for a validly signed pixel token. False for a bad token (nothing written)."""
+    delivery = delivery_for_token(SALT_OPEN, token)
+    if delivery is None:
+        return False
+    machine = is_machine(delivery, user_agent)
+    event_record(
+        delivery=delivery, kind=EngagementKind.OPEN, machine=machine, metadata={"ua": user_agent[:300]}
+    )
+    if not machine:
+        crm_services.contact_record_engagement(contact_id=delivery.contact_id)
+    return True
+
+
+def track_click(*, token: str, user_agent: str = "") -> str | None:
+    """The stored target URL of a validly signed click token (and the click recorded), else None."""
+    value = _unsign(SALT_CLICK, token)
+    if value is None or "." not in value:
+        return None
+    delivery_token, link_key = value.split(".", 1)
+    delivery = Delivery.objects.select_related("campaign").filter(token=delivery_token).first()
+    link = TrackedLink.objects.filter(key=link_key).first()
+    if delivery is None or link is None or link.campaign_id != delivery.campaign_id:
+        return None
+    machine = is_machine(delivery, user_agent)
+    event_record(
+        delivery=delivery,
+        kind=EngagementKind.CLICK,
+        machine=machine,
+        metadata={"url": link.url, "ua": user_agent[:300]},
+    )
+    if not machine:
+        crm_services.contact_record_engagement(contact_id=delivery.contact_id)
+    return link.url
+
+
+@transaction.atomic
+def unsubscribe(*, token: str, source: str, ip: str | None = None) -> Delivery | None:
+    """Suppress the delivery's contact on the campaign's channel (crm writes the consent log). Idempotent:
+    a repeat records no second event. None for a bad token."""
+    delivery = delivery_for_token(SALT_UNSUBSCRIBE, token)
+    if delivery is None:
+        return None
+    contact = delivery.contact
+    already = contact.suppressions.filter(channel=CrmChannel.EMAIL).exists()
+    crm_services.contact_unsubscribe(
+        contact=contact, channel=CrmChannel.EMAIL, source=f"campaign:{delivery.campaign_id}:{source}", ip=ip
+    )
+    if not already:
+        event_record(delivery=delivery, kind=EngagementKind.UNSUBSCRIBE, metadata={"source": source})
+    return delivery
+
+
+@transaction.atomic
+def resubscribe(*, token: str, ip: str | None = None) -> Delivery | None:
+    delivery = delivery_for_token(SALT_UNSUBSCRIBE, token)
+    if delivery is None:
+        return None
+    crm_services.contact_resubscribe(
+        contact=delivery.contact,
+        channel=CrmChannel.EMAIL,
+        source=f"campaign:{delivery.campaign_id}:confirm-page",
+        ip=ip,
+    )
+    return delivery
+
+
+def links_ensure(campaign: Campaign, urls: list[str]) -> dict[str, TrackedLink]:
+    """TrackedLink rows for ``urls`` (created once per campaign and URL, random keys)."""
+    existing = {link.url: link for link in TrackedLink.objects.filter(campaign=campaign, url__in=urls)}
+    missing = [u for u in dict.fromkeys(urls) if u not in existing]
+    if missing:
+        TrackedLink.objects.bulk_create(
+            [
+                TrackedLink(
+                    workspace_id=campaign.workspace_id,
+                    campaign=campaign,
+                    url=u,
+                    key=secrets.token_urlsafe(16),
+                )
+                for u in missing
+            ],
+            ignore_conflicts=True,
+        )
+        existing = {link.url: link for link in TrackedLink.objects.filter(campaign=campaign, url__in=urls)}
+    return existing

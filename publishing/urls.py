@@ -1,0 +1,16 @@
+from django.urls import path
+
+from . import views
+
+app_name = "publishing"
+
+urlpatterns = [
+    path("", views.CampaignListView.as_view(), name="index"),
+    path("campaigns/<int:pk>/", views.CampaignDetailView.as_view(), name="campaign"),
+    path("campaigns/<int:pk>/<slug:action>/", views.CampaignActionView.as_view(), name="campaign-action"),
+    # Public endpoints reached from sent mail: signed tokens, no login, no cookies.
+    path("t/o/<str:token>/", views.open_pixel, name="track-open"),
+    path("t/c/<str:token>/", views.click_redirect, name="track-click"),
+    path("i/<str:token>/", views.image, name="image"),
+    path("u/<str:token>/", views.UnsubscribeView.as_view(), name="unsubscribe"),
+]

@@ -1,0 +1,267 @@
+"""Exactly-once with real processes: a `celery -A aicmo worker` subprocess sending through the gateway's
+SMTP adapter to an aiosmtpd sink in another process, SIGKILLed mid-send and restarted; and a pause while a
+message is in flight, then resume. The database is the test's committed database (SQLite file or the
+PostgreSQL of a pgrun run), opened by the worker process through DATABASE_URL."""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from django.db import connection
+
+from aicmo.localredis import free_port
+from publishing.models import Campaign, CampaignStatus, Delivery, DeliveryStatus
+from publishing.services import campaigns
+from publishing.tasks import campaigns_tick_task
+from tests.crm.factories import ContactFactory
+
+from .conftest import make_audience, make_content, smtp_account
+
+ROOT = Path(__file__).resolve().parents[2]
+LEASE_SECONDS = 3
+
+
+def database_url() -> str:
+    s = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{s['NAME']}"
+    auth = quote(s["USER"] or "", safe="") + (":" + quote(s["PASSWORD"], safe="") if s["PASSWORD"] else "")
+    return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+@pytest.fixture
+def celery_on_redis(redis_server, settings, monkeypatch):
+    """This process publishes tasks to the test Redis (database 1), where the worker subprocess consumes."""
+    from aicmo.celery import app
+    from tests.fixtures.services import _reset_celery_connections
+
+    for name in ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND"):
+        monkeypatch.delenv(name, raising=False)
+    url = redis_server.url_for_db(1)
+    settings.REDIS_URL = redis_server.url
+    saved = {k: app.conf.get(k) for k in ("broker_url", "result_backend", "task_always_eager")}
+    app.conf.update(broker_url=url, result_backend=url, task_always_eager=False)
+    _reset_celery_connections(app)
+    app.backend.client.flushdb()
+    try:
+        yield url
+    finally:
+        _reset_celery_connections(app)
+        app.conf.update(saved)
+
+
+class Processes:
+    def __init__(self, tmp_path: Path, broker_url: str, redis_url: str) -> None:
+        self.tmp_path, self.broker_url, self.redis_url = tmp_path, broker_url, redis_url
+        self.procs: list[subprocess.Popen] = []
+        self.allow: list[str] = []  # the sink's host:port, for the workers' SSRF guard
+
+    def sink(self, *, slow: list[str], delay: float) -> tuple[int, Path, Path]:
+        port, log, marker = free_port(), self.tmp_path / "sink.jsonl", self.tmp_path / "marker"
+        self.allow.append(f"127.0.0.1:{port}")
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                str(ROOT / "tests/publishing/sink_process.py"),
+                str(port),
+                str(log),
+                "--slow",
+                *slow,
+                "--marker",
+                str(marker),
+                "--delay",
+                str(delay),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        self.procs.append(proc)
+        assert proc.stdout.readline().strip() == "ready"
+        return port, log, marker
+
+    def worker(self, name: str) -> subprocess.Popen:
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "aicmo.settings",
+            "AICMO_ENV": "test",
+            "DATABASE_URL": database_url(),
+            "REDIS_URL": self.redis_url,
+            "CELERY_BROKER_URL": self.broker_url,
+            "CELERY_RESULT_BACKEND": self.broker_url,
+            "PUBLISHING_CLAIM_LEASE_SECONDS": str(LEASE_SECONDS),
+            "PUBLISHING_SEND_BATCH_SIZE": "5",
+            "PUBLISHING_SEND_CONCURRENCY": "1",
+            "AICMO_GATEWAY_LOOPBACK_ALLOW": ",".join(self.allow),
+        }
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "aicmo",
+                "worker",
+                "-P",
+                "solo",
+                "-n",
+                f"{name}@%h",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "-l",
+                "warning",
+            ],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.tmp_path / f"{name}.log", "w"),  # noqa: SIM115
+        )
+        self.procs.append(proc)
+        return proc
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+
+
+@pytest.fixture
+def processes(tmp_path, celery_on_redis, redis_server):
+    procs = Processes(tmp_path, celery_on_redis, redis_server.url)
+    yield procs
+    procs.stop()
+
+
+def wait_until(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def received(log: Path) -> collections.Counter:
+    if not log.exists():
+        return collections.Counter()
+    return collections.Counter(json.loads(line)["to"][0] for line in log.read_text().splitlines() if line)
+
+
+def statuses(campaign) -> collections.Counter:
+    return collections.Counter(Delivery.objects.filter(campaign=campaign).values_list("status", flat=True))
+
+
+def setup_campaign(workspace, port: int, n: int):
+    smtp_account(workspace, "127.0.0.1", port)
+    contact_list, contacts = make_audience(workspace, n)
+    content = make_content(workspace)
+    campaign = campaigns.campaign_create(
+        workspace=workspace, name="Crash test", content=content, audience={"lists": [contact_list.pk]}
+    )
+    return campaign, sorted(contacts, key=lambda c: c.pk)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sigkill_mid_send_then_restart_sends_everyone_once_and_marks_the_in_flight_one_uncertain(
+    workspace, processes, settings
+):
+    settings.PUBLISHING_SEND_CONCURRENCY = 1
+    n = 12
+    # Given a sink that holds the 7th recipient's DATA answer (in the second batch of 5)
+    ContactFactory.reset_sequence(0)
+    slow = "person6@example.com"
+    port, log, marker = processes.sink(slow=[slow], delay=4)
+    campaign, contacts = setup_campaign(workspace, port, n)
+    assert slow in {c.email for c in contacts}
+    first = processes.worker("first")
+    campaigns.campaign_send_now(campaign=campaign)
+
+    # When the worker is SIGKILLed while that message is in flight
+    wait_until(marker.exists, 60, "the slow recipient's DATA at the sink")
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait(10)
+    in_flight = Delivery.objects.get(campaign=campaign, email=slow)
+    assert in_flight.status == DeliveryStatus.SENDING and in_flight.send_started_at is not None
+
+    # And a new worker starts; beat's tick wakes the campaign once the dead worker's lease lapsed
+    processes.worker("second")
+
+    def finished():
+        campaigns_tick_task.delay()
+        return Campaign.objects.get(pk=campaign.pk).status == CampaignStatus.SENT
+
+    wait_until(finished, 90, "the campaign to finish")
+
+    # Then everyone got exactly one message except the one in flight, which is uncertain (0 or 1 copies)
+    time.sleep(4.5)  # the held-back answer lands at the sink
+    counts = received(log)
+    by_status = statuses(campaign)
+    assert by_status == {DeliveryStatus.SENT: n - 1, DeliveryStatus.UNCERTAIN: 1}
+    uncertain = Delivery.objects.get(campaign=campaign, status=DeliveryStatus.UNCERTAIN)
+    assert uncertain.email == slow
+    for contact in contacts:
+        if contact.email == slow:
+            assert counts[contact.email] <= 1
+        else:
+            assert counts[contact.email] == 1, contact.email
+    campaign.refresh_from_db()
+    assert campaign.job.failed == 1 and campaign.job.done == n - 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_pause_while_a_message_is_in_flight_then_resume_sends_everyone_exactly_once(
+    workspace, processes, settings
+):
+    settings.PUBLISHING_SEND_CONCURRENCY = 1
+    n = 8
+    ContactFactory.reset_sequence(0)
+    slow = "person2@example.com"
+    port, log, marker = processes.sink(slow=[slow], delay=2)
+    campaign, contacts = setup_campaign(workspace, port, n)
+    processes.worker("pausing")
+    campaigns.campaign_send_now(campaign=campaign)
+
+    # When the campaign is paused while the 3rd message is in flight
+    wait_until(marker.exists, 60, "the slow recipient's DATA at the sink")
+    campaigns.campaign_pause(campaign=Campaign.objects.get(pk=campaign.pk))
+
+    # Then the worker finishes that message, gives its other claims back and sends nothing more
+    wait_until(
+        lambda: not Delivery.objects.filter(campaign=campaign, status=DeliveryStatus.SENDING).exists(),
+        30,
+        "the worker to let go of its claims",
+    )
+    time.sleep(1)
+    sent_while_paused = set(
+        Delivery.objects.filter(campaign=campaign, status=DeliveryStatus.SENT).values_list("email", flat=True)
+    )
+    assert slow in sent_while_paused and len(sent_while_paused) == 3
+    assert set(received(log)) == sent_while_paused
+    assert statuses(campaign)[DeliveryStatus.QUEUED] == n - 3
+
+    # And after resume everyone has exactly one message, nobody skipped
+    campaigns.campaign_resume(campaign=Campaign.objects.get(pk=campaign.pk))
+    wait_until(
+        lambda: Campaign.objects.get(pk=campaign.pk).status == CampaignStatus.SENT,
+        60,
+        "the campaign to finish",
+    )
+    counts = received(log)
+    assert {c.email: counts[c.email] for c in contacts} == {c.email: 1 for c in contacts}
+    assert statuses(campaign) == {DeliveryStatus.SENT: n}
