@@ -317,3 +317,9 @@ AICMO_ALLOW_LOOPBACK_URLS = env.bool("AICMO_ALLOW_LOOPBACK_URLS", default=DEV or
 # above it); the default sends through the workspace's `send_email` provider chain.
 AICMO_INVITATION_TTL_DAYS = env.int("AICMO_INVITATION_TTL_DAYS", default=7)
 AICMO_INVITATION_MAILER = env.str("AICMO_INVITATION_MAILER", default="gateway.services.send_plain_email")
+
+# Password reset mails go through the same provider chain (see aicmo/password_reset.py); links last 1 day.
+AICMO_PASSWORD_RESET_MAILER = env.str(
+    "AICMO_PASSWORD_RESET_MAILER", default="gateway.services.send_plain_email"
+)
+PASSWORD_RESET_TIMEOUT = env.int("PASSWORD_RESET_TIMEOUT", default=24 * 3600)

@@ -32,6 +32,17 @@ class RoleForm(forms.Form):
 class ApiKeyForm(forms.Form):
     name = forms.CharField(max_length=100)
     role = forms.ChoiceField(choices=Role.choices, initial=Role.VIEWER)
+    expires_at = forms.DateTimeField(
+        required=False,
+        label="Expires at (optional, UTC)",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+    )
+
+
+def _add_errors(form: forms.Form, exc: ValidationError) -> None:
+    """A service's field errors onto the form (unknown fields become form-wide errors)."""
+    for field, errors in exc.message_dict.items():
+        form.add_error(field if field in form.fields else None, errors)
 
 
 class WorkspaceSettingsView(WorkspaceView):
@@ -68,15 +79,18 @@ class WorkspaceSettingsView(WorkspaceView):
             try:
                 invitation = invitation_create(workspace=self.workspace, by=request.user, **form.cleaned_data)
             except ValidationError as exc:
-                for field, errors in exc.message_dict.items():
-                    form.add_error(field if field in form.fields else None, errors)
+                _add_errors(form, exc)
                 return self.render_page(request, invite_form=form, status=400)
             messages.success(request, f"Invitation for {invitation.email} created; the link is below.")
         elif action == "create-key":
             form = ApiKeyForm(request.POST)
             if not form.is_valid():
                 return self.render_page(request, key_form=form, status=400)
-            created = api_key_create(workspace=self.workspace, by=request.user, **form.cleaned_data)
+            try:
+                created = api_key_create(workspace=self.workspace, by=request.user, **form.cleaned_data)
+            except ValidationError as exc:
+                _add_errors(form, exc)
+                return self.render_page(request, key_form=form, status=400)
             # The full key is shown in this response only; it is never stored or shown again.
             return self.render_page(request, new_key=created)
         else:

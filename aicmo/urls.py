@@ -8,6 +8,7 @@ from aicmo import invitation_views, settings_views, views
 from aicmo.api import core as core_api
 from aicmo.health import healthz
 from aicmo.navigation import installed_api_apps, installed_areas
+from aicmo.password_reset import QueuedPasswordResetForm
 
 router = DefaultRouter()
 router.register("jobs", core_api.JobViewSet, basename="api-job")
@@ -27,6 +28,22 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("password/change/", auth_views.PasswordChangeView.as_view(), name="password_change"),
+    path("password/change/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
+    path(
+        "password/reset/",
+        auth_views.PasswordResetView.as_view(form_class=QueuedPasswordResetForm),
+        name="password_reset",
+    ),
+    path("password/reset/sent/", auth_views.PasswordResetDoneView.as_view(), name="password_reset_done"),
+    path(
+        "password/reset/<uidb64>/<token>/",
+        auth_views.PasswordResetConfirmView.as_view(),
+        name="password_reset_confirm",
+    ),
+    path(
+        "password/reset/done/", auth_views.PasswordResetCompleteView.as_view(), name="password_reset_complete"
+    ),
     path("workspace/switch/", views.WorkspaceSwitchView.as_view(), name="workspace-switch"),
     path("jobs/", views.JobListView.as_view(), name="job-list"),
     path("jobs/<int:pk>/", views.JobDetailView.as_view(), name="job-detail"),

@@ -15,23 +15,11 @@ from django.db import transaction
 
 from aicmo.invitations import invitation_create, invitation_resend
 from aicmo.models import Invitation, Role
-from gateway.services import account_create
+from tests.core.test_invitation_mail import _smtp_account
 
 
 class Boom(Exception):
     pass
-
-
-def _smtp_account(workspace, sink):
-    return account_create(
-        workspace=workspace,
-        by=None,
-        capability="send_email",
-        adapter="smtp",
-        name="Office SMTP",
-        options={"host": sink.host, "port": sink.port, "security": "none", "from_email": "team@acme.test"},
-        credentials={"username": "mailer", "password": "s3cret"},
-    )
 
 
 @pytest.fixture
