@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from axes.backends import AxesStandaloneBackend
+from axes.backends import AxesBackend
 from django.conf import settings
 
 
@@ -37,10 +37,12 @@ def client_ip(request) -> str | None:
     return _ip(remote) if remote else None
 
 
-class LoginAttemptBackend(AxesStandaloneBackend):
+class LoginAttemptBackend(AxesBackend):
     """Axes' lockout check for every login made from a request (the login page, the admin, password
     forms). ``authenticate()`` called without a request comes from code (management commands, the test
-    client), not from someone trying passwords over HTTP, and is passed on to the next backend."""
+    client), not from someone trying passwords over HTTP, and is passed on to the next backend. Being first
+    in ``AUTHENTICATION_BACKENDS`` it is also the one ``login()`` records when none is named, so it keeps
+    ModelBackend's ``get_user`` and permission methods (``AxesBackend``); it never authenticates anyone."""
 
     def authenticate(self, request, username=None, password=None, **kwargs):
         if request is None:
