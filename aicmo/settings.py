@@ -313,6 +313,10 @@ AICMO_DB_LOCKED_RETRY = {
     "max_delay": env.float("AICMO_DB_LOCKED_MAX_DELAY", default=60.0),
 }
 
+# A task whose worker process died (acks_late + reject_on_worker_lost re-queue it) runs at most this many
+# times; the next delivery is refused and its job marked failed (aicmo/deliveries.py).
+AICMO_TASK_MAX_DELIVERIES = env.int("AICMO_TASK_MAX_DELIVERIES", default=3)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
