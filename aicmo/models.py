@@ -19,6 +19,8 @@ class Workspace(models.Model):
     name = models.CharField(max_length=120)
     slug = models.SlugField(max_length=60, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Admins of this workspace must use two-factor authentication on the dashboard and admin (aicmo/twofactor.py).
+    admins_require_two_factor = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["name"]

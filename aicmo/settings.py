@@ -70,6 +70,8 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "axes",
     "csp",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "aicmo",
     "gateway",
     "crm",
@@ -86,6 +88,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "aicmo.twofactor.TwoFactorMiddleware",
     "aicmo.tenancy.WorkspaceMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -216,6 +220,8 @@ AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "aicmo.loginguard.client_ip"
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_VERBOSE = False
+# TOTP two-factor (django-otp): the issuer shown in authenticator apps.
+OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="AICMO")
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"

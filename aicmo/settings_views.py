@@ -16,6 +16,7 @@ from .models import ApiKey, Invitation, Membership, Role
 from .roles import MANAGE
 from .selectors import invitations_open_for
 from .tenancy import get_scoped_or_404
+from .twofactor import workspace_set_two_factor
 from .views import WorkspaceView
 from .workspaces import LastAdminError, membership_remove, membership_set
 
@@ -93,6 +94,15 @@ class WorkspaceSettingsView(WorkspaceView):
                 return self.render_page(request, key_form=form, status=400)
             # The full key is shown in this response only; it is never stored or shown again.
             return self.render_page(request, new_key=created)
+        elif action == "two-factor":
+            required = request.POST.get("required") == "on"
+            workspace_set_two_factor(workspace=self.workspace, required=required, by=request.user)
+            messages.success(
+                request,
+                "Admins of this workspace must now use two-factor authentication."
+                if required
+                else "Two-factor authentication is now optional for admins.",
+            )
         else:
             messages.error(request, "Unknown action.")
             return self.render_page(request, status=400)

@@ -4,7 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
-from aicmo import invitation_views, settings_views, views
+from aicmo import invitation_views, settings_views, twofactor_views, views
 from aicmo.api import core as core_api
 from aicmo.health import healthz
 from aicmo.navigation import installed_api_apps, installed_areas
@@ -28,6 +28,8 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("two-factor/", twofactor_views.TwoFactorView.as_view(), name="two-factor"),
+    path("two-factor/verify/", twofactor_views.TwoFactorVerifyView.as_view(), name="two-factor-verify"),
     path("password/change/", auth_views.PasswordChangeView.as_view(), name="password_change"),
     path("password/change/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
     path(
