@@ -12,9 +12,16 @@ from tests.factories import MembershipFactory, WorkspaceFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-PAGES = ["/", "/jobs/", "/audit/", "/settings/", "/password/change/", "/api/docs/", "/admin/"] + [
-    f"/{app}/" for app, _ in installed_areas()
-]
+PAGES = [
+    "/",
+    "/jobs/",
+    "/audit/",
+    "/settings/",
+    "/password/change/",
+    "/two-factor/",
+    "/api/docs/",
+    "/admin/",
+] + [f"/{app}/" for app, _ in installed_areas()]
 
 
 def _violations(page) -> list[str]:

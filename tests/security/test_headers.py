@@ -25,6 +25,7 @@ PAGES = [
     "/audit/",
     "/settings/",
     "/password/change/",
+    "/two-factor/",
     "/admin/",
     "/api/docs/",
     "/api/v1/jobs/",
