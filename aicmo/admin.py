@@ -292,11 +292,20 @@ class AdminsOnlyAdmin(ManageOnlyAdmin):
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(AdminsOnlyAdmin):
-    list_display = ["name", "prefix", "role", "workspace", "created_at", "last_used_at", "revoked_at"]
+    list_display = [
+        "name",
+        "prefix",
+        "role",
+        "workspace",
+        "created_at",
+        "last_used_at",
+        "expires_at",
+        "revoked_at",
+    ]
     list_filter = ["role", "workspace"]
     search_fields = ["name", "prefix"]
     readonly_fields = ["prefix", "created_by", "created_at", "last_used_at", "revoked_at"]
-    fields = ["workspace", "name", "role", *readonly_fields]
+    fields = ["workspace", "name", "role", "expires_at", *readonly_fields]
     actions = ["revoke_keys"]
 
     def has_change_permission(self, request, obj=None):
@@ -307,7 +316,9 @@ class ApiKeyAdmin(AdminsOnlyAdmin):
 
         from .apikeys import api_key_create
 
-        created = api_key_create(workspace=obj.workspace, name=obj.name, role=obj.role, by=request.user)
+        created = api_key_create(
+            workspace=obj.workspace, name=obj.name, role=obj.role, expires_at=obj.expires_at, by=request.user
+        )
         obj.pk = created.api_key.pk
         messages.warning(request, f"Copy this API key now, it will not be shown again: {created.secret}")
 

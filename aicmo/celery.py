@@ -24,7 +24,9 @@ def database_locked_countdown(retries: int, *, base_delay: float, max_delay: flo
 
 
 class Task(celery.Task):
-    """Retries "database is locked" / "database table is locked" with backoff and jitter.
+    """Retries "database is locked" / "database table is locked" with backoff and jitter, and refuses a
+    delivery after ``settings.AICMO_TASK_MAX_DELIVERIES`` earlier ones killed their worker (see
+    :mod:`aicmo.deliveries`).
 
     Bounded by ``settings.AICMO_DB_LOCKED_RETRY`` (``max_retries``, ``base_delay`` and ``max_delay`` in
     seconds); once spent, the ``OperationalError`` propagates and the task fails as before. Any other
@@ -36,6 +38,23 @@ class Task(celery.Task):
             return super().__call__(*args, **kwargs)
         # In a worker the tracer has pushed this delivery's request (id, retries); Celery's own __call__
         # would push a bare one over it, so the body runs as the tracer does for tasks without __call__.
+        counted = not self.request.is_eager and bool(self.request.id)
+        if counted:
+            from celery.exceptions import Reject
+
+            from .deliveries import delivery_admit, delivery_refuse
+
+            deaths = delivery_admit(self.request.id, self.request.retries)
+            if deaths is not None:
+                reason = delivery_refuse(
+                    task_name=self.name,
+                    task_id=self.request.id,
+                    deaths=deaths,
+                    run=self.run,
+                    args=args,
+                    kwargs=kwargs,
+                )
+                raise Reject(reason, requeue=False)
         try:
             return self.run(*args, **kwargs)
         except Exception as exc:
@@ -52,6 +71,11 @@ class Task(celery.Task):
             finally:
                 # retry() leaves its max_retries on the (shared) task object for autoretry_for's sake.
                 self.__dict__.pop("override_max_retries", None)
+        finally:
+            if counted:
+                from .deliveries import delivery_done
+
+                delivery_done(self.request.id, self.request.retries)
 
     def retries_database_lock(self, exc: BaseException) -> bool:
         """Whether ``exc`` will be retried by this class (a lock error with retries left): a task that

@@ -19,6 +19,8 @@ class Workspace(models.Model):
     name = models.CharField(max_length=120)
     slug = models.SlugField(max_length=60, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Admins of this workspace must use two-factor authentication on the dashboard and admin (aicmo/twofactor.py).
+    admins_require_two_factor = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["name"]
@@ -69,6 +71,8 @@ class ApiKey(WorkspaceOwned):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # Optional: after this instant the key answers 401 like a revoked one (checked on every request).
+    expires_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -77,8 +81,14 @@ class ApiKey(WorkspaceOwned):
         return f"{self.name} ({self.prefix}…)"
 
     @property
+    def is_expired(self) -> bool:
+        from django.utils import timezone
+
+        return self.expires_at is not None and self.expires_at <= timezone.now()
+
+    @property
     def is_active(self) -> bool:
-        return self.revoked_at is None
+        return self.revoked_at is None and not self.is_expired
 
 
 class JobStatus(models.TextChoices):

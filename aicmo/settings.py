@@ -68,6 +68,10 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
+    "axes",
+    "csp",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "aicmo",
     "gateway",
     "crm",
@@ -78,15 +82,19 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "aicmo.twofactor.TwoFactorMiddleware",
     "aicmo.tenancy.WorkspaceMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "aicmo.dblocks.DatabaseLockedMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a locked-out login into the 429 page
 ]
 
 ROOT_URLCONF = "aicmo.urls"
@@ -198,6 +206,23 @@ WHITENOISE_USE_FINDERS = DEV or TESTING
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 
+# Login brute force (django-axes): after AXES_FAILURE_LIMIT failed logins for one username (from any
+# address), or from one client address (for any usernames), further logins there answer 429 until
+# AXES_COOLOFF_TIME has passed since the last failure; a successful login resets the count.
+AUTHENTICATION_BACKENDS = [
+    "aicmo.loginguard.LoginAttemptBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "aicmo.loginguard.client_ip"
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_VERBOSE = False
+# TOTP two-factor (django-otp): the issuer shown in authenticator apps.
+OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="AICMO")
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -209,13 +234,31 @@ CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not (DEV or TESTING)
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEV or TESTING else 31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not (DEV or TESTING)
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not (DEV or TESTING))
-SECURE_PROXY_SSL_HEADER = (
-    ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIND_PROXY", default=False) else None
-)
+# BEHIND_PROXY: a reverse proxy we run terminates TLS and appends X-Forwarded-For / -Proto; only then are
+# those headers believed, and only the last TRUSTED_PROXY_COUNT hops of X-Forwarded-For (aicmo/loginguard.py).
+BEHIND_PROXY = env.bool("BEHIND_PROXY", default=False)
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=1)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_PROXY else None
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy (django-csp 4.x): scripts only from our origin — no inline scripts or event
+# handlers (page behaviour lives in static/aicmo/app.js), no eval. Styles keep 'unsafe-inline' for
+# style="…" attributes (the job progress bar's width is data); styles cannot run code. No framing at all.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:", "blob:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
 EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
@@ -301,6 +344,10 @@ AICMO_DB_LOCKED_RETRY = {
     "max_delay": env.float("AICMO_DB_LOCKED_MAX_DELAY", default=60.0),
 }
 
+# A task whose worker process died (acks_late + reject_on_worker_lost re-queue it) runs at most this many
+# times; the next delivery is refused and its job marked failed (aicmo/deliveries.py).
+AICMO_TASK_MAX_DELIVERIES = env.int("AICMO_TASK_MAX_DELIVERIES", default=3)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -327,3 +374,9 @@ GATEWAY_LOOPBACK_ALLOW = env.list("AICMO_GATEWAY_LOOPBACK_ALLOW", default=[])
 # above it); the default sends through the workspace's `send_email` provider chain.
 AICMO_INVITATION_TTL_DAYS = env.int("AICMO_INVITATION_TTL_DAYS", default=7)
 AICMO_INVITATION_MAILER = env.str("AICMO_INVITATION_MAILER", default="gateway.services.send_plain_email")
+
+# Password reset mails go through the same provider chain (see aicmo/password_reset.py); links last 1 day.
+AICMO_PASSWORD_RESET_MAILER = env.str(
+    "AICMO_PASSWORD_RESET_MAILER", default="gateway.services.send_plain_email"
+)
+PASSWORD_RESET_TIMEOUT = env.int("PASSWORD_RESET_TIMEOUT", default=24 * 3600)

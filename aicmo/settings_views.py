@@ -16,6 +16,7 @@ from .models import ApiKey, Invitation, Membership, Role
 from .roles import MANAGE
 from .selectors import invitations_open_for
 from .tenancy import get_scoped_or_404
+from .twofactor import workspace_set_two_factor
 from .views import WorkspaceView
 from .workspaces import LastAdminError, membership_remove, membership_set
 
@@ -32,6 +33,17 @@ class RoleForm(forms.Form):
 class ApiKeyForm(forms.Form):
     name = forms.CharField(max_length=100)
     role = forms.ChoiceField(choices=Role.choices, initial=Role.VIEWER)
+    expires_at = forms.DateTimeField(
+        required=False,
+        label="Expires at (optional, UTC)",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+    )
+
+
+def _add_errors(form: forms.Form, exc: ValidationError) -> None:
+    """A service's field errors onto the form (unknown fields become form-wide errors)."""
+    for field, errors in exc.message_dict.items():
+        form.add_error(field if field in form.fields else None, errors)
 
 
 class WorkspaceSettingsView(WorkspaceView):
@@ -68,17 +80,29 @@ class WorkspaceSettingsView(WorkspaceView):
             try:
                 invitation = invitation_create(workspace=self.workspace, by=request.user, **form.cleaned_data)
             except ValidationError as exc:
-                for field, errors in exc.message_dict.items():
-                    form.add_error(field if field in form.fields else None, errors)
+                _add_errors(form, exc)
                 return self.render_page(request, invite_form=form, status=400)
             messages.success(request, f"Invitation for {invitation.email} created; the link is below.")
         elif action == "create-key":
             form = ApiKeyForm(request.POST)
             if not form.is_valid():
                 return self.render_page(request, key_form=form, status=400)
-            created = api_key_create(workspace=self.workspace, by=request.user, **form.cleaned_data)
+            try:
+                created = api_key_create(workspace=self.workspace, by=request.user, **form.cleaned_data)
+            except ValidationError as exc:
+                _add_errors(form, exc)
+                return self.render_page(request, key_form=form, status=400)
             # The full key is shown in this response only; it is never stored or shown again.
             return self.render_page(request, new_key=created)
+        elif action == "two-factor":
+            required = request.POST.get("required") == "on"
+            workspace_set_two_factor(workspace=self.workspace, required=required, by=request.user)
+            messages.success(
+                request,
+                "Admins of this workspace must now use two-factor authentication."
+                if required
+                else "Two-factor authentication is now optional for admins.",
+            )
         else:
             messages.error(request, "Unknown action.")
             return self.render_page(request, status=400)

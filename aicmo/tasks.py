@@ -37,3 +37,12 @@ def invitation_send_task(self, invitation_id: int) -> bool:
         if exc.retry_at is not None:
             backoff = (exc.retry_at - timezone.now()).total_seconds()
         raise self.retry(exc=exc, countdown=min(max(backoff, 1), INVITATION_RETRY_MAX_SECONDS)) from exc
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def password_reset_send_task(user_id: int) -> bool:
+    """Mail a password reset link (ids only). Not retried when no provider answers: the person is waiting
+    for it now, and asking again sends a fresh link."""
+    from .password_reset import password_reset_deliver
+
+    return password_reset_deliver(user_id=user_id)

@@ -1,13 +1,14 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
-from aicmo import invitation_views, settings_views, views
+from aicmo import invitation_views, settings_views, twofactor_views, views
 from aicmo.api import core as core_api
 from aicmo.health import healthz
 from aicmo.navigation import installed_api_apps, installed_areas
+from aicmo.password_reset import QueuedPasswordResetForm
 
 router = DefaultRouter()
 router.register("jobs", core_api.JobViewSet, basename="api-job")
@@ -27,6 +28,24 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("two-factor/", twofactor_views.TwoFactorView.as_view(), name="two-factor"),
+    path("two-factor/verify/", twofactor_views.TwoFactorVerifyView.as_view(), name="two-factor-verify"),
+    path("password/change/", auth_views.PasswordChangeView.as_view(), name="password_change"),
+    path("password/change/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
+    path(
+        "password/reset/",
+        auth_views.PasswordResetView.as_view(form_class=QueuedPasswordResetForm),
+        name="password_reset",
+    ),
+    path("password/reset/sent/", auth_views.PasswordResetDoneView.as_view(), name="password_reset_done"),
+    path(
+        "password/reset/<uidb64>/<token>/",
+        auth_views.PasswordResetConfirmView.as_view(),
+        name="password_reset_confirm",
+    ),
+    path(
+        "password/reset/done/", auth_views.PasswordResetCompleteView.as_view(), name="password_reset_complete"
+    ),
     path("workspace/switch/", views.WorkspaceSwitchView.as_view(), name="workspace-switch"),
     path("jobs/", views.JobListView.as_view(), name="job-list"),
     path("jobs/<int:pk>/", views.JobDetailView.as_view(), name="job-detail"),
@@ -52,7 +71,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_patterns)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    # The split view serves Swagger UI's start-up code as a script file: no inline script for the CSP.
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="swagger-ui"),
     *[path(f"{app}/", include(f"{app}.urls")) for app, _ in installed_areas()],
 ]
 

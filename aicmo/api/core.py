@@ -110,7 +110,7 @@ class AuditEventViewSet(WorkspaceReadOnlyViewSet):
 class ApiKeySerializer(serializers.ModelSerializer):
     class Meta:
         model = ApiKey
-        fields = ["id", "name", "prefix", "role", "created_at", "last_used_at", "revoked_at"]
+        fields = ["id", "name", "prefix", "role", "created_at", "last_used_at", "revoked_at", "expires_at"]
         read_only_fields = ["id", "prefix", "created_at", "last_used_at", "revoked_at"]
 
 
