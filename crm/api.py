@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
-from django.shortcuts import get_object_or_404
 from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -15,12 +16,14 @@ from rest_framework.routers import DefaultRouter
 
 from aicmo.api import (
     WorkspaceGenericViewSet,
+    WorkspaceIdsField,
     WorkspaceReadOnlyViewSet,
     WorkspaceRelatedField,
     WorkspaceViewSet,
 )
 from aicmo.api.core import JobSerializer
 from aicmo.roles import READ
+from aicmo.tenancy import resolve_ids
 
 from . import exporting, importing, services
 from .filters import MAX_ID, ContactFilter
@@ -40,6 +43,7 @@ from .selectors import attach_tag_names, contacts_for, lists_for
 
 BULK_LIMIT = 1000
 PREVIEW_LIMIT = 50
+SEGMENT_PARAM = OpenApiParameter("segment", int, description="Only contacts matching this segment's rules.")
 
 
 def _ensure_unique(serializer, model, message: str, **lookup) -> None:
@@ -187,9 +191,7 @@ class ContactListSerializer(serializers.ModelSerializer):
 
 
 class MembersSerializer(serializers.Serializer):
-    contact_ids = serializers.ListField(
-        child=serializers.IntegerField(min_value=1, max_value=MAX_ID), max_length=10_000
-    )
+    contact_ids = WorkspaceIdsField(queryset=Contact.objects.all(), max_length=10_000)
 
 
 class SegmentSerializer(serializers.ModelSerializer):
@@ -238,9 +240,7 @@ class MergeSerializer(serializers.Serializer):
 
 
 class SelectionSerializer(serializers.Serializer):
-    contact_ids = serializers.ListField(
-        child=serializers.IntegerField(min_value=1, max_value=MAX_ID), required=False, max_length=100_000
-    )
+    contact_ids = WorkspaceIdsField(queryset=Contact.objects.all(), required=False, max_length=100_000)
     list = WorkspaceRelatedField(queryset=ContactList.objects.all(), required=False)
     segment = WorkspaceRelatedField(queryset=Segment.objects.all(), required=False)
 
@@ -310,6 +310,28 @@ class ContactViewSet(WorkspaceViewSet):
     queryset = Contact.objects.all()
     serializer_class = ContactSerializer
     filterset_class = ContactFilter
+    query_parameters = {"list": [SEGMENT_PARAM], "export": [SEGMENT_PARAM]}
+    filtered_actions = ("export",)
+
+    def filter_queryset(self, queryset):
+        """The filterset, then `?segment=<id>` (a segment of this workspace) on the list and the export."""
+        queryset = super().filter_queryset(queryset)
+        raw = self.request.query_params.get("segment", "")
+        if self.action not in ("list", "export") or raw == "":
+            return queryset
+        try:
+            segment_id = serializers.IntegerField(min_value=1, max_value=MAX_ID).run_validation(raw)
+            (segment_id,) = resolve_ids(Segment, [segment_id], self.request.workspace)
+        except (serializers.ValidationError, DjangoValidationError) as exc:
+            detail = exc.detail if isinstance(exc, serializers.ValidationError) else exc.messages
+            raise serializers.ValidationError({"segment": detail}) from None
+        rules = Segment.objects.values_list("rules", flat=True).get(pk=segment_id)
+        try:
+            return queryset.filter(compile_rules(rules, self.request.workspace))
+        except SegmentRuleError as exc:
+            raise serializers.ValidationError(
+                {"segment": [f"The segment's rules no longer compile: {exc.errors}"]}
+            ) from exc
 
     def get_queryset(self):
         return contacts_for(self.request.workspace, with_tags=self.action != "list")
@@ -377,19 +399,11 @@ class ContactViewSet(WorkspaceViewSet):
         summary = {k: sum(1 for r in results if r["status"] == k) for k in ("created", "updated", "error")}
         return Response({"summary": summary, "results": results}, status=status.HTTP_200_OK)
 
+    @extend_schema(responses={(200, "text/csv"): OpenApiTypes.STR})
     @action(detail=False, methods=["get"])
     def export(self, request):
+        """The filtered contacts as CSV (formula-injection neutralized), streamed."""
         qs = self.filter_queryset(self.get_queryset())
-        segment_id = request.query_params.get("segment")
-        if segment_id:
-            try:
-                segment_id = serializers.IntegerField(min_value=1, max_value=MAX_ID).run_validation(
-                    segment_id
-                )
-            except serializers.ValidationError as exc:
-                raise serializers.ValidationError({"segment": exc.detail}) from None
-            segment = get_object_or_404(Segment.objects.for_workspace(request.workspace), pk=segment_id)
-            qs = qs.filter(compile_rules(segment.rules, request.workspace))
         keys = list(
             CustomFieldDefinition.objects.for_workspace(request.workspace).values_list("key", flat=True)
         )
@@ -490,19 +504,21 @@ class ContactListViewSet(WorkspaceViewSet):
 
     @action(detail=True, methods=["post"], url_path="add")
     def add_members(self, request, pk=None):
-        serializer = MembersSerializer(data=request.data)
+        contact_list = self.get_object()  # a foreign list is a 404 before its body is looked at
+        serializer = MembersSerializer(data=request.data, context=self.get_serializer_context())
         serializer.is_valid(raise_exception=True)
         added = services.list_add_contacts(
-            contact_list=self.get_object(), contact_ids=serializer.validated_data["contact_ids"]
+            contact_list=contact_list, contact_ids=serializer.validated_data["contact_ids"]
         )
         return Response({"added": added})
 
     @action(detail=True, methods=["post"], url_path="remove")
     def remove_members(self, request, pk=None):
-        serializer = MembersSerializer(data=request.data)
+        contact_list = self.get_object()  # a foreign list is a 404 before its body is looked at
+        serializer = MembersSerializer(data=request.data, context=self.get_serializer_context())
         serializer.is_valid(raise_exception=True)
         removed = services.list_remove_contacts(
-            contact_list=self.get_object(), contact_ids=serializer.validated_data["contact_ids"]
+            contact_list=contact_list, contact_ids=serializer.validated_data["contact_ids"]
         )
         return Response({"removed": removed})
 

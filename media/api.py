@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -20,6 +20,7 @@ from . import renditions as rd
 from . import selectors, services
 from .downloads import asset_response, rendition_response
 from .models import AssetKind, AssetStatus, AssetUsage, MediaAsset, MediaLibrary, Rendition, Suggestion
+from .models import SuggestionStatus as SuggestionState
 from .validation import UploadRejected
 
 # Ids are BigAutoField: a larger number names no row, and SQLite cannot even bind it (OverflowError).
@@ -45,6 +46,27 @@ def _text_param(params, name: str) -> str:
         )
     except serializers.ValidationError as exc:
         raise serializers.ValidationError({name: exc.detail}) from None
+
+
+def _choice_param(params, name: str, choices) -> str:
+    """An optional choice in the query string: absent or empty is "", an unknown value a 400 (not "all")."""
+    raw = params.get(name, "")
+    if raw == "":
+        return ""
+    try:
+        return serializers.ChoiceField(choices=choices).run_validation(raw)
+    except serializers.ValidationError as exc:
+        raise serializers.ValidationError({name: exc.detail}) from None
+
+
+ASSET_LIST_PARAMS = [
+    OpenApiParameter("library", int, description="Library id."),
+    OpenApiParameter("kind", str, enum=AssetKind.values),
+    OpenApiParameter("status", str, enum=AssetStatus.values),
+    OpenApiParameter("tag", str, description="Tag name."),
+    OpenApiParameter("category", str),
+    OpenApiParameter("q", str, description="Search in title, description, file name and alt text."),
+]
 
 
 class RenditionRequestSerializer(serializers.Serializer):
@@ -191,6 +213,11 @@ class MediaAssetViewSet(WorkspaceViewSet):
     action_permissions = {"approve": APPROVE, "reject": APPROVE}
     filter_backends: list = []
     queryset = MediaAsset.objects.none()
+    query_parameters = {
+        "list": ASSET_LIST_PARAMS,
+        "stats": [OpenApiParameter("library", int, description="Library id; all libraries when absent.")],
+        "performers": [OpenApiParameter("channel", str, required=True)],
+    }
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
@@ -199,8 +226,8 @@ class MediaAssetViewSet(WorkspaceViewSet):
         return selectors.assets_for(
             self.request.workspace,
             library=_id_param(params, "library"),
-            kind=params.get("kind", "") if params.get("kind", "") in AssetKind.values else "",
-            status=params.get("status", "") if params.get("status", "") in AssetStatus.values else "",
+            kind=_choice_param(params, "kind", AssetKind.choices),
+            status=_choice_param(params, "status", AssetStatus.choices),
             tag=_text_param(params, "tag"),
             category=_text_param(params, "category"),
             q=_text_param(params, "q"),
@@ -350,6 +377,15 @@ class RenditionViewSet(WorkspaceGenericViewSet):
 class SuggestionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, WorkspaceGenericViewSet):
     serializer_class = SuggestionSerializer
     queryset = Suggestion.objects.none()
+    filter_backends: list = []
+    query_parameters = {
+        "list": [
+            OpenApiParameter(
+                "status", str, enum=[*SuggestionState.values, "all"], description='Default "open".'
+            ),
+            OpenApiParameter("asset", int, description="Asset id."),
+        ]
+    }
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
@@ -360,7 +396,7 @@ class SuggestionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Worksp
             .order_by("asset_id", "code")
         )
         params = self.request.query_params
-        status_ = _text_param(params, "status") if "status" in params else "open"
+        status_ = _choice_param(params, "status", [*SuggestionState.values, "all"]) or "open"
         if self.action == "list" and status_ != "all":
             qs = qs.filter(status=status_)
         asset = _id_param(params, "asset")

@@ -68,6 +68,7 @@ class JobViewSet(WorkspaceReadOnlyViewSet):
     filterset_class = JobFilter
     ordering_fields = ["created_at", "finished_at"]
     action_permissions = {"cancel": WRITE}
+    paginated_actions = ("errors",)
 
     @extend_schema(request=None, responses=JobSerializer)
     @action(detail=True, methods=["post"])
