@@ -7,10 +7,10 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 
@@ -70,7 +70,7 @@ class CompanyMiniSerializer(serializers.ModelSerializer):
 
 
 class ContactSerializer(serializers.ModelSerializer):
-    company = CompanyMiniSerializer(read_only=True)
+    company = CompanyMiniSerializer(read_only=True, allow_null=True)
     company_name = serializers.CharField(write_only=True, required=False, allow_blank=True)
     company_domain = serializers.CharField(write_only=True, required=False, allow_blank=True)
     tags = serializers.ListField(child=serializers.CharField(max_length=80), required=False, write_only=True)
@@ -357,6 +357,10 @@ class ContactViewSet(WorkspaceViewSet):
     def perform_destroy(self, instance):
         services.contact_delete(contact=instance, by=self.request.user)
 
+    @extend_schema(
+        request=inline_serializer("ContactBulkRequest", fields={"contacts": ContactSerializer(many=True)}),
+        responses=OpenApiTypes.OBJECT,
+    )
     @action(detail=False, methods=["post"], url_path="bulk")
     def bulk_upsert(self, request):
         """Create or update up to 1,000 contacts by email; one result per item, good items land."""
@@ -409,15 +413,21 @@ class ContactViewSet(WorkspaceViewSet):
         )
         return exporting.streaming_csv_response(exporting.contact_rows(qs, keys), "contacts.csv")
 
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     @action(detail=True, methods=["get"], url_path="gdpr-export")
     def gdpr_export(self, request, pk=None):
         return Response(services.contact_export_data(contact=self.get_object()))
 
+    @extend_schema(request=None)
     @action(detail=True, methods=["post"])
     def erase(self, request, pk=None):
         contact = services.contact_erase(contact=self.get_object(), by=request.user)
         return Response(ContactSerializer(contact).data)
 
+    @extend_schema(
+        methods=["GET"], responses=ConsentSerializer(many=True), description="The newest 500 events."
+    )
+    @extend_schema(methods=["POST"], request=ConsentSerializer, responses={201: ConsentSerializer})
     @action(detail=True, methods=["get", "post"])
     def consent(self, request, pk=None):
         contact = self.get_object()
@@ -435,6 +445,7 @@ class ContactViewSet(WorkspaceViewSet):
             return Response(ConsentSerializer(event).data, status=status.HTTP_201_CREATED)
         return Response(ConsentSerializer(contact.consent_events.all()[:500], many=True).data)
 
+    @extend_schema(request=ChannelSerializer, responses=OpenApiTypes.OBJECT)
     @action(detail=True, methods=["post"])
     def unsubscribe(self, request, pk=None):
         serializer = ChannelSerializer(data=request.data)
@@ -447,6 +458,7 @@ class ContactViewSet(WorkspaceViewSet):
         )
         return Response({"suppressed": True})
 
+    @extend_schema(request=ChannelSerializer, responses=OpenApiTypes.OBJECT)
     @action(detail=True, methods=["post"])
     def resubscribe(self, request, pk=None):
         serializer = ChannelSerializer(data=request.data)
@@ -462,6 +474,7 @@ class ContactViewSet(WorkspaceViewSet):
             raise serializers.ValidationError({"channel": str(exc)}) from exc
         return Response({"resubscribed": lifted})
 
+    @extend_schema(request=MergeSerializer)
     @action(detail=True, methods=["post"])
     def merge(self, request, pk=None):
         primary = self.get_object()
@@ -502,6 +515,7 @@ class ContactListViewSet(WorkspaceViewSet):
         contact_list.size = 0
         serializer.instance = contact_list
 
+    @extend_schema(request=MembersSerializer, responses=OpenApiTypes.OBJECT)
     @action(detail=True, methods=["post"], url_path="add")
     def add_members(self, request, pk=None):
         contact_list = self.get_object()  # a foreign list is a 404 before its body is looked at
@@ -512,6 +526,7 @@ class ContactListViewSet(WorkspaceViewSet):
         )
         return Response({"added": added})
 
+    @extend_schema(request=MembersSerializer, responses=OpenApiTypes.OBJECT)
     @action(detail=True, methods=["post"], url_path="remove")
     def remove_members(self, request, pk=None):
         contact_list = self.get_object()  # a foreign list is a 404 before its body is looked at
@@ -552,10 +567,12 @@ class SegmentViewSet(WorkspaceViewSet):
                 {f"rules.{k}" if k else "rules": v for k, v in exc.errors.items()}
             ) from exc
 
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     @action(detail=True, methods=["get"])
     def count(self, request, pk=None):
         return Response({"count": self._contacts(self.get_object().rules).count()})
 
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     @action(detail=True, methods=["get"])
     def preview(self, request, pk=None):
         qs = self._contacts(self.get_object().rules)
@@ -563,6 +580,7 @@ class SegmentViewSet(WorkspaceViewSet):
             {"count": qs.count(), "results": ContactSerializer(qs[:PREVIEW_LIMIT], many=True).data}
         )
 
+    @extend_schema(request=RulesSerializer, responses=OpenApiTypes.OBJECT)
     @action(detail=False, methods=["post"])
     def evaluate(self, request):
         """Count + preview of unsaved rules (the segment builder's live count). Read-only."""
@@ -573,6 +591,7 @@ class SegmentViewSet(WorkspaceViewSet):
             {"count": qs.count(), "results": ContactSerializer(qs[:PREVIEW_LIMIT], many=True).data}
         )
 
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     @action(detail=False, methods=["get"])
     def fields(self, request):
         return Response(field_catalog(request.workspace))
@@ -586,8 +605,9 @@ class CustomFieldViewSet(WorkspaceViewSet):
 class ImportViewSet(mixins.CreateModelMixin, WorkspaceReadOnlyViewSet):
     queryset = ImportRun.objects.select_related("job")
     serializer_class = ImportRunSerializer
-    parser_classes = [MultiPartParser, FormParser, JSONParser]
+    parser_classes = [MultiPartParser, FormParser]  # a file upload: JSON cannot carry it (415)
 
+    @extend_schema(request=ImportUploadSerializer, responses={202: ImportRunSerializer})
     def create(self, request, *args, **kwargs):
         upload = ImportUploadSerializer(data=request.data)
         upload.is_valid(raise_exception=True)
@@ -605,6 +625,7 @@ class ImportViewSet(mixins.CreateModelMixin, WorkspaceReadOnlyViewSet):
         run = ImportRun.objects.select_related("job").get(pk=run.pk)
         return Response(ImportRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
+    @extend_schema(responses={(200, "text/csv"): OpenApiTypes.STR})
     @action(detail=True, methods=["get"], url_path="errors.csv")
     def errors_csv(self, request, pk=None):
         run = self.get_object()
@@ -618,6 +639,7 @@ class EnrichmentRunViewSet(WorkspaceGenericViewSet):
     serializer_class = SelectionSerializer
     starter = staticmethod(services.enrichment_start)
 
+    @extend_schema(request=SelectionSerializer, responses={202: JobSerializer})
     def create(self, request):
         serializer = SelectionSerializer(data=request.data, context=self.get_serializer_context())
         serializer.is_valid(raise_exception=True)
