@@ -207,6 +207,9 @@ class RulesSerializer(serializers.Serializer):
 
 
 class CustomFieldSerializer(serializers.ModelSerializer):
+    # The model keeps any JSON; segments and forms read a list of option strings.
+    choices = serializers.ListField(child=serializers.CharField(max_length=200), required=False)
+
     class Meta:
         model = CustomFieldDefinition
         fields = ["id", "key", "label", "type", "choices"]
@@ -269,7 +272,7 @@ class SelectionSerializer(serializers.Serializer):
 
 
 class ImportRunSerializer(serializers.ModelSerializer):
-    job = JobSerializer(read_only=True)
+    job = JobSerializer(read_only=True, allow_null=True)
 
     class Meta:
         model = ImportRun
@@ -358,7 +361,16 @@ class ContactViewSet(WorkspaceViewSet):
         services.contact_delete(contact=instance, by=self.request.user)
 
     @extend_schema(
-        request=inline_serializer("ContactBulkRequest", fields={"contacts": ContactSerializer(many=True)}),
+        # Items are checked one by one (like POST /contacts/) and reported per index in `results`, so the
+        # schema cannot refuse a bad item as a whole request: it describes them as objects.
+        request=inline_serializer(
+            "ContactBulkRequest",
+            fields={
+                "contacts": serializers.ListField(
+                    child=serializers.DictField(), min_length=1, max_length=BULK_LIMIT
+                )
+            },
+        ),
         responses=OpenApiTypes.OBJECT,
     )
     @action(detail=False, methods=["post"], url_path="bulk")

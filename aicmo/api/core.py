@@ -28,7 +28,9 @@ class JobErrorSerializer(serializers.ModelSerializer):
 
 class JobSerializer(serializers.ModelSerializer):
     percent = serializers.IntegerField(read_only=True)
-    started_by = serializers.CharField(source="started_by.username", default=None, read_only=True)
+    started_by = serializers.CharField(
+        source="started_by.username", default=None, read_only=True, allow_null=True
+    )
     errors_url = serializers.SerializerMethodField()
 
     class Meta:
