@@ -6,9 +6,11 @@ admin pages and exports all go through it, so cross-workspace ids simply do not 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.db.models import QuerySet
+from django.core.exceptions import ValidationError
+from django.db.models import Model, QuerySet
 from django.http import Http404
 
 from .models import ApiKey, Membership, Role, Workspace
@@ -97,6 +99,37 @@ def scope(queryset: QuerySet, request_or_workspace) -> QuerySet:
     if workspace is None or not isinstance(workspace, Workspace | int):
         return queryset.none()
     return queryset.filter(workspace=workspace)
+
+
+# Ids per IN (...) query: well under SQLite's 32,766 bound variables and PostgreSQL's 65,535.
+RESOLVE_CHUNK = 10_000
+# How many missing ids an error message names (the count is always given).
+MISSING_SHOWN = 20
+
+
+def resolve_ids(queryset_or_model: QuerySet | type[Model], ids: Iterable[int], workspace) -> list[int]:
+    """The given primary keys, deduplicated in the order given, after checking that each names a row of
+    ``workspace``. Bulk and nested endpoints resolve body ids through here, so an id of another workspace
+    (or of no row) is a 400 naming it instead of being skipped silently.
+
+    Raises django's ``ValidationError`` ("Not found in this workspace: 12, 15.") listing up to
+    ``MISSING_SHOWN`` missing ids; the API's exception handler turns it into a 400 error body.
+    """
+    queryset = (
+        queryset_or_model._default_manager.all() if isinstance(queryset_or_model, type) else queryset_or_model
+    )
+    wanted = list(dict.fromkeys(ids))
+    scoped = scope(queryset, workspace)
+    found: set[int] = set()
+    for start in range(0, len(wanted), RESOLVE_CHUNK):
+        chunk = wanted[start : start + RESOLVE_CHUNK]
+        found.update(scoped.filter(pk__in=chunk).values_list("pk", flat=True))
+    missing = [i for i in wanted if i not in found]
+    if missing:
+        shown = ", ".join(str(i) for i in missing[:MISSING_SHOWN])
+        more = f" (and {len(missing) - MISSING_SHOWN} more)" if len(missing) > MISSING_SHOWN else ""
+        raise ValidationError(f"Not found in this workspace: {shown}{more}.", code="does_not_exist")
+    return wanted
 
 
 def get_scoped_or_404(queryset: QuerySet, request, **lookup):

@@ -5,22 +5,25 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
-from django.shortcuts import get_object_or_404
 from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 
 from aicmo.api import (
     WorkspaceGenericViewSet,
+    WorkspaceIdsField,
     WorkspaceReadOnlyViewSet,
     WorkspaceRelatedField,
     WorkspaceViewSet,
 )
 from aicmo.api.core import JobSerializer
 from aicmo.roles import MANAGE, READ
+from aicmo.tenancy import resolve_ids
 
 from . import exporting, importing, services
 from .filters import MAX_ID, ContactFilter
@@ -48,6 +51,7 @@ from .selectors import attach_tag_names, contacts_for, lists_for
 
 BULK_LIMIT = 1000
 PREVIEW_LIMIT = 50
+SEGMENT_PARAM = OpenApiParameter("segment", int, description="Only contacts matching this segment's rules.")
 
 
 def _ensure_unique(serializer, model, message: str, **lookup) -> None:
@@ -92,7 +96,7 @@ class CompanyMiniSerializer(serializers.ModelSerializer):
 
 
 class ContactSerializer(serializers.ModelSerializer):
-    company = CompanyMiniSerializer(read_only=True)
+    company = CompanyMiniSerializer(read_only=True, allow_null=True)
     company_name = serializers.CharField(write_only=True, required=False, allow_blank=True)
     company_domain = serializers.CharField(write_only=True, required=False, allow_blank=True)
     tags = serializers.ListField(child=serializers.CharField(max_length=80), required=False, write_only=True)
@@ -219,9 +223,7 @@ class ContactListSerializer(serializers.ModelSerializer):
 
 
 class MembersSerializer(serializers.Serializer):
-    contact_ids = serializers.ListField(
-        child=serializers.IntegerField(min_value=1, max_value=MAX_ID), max_length=10_000
-    )
+    contact_ids = WorkspaceIdsField(queryset=Contact.objects.all(), max_length=10_000)
 
 
 class SegmentSerializer(serializers.ModelSerializer):
@@ -242,6 +244,8 @@ class CustomFieldSerializer(serializers.ModelSerializer):
     ``convert`` (write-only) lets a retype clear the stored values that do not fit the new type."""
 
     convert = serializers.BooleanField(write_only=True, required=False, default=False)
+    # The model keeps any JSON; segments and forms read a list of option strings.
+    choices = serializers.ListField(child=serializers.CharField(max_length=200), required=False)
 
     class Meta:
         model = CustomFieldDefinition
@@ -266,9 +270,7 @@ class MergeSerializer(serializers.Serializer):
 
 
 class SelectionSerializer(serializers.Serializer):
-    contact_ids = serializers.ListField(
-        child=serializers.IntegerField(min_value=1, max_value=MAX_ID), required=False, max_length=100_000
-    )
+    contact_ids = WorkspaceIdsField(queryset=Contact.objects.all(), required=False, max_length=100_000)
     list = WorkspaceRelatedField(queryset=ContactList.objects.all(), required=False)
     segment = WorkspaceRelatedField(queryset=Segment.objects.all(), required=False)
 
@@ -295,7 +297,7 @@ class SelectionSerializer(serializers.Serializer):
 
 
 class ImportRunSerializer(serializers.ModelSerializer):
-    job = JobSerializer(read_only=True)
+    job = JobSerializer(read_only=True, allow_null=True)
 
     class Meta:
         model = ImportRun
@@ -344,6 +346,23 @@ class ContactViewSet(WorkspaceViewSet):
     queryset = Contact.objects.all()
     serializer_class = ContactSerializer
     filterset_class = ContactFilter
+    query_parameters = {"list": [SEGMENT_PARAM], "export": [SEGMENT_PARAM]}
+    filtered_actions = ("export",)
+
+    def filter_queryset(self, queryset):
+        """The filterset, then `?segment=<id>` (a segment of this workspace) on the list and the export."""
+        queryset = super().filter_queryset(queryset)
+        raw = self.request.query_params.get("segment", "")
+        if self.action not in ("list", "export") or raw == "":
+            return queryset
+        try:
+            segment_id = serializers.IntegerField(min_value=1, max_value=MAX_ID).run_validation(raw)
+            (segment_id,) = resolve_ids(Segment, [segment_id], self.request.workspace)
+        except (serializers.ValidationError, DjangoValidationError) as exc:
+            detail = exc.detail if isinstance(exc, serializers.ValidationError) else exc.messages
+            raise serializers.ValidationError({"segment": detail}) from None
+        # a segment marked broken, or whose rules no longer compile, is the same 400 as on every surface
+        return queryset.filter(segment_q_or_400(Segment.objects.get(pk=segment_id), key="segment"))
 
     def get_queryset(self):
         return contacts_for(self.request.workspace, with_tags=self.action != "list")
@@ -369,6 +388,19 @@ class ContactViewSet(WorkspaceViewSet):
     def perform_destroy(self, instance):
         services.contact_delete(contact=instance, by=self.request.user)
 
+    @extend_schema(
+        # Items are checked one by one (like POST /contacts/) and reported per index in `results`, so the
+        # schema cannot refuse a bad item as a whole request: it describes them as objects.
+        request=inline_serializer(
+            "ContactBulkRequest",
+            fields={
+                "contacts": serializers.ListField(
+                    child=serializers.DictField(), min_length=1, max_length=BULK_LIMIT
+                )
+            },
+        ),
+        responses=OpenApiTypes.OBJECT,
+    )
     @action(detail=False, methods=["post"], url_path="bulk")
     def bulk_upsert(self, request):
         """Create or update up to 1,000 contacts by email; one result per item, good items land."""
@@ -411,33 +443,31 @@ class ContactViewSet(WorkspaceViewSet):
         summary = {k: sum(1 for r in results if r["status"] == k) for k in ("created", "updated", "error")}
         return Response({"summary": summary, "results": results}, status=status.HTTP_200_OK)
 
+    @extend_schema(responses={(200, "text/csv"): OpenApiTypes.STR})
     @action(detail=False, methods=["get"])
     def export(self, request):
+        """The filtered contacts as CSV (formula-injection neutralized), streamed."""
         qs = self.filter_queryset(self.get_queryset())
-        segment_id = request.query_params.get("segment")
-        if segment_id:
-            try:
-                segment_id = serializers.IntegerField(min_value=1, max_value=MAX_ID).run_validation(
-                    segment_id
-                )
-            except serializers.ValidationError as exc:
-                raise serializers.ValidationError({"segment": exc.detail}) from None
-            segment = get_object_or_404(Segment.objects.for_workspace(request.workspace), pk=segment_id)
-            qs = qs.filter(segment_q_or_400(segment, key="segment"))
         keys = list(
             CustomFieldDefinition.objects.for_workspace(request.workspace).values_list("key", flat=True)
         )
         return exporting.streaming_csv_response(exporting.contact_rows(qs, keys), "contacts.csv")
 
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     @action(detail=True, methods=["get"], url_path="gdpr-export")
     def gdpr_export(self, request, pk=None):
         return Response(services.contact_export_data(contact=self.get_object()))
 
+    @extend_schema(request=None)
     @action(detail=True, methods=["post"])
     def erase(self, request, pk=None):
         contact = services.contact_erase(contact=self.get_object(), by=request.user)
         return Response(ContactSerializer(contact).data)
 
+    @extend_schema(
+        methods=["GET"], responses=ConsentSerializer(many=True), description="The newest 500 events."
+    )
+    @extend_schema(methods=["POST"], request=ConsentSerializer, responses={201: ConsentSerializer})
     @action(detail=True, methods=["get", "post"])
     def consent(self, request, pk=None):
         contact = self.get_object()
@@ -455,6 +485,7 @@ class ContactViewSet(WorkspaceViewSet):
             return Response(ConsentSerializer(event).data, status=status.HTTP_201_CREATED)
         return Response(ConsentSerializer(contact.consent_events.all()[:500], many=True).data)
 
+    @extend_schema(request=ChannelSerializer, responses=OpenApiTypes.OBJECT)
     @action(detail=True, methods=["post"])
     def unsubscribe(self, request, pk=None):
         serializer = ChannelSerializer(data=request.data)
@@ -467,6 +498,7 @@ class ContactViewSet(WorkspaceViewSet):
         )
         return Response({"suppressed": True})
 
+    @extend_schema(request=ChannelSerializer, responses=OpenApiTypes.OBJECT)
     @action(detail=True, methods=["post"])
     def resubscribe(self, request, pk=None):
         serializer = ChannelSerializer(data=request.data)
@@ -482,6 +514,7 @@ class ContactViewSet(WorkspaceViewSet):
             raise serializers.ValidationError({"channel": str(exc)}) from exc
         return Response({"resubscribed": lifted})
 
+    @extend_schema(request=MergeSerializer)
     @action(detail=True, methods=["post"])
     def merge(self, request, pk=None):
         contact = services.contact_merge(**_merge_pair(self, MergeSerializer), by=request.user)
@@ -567,21 +600,25 @@ class ContactListViewSet(WorkspaceViewSet):
         contact_list.size = 0
         serializer.instance = contact_list
 
+    @extend_schema(request=MembersSerializer, responses=OpenApiTypes.OBJECT)
     @action(detail=True, methods=["post"], url_path="add")
     def add_members(self, request, pk=None):
-        serializer = MembersSerializer(data=request.data)
+        contact_list = self.get_object()  # a foreign list is a 404 before its body is looked at
+        serializer = MembersSerializer(data=request.data, context=self.get_serializer_context())
         serializer.is_valid(raise_exception=True)
         added = services.list_add_contacts(
-            contact_list=self.get_object(), contact_ids=serializer.validated_data["contact_ids"]
+            contact_list=contact_list, contact_ids=serializer.validated_data["contact_ids"]
         )
         return Response({"added": added})
 
+    @extend_schema(request=MembersSerializer, responses=OpenApiTypes.OBJECT)
     @action(detail=True, methods=["post"], url_path="remove")
     def remove_members(self, request, pk=None):
-        serializer = MembersSerializer(data=request.data)
+        contact_list = self.get_object()  # a foreign list is a 404 before its body is looked at
+        serializer = MembersSerializer(data=request.data, context=self.get_serializer_context())
         serializer.is_valid(raise_exception=True)
         removed = services.list_remove_contacts(
-            contact_list=self.get_object(), contact_ids=serializer.validated_data["contact_ids"]
+            contact_list=contact_list, contact_ids=serializer.validated_data["contact_ids"]
         )
         return Response({"removed": removed})
 
@@ -611,10 +648,12 @@ class SegmentViewSet(WorkspaceViewSet):
         q = segment_q_or_400(segment, rules=rules, workspace=self.request.workspace)
         return contacts_for(self.request.workspace).filter(q)
 
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     @action(detail=True, methods=["get"])
     def count(self, request, pk=None):
         return Response({"count": self._contacts(self.get_object()).count()})
 
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     @action(detail=True, methods=["get"])
     def preview(self, request, pk=None):
         qs = self._contacts(self.get_object())
@@ -622,6 +661,7 @@ class SegmentViewSet(WorkspaceViewSet):
             {"count": qs.count(), "results": ContactSerializer(qs[:PREVIEW_LIMIT], many=True).data}
         )
 
+    @extend_schema(request=RulesSerializer, responses=OpenApiTypes.OBJECT)
     @action(detail=False, methods=["post"])
     def evaluate(self, request):
         """Count + preview of unsaved rules (the segment builder's live count). Read-only."""
@@ -632,6 +672,7 @@ class SegmentViewSet(WorkspaceViewSet):
             {"count": qs.count(), "results": ContactSerializer(qs[:PREVIEW_LIMIT], many=True).data}
         )
 
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     @action(detail=False, methods=["get"])
     def fields(self, request):
         return Response(field_catalog(request.workspace))
@@ -677,8 +718,9 @@ class CustomFieldViewSet(WorkspaceViewSet):
 class ImportViewSet(mixins.CreateModelMixin, WorkspaceReadOnlyViewSet):
     queryset = ImportRun.objects.select_related("job")
     serializer_class = ImportRunSerializer
-    parser_classes = [MultiPartParser, FormParser, JSONParser]
+    parser_classes = [MultiPartParser, FormParser]  # a file upload: JSON cannot carry it (415)
 
+    @extend_schema(request=ImportUploadSerializer, responses={202: ImportRunSerializer})
     def create(self, request, *args, **kwargs):
         upload = ImportUploadSerializer(data=request.data)
         upload.is_valid(raise_exception=True)
@@ -696,6 +738,7 @@ class ImportViewSet(mixins.CreateModelMixin, WorkspaceReadOnlyViewSet):
         run = ImportRun.objects.select_related("job").get(pk=run.pk)
         return Response(ImportRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
+    @extend_schema(responses={(200, "text/csv"): OpenApiTypes.STR})
     @action(detail=True, methods=["get"], url_path="errors.csv")
     def errors_csv(self, request, pk=None):
         run = self.get_object()
@@ -735,6 +778,7 @@ class EnrichmentRunViewSet(WorkspaceGenericViewSet):
     serializer_class = SelectionSerializer
     starter = staticmethod(services.enrichment_start)
 
+    @extend_schema(request=SelectionSerializer, responses={202: JobSerializer})
     def create(self, request):
         serializer = SelectionSerializer(data=request.data, context=self.get_serializer_context())
         serializer.is_valid(raise_exception=True)

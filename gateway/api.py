@@ -89,6 +89,7 @@ class ProviderAccountViewSet(WorkspaceViewSet):
     queryset = ProviderAccount.objects.all()
     serializer_class = ProviderAccountSerializer
     filterset_fields = ["capability", "adapter", "enabled", "state"]
+    paginated_actions = ("checks",)
     ordering_fields = ["priority", "name", "capability"]
     ordering = ["capability", "priority", "id"]
     action_permissions = {
@@ -184,6 +185,7 @@ class HealthViewSet(WorkspaceGenericViewSet):
 
     queryset = ProviderAccount.objects.all()
     pagination_class = None
+    filter_backends: list = []
 
     @extend_schema(responses={200: dict})
     def list(self, request):
@@ -203,6 +205,7 @@ class HealthViewSet(WorkspaceGenericViewSet):
 class RecommendationViewSet(WorkspaceGenericViewSet):
     queryset = ProviderAccount.objects.all()
     pagination_class = None
+    filter_backends: list = []
 
     @extend_schema(responses={200: dict})
     def list(self, request):

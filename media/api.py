@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -19,6 +19,7 @@ from aicmo.roles import APPROVE, READ
 from . import selectors, services
 from .downloads import asset_response, rendition_response
 from .models import AssetKind, AssetStatus, AssetUsage, MediaAsset, MediaLibrary, Rendition, Suggestion
+from .models import SuggestionStatus as SuggestionState
 from .validation import UploadRejected
 
 # Ids are BigAutoField: a larger number names no row, and SQLite cannot even bind it (OverflowError).
@@ -44,6 +45,27 @@ def _text_param(params, name: str) -> str:
         )
     except serializers.ValidationError as exc:
         raise serializers.ValidationError({name: exc.detail}) from None
+
+
+def _choice_param(params, name: str, choices) -> str:
+    """An optional choice in the query string: absent or empty is "", an unknown value a 400 (not "all")."""
+    raw = params.get(name, "")
+    if raw == "":
+        return ""
+    try:
+        return serializers.ChoiceField(choices=choices).run_validation(raw)
+    except serializers.ValidationError as exc:
+        raise serializers.ValidationError({name: exc.detail}) from None
+
+
+ASSET_LIST_PARAMS = [
+    OpenApiParameter("library", int, description="Library id."),
+    OpenApiParameter("kind", str, enum=AssetKind.values),
+    OpenApiParameter("status", str, enum=AssetStatus.values),
+    OpenApiParameter("tag", str, description="Tag name."),
+    OpenApiParameter("category", str),
+    OpenApiParameter("q", str, description="Search in title, description, file name and alt text."),
+]
 
 
 class RenditionRequestSerializer(serializers.Serializer):
@@ -176,6 +198,26 @@ class SuggestionSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class AssetPerformanceRowSerializer(serializers.Serializer):
+    """One asset × channel row of `_perf_row` (rates are fractions 0–1, rounded to 6 places)."""
+
+    asset_id = serializers.IntegerField()
+    title = serializers.CharField()
+    channel = serializers.CharField()
+    impressions = serializers.IntegerField()
+    clicks = serializers.IntegerField()
+    engagements = serializers.IntegerField()
+    conversions = serializers.IntegerField()
+    ctr = serializers.FloatField()
+    engagement_rate = serializers.FloatField()
+    conversion_rate = serializers.FloatField()
+
+
+ASSET_REF = inline_serializer(
+    "AssetRef", fields={"id": serializers.IntegerField(), "title": serializers.CharField()}
+)
+
+
 def _perf_row(r: selectors.PerformanceRow) -> dict:
     return {
         "asset_id": r.asset_id, "title": r.title, "channel": r.channel, "impressions": r.impressions,
@@ -190,6 +232,11 @@ class MediaAssetViewSet(WorkspaceViewSet):
     action_permissions = {"approve": APPROVE, "reject": APPROVE}
     filter_backends: list = []
     queryset = MediaAsset.objects.none()
+    query_parameters = {
+        "list": ASSET_LIST_PARAMS,
+        "stats": [OpenApiParameter("library", int, description="Library id; all libraries when absent.")],
+        "performers": [OpenApiParameter("channel", str, required=True)],
+    }
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
@@ -198,8 +245,8 @@ class MediaAssetViewSet(WorkspaceViewSet):
         return selectors.assets_for(
             self.request.workspace,
             library=_id_param(params, "library"),
-            kind=params.get("kind", "") if params.get("kind", "") in AssetKind.values else "",
-            status=params.get("status", "") if params.get("status", "") in AssetStatus.values else "",
+            kind=_choice_param(params, "kind", AssetKind.choices),
+            status=_choice_param(params, "status", AssetStatus.choices),
             tag=_text_param(params, "tag"),
             category=_text_param(params, "category"),
             q=_text_param(params, "q"),
@@ -262,7 +309,10 @@ class MediaAssetViewSet(WorkspaceViewSet):
         asset = services.asset_archive(asset=self.get_object(), by=request.user)
         return Response(MediaAssetSerializer(asset, context=self.get_serializer_context()).data)
 
-    @extend_schema(request=None, responses={200: RenditionSerializer(many=True), 202: JobSerializer})
+    @extend_schema(
+        request=RenditionRequestSerializer,
+        responses={200: RenditionSerializer(many=True), 202: JobSerializer},
+    )
     @action(detail=True, methods=["get", "post"])
     def renditions(self, request, pk=None):
         asset = self.get_object()
@@ -278,6 +328,14 @@ class MediaAssetViewSet(WorkspaceViewSet):
         job = services.asset_request_renditions(asset=asset, by=request.user, force=force)
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
+    @extend_schema(
+        responses=inline_serializer(
+            "NearDuplicate",
+            fields={"asset_id": serializers.IntegerField(), "title": serializers.CharField(),
+                    "distance": serializers.IntegerField()},
+            many=True,
+        )
+    )  # fmt: skip
     @action(detail=True, methods=["get"], url_path="near-duplicates")
     def near_duplicates(self, request, pk=None):
         matches = selectors.near_duplicates(asset=self.get_object())
@@ -285,19 +343,29 @@ class MediaAssetViewSet(WorkspaceViewSet):
             [{"asset_id": m.asset.pk, "title": m.asset.title, "distance": m.distance} for m in matches]
         )
 
+    @extend_schema(responses=UsageSerializer(many=True))
     @action(detail=True, methods=["get"])
     def usage(self, request, pk=None):
         return Response(UsageSerializer(self.get_object().usages.order_by("-used_at")[:500], many=True).data)
 
+    @extend_schema(responses=AssetPerformanceRowSerializer(many=True))
     @action(detail=True, methods=["get"])
     def performance(self, request, pk=None):
         rows = selectors.performance_rows(workspace=request.workspace, asset=self.get_object().pk)
         return Response([_perf_row(r) for r in rows])
 
+    @extend_schema(responses={(200, "*/*"): OpenApiTypes.BINARY})
     @action(detail=True, methods=["get"])
     def download(self, request, pk=None):
         return asset_response(self.get_object())
 
+    @extend_schema(
+        responses=inline_serializer(
+            "DuplicatePair",
+            fields={"a": ASSET_REF, "b": ASSET_REF, "distance": serializers.IntegerField()},
+            many=True,
+        )
+    )
     @action(detail=False, methods=["get"])
     def duplicates(self, request):
         pairs = selectors.duplicate_pairs(workspace=request.workspace)
@@ -306,11 +374,13 @@ class MediaAssetViewSet(WorkspaceViewSet):
             for p in pairs
         ])  # fmt: skip
 
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     @action(detail=False, methods=["get"])
     def stats(self, request):
         library = _id_param(request.query_params, "library")
         return Response(selectors.library_stats(workspace=request.workspace, library=library))
 
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     @action(detail=False, methods=["get"])
     def performers(self, request):
         channel = _text_param(request.query_params, "channel")
@@ -332,7 +402,7 @@ class RenditionViewSet(WorkspaceGenericViewSet):
     queryset = MediaAsset.objects.all()
     serializer_class = RenditionSerializer
 
-    @extend_schema(responses={(200, "image/webp"): OpenApiTypes.BINARY, 503: None})
+    @extend_schema(responses={(200, "image/*"): OpenApiTypes.BINARY, 503: None})
     @action(detail=True, methods=["get"], url_path=r"(?P<spec>[a-z_]+)")
     def spec(self, request, pk=None, spec=None):
         asset = self.get_object()
@@ -349,6 +419,15 @@ class RenditionViewSet(WorkspaceGenericViewSet):
 class SuggestionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, WorkspaceGenericViewSet):
     serializer_class = SuggestionSerializer
     queryset = Suggestion.objects.none()
+    filter_backends: list = []
+    query_parameters = {
+        "list": [
+            OpenApiParameter(
+                "status", str, enum=[*SuggestionState.values, "all"], description='Default "open".'
+            ),
+            OpenApiParameter("asset", int, description="Asset id."),
+        ]
+    }
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
@@ -359,7 +438,7 @@ class SuggestionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Worksp
             .order_by("asset_id", "code")
         )
         params = self.request.query_params
-        status_ = _text_param(params, "status") if "status" in params else "open"
+        status_ = _choice_param(params, "status", [*SuggestionState.values, "all"]) or "open"
         if self.action == "list" and status_ != "all":
             qs = qs.filter(status=status_)
         asset = _id_param(params, "asset")

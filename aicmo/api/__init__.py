@@ -4,7 +4,9 @@ generic views, so importing the viewset module eagerly here would be circular.""
 from importlib import import_module
 
 _EXPORTS = {
+    "MAX_ID": "base",
     "WorkspaceGenericViewSet": "base",
+    "WorkspaceIdsField": "base",
     "WorkspaceReadOnlyViewSet": "base",
     "WorkspaceRelatedField": "base",
     "WorkspaceScopedMixin": "base",

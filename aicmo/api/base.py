@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import exceptions, mixins, serializers, viewsets
 from rest_framework.permissions import IsAuthenticated
 
-from aicmo.tenancy import bind_tenant, scope
+from aicmo.tenancy import bind_tenant, resolve_ids, scope
 
+from .filters import query_param_names
 from .permissions import WorkspaceRolePermission
 
 
@@ -14,12 +16,29 @@ class WorkspaceScopedMixin:
     """Binds the tenant after authentication and scopes `get_queryset()` to it (other ids → 404)."""
 
     permission_classes = [IsAuthenticated, WorkspaceRolePermission]
+    # Documented query parameters beyond filters/search/ordering/pagination, per action:
+    # {"list": [OpenApiParameter("kind", str), ...]}. The schema shows them; any other name is a 400.
+    query_parameters: dict = {}
+    # Actions besides "list" that run filter_queryset / paginate_queryset (e.g. a CSV export, a sub-list).
+    filtered_actions: tuple[str, ...] = ()
+    paginated_actions: tuple[str, ...] = ()
 
     def initial(self, request, *args, **kwargs):
         self.perform_authentication(request)
         if request.user and request.user.is_authenticated and bind_tenant(request, request.auth) is None:
             raise exceptions.NotFound("No workspace found for this user (check the X-Workspace header).")
         super().initial(request, *args, **kwargs)
+        self.check_query_params(request)
+
+    def check_query_params(self, request) -> None:
+        """400 naming every query parameter this action does not know, so a typo is never "all rows"."""
+        if getattr(self, "action", None) is None:  # a method the view does not serve: DRF answers 405
+            return
+        unknown = sorted(set(request.query_params) - query_param_names(self))
+        if unknown:
+            raise exceptions.ValidationError(
+                {name: ["Unknown query parameter for this operation."] for name in unknown}
+            )
 
     @property
     def workspace(self):
@@ -59,7 +78,32 @@ class WorkspaceRelatedField(serializers.PrimaryKeyRelatedField):
         return scope(super().get_queryset(), workspace)
 
 
+# Ids are BigAutoField: a larger number names no row, and SQLite cannot even bind it (OverflowError).
+MAX_ID = 2**63 - 1
+
+
+class WorkspaceIdsField(serializers.ListField):
+    """A list of ids of ``queryset``'s model, each of which must name a row of the caller's workspace.
+
+    Validates to the ids deduplicated in the order given (``aicmo.tenancy.resolve_ids``); any foreign or
+    missing id makes the field invalid with a message naming it, so nothing is half-applied."""
+
+    def __init__(self, *, queryset, **kwargs):
+        self.queryset = queryset
+        kwargs.setdefault("child", serializers.IntegerField(min_value=1, max_value=MAX_ID))
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        ids = super().to_internal_value(data)
+        try:
+            return resolve_ids(self.queryset, ids, self.context.get("workspace"))
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.messages) from None
+
+
 __all__ = [
+    "MAX_ID",
+    "WorkspaceIdsField",
     "WorkspaceGenericViewSet",
     "WorkspaceReadOnlyViewSet",
     "WorkspaceRelatedField",

@@ -28,7 +28,9 @@ class JobErrorSerializer(serializers.ModelSerializer):
 
 class JobSerializer(serializers.ModelSerializer):
     percent = serializers.IntegerField(read_only=True)
-    started_by = serializers.CharField(source="started_by.username", default=None, read_only=True)
+    started_by = serializers.CharField(
+        source="started_by.username", default=None, read_only=True, allow_null=True
+    )
     errors_url = serializers.SerializerMethodField()
 
     class Meta:
@@ -68,6 +70,7 @@ class JobViewSet(WorkspaceReadOnlyViewSet):
     filterset_class = JobFilter
     ordering_fields = ["created_at", "finished_at"]
     action_permissions = {"cancel": WRITE}
+    paginated_actions = ("errors",)
 
     @extend_schema(request=None, responses=JobSerializer)
     @action(detail=True, methods=["post"])

@@ -1,6 +1,14 @@
-"""OpenAPI description of our API-key authentication (registered when the app is ready)."""
+"""OpenAPI generation: API-key authentication, the query parameters each operation accepts, and one shared
+set of error responses."""
 
+import copy
+
+from django.core.exceptions import FieldDoesNotExist
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
+from rest_framework import serializers
+
+from .filters import filters_apply, paginates
 
 
 class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
@@ -13,3 +21,104 @@ class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
             "scheme": "bearer",
             "description": "A workspace API key: `Authorization: Bearer aicmo_…` (or the `X-Api-Key` header).",
         }
+
+
+def _blank_read_only_choice(field) -> bool:
+    """A read-only choice field of a model field with blank=True: DRF drops ``allow_blank`` from read-only
+    fields, so its schema enum would leave out the "" the API really returns (e.g. an unverified contact)."""
+    if not (isinstance(field, serializers.ChoiceField) and field.read_only and not field.allow_blank):
+        return False
+    model = getattr(getattr(field.parent, "Meta", None), "model", None)
+    if model is None or not field.source or "." in field.source:
+        return False
+    try:
+        return model._meta.get_field(field.source).blank
+    except FieldDoesNotExist:
+        return False
+
+
+class AutoSchema(SpectacularAutoSchema):
+    """Documents query parameters by the same rules ``aicmo.api.filters.query_param_names`` enforces."""
+
+    def _map_serializer_field(self, field, direction, bypass_extensions=False):
+        if _blank_read_only_choice(field):
+            field = copy.copy(field)
+            field.allow_blank = True
+        return super()._map_serializer_field(field, direction, bypass_extensions)
+
+    def get_filter_backends(self):
+        return list(getattr(self.view, "filter_backends", [])) if filters_apply(self.view) else []
+
+    def _get_paginator(self):
+        """Only paginated actions have a paginator: a plain list (renditions, usage) is not wrapped."""
+        return super()._get_paginator() if paginates(self.view) else None
+
+    def _get_pagination_parameters(self):
+        if not paginates(self.view):
+            return []
+        return self.view.paginator.get_schema_operation_parameters(self.view)
+
+    def get_override_parameters(self):
+        extras = getattr(self.view, "query_parameters", {}).get(getattr(self.view, "action", None), [])
+        return [*super().get_override_parameters(), *extras]
+
+
+ERROR_COMPONENT = {
+    "type": "object",
+    "description": "Every API failure (aicmo.api.errors): a code, a human message and per-field messages.",
+    "properties": {
+        "error": {
+            "type": "object",
+            "properties": {
+                "code": {"type": "string", "description": "invalid, not_found, permission_denied, …"},
+                "message": {"type": "string"},
+                "fields": {
+                    "type": "object",
+                    "additionalProperties": {"type": "array", "items": {"type": "string"}},
+                    "description": "Field (or query parameter) name → messages; `a.b`/`a[0].b` for nesting.",
+                },
+            },
+            "required": ["code", "message", "fields"],
+        }
+    },
+    "required": ["error"],
+}
+ERROR_DESCRIPTIONS = {
+    "400": "Invalid input (body, query parameter or an id of another workspace).",
+    "401": "Missing, invalid or revoked credentials.",
+    "403": "The caller's role does not allow this operation.",
+    "404": "No such object in the caller's workspace (or no workspace for the caller).",
+    "405": "Method not allowed.",
+    "415": "Unsupported request content type.",
+    "429": "Throttled; retry after the `Retry-After` seconds.",
+}
+
+
+def error_statuses(operation: dict, method: str) -> list[str]:
+    """The error statuses an operation can answer, from its shape: every authenticated operation can be
+    401/403/404 (no workspace)/429; 400 when it takes a body, query or path parameters; 415 with a body."""
+    statuses = ["401", "403", "404", "429"]
+    params = operation.get("parameters", [])
+    if "requestBody" in operation or params or method in {"post", "put", "patch"}:
+        statuses.append("400")
+    if "requestBody" in operation:
+        statuses.append("415")
+    return statuses
+
+
+def add_error_responses(result, generator, request, public):
+    """drf-spectacular postprocessing hook: one shared `Error` component, referenced by every operation for
+    each error status it can answer (an operation's own error responses are kept)."""
+    result.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_COMPONENT
+    ref = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    for path, item in result.get("paths", {}).items():
+        if not path.startswith("/api/v1/"):
+            continue
+        for method, operation in item.items():
+            responses = operation.setdefault("responses", {})
+            for code in error_statuses(operation, method):
+                responses.setdefault(code, {"description": ERROR_DESCRIPTIONS[code], "content": ref})
+            for code, response in responses.items():
+                if code.startswith(("4", "5")) and not response.get("content"):
+                    response["content"] = ref
+    return result

@@ -237,11 +237,10 @@ def test_tenant_isolation_every_endpoint(api_client_for, other_workspace):
     merge = client.post(f"{BASE}/contacts/{mine.pk}/merge/", {"duplicate": cpk}, format="json")
     assert merge.status_code == 400
     lst = ContactListFactory(workspace=client.workspace)
-    assert client.post(f"{BASE}/lists/{lst.pk}/add/", {"contact_ids": [cpk]}, format="json").json() == {
-        "added": 0
-    }
+    add = client.post(f"{BASE}/lists/{lst.pk}/add/", {"contact_ids": [cpk]}, format="json")
+    assert add.status_code == 400 and str(cpk) in add.json()["error"]["fields"]["contact_ids"][0]
     run = client.post(f"{BASE}/enrichment-runs/", {"contact_ids": [cpk]}, format="json")
-    assert run.json()["total"] == 0
+    assert run.status_code == 400 and str(cpk) in run.json()["error"]["fields"]["contact_ids"][0]
     seg = client.post(f"{BASE}/enrichment-runs/", {"segment": foreign["segments"]}, format="json")
     assert seg.status_code == 400
     other_client = api_client_for("admin", workspace_=other_workspace)

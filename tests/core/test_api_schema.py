@@ -1,0 +1,87 @@
+"""The served OpenAPI schema matches what the API really answers and accepts (regressions found by
+schemathesis against a live server)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.crm.factories import ContactFactory
+from tests.factories import JobFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_every_api_operation_documents_the_shared_error_responses(served_schema):
+    error_ref = {"$ref": "#/components/schemas/Error"}
+    assert set(served_schema["components"]["schemas"]["Error"]["required"]) == {"error"}
+    for path, item in served_schema["paths"].items():
+        if not path.startswith("/api/v1/"):
+            continue
+        for method, operation in item.items():
+            responses = operation["responses"]
+            assert {"401", "403", "404", "429"} <= set(responses), (method, path)
+            if "{id}" in path or "requestBody" in operation:
+                assert "400" in responses, (method, path)
+            for code, response in responses.items():
+                if code.startswith("4"):
+                    assert response["content"]["application/json"]["schema"] == error_ref, (method, path)
+
+
+def test_content_types_served_are_documented(served_schema):
+    paths = served_schema["paths"]
+    assert "text/csv" in paths["/api/v1/crm/contacts/export/"]["get"]["responses"]["200"]["content"]
+    assert "text/csv" in paths["/api/v1/crm/imports/{id}/errors.csv/"]["get"]["responses"]["200"]["content"]
+    assert set(paths["/api/v1/crm/imports/"]["post"]["requestBody"]["content"]) == {
+        "multipart/form-data",
+        "application/x-www-form-urlencoded",
+    }
+    assert set(paths["/api/v1/crm/lists/{id}/add/"]["post"]["requestBody"]["content"]) == {"application/json"}
+
+
+def test_unverified_contact_and_unstarted_job_match_their_schema(api_client_for, served_schema):
+    """ "" is a real verification value and started_by/company may be null: the schema says so."""
+    client = api_client_for("viewer")
+    contact = ContactFactory(workspace=client.workspace, verification="", company=None)
+    JobFactory(workspace=client.workspace, started_by=None)
+    body = client.get(f"/api/v1/crm/contacts/{contact.pk}/").json()
+    assert body["verification"] == "" and body["company"] is None
+    assert client.get("/api/v1/jobs/").json()["results"][0]["started_by"] is None
+    components = served_schema["components"]["schemas"]
+    verification = components["Contact"]["properties"]["verification"]
+    assert {"$ref": "#/components/schemas/BlankEnum"} in verification["oneOf"]
+    assert components["Contact"]["properties"]["company"].get("nullable") or any(
+        s.get("nullable") for s in components["Contact"]["properties"]["company"].get("allOf", [])
+    )
+    assert components["Job"]["properties"]["started_by"]["nullable"] is True
+
+
+def test_list_responses_are_not_documented_as_pages_when_they_are_plain_lists(served_schema):
+    get = served_schema["paths"]["/api/v1/media/assets/{id}/renditions/"]["get"]
+    assert get["responses"]["200"]["content"]["application/json"]["schema"]["type"] == "array"
+    assert "page" not in {p["name"] for p in get.get("parameters", [])}
+
+
+@pytest.mark.parametrize("value", [0, "0", "abc", 501])
+def test_page_size_outside_the_documented_range_is_400(api_client_for, value):
+    resp = api_client_for("viewer").get("/api/v1/crm/contacts/", {"page_size": value})
+    assert resp.status_code == 400
+    assert list(resp.json()["error"]["fields"]) == ["page_size"]
+
+
+@pytest.mark.parametrize("choices", [True, "a,b", [{"x": 1}], None])
+def test_custom_field_choices_must_be_a_list_of_strings(api_client_for, choices):
+    client = api_client_for("admin")
+    body = {"key": "plan", "label": "Plan", "type": "choice", "choices": choices}
+    resp = client.post("/api/v1/crm/custom-fields/", body, format="json")
+    assert resp.status_code == 400
+    assert [f.split(".")[0] for f in resp.json()["error"]["fields"]] == ["choices"]
+    assert client.get("/api/v1/crm/segments/fields/").status_code == 200
+
+
+def test_form_encoded_json_body_is_415(api_client_for):
+    client = api_client_for("admin")
+    resp = client.post(
+        "/api/v1/crm/custom-fields/", {"key": "k", "label": "L", "choices": "null"}, format="multipart"
+    )
+    assert resp.status_code == 415
+    assert resp.json()["error"]["code"] == "unsupported_media_type"
