@@ -33,6 +33,7 @@ from .models import (
     Segment,
     Tag,
 )
+from .normalize import normalize_domain
 from .segments import (
     SegmentRuleError,
     compile_rules,
@@ -41,7 +42,14 @@ from .segments import (
     saved_segment_q,
     segment_error_messages,
 )
-from .selectors import contact_by_email, contact_detail, contacts_for, lists_for
+from .selectors import (
+    companies_for,
+    contact_by_email,
+    contact_detail,
+    contacts_for,
+    lists_for,
+    tags_with_counts,
+)
 
 PAGE_SIZE = 50
 
@@ -710,6 +718,9 @@ def _choices(value: str) -> list[str]:
 
 
 def _field_errors(request, exc: ValidationError) -> None:
+    if not hasattr(exc, "error_dict"):
+        messages.error(request, " ".join(exc.messages))
+        return
     for field, errs in exc.message_dict.items():
         messages.error(request, f"{field}: {' '.join(errs)}")
 
@@ -772,3 +783,141 @@ class CustomFieldEditView(WorkspaceView):
         except ValidationError as exc:
             _field_errors(request, exc)
         return HttpResponseRedirect(reverse("crm:fields"))
+
+
+# ---------------------------------------------------------------- companies and tags
+
+
+class CompanyIndexView(WorkspaceView, TemplateView):
+    """Companies with their contact counts (search ``q`` on name/domain, paged); POST creates one
+    (`services.company_create`)."""
+
+    template_name = "crm/company_list.html"
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        q = self.request.GET.get("q", "").strip()
+        page = Paginator(companies_for(self.workspace, search=q), PAGE_SIZE).get_page(
+            self.request.GET.get("page")
+        )
+        ctx.update(page=page, q=q, can_write=self.tenant.allows(WRITE))
+        return ctx
+
+    def post(self, request):
+        try:
+            company = services.company_create(
+                workspace=self.workspace,
+                domain=request.POST.get("domain", ""),
+                name=request.POST.get("name", ""),
+                by=request.user,
+            )
+        except ValidationError as exc:
+            _field_errors(request, exc)
+            return HttpResponseRedirect(reverse("crm:companies"))
+        messages.success(request, f"Company {company.domain} created.")
+        return HttpResponseRedirect(reverse("crm:company", args=[company.pk]))
+
+
+class CompanyDetailView(WorkspaceView, TemplateView):
+    """One company: its contacts, edit (name, domain), merge a duplicate in (by its domain), delete with what
+    it touches. POST ``action`` = ``save`` | ``merge`` | ``delete`` calls the company services."""
+
+    template_name = "crm/company_detail.html"
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        company = get_scoped_or_404(Company.objects.all(), self.request, pk=kwargs["pk"])
+        contacts = contacts_for(self.workspace).filter(company=company).order_by("email")
+        ctx.update(
+            company=company,
+            contacts=contacts[:PAGE_SIZE],
+            dependents=services.company_dependents(company),
+            can_write=self.tenant.allows(WRITE),
+        )
+        return ctx
+
+    def post(self, request, pk):
+        company = get_scoped_or_404(Company.objects.all(), request, pk=pk)
+        action = request.POST.get("action")
+        here = reverse("crm:company", args=[company.pk])
+        try:
+            if action == "delete":
+                report = services.company_delete(company=company, by=request.user)
+                messages.success(
+                    request, f"Company {company.domain} deleted; {report['contacts']} contacts now have none."
+                )
+                return HttpResponseRedirect(reverse("crm:companies"))
+            if action == "merge":
+                wanted = normalize_domain(request.POST.get("other", ""))
+                other = Company.objects.for_workspace(self.workspace).filter(domain=wanted).first()
+                if other is None:
+                    messages.error(request, f"No company with the domain {wanted or '(blank)'} here.")
+                    return HttpResponseRedirect(here)
+                report = services.company_merge(primary=company, duplicate=other, by=request.user)
+                messages.success(
+                    request, f"{other.domain} merged in: {report['moved_contacts']} contacts moved over."
+                )
+                return HttpResponseRedirect(here)
+            services.company_update(
+                company=company,
+                name=request.POST.get("name", company.name),
+                domain=request.POST.get("domain", company.domain),
+                by=request.user,
+            )
+            messages.success(request, "Company saved.")
+        except ValidationError as exc:
+            _field_errors(request, exc)
+        return HttpResponseRedirect(here)
+
+
+class TagIndexView(WorkspaceView, TemplateView):
+    """Tags with how many contacts carry each; POST creates one (`services.tag_create`)."""
+
+    template_name = "crm/tag_list.html"
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        ctx.update(tags=tags_with_counts(self.workspace), can_write=self.tenant.allows(WRITE))
+        return ctx
+
+    def post(self, request):
+        try:
+            tag = services.tag_create(
+                workspace=self.workspace, name=request.POST.get("name", ""), by=request.user
+            )
+        except ValidationError as exc:
+            _field_errors(request, exc)
+        else:
+            messages.success(request, f"Tag {tag.name} created.")
+        return HttpResponseRedirect(reverse("crm:tags"))
+
+
+class TagDetailView(WorkspaceView, TemplateView):
+    """One tag: what depends on it (contacts, saved segments naming it), rename (segments follow) and delete
+    (segments naming it are marked broken). POST ``action`` = ``rename`` | ``delete``."""
+
+    template_name = "crm/tag_detail.html"
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        tag = get_scoped_or_404(Tag.objects.all(), self.request, pk=kwargs["pk"])
+        ctx.update(tag=tag, dependents=services.tag_dependents(tag), can_write=self.tenant.allows(WRITE))
+        return ctx
+
+    def post(self, request, pk):
+        tag = get_scoped_or_404(Tag.objects.all(), request, pk=pk)
+        try:
+            if request.POST.get("action") == "delete":
+                report = services.tag_delete(tag=tag, by=request.user)
+                broken = ", ".join(report["segments"]) or "none"
+                messages.success(
+                    request,
+                    f"Tag {tag.name} deleted: removed from {report['contacts']} contacts; "
+                    f"segments marked broken: {broken}.",
+                )
+                return HttpResponseRedirect(reverse("crm:tags"))
+            tag = services.tag_rename(tag=tag, name=request.POST.get("name", ""), by=request.user)
+            messages.success(request, f"Tag renamed to {tag.name}.")
+        except ValidationError as exc:
+            _field_errors(request, exc)
+        return HttpResponseRedirect(reverse("crm:tag", args=[tag.pk]))
