@@ -50,6 +50,7 @@ from .selectors import (
     lists_for,
     tags_with_counts,
 )
+from .usage import list_dependents, segment_dependents
 
 PAGE_SIZE = 50
 
@@ -921,3 +922,87 @@ class TagDetailView(WorkspaceView, TemplateView):
         except ValidationError as exc:
             _field_errors(request, exc)
         return HttpResponseRedirect(reverse("crm:tag", args=[tag.pk]))
+
+
+# ---------------------------------------------------------------- list and segment management
+
+
+class CollectionManageView(WorkspaceView, TemplateView):
+    """One static list or saved segment: what uses it outside crm, rename, duplicate, delete (refused while
+    in use, naming the users). POST ``action`` = ``rename`` | ``duplicate`` | ``delete`` with ``name``."""
+
+    template_name = "crm/collection_manage.html"
+    model = None
+    noun = ""
+    index = ""
+    manage = ""  # this page's URL name
+
+    def _object(self, request, pk):
+        return get_scoped_or_404(self.model.objects.all(), request, pk=pk)
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        obj = self._object(self.request, kwargs["pk"])
+        ctx.update(
+            obj=obj,
+            noun=self.noun,
+            index=reverse(self.index),
+            users=self.dependents(obj),
+            contacts_url=f"{reverse('crm:index')}?{self.noun}={obj.pk}",
+            can_write=self.tenant.allows(WRITE),
+        )
+        return ctx
+
+    def post(self, request, pk):
+        obj = self._object(request, pk)
+        action, name = request.POST.get("action"), request.POST.get("name", "")
+        here = request.path
+        try:
+            if action == "delete":
+                self.delete(obj, request.user)
+                messages.success(request, f"{self.noun.title()} {obj.name} deleted.")
+                return HttpResponseRedirect(reverse(self.index))
+            if action == "duplicate":
+                copy = self.duplicate(obj, name, request.user)
+                messages.success(request, f"{self.noun.title()} {obj.name} copied to {copy.name}.")
+                return HttpResponseRedirect(reverse(self.manage, args=[copy.pk]))
+            if action == "rename":
+                obj = self.rename(obj, name, request.user)
+                messages.success(request, f"{self.noun.title()} renamed to {obj.name}.")
+            else:
+                messages.error(request, "Choose rename, duplicate or delete.")
+        except ValidationError as exc:
+            _field_errors(request, exc)
+        return HttpResponseRedirect(here)
+
+
+class ListManageView(CollectionManageView):
+    model, noun, index, manage = ContactList, "list", "crm:lists", "crm:list"
+
+    def dependents(self, obj):
+        return list_dependents(obj)
+
+    def rename(self, obj, name, by):
+        return services.list_rename(contact_list=obj, name=name, by=by)
+
+    def duplicate(self, obj, name, by):
+        return services.list_duplicate(contact_list=obj, name=name, by=by)
+
+    def delete(self, obj, by):
+        return services.list_delete(contact_list=obj, by=by)
+
+
+class SegmentManageView(CollectionManageView):
+    model, noun, index, manage = Segment, "segment", "crm:segments", "crm:segment-manage"
+
+    def dependents(self, obj):
+        return segment_dependents(obj)
+
+    def rename(self, obj, name, by):
+        return services.segment_rename(segment=obj, name=name, by=by)
+
+    def duplicate(self, obj, name, by):
+        return services.segment_duplicate(segment=obj, name=name, by=by)
+
+    def delete(self, obj, by):
+        return services.segment_delete(segment=obj, by=by)
