@@ -135,3 +135,12 @@ def test_home_query_count_is_flat(client_for, django_assert_max_num_queries):
         AuditEventFactory(workspace=client.workspace, verb="crm.contact.created")
     with django_assert_max_num_queries(22):
         assert client.get("/").status_code == 200
+
+
+def test_big_counts_are_grouped_on_the_overview_and_the_contact_list(client_for):
+    client = client_for("viewer")
+    Contact.objects.bulk_create(
+        [Contact(workspace=client.workspace, email=f"bulk{i}@example.com") for i in range(1234)]
+    )
+    assert '<strong class="figure-total">1,234</strong>' in client.get("/").content.decode()
+    assert "1,234 contacts" in client.get("/crm/").content.decode()
