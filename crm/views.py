@@ -12,6 +12,7 @@ from django.http import Http404, HttpResponseRedirect, QueryDict
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.text import capfirst
 from django.views.generic import TemplateView
 
 from aicmo.models import Job
@@ -95,6 +96,11 @@ def _matching(request, workspace, params, queryset) -> tuple[Segment | None, Con
     return segment, ContactFilter(params or None, queryset=queryset)
 
 
+def _field_label(name: str) -> str:
+    """A contact field's human label (its model verbose name, capitalised): ``first_name`` -> ``First name``."""
+    return capfirst(Contact._meta.get_field(name).verbose_name)
+
+
 def segment_error_text(exc: SegmentRuleError) -> str:
     """The dashboard/admin wording of a segment that does not compile (the API returns the same dict)."""
     return "The segment's rules do not compile: " + "; ".join(
@@ -160,6 +166,7 @@ class ContactDetailView(WorkspaceView, TemplateView):
             fields.append(
                 {
                     "name": name,
+                    "label": _field_label(name),
                     "value": value or "",
                     "provenance": contact.provenance.get(name),
                     "typed": name in contact.typed_fields,
@@ -313,7 +320,13 @@ class ContactMergeView(WorkspaceView, TemplateView):
             for name in (*services.EDITABLE_FIELDS, "company"):
                 mine, theirs = getattr(contact, name), getattr(other, name)
                 rows.append(
-                    {"name": name, "mine": mine or "", "theirs": theirs or "", "fills": not mine and theirs}
+                    {
+                        "name": name,
+                        "label": _field_label(name),
+                        "mine": mine or "",
+                        "theirs": theirs or "",
+                        "fills": not mine and theirs,
+                    }
                 )
         ctx.update(
             contact=contact,

@@ -267,3 +267,13 @@ def test_select_all_matching_with_a_foreign_segment_is_404(client_for, other_wor
         {"list": target.pk, "action": "add", "scope": "matching", "query": f"segment={theirs.pk}"},
     )
     assert resp.status_code == 404 and not ListMembership.objects.exists()
+
+
+def test_contact_fields_have_human_labels_with_the_technical_name_on_hover(client_for):
+    client = client_for("viewer")
+    primary = ContactFactory(workspace=client.workspace, email="h1@example.com")
+    other = ContactFactory(workspace=client.workspace, email="h2@example.com")
+    for url in (f"/crm/contacts/{primary.pk}/", f"/crm/contacts/{primary.pk}/merge/?other={other.email}"):
+        page = client.get(url).content.decode()
+        assert '<span title="first_name">First name</span>' in page
+        assert "<td>first_name</td>" not in page
