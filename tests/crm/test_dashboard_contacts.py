@@ -277,3 +277,21 @@ def test_contact_fields_have_human_labels_with_the_technical_name_on_hover(clien
         page = client.get(url).content.decode()
         assert '<span title="first_name">First name</span>' in page
         assert "<td>first_name</td>" not in page
+
+
+def test_a_run_for_all_matching_contacts_takes_every_page(client_for, django_capture_on_commit_callbacks):
+    from aicmo.models import Job
+
+    client = client_for("marketer")
+    tag = TagFactory(workspace=client.workspace, name="verify-me")
+    wanted = ContactFactory.create_batch(60, workspace=client.workspace)
+    for c in wanted:
+        c.tags.add(tag)
+    ContactFactory.create_batch(2, workspace=client.workspace)
+    with django_capture_on_commit_callbacks(execute=False):  # the job row is what matters, not its lanes
+        resp = client.post(
+            "/crm/runs/start/", {"kind": "verification", "scope": "matching", "query": "tag=verify-me"}
+        )
+    job = Job.objects.get(workspace=client.workspace, kind="crm.verification")
+    assert resp.status_code == 302 and resp["Location"] == f"/crm/runs/{job.pk}/"
+    assert sorted(job.params["contact_ids"]) == sorted(c.pk for c in wanted)
