@@ -22,7 +22,9 @@ AICMO_ENV = env.str("AICMO_ENV", default="production")
 DEV = AICMO_ENV in {"dev", "test"}
 TESTING = AICMO_ENV == "test" or "pytest" in sys.modules
 
-DEBUG = env.bool("DEBUG", default=DEV and not TESTING)
+# Off unless asked for (DEBUG=1), in `make run` too: people using the demo get the product's own 404/403/500
+# pages, not Django's technical ones (static files come from WhiteNoise's finders in dev, not from DEBUG).
+DEBUG = env.bool("DEBUG", default=False)
 
 
 def _secret(name: str) -> str:

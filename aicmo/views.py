@@ -16,7 +16,8 @@ from django.views.generic import TemplateView
 from . import selectors
 from .exports import audit_export_start
 from .jobs import job_cancel
-from .models import Job, Membership
+from .models import FINISHED_JOB_STATUSES, Job, Membership
+from .overview import getting_started, overview_figures, verb_words
 from .roles import MANAGE, READ, WRITE
 from .tenancy import SESSION_KEY, get_scoped_or_404
 
@@ -48,11 +49,25 @@ class WorkspaceTemplateView(WorkspaceView, TemplateView):
 class HomeView(WorkspaceTemplateView):
     template_name = "aicmo/home.html"
 
+    """The overview: each area's counts with their 7-day change, the getting-started checklist (shown until
+    every step is done), jobs running now with live progress, recent jobs and (admins) recent activity."""
+
     def get_context_data(self, **kwargs):
         ctx = super().get_context_data(**kwargs)
-        ctx["recent_jobs"] = selectors.jobs_for(self.workspace)[:10]
-        ctx["recent_events"] = (
-            selectors.audit_events_for(self.workspace)[:10] if self.tenant.allows("manage") else []
+        steps = getting_started(self.workspace)
+        jobs = selectors.jobs_for(self.workspace)
+        ctx.update(
+            figures=overview_figures(self.workspace),
+            steps=steps,
+            steps_left=sum(1 for s in steps if not s.done),
+            running_jobs=jobs.exclude(status__in=FINISHED_JOB_STATUSES)[:10],
+            recent_jobs=jobs.filter(status__in=FINISHED_JOB_STATUSES)[:10],
+            recent_events=[
+                {"event": e, "words": verb_words(e.verb)}
+                for e in selectors.audit_events_for(self.workspace)[:10]
+            ]
+            if self.tenant.allows(MANAGE)
+            else [],
         )
         return ctx
 

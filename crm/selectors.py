@@ -4,11 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from django.db.models import Count, Prefetch, QuerySet
+from django.db.models import Count, Prefetch, Q, QuerySet
 
 from aicmo.models import Workspace
 
-from .models import Channel, Contact, ContactList, EnrichmentRecord, Segment, Suppression, Tag, Verdict
+from .models import (
+    Channel,
+    Company,
+    Contact,
+    ContactList,
+    EnrichmentRecord,
+    Segment,
+    Suppression,
+    Tag,
+    Verdict,
+)
 from .normalize import email_lookup_key
 from .segments import saved_segment_q
 
@@ -97,3 +107,16 @@ def lists_for(workspace: Workspace | int) -> QuerySet[ContactList]:
 def contact_by_email(workspace: Workspace | int, email: str) -> Contact | None:
     key = email_lookup_key(email or "")
     return Contact.objects.for_workspace(workspace).filter(email=key).first() if key else None
+
+
+def companies_for(workspace: Workspace | int, *, search: str = "") -> QuerySet[Company]:
+    """Companies with ``contact_count``, by domain; `search` matches name or domain (case-insensitive)."""
+    qs = Company.objects.for_workspace(workspace).annotate(contact_count=Count("contacts"))
+    if search:
+        qs = qs.filter(Q(name__icontains=search) | Q(domain__icontains=search.lower()))
+    return qs.order_by("domain")
+
+
+def tags_with_counts(workspace: Workspace | int) -> QuerySet[Tag]:
+    """Tags with ``contact_count`` (contacts carrying each), by name."""
+    return Tag.objects.for_workspace(workspace).annotate(contact_count=Count("contacts")).order_by("name")

@@ -8,10 +8,11 @@ import json
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponseRedirect
+from django.http import Http404, HttpResponseRedirect, QueryDict
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.text import capfirst
 from django.views.generic import TemplateView
 
 from aicmo.models import Job
@@ -21,7 +22,19 @@ from aicmo.views import WorkspaceView
 
 from . import exporting, importing, services
 from .filters import MAX_ID, ContactFilter
-from .models import Channel, Contact, ContactList, CustomFieldDefinition, FieldType, ImportRun, Segment, Tag
+from .forms import ContactForm
+from .models import (
+    Channel,
+    Company,
+    Contact,
+    ContactList,
+    CustomFieldDefinition,
+    FieldType,
+    ImportRun,
+    Segment,
+    Tag,
+)
+from .normalize import normalize_domain
 from .segments import (
     SegmentRuleError,
     compile_rules,
@@ -30,7 +43,15 @@ from .segments import (
     saved_segment_q,
     segment_error_messages,
 )
-from .selectors import contact_detail, contacts_for, lists_for
+from .selectors import (
+    companies_for,
+    contact_by_email,
+    contact_detail,
+    contacts_for,
+    lists_for,
+    tags_with_counts,
+)
+from .usage import list_dependents, segment_dependents
 
 PAGE_SIZE = 50
 
@@ -58,6 +79,28 @@ def _segment_from_query(request) -> Segment | None:
     return get_scoped_or_404(Segment.objects.all(), request, pk=_pk_or_404(value))
 
 
+def _matching(request, workspace, params, queryset) -> tuple[Segment | None, ContactFilter]:
+    """The contact list's filter (saved segment from ``?segment=`` plus `ContactFilter`) over `queryset`.
+
+    The list page, the CSV export and "all N matching" bulk actions share it, so a bulk action reaches
+    exactly the contacts the page counted. A segment whose rules no longer compile matches nobody (with a
+    message)."""
+    segment = None
+    if params.get("segment", ""):
+        segment = get_scoped_or_404(Segment.objects.all(), request, pk=_pk_or_404(params["segment"]))
+        try:
+            queryset = queryset.filter(saved_segment_q(segment))
+        except SegmentRuleError as exc:
+            messages.error(request, segment_error_text(exc))
+            queryset = queryset.none()
+    return segment, ContactFilter(params or None, queryset=queryset)
+
+
+def _field_label(name: str) -> str:
+    """A contact field's human label (its model verbose name, capitalised): ``first_name`` -> ``First name``."""
+    return capfirst(Contact._meta.get_field(name).verbose_name)
+
+
 def segment_error_text(exc: SegmentRuleError) -> str:
     """The dashboard/admin wording of a segment that does not compile (the API returns the same dict)."""
     return "The segment's rules do not compile: " + "; ".join(
@@ -70,15 +113,9 @@ class ContactListView(WorkspaceView, TemplateView):
 
     def get_context_data(self, **kwargs):
         ctx = super().get_context_data(**kwargs)
-        qs = contacts_for(self.workspace)
-        segment = _segment_from_query(self.request)
-        if segment is not None:
-            try:
-                qs = qs.filter(saved_segment_q(segment))
-            except SegmentRuleError as exc:
-                messages.error(self.request, segment_error_text(exc))
-                qs = qs.none()
-        filterset = ContactFilter(self.request.GET or None, queryset=qs)
+        segment, filterset = _matching(
+            self.request, self.workspace, self.request.GET, contacts_for(self.workspace)
+        )
         page = Paginator(filterset.qs, PAGE_SIZE).get_page(self.request.GET.get("page"))
         query = self.request.GET.copy()
         query.pop("page", None)
@@ -88,6 +125,7 @@ class ContactListView(WorkspaceView, TemplateView):
             segment=segment,
             querystring=query.urlencode(),
             can_write=self.tenant.allows(WRITE),
+            more_than_page=page.paginator.count > len(page.object_list),
             lists=lists_for(self.workspace) if self.tenant.allows(WRITE) else [],
             active_list=self._active_list(),
         )
@@ -128,6 +166,7 @@ class ContactDetailView(WorkspaceView, TemplateView):
             fields.append(
                 {
                     "name": name,
+                    "label": _field_label(name),
                     "value": value or "",
                     "provenance": contact.provenance.get(name),
                     "typed": name in contact.typed_fields,
@@ -167,6 +206,148 @@ class ContactSubscriptionView(WorkspaceView):
         except services.SuppressionError as exc:
             messages.error(request, str(exc))
         return HttpResponseRedirect(reverse("crm:contact", args=[contact.pk]))
+
+
+# ---------------------------------------------------------------- contact create / edit / delete / merge
+
+COMPANY_OPTIONS = 500  # the company picker lists this many; any other domain can still be typed
+
+
+class ContactFormView(WorkspaceView, TemplateView):
+    """GET: the contact form (new, or edit with ``pk``). POST: `services.contact_create` / `contact_update`;
+    service errors land on the fields they name and the form is shown again (400), nothing written."""
+
+    template_name = "crm/contact_form.html"
+
+    def _contact(self) -> Contact | None:
+        pk = self.kwargs.get("pk")
+        return (
+            get_scoped_or_404(Contact.objects.select_related("company"), self.request, pk=pk) if pk else None
+        )
+
+    def _render(self, form, contact, status=200):
+        companies = Company.objects.for_workspace(self.workspace).order_by("domain")[:COMPANY_OPTIONS]
+        ctx = self.get_context_data(form=form, contact=contact, companies=companies)
+        return self.render_to_response(ctx, status=status)
+
+    def get(self, request, pk=None):
+        contact = self._contact()
+        return self._render(ContactForm(workspace=self.workspace, contact=contact), contact)
+
+    def post(self, request, pk=None):
+        contact = self._contact()
+        form = ContactForm(request.POST, workspace=self.workspace, contact=contact)
+        if form.is_valid():
+            try:
+                if contact is None:
+                    contact = services.contact_create(
+                        workspace=self.workspace,
+                        data=form.service_data(),
+                        by=request.user,
+                        source="dashboard",
+                    )
+                    messages.success(request, f"Contact {contact.email} created.")
+                else:
+                    contact = services.contact_update(
+                        contact=contact, data=form.service_data(), by=request.user
+                    )
+                    messages.success(request, f"Contact {contact.email} saved.")
+            except ValidationError as exc:
+                form.add_service_errors(exc)
+            else:
+                return HttpResponseRedirect(reverse("crm:contact", args=[contact.pk]))
+        return self._render(form, contact, status=400)
+
+
+def contact_footprint(contact: Contact) -> dict:
+    """What a delete or an erasure of `contact` touches, for the confirmation page (counts)."""
+    return {
+        "tags": contact.tags.count(),
+        "lists": contact.list_memberships.count(),
+        "enrichment_records": contact.enrichment_records.count(),
+        "consent_events": contact.consent_events.count(),
+        "transitions": contact.transitions.count(),
+    }
+
+
+class ContactDeleteView(WorkspaceView, TemplateView):
+    """GET: a confirmation naming what delete and GDPR erasure each do to this contact. POST ``action``:
+    ``delete`` (`services.contact_delete`) or ``erase`` (`services.contact_erase`)."""
+
+    template_name = "crm/contact_delete.html"
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        contact = get_scoped_or_404(Contact.objects.all(), self.request, pk=kwargs["pk"])
+        ctx.update(contact=contact, footprint=contact_footprint(contact), can_write=self.tenant.allows(WRITE))
+        return ctx
+
+    def post(self, request, pk):
+        contact = get_scoped_or_404(Contact.objects.all(), request, pk=pk)
+        action = request.POST.get("action")
+        if action == "erase":
+            email = contact.email
+            services.contact_erase(contact=contact, by=request.user)
+            messages.success(request, f"{email} erased: personal data removed, the address is blocked.")
+            return HttpResponseRedirect(reverse("crm:contact", args=[contact.pk]))
+        if action == "delete":
+            email = contact.email
+            services.contact_delete(contact=contact, by=request.user)
+            messages.success(request, f"Contact {email} deleted.")
+            return HttpResponseRedirect(reverse("crm:index"))
+        messages.error(request, "Choose delete or erase.")
+        return HttpResponseRedirect(reverse("crm:contact-delete", args=[contact.pk]))
+
+
+class ContactMergeView(WorkspaceView, TemplateView):
+    """GET ``?other=<email>``: both contacts side by side and what merging does. POST ``other=<id>``: fold
+    that duplicate into this contact (`services.contact_merge`); the duplicate is deleted."""
+
+    template_name = "crm/contact_merge.html"
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        contact = get_scoped_or_404(Contact.objects.select_related("company"), self.request, pk=kwargs["pk"])
+        wanted = self.request.GET.get("other", "").strip()
+        other = contact_by_email(self.workspace, wanted) if wanted else None
+        error = ""
+        if wanted and other is None:
+            error = f"No contact with the email {wanted} in this workspace."
+        elif other is not None and other.pk == contact.pk:
+            error, other = "That is this contact; give the duplicate's email.", None
+        rows = []
+        if other is not None:
+            for name in (*services.EDITABLE_FIELDS, "company"):
+                mine, theirs = getattr(contact, name), getattr(other, name)
+                rows.append(
+                    {
+                        "name": name,
+                        "label": _field_label(name),
+                        "mine": mine or "",
+                        "theirs": theirs or "",
+                        "fills": not mine and theirs,
+                    }
+                )
+        ctx.update(
+            contact=contact,
+            other=other,
+            wanted=wanted,
+            error=error,
+            rows=rows,
+            can_write=self.tenant.allows(WRITE),
+        )
+        return ctx
+
+    def post(self, request, pk):
+        contact = get_scoped_or_404(Contact.objects.all(), request, pk=pk)
+        other = get_scoped_or_404(Contact.objects.all(), request, pk=_pk_or_404(request.POST.get("other")))
+        try:
+            merged = services.contact_merge(primary=contact, duplicate=other, by=request.user)
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+            return HttpResponseRedirect(reverse("crm:contact-merge", args=[contact.pk]))
+        messages.success(request, f"{other.email} merged into {merged.email}.")
+        return HttpResponseRedirect(reverse("crm:contact", args=[merged.pk]))
 
 
 class SegmentListView(WorkspaceView, TemplateView):
@@ -381,6 +562,7 @@ class ImportErrorsCsvView(WorkspaceView):
 
 # ---------------------------------------------------------------- static lists and contact runs
 
+MAX_MATCHING = services.MAX_RUN_CONTACTS  # "all N matching": the most one bulk action takes
 MAX_SELECTED = 1000  # checkboxes on one page are at most PAGE_SIZE; anything beyond is not a browser
 RUN_STARTERS = {"enrichment": services.enrichment_start, "verification": services.verification_start}
 RUN_KINDS = ("crm.enrichment", "crm.verification")
@@ -394,7 +576,24 @@ def _back(request, default: str) -> str:
 
 
 def _selected_contact_ids(request, workspace) -> list[int]:
-    """The ticked contacts: every id must be a contact of this workspace, else 404 (like any other id)."""
+    """The ticked contacts: every id must be a contact of this workspace, else 404 (like any other id).
+
+    With ``scope=matching`` it is every contact the list page's filter (the posted ``query`` string, the
+    page's own query string) matches, not only the visible page; more than `MAX_MATCHING`
+    raises `services.RunTooLarge` (the caller says so)."""
+    if request.POST.get("scope") == "matching":
+        _, filterset = _matching(
+            request,
+            workspace,
+            QueryDict(request.POST.get("query", "")),
+            Contact.objects.for_workspace(workspace),
+        )
+        ids = list(filterset.qs.order_by("pk").values_list("pk", flat=True)[: MAX_MATCHING + 1])
+        if len(ids) > MAX_MATCHING:
+            raise services.RunTooLarge(
+                f"More than {MAX_MATCHING:,} contacts match; narrow the filter or use a list."
+            )
+        return ids
     values = request.POST.getlist("contact")
     if len(values) > MAX_SELECTED:
         raise Http404("Not found.")
@@ -439,8 +638,12 @@ class ListMembersView(WorkspaceView):
         contact_list = get_scoped_or_404(
             ContactList.objects.all(), request, pk=_pk_or_404(request.POST.get("list"))
         )
-        ids = _selected_contact_ids(request, self.workspace)
         back = _back(request, reverse("crm:index"))
+        try:
+            ids = _selected_contact_ids(request, self.workspace)
+        except services.RunTooLarge as exc:
+            messages.error(request, str(exc))
+            return HttpResponseRedirect(back)
         if not ids:
             messages.error(request, "Tick at least one contact.")
         elif request.POST.get("action") == "remove":
@@ -473,7 +676,11 @@ class RunStartView(WorkspaceView):
                 Segment.objects.all(), request, pk=_pk_or_404(request.POST["segment"])
             ).pk
         else:
-            contact_ids = _selected_contact_ids(request, self.workspace)
+            try:
+                contact_ids = _selected_contact_ids(request, self.workspace)
+            except services.RunTooLarge as exc:
+                messages.error(request, str(exc))
+                return HttpResponseRedirect(back)
             if not contact_ids:
                 messages.error(request, "Tick at least one contact, or run a whole list or segment.")
                 return HttpResponseRedirect(back)
@@ -525,6 +732,9 @@ def _choices(value: str) -> list[str]:
 
 
 def _field_errors(request, exc: ValidationError) -> None:
+    if not hasattr(exc, "error_dict"):
+        messages.error(request, " ".join(exc.messages))
+        return
     for field, errs in exc.message_dict.items():
         messages.error(request, f"{field}: {' '.join(errs)}")
 
@@ -587,3 +797,225 @@ class CustomFieldEditView(WorkspaceView):
         except ValidationError as exc:
             _field_errors(request, exc)
         return HttpResponseRedirect(reverse("crm:fields"))
+
+
+# ---------------------------------------------------------------- companies and tags
+
+
+class CompanyIndexView(WorkspaceView, TemplateView):
+    """Companies with their contact counts (search ``q`` on name/domain, paged); POST creates one
+    (`services.company_create`)."""
+
+    template_name = "crm/company_list.html"
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        q = self.request.GET.get("q", "").strip()
+        page = Paginator(companies_for(self.workspace, search=q), PAGE_SIZE).get_page(
+            self.request.GET.get("page")
+        )
+        ctx.update(page=page, q=q, can_write=self.tenant.allows(WRITE))
+        return ctx
+
+    def post(self, request):
+        try:
+            company = services.company_create(
+                workspace=self.workspace,
+                domain=request.POST.get("domain", ""),
+                name=request.POST.get("name", ""),
+                by=request.user,
+            )
+        except ValidationError as exc:
+            _field_errors(request, exc)
+            return HttpResponseRedirect(reverse("crm:companies"))
+        messages.success(request, f"Company {company.domain} created.")
+        return HttpResponseRedirect(reverse("crm:company", args=[company.pk]))
+
+
+class CompanyDetailView(WorkspaceView, TemplateView):
+    """One company: its contacts, edit (name, domain), merge a duplicate in (by its domain), delete with what
+    it touches. POST ``action`` = ``save`` | ``merge`` | ``delete`` calls the company services."""
+
+    template_name = "crm/company_detail.html"
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        company = get_scoped_or_404(Company.objects.all(), self.request, pk=kwargs["pk"])
+        contacts = contacts_for(self.workspace).filter(company=company).order_by("email")
+        ctx.update(
+            company=company,
+            contacts=contacts[:PAGE_SIZE],
+            dependents=services.company_dependents(company),
+            can_write=self.tenant.allows(WRITE),
+        )
+        return ctx
+
+    def post(self, request, pk):
+        company = get_scoped_or_404(Company.objects.all(), request, pk=pk)
+        action = request.POST.get("action")
+        here = reverse("crm:company", args=[company.pk])
+        try:
+            if action == "delete":
+                report = services.company_delete(company=company, by=request.user)
+                messages.success(
+                    request, f"Company {company.domain} deleted; {report['contacts']} contacts now have none."
+                )
+                return HttpResponseRedirect(reverse("crm:companies"))
+            if action == "merge":
+                wanted = normalize_domain(request.POST.get("other", ""))
+                other = Company.objects.for_workspace(self.workspace).filter(domain=wanted).first()
+                if other is None:
+                    messages.error(request, f"No company with the domain {wanted or '(blank)'} here.")
+                    return HttpResponseRedirect(here)
+                report = services.company_merge(primary=company, duplicate=other, by=request.user)
+                messages.success(
+                    request, f"{other.domain} merged in: {report['moved_contacts']} contacts moved over."
+                )
+                return HttpResponseRedirect(here)
+            services.company_update(
+                company=company,
+                name=request.POST.get("name", company.name),
+                domain=request.POST.get("domain", company.domain),
+                by=request.user,
+            )
+            messages.success(request, "Company saved.")
+        except ValidationError as exc:
+            _field_errors(request, exc)
+        return HttpResponseRedirect(here)
+
+
+class TagIndexView(WorkspaceView, TemplateView):
+    """Tags with how many contacts carry each; POST creates one (`services.tag_create`)."""
+
+    template_name = "crm/tag_list.html"
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        ctx.update(tags=tags_with_counts(self.workspace), can_write=self.tenant.allows(WRITE))
+        return ctx
+
+    def post(self, request):
+        try:
+            tag = services.tag_create(
+                workspace=self.workspace, name=request.POST.get("name", ""), by=request.user
+            )
+        except ValidationError as exc:
+            _field_errors(request, exc)
+        else:
+            messages.success(request, f"Tag {tag.name} created.")
+        return HttpResponseRedirect(reverse("crm:tags"))
+
+
+class TagDetailView(WorkspaceView, TemplateView):
+    """One tag: what depends on it (contacts, saved segments naming it), rename (segments follow) and delete
+    (segments naming it are marked broken). POST ``action`` = ``rename`` | ``delete``."""
+
+    template_name = "crm/tag_detail.html"
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        tag = get_scoped_or_404(Tag.objects.all(), self.request, pk=kwargs["pk"])
+        ctx.update(tag=tag, dependents=services.tag_dependents(tag), can_write=self.tenant.allows(WRITE))
+        return ctx
+
+    def post(self, request, pk):
+        tag = get_scoped_or_404(Tag.objects.all(), request, pk=pk)
+        try:
+            if request.POST.get("action") == "delete":
+                report = services.tag_delete(tag=tag, by=request.user)
+                broken = ", ".join(report["segments"]) or "none"
+                messages.success(
+                    request,
+                    f"Tag {tag.name} deleted: removed from {report['contacts']} contacts; "
+                    f"segments marked broken: {broken}.",
+                )
+                return HttpResponseRedirect(reverse("crm:tags"))
+            tag = services.tag_rename(tag=tag, name=request.POST.get("name", ""), by=request.user)
+            messages.success(request, f"Tag renamed to {tag.name}.")
+        except ValidationError as exc:
+            _field_errors(request, exc)
+        return HttpResponseRedirect(reverse("crm:tag", args=[tag.pk]))
+
+
+# ---------------------------------------------------------------- list and segment management
+
+
+class CollectionManageView(WorkspaceView, TemplateView):
+    """One static list or saved segment: what uses it outside crm, rename, duplicate, delete (refused while
+    in use, naming the users). POST ``action`` = ``rename`` | ``duplicate`` | ``delete`` with ``name``."""
+
+    template_name = "crm/collection_manage.html"
+    model = None
+    noun = ""
+    index = ""
+    manage = ""  # this page's URL name
+
+    def _object(self, request, pk):
+        return get_scoped_or_404(self.model.objects.all(), request, pk=pk)
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        obj = self._object(self.request, kwargs["pk"])
+        ctx.update(
+            obj=obj,
+            noun=self.noun,
+            index=reverse(self.index),
+            users=self.dependents(obj),
+            contacts_url=f"{reverse('crm:index')}?{self.noun}={obj.pk}",
+            can_write=self.tenant.allows(WRITE),
+        )
+        return ctx
+
+    def post(self, request, pk):
+        obj = self._object(request, pk)
+        action, name = request.POST.get("action"), request.POST.get("name", "")
+        here = request.path
+        try:
+            if action == "delete":
+                self.delete(obj, request.user)
+                messages.success(request, f"{self.noun.title()} {obj.name} deleted.")
+                return HttpResponseRedirect(reverse(self.index))
+            if action == "duplicate":
+                copy = self.duplicate(obj, name, request.user)
+                messages.success(request, f"{self.noun.title()} {obj.name} copied to {copy.name}.")
+                return HttpResponseRedirect(reverse(self.manage, args=[copy.pk]))
+            if action == "rename":
+                obj = self.rename(obj, name, request.user)
+                messages.success(request, f"{self.noun.title()} renamed to {obj.name}.")
+            else:
+                messages.error(request, "Choose rename, duplicate or delete.")
+        except ValidationError as exc:
+            _field_errors(request, exc)
+        return HttpResponseRedirect(here)
+
+
+class ListManageView(CollectionManageView):
+    model, noun, index, manage = ContactList, "list", "crm:lists", "crm:list"
+
+    def dependents(self, obj):
+        return list_dependents(obj)
+
+    def rename(self, obj, name, by):
+        return services.list_rename(contact_list=obj, name=name, by=by)
+
+    def duplicate(self, obj, name, by):
+        return services.list_duplicate(contact_list=obj, name=name, by=by)
+
+    def delete(self, obj, by):
+        return services.list_delete(contact_list=obj, by=by)
+
+
+class SegmentManageView(CollectionManageView):
+    model, noun, index, manage = Segment, "segment", "crm:segments", "crm:segment-manage"
+
+    def dependents(self, obj):
+        return segment_dependents(obj)
+
+    def rename(self, obj, name, by):
+        return services.segment_rename(segment=obj, name=name, by=by)
+
+    def duplicate(self, obj, name, by):
+        return services.segment_duplicate(segment=obj, name=name, by=by)
+
+    def delete(self, obj, by):
+        return services.segment_delete(segment=obj, by=by)

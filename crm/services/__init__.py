@@ -43,7 +43,19 @@ from .lifecycle import (
     normalize_verdict,
     tier_for_score,
 )
-from .lists import list_add_contacts, list_create, list_remove_contacts, segment_save, segments_mark_broken
+from .lists import (
+    list_add_contacts,
+    list_create,
+    list_delete,
+    list_duplicate,
+    list_remove_contacts,
+    list_rename,
+    segment_delete,
+    segment_duplicate,
+    segment_rename,
+    segment_save,
+    segments_mark_broken,
+)
 from .runs import (
     ENRICH_CHUNK,
     ENRICH_LANES,
@@ -114,6 +126,12 @@ __all__ = [
     "enrichment_ttl",
     "list_add_contacts",
     "list_create",
+    "list_delete",
+    "list_duplicate",
+    "list_rename",
+    "segment_delete",
+    "segment_duplicate",
+    "segment_rename",
     "list_remove_contacts",
     "normalize_domain",
     "normalize_email",

@@ -1,0 +1,200 @@
+"""A Chromium crawl of every dashboard page, as every role, over the `seed_demo` data plus a hostile contact.
+
+The URLs come from the URL configuration (so a new page cannot be missed): every pattern outside admin/ and
+api/ whose view answers GET, with real ids from the seeded workspace. A pattern with a parameter this file
+does not know how to fill fails the test. For each role and page it fails on:
+
+- a 4xx/5xx answer where the role may see the page (MANAGE pages answer 403 to the other roles),
+- a console error or an uncaught page error,
+- horizontal overflow at 390 px wide (the document scrolls sideways),
+- an axe-core violation of impact serious or critical (axe-playwright-python ships axe-core; no network),
+- a hostile string that ran or became markup (a script setting ``window.__pwned`` or an ``<img data-pwned>``).
+"""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.core.management import call_command
+from django.urls import URLPattern, URLResolver, get_resolver
+
+from aicmo.models import Job, Membership, Role, Workspace
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+HOSTILE = '"><img src=x data-pwned onerror="window.__pwned=1"><script>window.__pwned=1</script>'
+SKIPPED_PREFIXES = ("admin/", "api/")
+# Pages that are not pages: files and HTMX fragments answer, but are not crawled for layout and axe.
+FRAGMENTS = {"job-progress", "crm:import-result"}
+FILES = {"crm:export", "crm:import-errors", "job-download", "media:asset-file", "media:rendition-file"}
+# Public or one-off pages with their own tests.
+NOT_CRAWLED = {
+    "login": "the login form, tested in test_browser_shell",
+    "logout": "POST only in practice",
+    "healthz": "not HTML",
+    "invitation-accept": "needs a live invitation token; tests/core/test_invitations.py",
+    "job-download": "a job's result file; tests/core/test_audit_export.py",
+    "media:rendition-file": "a rendition's bytes; tests/media",
+    "media:asset-file": "an asset's bytes; tests/media",
+}
+MANAGE_ONLY = {"audit-log", "workspace-settings"}
+
+
+def _dashboard_patterns():
+    def walk(patterns, prefix="", ns=None):
+        for p in patterns:
+            if isinstance(p, URLResolver):
+                yield from walk(p.url_patterns, prefix + str(p.pattern), p.namespace or ns)
+            elif isinstance(p, URLPattern):
+                yield prefix + str(p.pattern), (f"{ns}:" if ns else "") + (p.name or ""), p.callback
+
+    for route, name, callback in walk(get_resolver().url_patterns):
+        view_class = getattr(callback, "view_class", None)
+        if route.startswith(SKIPPED_PREFIXES) or name in NOT_CRAWLED:
+            continue
+        if view_class is not None and not hasattr(view_class, "get"):
+            continue  # POST-only actions
+        yield route, name
+
+
+def _ids(workspace) -> dict[str, int]:
+    """One real id per parameterised page, from the seeded workspace (plus the rows this test adds)."""
+    from crm.models import Company, Contact, ContactList, CustomFieldDefinition, ImportRun, Segment, Tag
+    from media.models import MediaAsset
+
+    def first(qs):
+        pk = qs.values_list("pk", flat=True).first()
+        assert pk is not None, f"seed_demo made no {qs.model.__name__}"
+        return pk
+
+    hostile = Contact.objects.get(workspace=workspace, first_name=HOSTILE)
+    run = Job.objects.filter(workspace=workspace, kind__in=("crm.enrichment", "crm.verification")).first()
+    if run is None:
+        run = Job.objects.create(workspace=workspace, kind="crm.enrichment", label=HOSTILE, total=1)
+    return {
+        "job-detail": first(Job.objects.filter(workspace=workspace)),
+        "job-progress": first(Job.objects.filter(workspace=workspace)),
+        "crm:contact": hostile.pk,
+        "crm:contact-edit": hostile.pk,
+        "crm:contact-delete": hostile.pk,
+        "crm:contact-merge": hostile.pk,
+        "crm:company": first(Company.objects.filter(workspace=workspace, name=HOSTILE)),
+        "crm:tag": first(Tag.objects.filter(workspace=workspace, name=HOSTILE[:80])),
+        "crm:segment": first(Segment.objects.filter(workspace=workspace)),
+        "crm:segment-manage": first(Segment.objects.filter(workspace=workspace)),
+        "crm:list": first(ContactList.objects.filter(workspace=workspace)),
+        "crm:run": run.pk,
+        "crm:import": first(ImportRun.objects.filter(workspace=workspace)),
+        "crm:import-result": first(ImportRun.objects.filter(workspace=workspace, job__isnull=False)),
+        "crm:import-errors": first(ImportRun.objects.filter(workspace=workspace)),
+        "crm:field": first(CustomFieldDefinition.objects.filter(workspace=workspace)),
+        "media:asset": first(MediaAsset.objects.filter(workspace=workspace)),
+    }
+
+
+def _urls(workspace) -> list[tuple[str, str]]:
+    ids = _ids(workspace)
+    urls = []
+    for route, name in _dashboard_patterns():
+        if "<" in route:
+            assert name in ids, f"{name} ({route}) has a parameter this crawl cannot fill: add it to _ids"
+            path = route.split("<", 1)[0] + str(ids[name]) + route.split(">", 1)[1]
+            assert "<" not in path, f"{route}: more than one parameter"
+        else:
+            path = route
+        urls.append((name, "/" + path))
+    return urls
+
+
+def _seed():
+    from crm import importing, services
+    from crm.models import ImportRun
+
+    call_command("seed_demo", verbosity=0)
+    workspace = Workspace.objects.get(slug="demo")
+    company = services.company_create(workspace=workspace, domain="hostile.example", name=HOSTILE)
+    services.contact_create(
+        workspace=workspace,
+        data={
+            "email": "hostile@hostile.example",
+            "first_name": HOSTILE,
+            "title": HOSTILE,
+            "company": company,
+        },
+    )
+    services.tag_create(workspace=workspace, name=HOSTILE[:80])
+    csv = f"email,first_name\nhostile2@hostile.example,{HOSTILE.replace(',', ' ')}\n".encode()
+    importing.import_stage(workspace=workspace, fh=io.BytesIO(csv), name="hostile.csv", policy="update")
+    job = Job.objects.create(
+        workspace=workspace, kind="crm.import", label=HOSTILE, total=1, status="succeeded"
+    )
+    ImportRun.objects.create(workspace=workspace, job=job, file="crm/imports/done.csv", original_name=HOSTILE)
+    return workspace
+
+
+def _check_page(page, url) -> list[str]:
+    problems = []
+    if page.evaluate("() => window.__pwned === 1") or page.locator("img[data-pwned]").count():
+        problems.append("a hostile string ran or became markup")
+    overflow = page.evaluate(
+        "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    if overflow > 1:
+        problems.append(f"horizontal overflow of {overflow}px at 390px wide")
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page)
+    for violation in results.response["violations"]:
+        if violation["impact"] in ("serious", "critical"):
+            targets = [", ".join(n["target"]) for n in violation["nodes"][:3]]
+            problems.append(f"axe {violation['impact']} {violation['id']}: {violation['help']} at {targets}")
+    return problems
+
+
+@pytest.mark.parametrize("role", [Role.ADMIN, Role.MARKETER, Role.REVIEWER, Role.VIEWER])
+def test_every_dashboard_page_as_every_role(
+    role, chromium_browser, browser_login, live_server, settings, tmp_path
+):
+    settings.MEDIA_ROOT = tmp_path
+    workspace = _seed()
+    user = Membership.objects.get(workspace=workspace, role=role).user
+    context = chromium_browser.new_context(viewport={"width": 390, "height": 844})
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on(
+        "console",
+        lambda msg: (
+            errors.append(f"console {msg.type}: {msg.text} ({msg.location.get('url', '')})")
+            if msg.type == "error"
+            else None
+        ),
+    )
+    page.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
+    browser_login(page, live_server, user, workspace)
+    failures = []
+    try:
+        for name, url in _urls(workspace):
+            errors.clear()
+            if name in FILES or name in FRAGMENTS:  # not a page: ask with the page's cookies, do not navigate
+                status = page.request.get(live_server.url + url).status
+            else:
+                response = page.goto(live_server.url + url)
+                status = response.status if response else 0
+            if name in MANAGE_ONLY and role != Role.ADMIN:
+                if status != 403:
+                    failures.append(f"{url}: {status}, expected 403 for {role}")
+                continue
+            if not 200 <= status < 400:
+                failures.append(f"{url}: answered {status}")
+                continue
+            if name in FILES or name in FRAGMENTS:
+                continue
+            page.wait_for_load_state("load")
+            failures.extend(f"{url}: {p}" for p in [*errors, *_check_page(page, url)])
+            if name == "crm:contact" and HOSTILE not in page.inner_text("main"):
+                failures.append(f"{url}: the hostile name is not shown as text")  # the check above saw it
+    finally:
+        context.close()
+    assert not failures, f"{len(failures)} problems as {role}:\n" + "\n".join(failures)
