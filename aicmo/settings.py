@@ -13,6 +13,7 @@ from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
@@ -273,6 +274,26 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=2 * 60 * 60)
 }
 CELERY_RESULT_EXPIRES = timedelta(days=1)
+# Queues, one worker pool each in production (docs/OPERATIONS.md, "Queues and worker pools"), so a
+# million-recipient send cannot starve enrichment or the dashboard's rollups. A worker started without
+# `-Q` consumes every queue listed here (that is what `make run` does). Routes are glob patterns on task
+# names, first match wins; a task that matches none goes to `default`.
+AICMO_QUEUES = ("default", "sending", "tracking", "enrichment", "imports", "rollups", "media")
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_QUEUES = [Queue(name, routing_key=name) for name in AICMO_QUEUES]
+CELERY_TASK_CREATE_MISSING_QUEUES = False
+CELERY_TASK_ROUTES = [
+    {
+        "crm.tasks.*enrich*": {"queue": "enrichment"},
+        "crm.tasks.*run_lane*": {"queue": "enrichment"},
+        "crm.tasks.*import*": {"queue": "imports"},
+        "media.tasks.*": {"queue": "media"},
+        "publishing.*track*": {"queue": "tracking"},
+        "publishing.*flush*": {"queue": "tracking"},
+        "publishing.*send*": {"queue": "sending"},
+        "analytics.*": {"queue": "rollups"},
+    }
+]
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
