@@ -15,6 +15,8 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
+from aicmo.logs import logging_config
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
@@ -78,6 +80,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "aicmo.health.OpsEndpointsMiddleware",  # /healthz, /readyz, /metrics: before host checks and redirects
+    "aicmo.metrics.MetricsMiddleware",
+    "aicmo.logs.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -300,19 +305,32 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {
-        "django.db.backends": {"level": "WARNING"},
-        # httpx/httpcore log full request URLs at INFO; some vendors take API keys in the query string.
-        "httpx": {"level": "WARNING"},
-        "httpcore": {"level": "WARNING"},
-    },
-}
+# Logs: one JSON object per line in production (structlog), with request/task ids (aicmo/logs.py).
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain" if DEV or TESTING else "json")
+LOGGING = logging_config(level=env.str("LOG_LEVEL", default="INFO"), fmt=LOG_FORMAT)
+
+# Errors to Sentry (or a compatible server such as GlitchTip) when a DSN is given; off otherwise.
+SENTRY_DSN = env.str("SENTRY_DSN", default="")
+if SENTRY_DSN:
+    import sentry_sdk
+
+    sentry_sdk.init(
+        dsn=SENTRY_DSN,
+        environment=AICMO_ENV,
+        traces_sample_rate=env.float("SENTRY_TRACES_SAMPLE_RATE", default=0.0),
+        send_default_pii=False,
+    )
+
+# Prometheus scrapes of /metrics (aicmo/metrics.py): a bearer token, or a source address in these networks.
+AICMO_METRICS_TOKEN = env.str("AICMO_METRICS_TOKEN", default="")
+AICMO_METRICS_ALLOWED_NETWORKS = env.list(
+    "AICMO_METRICS_ALLOWED_NETWORKS", default=["127.0.0.1/32", "::1/128"]
+)
+# Dotted paths: functions yielding extra prometheus metric families (e.g. analytics' rollup lag).
+AICMO_METRICS_SOURCES = env.list("AICMO_METRICS_SOURCES", default=[])
+# Fleet-wide provider status (breakers, success, latency) for /metrics and the operations page.
+AICMO_PROVIDER_STATUS = env.str("AICMO_PROVIDER_STATUS", default="gateway.ops.provider_status")
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 
 # Outbound URLs given by users are refused when they resolve to loopback/private ranges; tests and the
 # demo point adapters at local servers and switch this on explicitly.
