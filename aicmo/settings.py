@@ -330,6 +330,15 @@ AICMO_METRICS_ALLOWED_NETWORKS = env.list(
 AICMO_METRICS_SOURCES = env.list("AICMO_METRICS_SOURCES", default=[])
 # Fleet-wide provider status (breakers, success, latency) for /metrics and the operations page.
 AICMO_PROVIDER_STATUS = env.str("AICMO_PROVIDER_STATUS", default="gateway.ops.provider_status")
+# Retention (aicmo/retention.py): prune functions run every 6 hours by beat and by `manage.py prune_history`.
+AICMO_RETENTION_JOBS_DAYS = env.int("AICMO_RETENTION_JOBS_DAYS", default=90)
+AICMO_RETENTION_AUDIT_DAYS = env.int("AICMO_RETENTION_AUDIT_DAYS", default=365)
+AICMO_RETENTION_HEALTH_DAYS = env.int("AICMO_RETENTION_HEALTH_DAYS", default=30)
+AICMO_RETENTION = [
+    "aicmo.retention.prune_jobs",
+    "aicmo.retention.prune_audit",
+    "gateway.ops.prune_health",
+]
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 
 # Outbound URLs given by users are refused when they resolve to loopback/private ranges; tests and the

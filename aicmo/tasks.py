@@ -36,3 +36,11 @@ def invitation_send_task(self, invitation_id: int) -> bool:
         if exc.retry_at is not None:
             backoff = (exc.retry_at - timezone.now()).total_seconds()
         raise self.retry(exc=exc, countdown=min(max(backoff, 1), INVITATION_RETRY_MAX_SECONDS)) from exc
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def retention_run_task() -> dict:
+    """Beat entry point (every 6 hours): prune history tables (aicmo.retention)."""
+    from .retention import retention_run
+
+    return retention_run()

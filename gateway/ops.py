@@ -49,3 +49,13 @@ def provider_status(*, window_minutes: int = 5) -> list[dict]:
             }
         )
     return rows
+
+
+def prune_health() -> int:
+    """Retention entry (``AICMO_RETENTION``): health rollups and self-check history older than
+    ``AICMO_RETENTION_HEALTH_DAYS``."""
+    from django.conf import settings
+
+    from .health import health_prune
+
+    return health_prune(keep_days=settings.AICMO_RETENTION_HEALTH_DAYS)
