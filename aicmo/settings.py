@@ -339,6 +339,8 @@ AICMO_RETENTION = [
     "aicmo.retention.prune_audit",
     "gateway.ops.prune_health",
 ]
+# Backups (manage.py backup / restore): directory of pg_dump/pg_restore; empty means PATH.
+AICMO_PG_BINDIR = env.str("AICMO_PG_BINDIR", default="")
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 
 # Outbound URLs given by users are refused when they resolve to loopback/private ranges; tests and the
