@@ -3,6 +3,8 @@ allowed network or the token, with queue depth, task outcomes, jobs and provider
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.db import connection
 from django.db.migrations.recorder import MigrationRecorder
@@ -148,3 +150,21 @@ def test_metrics_report_queues_tasks_jobs_providers_and_requests(
         sample(text, "aicmo_scrape_source_up", source=s) == 1
         for s in ("queues", "tasks", "jobs", "providers")
     )
+
+
+def test_grafana_dashboard_only_uses_metrics_we_export():
+    import re
+    from pathlib import Path
+
+    import aicmo.metrics
+
+    dashboard = json.loads((Path(__file__).resolve().parents[2] / "docs/grafana-dashboard.json").read_text())
+    used = {
+        re.sub(r"_(bucket|count|sum|total)$", "", name)
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"aicmo_[a-z0-9_]+", target["expr"])
+    }
+    source = Path(aicmo.metrics.__file__).read_text()
+    exported = {re.sub(r"_total$", "", n) for n in re.findall(r'"(aicmo_[a-z0-9_]+)"', source)}
+    assert used and used <= exported, used - exported
