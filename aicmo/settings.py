@@ -344,6 +344,12 @@ AICMO_RETENTION = [
 ]
 # Backups (manage.py backup / restore): directory of pg_dump/pg_restore; empty means PATH.
 AICMO_PG_BINDIR = env.str("AICMO_PG_BINDIR", default="")
+# Failed jobs an operator may retry from the operations page: job kind → function(job=, by=) -> new Job.
+AICMO_JOB_RETRY = {
+    "audit_export": "aicmo.exports.audit_export_retry",
+    "crm.enrichment": "crm.services.runs.run_retry",
+    "crm.verification": "crm.services.runs.run_retry",
+}
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 
 # Outbound URLs given by users are refused when they resolve to loopback/private ranges; tests and the

@@ -230,3 +230,10 @@ def verification_process_chunk(*, job_id: int, contact_ids: Sequence[int]) -> Ch
         done += 1
     job_advance(job_id=job_id, done=done, failed=failed, errors=errors)
     return ChunkOutcome(done=done, failed=failed, skipped=0)
+
+
+def run_retry(*, job: Job, by=None) -> Job:
+    """Retry entry for the operations page (``AICMO_JOB_RETRY``): a new run of the same kind over the failed
+    run's contacts (those erased meanwhile are left out)."""
+    start = verification_start if job.kind == "crm.verification" else enrichment_start
+    return start(workspace=job.workspace, contact_ids=job.params.get("contact_ids", []), by=by)
