@@ -36,13 +36,7 @@ from tests.fixtures.services import _reset_celery_connections
 ROOT = Path(__file__).resolve().parents[2]
 CONTACTS = 240
 
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        os.environ.get("DATABASE_URL", "").split(":", 1)[0] not in {"postgres", "postgresql"},
-        reason="needs PostgreSQL shared by several processes: runs in the PostgreSQL phase (tests/pgrun.py)",
-    ),
-]
+ON_POSTGRES = os.environ.get("DATABASE_URL", "").split(":", 1)[0] in {"postgres", "postgresql"}
 
 
 @dataclass
@@ -121,7 +115,11 @@ def wait_until(predicate, timeout: float, what: str):
         if value:
             return value
         time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+    raise AssertionError(f"timed out waiting for {what}: {diagnostics()}")
+
+
+def diagnostics() -> dict:
+    return {str(j.pk): (j.status, j.done, j.failed, j.message[:200]) for j in Job.objects.all()}
 
 
 # ------------------------------------------------------------------------------------------ workloads
@@ -138,7 +136,7 @@ def enrichment_start(ws, monkeypatch) -> int:
 
 def enrichment_check(ws, job_id: int) -> None:
     job = Job.objects.get(pk=job_id)
-    assert job.status == JobStatus.SUCCEEDED and (job.done, job.failed) == (CONTACTS, 0), job.message
+    assert job.status == JobStatus.SUCCEEDED and (job.done, job.failed) == (CONTACTS, 0), diagnostics()
     per_contact = {}
     for contact_id in EnrichmentRecord.objects.filter(contact__workspace=ws).values_list(
         "contact_id", flat=True
@@ -155,6 +153,26 @@ WORKLOADS = [(enrichment_start, enrichment_check)]
 # ------------------------------------------------------------------------------------------------ test
 
 
+@pytest.mark.django_db
+def test_a_chunk_delivered_twice_is_counted_once():
+    """What a killed host leaves behind: its chunk is delivered again; progress and the chunk's mark commit
+    together, so the second delivery adds nothing."""
+    from crm.services.runs import ChunkOutcome, _mark_chunk_done
+
+    ws = WorkspaceFactory()
+    job = Job.objects.create(workspace=ws, kind="crm.enrichment", status=JobStatus.RUNNING, total=4)
+    _mark_chunk_done(job.pk, 0, ChunkOutcome(done=2, failed=0, skipped=0))
+    _mark_chunk_done(job.pk, 0, ChunkOutcome(done=0, failed=0, skipped=2))  # the redelivery
+    _mark_chunk_done(job.pk, 2, ChunkOutcome(done=1, failed=1, skipped=0))
+    job.refresh_from_db()
+    assert (job.done, job.failed, job.result["offsets_done"]) == (3, 1, [0, 2])
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(
+    not ON_POSTGRES,
+    reason="needs PostgreSQL shared by several processes: runs in the PostgreSQL phase (tests/pgrun.py)",
+)
 def test_a_killed_host_loses_nothing_and_the_survivor_finishes(redis_server, settings, monkeypatch, tmp_path):
     broker = redis_server.url_for_db(1)
     env = {k: v for k, v in os.environ.items() if not k.startswith("CELERY_")}
