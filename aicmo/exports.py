@@ -79,3 +79,8 @@ def audit_export_run(*, job_id: int) -> None:
         f"exports/{job.workspace_id}/audit-{job_id}.csv", ContentFile(buffer.getvalue().encode())
     )
     job_finish(job_id=job_id, result={"file": name})
+
+
+def audit_export_retry(*, job: Job, by) -> Job:
+    """Retry entry (``AICMO_JOB_RETRY``): a fresh export of the same workspace."""
+    return audit_export_start(workspace=job.workspace, by=by)

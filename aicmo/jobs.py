@@ -129,3 +129,25 @@ def job_cancel(*, job: Job, by) -> Job:
         job.save(update_fields=["status", "finished_at", "message", "updated_at"])
         audit_record(workspace=job.workspace, actor=by, verb="job.cancelled", target=job)
         return job
+
+
+class JobNotRetryable(Exception):
+    """Only failed jobs of a kind with a retry function (``settings.AICMO_JOB_RETRY``) can be retried."""
+
+
+def job_retry(*, job: Job, by) -> Job:
+    """Start the work of a failed ``job`` again as a new job, through the function its kind registers in
+    ``settings.AICMO_JOB_RETRY`` (``{kind: "dotted.path"}``, called as ``fn(job=job, by=by) -> Job``);
+    audited on the old job as ``job.retried``. Raises JobNotRetryable."""
+    from django.conf import settings
+    from django.utils.module_loading import import_string
+
+    path = settings.AICMO_JOB_RETRY.get(job.kind)
+    if job.status != JobStatus.FAILED or path is None:
+        raise JobNotRetryable(f"job {job.pk} ({job.kind}, {job.status}) cannot be retried")
+    with transaction.atomic():
+        new_job = import_string(path)(job=job, by=by)
+        audit_record(
+            workspace=job.workspace, actor=by, verb="job.retried", target=job, changes={"new_job": new_job.pk}
+        )
+    return new_job

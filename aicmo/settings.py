@@ -13,6 +13,9 @@ from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
+
+from aicmo.logs import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
@@ -42,6 +45,9 @@ SECRET_KEY = env.str("SECRET_KEY", default="") or (
 )
 if not SECRET_KEY:
     raise ImproperlyConfigured("SECRET_KEY must be set in production.")
+
+# Old signing keys still accepted for sessions/signed values while a rotation settles (newest SECRET_KEY signs).
+SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS", default=[])
 
 # Fernet keys (comma-separated, newest first) encrypting provider credentials at rest; rotatable.
 FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[])
@@ -83,6 +89,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "aicmo.health.OpsEndpointsMiddleware",  # /healthz, /readyz, /metrics: before host checks and redirects
+    "aicmo.metrics.MetricsMiddleware",
+    "aicmo.logs.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -340,6 +349,26 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=2 * 60 * 60)
 }
 CELERY_RESULT_EXPIRES = timedelta(days=1)
+# Queues, one worker pool each in production (docs/OPERATIONS.md, "Queues and worker pools"), so a
+# million-recipient send cannot starve enrichment or the dashboard's rollups. A worker started without
+# `-Q` consumes every queue listed here (that is what `make run` does). Routes are glob patterns on task
+# names, first match wins; a task that matches none goes to `default`.
+AICMO_QUEUES = ("default", "sending", "tracking", "enrichment", "imports", "rollups", "media")
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_QUEUES = [Queue(name, routing_key=name) for name in AICMO_QUEUES]
+CELERY_TASK_CREATE_MISSING_QUEUES = False
+CELERY_TASK_ROUTES = [
+    {
+        "crm.tasks.*enrich*": {"queue": "enrichment"},
+        "crm.tasks.*run_lane*": {"queue": "enrichment"},
+        "crm.tasks.*import*": {"queue": "imports"},
+        "media.tasks.*": {"queue": "media"},
+        "publishing.*track*": {"queue": "tracking"},
+        "publishing.*flush*": {"queue": "tracking"},
+        "publishing.*send*": {"queue": "sending"},
+        "analytics.*": {"queue": "rollups"},
+    }
+]
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
@@ -357,19 +386,49 @@ AICMO_DB_LOCKED_RETRY = {
 # times; the next delivery is refused and its job marked failed (aicmo/deliveries.py).
 AICMO_TASK_MAX_DELIVERIES = env.int("AICMO_TASK_MAX_DELIVERIES", default=3)
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {
-        "django.db.backends": {"level": "WARNING"},
-        # httpx/httpcore log full request URLs at INFO; some vendors take API keys in the query string.
-        "httpx": {"level": "WARNING"},
-        "httpcore": {"level": "WARNING"},
-    },
+# Logs: one JSON object per line in production (structlog), with request/task ids (aicmo/logs.py).
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain" if DEV or TESTING else "json")
+LOGGING = logging_config(level=env.str("LOG_LEVEL", default="INFO"), fmt=LOG_FORMAT)
+
+# Errors to Sentry (or a compatible server such as GlitchTip) when a DSN is given; off otherwise.
+SENTRY_DSN = env.str("SENTRY_DSN", default="")
+if SENTRY_DSN:
+    import sentry_sdk
+
+    sentry_sdk.init(
+        dsn=SENTRY_DSN,
+        environment=AICMO_ENV,
+        traces_sample_rate=env.float("SENTRY_TRACES_SAMPLE_RATE", default=0.0),
+        send_default_pii=False,
+    )
+
+# Prometheus scrapes of /metrics (aicmo/metrics.py): a bearer token, or a source address in these networks.
+AICMO_METRICS_TOKEN = env.str("AICMO_METRICS_TOKEN", default="")
+AICMO_METRICS_ALLOWED_NETWORKS = env.list(
+    "AICMO_METRICS_ALLOWED_NETWORKS", default=["127.0.0.1/32", "::1/128"]
+)
+# Dotted paths: functions yielding extra prometheus metric families (e.g. analytics' rollup lag).
+AICMO_METRICS_SOURCES = env.list("AICMO_METRICS_SOURCES", default=[])
+# Fleet-wide provider status (breakers, success, latency) for /metrics and the operations page.
+AICMO_PROVIDER_STATUS = env.str("AICMO_PROVIDER_STATUS", default="gateway.ops.provider_status")
+# Retention (aicmo/retention.py): prune functions run every 6 hours by beat and by `manage.py prune_history`.
+AICMO_RETENTION_JOBS_DAYS = env.int("AICMO_RETENTION_JOBS_DAYS", default=90)
+AICMO_RETENTION_AUDIT_DAYS = env.int("AICMO_RETENTION_AUDIT_DAYS", default=365)
+AICMO_RETENTION_HEALTH_DAYS = env.int("AICMO_RETENTION_HEALTH_DAYS", default=30)
+AICMO_RETENTION = [
+    "aicmo.retention.prune_jobs",
+    "aicmo.retention.prune_audit",
+    "gateway.ops.prune_health",
+]
+# Backups (manage.py backup / restore): directory of pg_dump/pg_restore; empty means PATH.
+AICMO_PG_BINDIR = env.str("AICMO_PG_BINDIR", default="")
+# Failed jobs an operator may retry from the operations page: job kind → function(job=, by=) -> new Job.
+AICMO_JOB_RETRY = {
+    "audit_export": "aicmo.exports.audit_export_retry",
+    "crm.enrichment": "crm.services.runs.run_retry",
+    "crm.verification": "crm.services.runs.run_retry",
 }
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 
 # Outbound destinations given by users (provider base URLs, SMTP/IMAP servers, webhook URLs) never reach
 # loopback, private or metadata addresses, in every profile. The one exception is this operator allow-list

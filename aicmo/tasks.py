@@ -46,3 +46,11 @@ def password_reset_send_task(user_id: int) -> bool:
     from .password_reset import password_reset_deliver
 
     return password_reset_deliver(user_id=user_id)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def retention_run_task() -> dict:
+    """Beat entry point (every 6 hours): prune history tables (aicmo.retention)."""
+    from .retention import retention_run
+
+    return retention_run()

@@ -4,9 +4,8 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
-from aicmo import invitation_views, settings_views, twofactor_views, views
+from aicmo import invitation_views, ops, settings_views, twofactor_views, views
 from aicmo.api import core as core_api
-from aicmo.health import healthz
 from aicmo.navigation import installed_api_apps, installed_areas
 from aicmo.password_reset import QueuedPasswordResetForm
 
@@ -25,7 +24,8 @@ api_patterns = [
 
 urlpatterns = [
     path("", views.HomeView.as_view(), name="home"),
-    path("healthz", healthz, name="healthz"),
+    path("ops/", ops.OpsView.as_view(), name="ops"),
+    path("ops/jobs/<int:pk>/retry/", ops.OpsJobRetryView.as_view(), name="ops-job-retry"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("two-factor/", twofactor_views.TwoFactorView.as_view(), name="two-factor"),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.db import transaction
 
@@ -27,6 +27,7 @@ class ChunkOutcome:
     done: int
     failed: int
     skipped: int
+    errors: list = field(default_factory=list)  # ItemError of the failed contacts
 
 
 MAX_RUN_CONTACTS = 100_000  # a run keeps its contact ids in Job.params (docs/CRM.md, known limits)
@@ -135,7 +136,15 @@ def run_lane_step(*, job_id: int, offset: int) -> int | None:
 
 @transaction.atomic
 def _mark_chunk_done(job_id: int, offset: int, outcome: ChunkOutcome) -> None:
+    """Count the chunk's progress and mark it done in one transaction: a worker killed before this commits
+    leaves the chunk uncounted (its redelivery counts it), and a second delivery of a chunk already marked
+    counts nothing."""
     job = Job.objects.select_for_update().get(pk=job_id)
+    if offset in (job.result or {}).get("offsets_done", []):
+        return
+    job_advance(
+        job_id=job_id, done=outcome.done + outcome.skipped, failed=outcome.failed, errors=outcome.errors
+    )
     result = dict(job.result or {})
     result["offsets_done"] = sorted({*result.get("offsets_done", []), offset})
     result["skipped_fresh"] = result.get("skipped_fresh", 0) + outcome.skipped
@@ -208,8 +217,7 @@ def enrichment_process_chunk(*, job_id: int, contact_ids: Sequence[int]) -> Chun
             raw_id=result.raw_id,
         )
         done += 1
-    job_advance(job_id=job_id, done=done + skipped, failed=failed, errors=errors)
-    return ChunkOutcome(done=done, failed=failed, skipped=skipped)
+    return ChunkOutcome(done=done, failed=failed, skipped=skipped, errors=errors)
 
 
 def verification_process_chunk(*, job_id: int, contact_ids: Sequence[int]) -> ChunkOutcome:
@@ -228,5 +236,11 @@ def verification_process_chunk(*, job_id: int, contact_ids: Sequence[int]) -> Ch
             continue
         contact_set_verification(contact=contact, verdict=str(result.verdict), provider=result.provider)
         done += 1
-    job_advance(job_id=job_id, done=done, failed=failed, errors=errors)
-    return ChunkOutcome(done=done, failed=failed, skipped=0)
+    return ChunkOutcome(done=done, failed=failed, skipped=0, errors=errors)
+
+
+def run_retry(*, job: Job, by=None) -> Job:
+    """Retry entry for the operations page (``AICMO_JOB_RETRY``): a new run of the same kind over the failed
+    run's contacts (those erased meanwhile are left out)."""
+    start = verification_start if job.kind == "crm.verification" else enrichment_start
+    return start(workspace=job.workspace, contact_ids=job.params.get("contact_ids", []), by=by)
