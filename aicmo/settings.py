@@ -420,6 +420,11 @@ AICMO_RETENTION = [
     "aicmo.retention.prune_audit",
     "gateway.ops.prune_health",
 ]
+# What outside crm uses a segment or a list (crm.usage): deleting one in use is refused, naming the users.
+CRM_USAGE_PROVIDERS = {
+    "segment": ["publishing.selectors.campaigns_using_segment"],
+    "list": ["publishing.selectors.campaigns_using_list"],
+}
 # Backups (manage.py backup / restore): directory of pg_dump/pg_restore; empty means PATH.
 AICMO_PG_BINDIR = env.str("AICMO_PG_BINDIR", default="")
 # Failed jobs an operator may retry from the operations page: job kind → function(job=, by=) -> new Job.

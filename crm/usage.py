@@ -1,10 +1,10 @@
 """Who uses a saved segment or a static list outside crm (a campaign's audience, an automation ...).
 
 crm sits below publishing and analytics, so it cannot import them; instead an app that keeps references to
-segments or lists registers a provider in its ``AppConfig.ready()``::
+segments or lists names a provider in settings (``CRM_USAGE_PROVIDERS``: kind → dotted paths, resolved when
+asked, the same pattern as ``AICMO_RETENTION``)::
 
-    from crm.usage import usage_provider_register
-    usage_provider_register("segment", lambda segment: [f"campaign “{c.name}”" for c in ...])
+    CRM_USAGE_PROVIDERS = {"segment": ["publishing.selectors.campaigns_using_segment"], "list": [...]}
 
 A provider takes the segment (kind ``"segment"``) or the list (kind ``"list"``) and returns the human names
 of what uses it. `segment_dependents` / `list_dependents` gather them, and `services.segment_delete` /
@@ -12,31 +12,18 @@ of what uses it. `segment_dependents` / `list_dependents` gather them, and `serv
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from django.conf import settings
+from django.utils.module_loading import import_string
 
 from .models import ContactList, Segment
 
 KINDS = ("segment", "list")
-_providers: dict[str, list[Callable[[object], Iterable[str]]]] = {kind: [] for kind in KINDS}
-
-
-def usage_provider_register(kind: str, provider: Callable[[object], Iterable[str]]) -> None:
-    """Add `provider` for `kind` (``"segment"`` or ``"list"``); registering the same callable twice is a no-op."""
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}")
-    if provider not in _providers[kind]:
-        _providers[kind].append(provider)
-
-
-def usage_provider_unregister(kind: str, provider: Callable[[object], Iterable[str]]) -> None:
-    if provider in _providers.get(kind, []):
-        _providers[kind].remove(provider)
 
 
 def _dependents(kind: str, obj) -> list[str]:
     found: list[str] = []
-    for provider in _providers[kind]:
-        found.extend(str(name) for name in provider(obj))
+    for path in getattr(settings, "CRM_USAGE_PROVIDERS", {}).get(kind, []):
+        found.extend(str(name) for name in import_string(path)(obj))
     return sorted(set(found))
 
 

@@ -55,3 +55,34 @@ def campaigns_to_wake(*, now: datetime, lease: timedelta) -> list[int]:
         if due.exists() or not rows.filter(status=DeliveryStatus.QUEUED).exists():
             ids.append(campaign_id)
     return ids
+
+
+# Campaigns whose audience still matters: once sent, cancelled or failed, the recipients are frozen rows.
+_AUDIENCE_OPEN = (
+    CampaignStatus.DRAFT,
+    CampaignStatus.SCHEDULED,
+    CampaignStatus.MISSED,
+    CampaignStatus.SENDING,
+    CampaignStatus.PAUSED,
+)
+
+
+def _campaigns_naming(workspace_id: int, keys: tuple[str, str], pk: int) -> list[str]:
+    """``campaign “name”`` for every open campaign whose audience names `pk` under either key. The JSON is
+    read in Python: open campaigns are few, and SQLite has no JSON containment lookup."""
+    rows = Campaign.objects.for_workspace(workspace_id).filter(status__in=_AUDIENCE_OPEN)
+    return [
+        f"campaign “{name}”"
+        for name, audience in rows.values_list("name", "audience")
+        if any(pk in (audience or {}).get(key, []) for key in keys)
+    ]
+
+
+def campaigns_using_segment(segment) -> list[str]:
+    """crm usage provider (``CRM_USAGE_PROVIDERS``): open campaigns targeting or excluding `segment`."""
+    return _campaigns_naming(segment.workspace_id, ("segments", "exclude_segments"), segment.pk)
+
+
+def campaigns_using_list(contact_list) -> list[str]:
+    """crm usage provider (``CRM_USAGE_PROVIDERS``): open campaigns targeting or excluding `contact_list`."""
+    return _campaigns_naming(contact_list.workspace_id, ("lists", "exclude_lists"), contact_list.pk)

@@ -12,10 +12,12 @@ from django.utils import timezone
 from aicmo.models import JobStatus
 from aicmo.overview import getting_started, overview_figures, verb_words
 from crm.models import Contact, ImportRun
+from publishing.models import Campaign, CampaignStatus
 from tests.crm.factories import ContactFactory
 from tests.factories import AuditEventFactory, JobFactory
 from tests.gateway.factories import ProviderAccountFactory
 from tests.media.factories import MediaAssetFactory
+from tests.publishing.conftest import make_campaign
 
 
 @pytest.fixture(autouse=True)
@@ -30,13 +32,14 @@ def _steps(workspace) -> dict[str, bool]:
 def test_a_new_workspace_sees_the_checklist_with_nothing_done(client_for):
     client = client_for("marketer")
     page = client.get("/").content.decode()
-    assert "Getting started" in page and "(3 of 3 left)" in page
-    for label in ("Import contacts", "Connect a provider", "Upload brand assets"):
+    assert "Getting started" in page and "(4 of 4 left)" in page
+    for label in ("Import contacts", "Connect a provider", "Upload brand assets", "Send a first campaign"):
         assert label in page
     assert _steps(client.workspace) == {
         "Import contacts": False,
         "Connect a provider": False,
         "Upload brand assets": False,
+        "Send a first campaign": False,
     }
 
 
@@ -50,10 +53,14 @@ def test_checklist_steps_tick_from_real_rows(workspace):
     job.save()
     ProviderAccountFactory(workspace=workspace, adapter="hunter", capability="enrich_person")
     MediaAssetFactory(workspace=workspace)
+    campaign = make_campaign(workspace, 1)
+    assert _steps(workspace)["Send a first campaign"] is False  # a draft has not sent
+    Campaign.objects.filter(pk=campaign.pk).update(status=CampaignStatus.SENT)
     assert _steps(workspace) == {
         "Import contacts": True,
         "Connect a provider": True,
         "Upload brand assets": True,
+        "Send a first campaign": True,
     }
 
 
@@ -85,6 +92,8 @@ def test_home_shows_grouped_counts_and_hides_the_checklist_when_done(client_for)
     ImportRun.objects.create(workspace=client.workspace, job=job, file="crm/imports/x.csv")
     ProviderAccountFactory(workspace=client.workspace, adapter="hunter", capability="enrich_person")
     MediaAssetFactory(workspace=client.workspace)
+    campaign = make_campaign(client.workspace, 1)
+    Campaign.objects.filter(pk=campaign.pk).update(status=CampaignStatus.SENT)
     assert "Getting started" not in client.get("/").content.decode()
 
 

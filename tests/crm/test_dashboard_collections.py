@@ -11,23 +11,27 @@ from crm import services, usage
 from crm.models import ContactList, ListMembership, Segment
 from tests.crm.factories import ContactFactory, ContactListFactory, SegmentFactory
 
+USES: dict[tuple[str, int], list[str]] = {}
+
+
+def segment_users(segment):
+    return USES.get(("segment", segment.pk), [])
+
+
+def list_users(contact_list):
+    return USES.get(("list", contact_list.pk), [])
+
 
 @pytest.fixture
-def campaign_audiences():
-    """What a campaign app registers: the segments and lists its audiences name (here a dict of names)."""
-    uses: dict[tuple[str, int], list[str]] = {}
-
-    def segment_users(segment):
-        return uses.get(("segment", segment.pk), [])
-
-    def list_users(contact_list):
-        return uses.get(("list", contact_list.pk), [])
-
-    usage.usage_provider_register("segment", segment_users)
-    usage.usage_provider_register("list", list_users)
-    yield uses
-    usage.usage_provider_unregister("segment", segment_users)
-    usage.usage_provider_unregister("list", list_users)
+def campaign_audiences(settings):
+    """What a campaign app names in settings: the segments and lists its audiences use (here a dict)."""
+    settings.CRM_USAGE_PROVIDERS = {
+        "segment": [f"{__name__}.segment_users"],
+        "list": [f"{__name__}.list_users"],
+    }
+    USES.clear()
+    yield USES
+    USES.clear()
 
 
 @pytest.mark.parametrize("kind", ["list", "segment"])
@@ -93,9 +97,16 @@ def test_in_use_cannot_be_deleted_and_says_by_which(client_for, campaign_audienc
     assert not model.objects.filter(pk=obj.pk).exists()
 
 
-def test_usage_provider_kind_is_checked():
-    with pytest.raises(ValueError):
-        usage.usage_provider_register("campaign", lambda obj: [])
+@pytest.mark.django_db
+def test_a_campaign_audience_blocks_deleting_its_segment_and_list(workspace):
+    """The real provider: publishing names the campaigns whose audience (or exclusions) use it."""
+    from tests.publishing.conftest import make_campaign
+
+    campaign = make_campaign(workspace, 2, name="Spring sale")
+    contact_list = ContactList.objects.get(pk=campaign.audience["lists"][0])
+    assert usage.list_dependents(contact_list) == ["campaign “Spring sale”"]
+    with pytest.raises(ValidationError, match="Spring sale"):
+        services.list_delete(contact_list=contact_list)
 
 
 def test_viewer_reads_but_cannot_change(client_for):
