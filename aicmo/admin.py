@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.http import Http404
 
 from . import jobs
-from .models import ApiKey, AuditEvent, Job, JobError, Membership, Role, Workspace
+from .models import ApiKey, AuditEvent, Invitation, Job, JobError, Membership, Role, Workspace
 from .roles import role_allows
 
 
@@ -145,10 +145,23 @@ class MembershipAdmin(ManageOnlyAdmin):
     search_fields = ["user__username", "user__email"]
     autocomplete_fields = ["user"]
 
-    def save_model(self, request, obj, form, change):
-        from .workspaces import membership_set
+    def has_add_permission(self, request):
+        # Workspace admins invite people (settings page / API); only operators add members directly.
+        return request.user.is_superuser
 
-        membership_set(workspace=obj.workspace, user=obj.user, role=obj.role, by=request.user)
+    def get_readonly_fields(self, request, obj=None):
+        # The person and the workspace of a membership never change: editing them enrolled anyone anywhere.
+        return ["user", "workspace", "created_at"] if obj is not None else []
+
+    def save_model(self, request, obj, form, change):
+        from .workspaces import membership_add, membership_set
+
+        if change:
+            membership_set(membership=obj, role=obj.role, by=request.user)
+        else:  # superusers only: operators add people directly, as the workspace_add_member command does
+            obj.pk = membership_add(
+                workspace=obj.workspace, user=obj.user, role=obj.role, by=request.user, via="admin"
+            )[0].pk
 
     def delete_model(self, request, obj):
         from .workspaces import membership_remove
@@ -261,14 +274,8 @@ class AuditEventAdmin(ManageOnlyAdmin):
         return False
 
 
-@admin.register(ApiKey)
-class ApiKeyAdmin(ManageOnlyAdmin):
-    list_display = ["name", "prefix", "role", "workspace", "created_at", "last_used_at", "revoked_at"]
-    list_filter = ["role", "workspace"]
-    search_fields = ["name", "prefix"]
-    readonly_fields = ["prefix", "created_by", "created_at", "last_used_at", "revoked_at"]
-    fields = ["workspace", "name", "role", *readonly_fields]
-    actions = ["revoke_keys"]
+class AdminsOnlyAdmin(ManageOnlyAdmin):
+    """Rows only workspace admins may even see (API keys, invitations)."""
 
     def has_view_permission(self, request, obj=None):
         if request.user.is_superuser:
@@ -281,6 +288,16 @@ class ApiKeyAdmin(ManageOnlyAdmin):
         return (
             qs if request.user.is_superuser else qs.filter(workspace__in=self._writable_workspaces(request))
         )
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(AdminsOnlyAdmin):
+    list_display = ["name", "prefix", "role", "workspace", "created_at", "last_used_at", "revoked_at"]
+    list_filter = ["role", "workspace"]
+    search_fields = ["name", "prefix"]
+    readonly_fields = ["prefix", "created_by", "created_at", "last_used_at", "revoked_at"]
+    fields = ["workspace", "name", "role", *readonly_fields]
+    actions = ["revoke_keys"]
 
     def has_change_permission(self, request, obj=None):
         return obj is None and super().has_change_permission(request, obj)
@@ -303,3 +320,64 @@ class ApiKeyAdmin(ManageOnlyAdmin):
 
         for key in queryset:
             api_key_revoke(api_key=key, by=request.user)
+
+
+@admin.register(Invitation)
+class InvitationAdmin(AdminsOnlyAdmin):
+    """Read-only here (invite from the settings page or the API); resend and revoke call the same services."""
+
+    list_display = [
+        "email",
+        "role",
+        "workspace",
+        "status",
+        "invited_by",
+        "created_at",
+        "expires_at",
+        "sent_at",
+    ]
+    list_filter = ["role", "workspace"]
+    search_fields = ["email"]
+    fields = [
+        *(
+            f.name
+            for f in Invitation._meta.fields
+            if f.name not in ("id", "nonce", "token_hash", "sent_token_hash")
+        ),
+        "status",
+    ]  # never the link's ingredients
+    readonly_fields = fields
+    actions = ["resend_invitations", "revoke_invitations"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None and super().has_change_permission(request, obj)  # actions only, no edits
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # revoked, never deleted (the audit trail points at the row)
+
+    def _each(self, request, queryset, service, done: str) -> None:
+        from django.contrib import messages
+        from django.core.exceptions import ValidationError
+
+        for invitation in queryset:
+            try:
+                service(invitation=invitation, by=request.user)
+            except ValidationError as exc:
+                messages.error(request, f"{invitation.email}: {' '.join(exc.messages)}")
+            else:
+                messages.success(request, f"{invitation.email}: {done}.")
+
+    @admin.action(description="Send selected invitations again (new links)")
+    def resend_invitations(self, request, queryset):
+        from .invitations import invitation_resend
+
+        self._each(request, queryset, invitation_resend, "sent again with a new link")
+
+    @admin.action(description="Revoke selected invitations")
+    def revoke_invitations(self, request, queryset):
+        from .invitations import invitation_revoke
+
+        self._each(request, queryset, invitation_revoke, "revoked")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 
 class Role(models.TextChoices):
@@ -179,3 +180,65 @@ class AuditEvent(WorkspaceOwned):
 
     def __str__(self) -> str:
         return f"{self.actor_label or 'system'} {self.verb} {self.target_repr}"
+
+
+class InvitationStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    EXPIRED = "expired", "Expired"
+    ACCEPTED = "accepted", "Accepted"
+    REVOKED = "revoked", "Revoked"
+
+
+class Invitation(WorkspaceOwned):
+    """An admin's invitation of an email address to the workspace with a role.
+
+    The link's token is never stored: ``nonce`` is random and the token is an HMAC of it under SECRET_KEY
+    (so the dashboard and the mail task can rebuild the link from the row), and only ``token_hash``
+    (SHA-256 of the token) is used to find the row. A resend replaces the nonce, which kills the old link.
+    """
+
+    email = models.EmailField(max_length=254)
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
+    nonce = models.CharField(max_length=64)
+    token_hash = models.CharField(max_length=64, unique=True)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    sent_token_hash = models.CharField(max_length=64, blank=True)  # the token the last delivered mail carried
+    sent_at = models.DateTimeField(null=True, blank=True)
+    send_provider = models.CharField(max_length=100, blank=True)
+    send_demo = models.BooleanField(default=False)
+    send_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "email"],
+                condition=Q(accepted_at__isnull=True, revoked_at__isnull=True),
+                name="invitation_one_open_per_email",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email} → {self.workspace_id} ({self.role})"
+
+    def status_at(self, now) -> str:
+        if self.accepted_at is not None:
+            return InvitationStatus.ACCEPTED
+        if self.revoked_at is not None:
+            return InvitationStatus.REVOKED
+        if self.expires_at <= now:
+            return InvitationStatus.EXPIRED
+        return InvitationStatus.PENDING
+
+    @property
+    def status(self) -> str:
+        return self.status_at(timezone.now())

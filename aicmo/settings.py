@@ -303,3 +303,9 @@ LOGGING = {
 # Outbound URLs given by users are refused when they resolve to loopback/private ranges; tests and the
 # demo point adapters at local servers and switch this on explicitly.
 AICMO_ALLOW_LOOPBACK_URLS = env.bool("AICMO_ALLOW_LOOPBACK_URLS", default=DEV or TESTING)
+
+# Workspace invitations: how long a link stays valid, and the function that mails it. The mailer is a
+# dotted path resolved when a mail goes out, because the core must not import the gateway (which sits
+# above it); the default sends through the workspace's `send_email` provider chain.
+AICMO_INVITATION_TTL_DAYS = env.int("AICMO_INVITATION_TTL_DAYS", default=7)
+AICMO_INVITATION_MAILER = env.str("AICMO_INVITATION_MAILER", default="gateway.services.send_plain_email")

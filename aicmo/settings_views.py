@@ -1,36 +1,28 @@
-"""Workspace settings for admins: members and roles, API keys. Thin views over the core services."""
+"""Workspace settings for admins: members and roles, invitations, API keys. Thin views over the core
+services."""
 
 from __future__ import annotations
 
 from django import forms
 from django.contrib import messages
-from django.contrib.auth import get_user_model
-from django.db.models import Q
-from django.http import HttpResponseRedirect
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 
 from .apikeys import api_key_create, api_key_revoke
-from .models import ApiKey, Membership, Role
+from .invitations import accept_url, invitation_create, invitation_resend, invitation_revoke
+from .models import ApiKey, Invitation, Membership, Role
 from .roles import MANAGE
+from .selectors import invitations_open_for
 from .tenancy import get_scoped_or_404
 from .views import WorkspaceView
 from .workspaces import LastAdminError, membership_remove, membership_set
 
 
-class MemberAddForm(forms.Form):
-    user = forms.CharField(label="Username or email", max_length=254)
+class InviteForm(forms.Form):
+    email = forms.EmailField(max_length=254)
     role = forms.ChoiceField(choices=Role.choices, initial=Role.MARKETER)
-
-    def clean_user(self):
-        value = self.cleaned_data["user"].strip()
-        users = (
-            get_user_model().objects.filter(is_active=True).filter(Q(username=value) | Q(email__iexact=value))
-        )
-        found = list(users[:2])
-        if len(found) != 1:
-            raise forms.ValidationError("No single active user has this username or email.")
-        return found[0]
 
 
 class RoleForm(forms.Form):
@@ -47,13 +39,17 @@ class WorkspaceSettingsView(WorkspaceView):
     post_permission = MANAGE
     template_name = "aicmo/settings.html"
 
-    def render_page(self, request, *, member_form=None, key_form=None, new_key=None, status=200):
+    def render_page(self, request, *, invite_form=None, key_form=None, new_key=None, status=200):
         context = {
+            "invitations": [
+                (inv, accept_url(inv) if inv.status == "pending" else None)
+                for inv in invitations_open_for(self.workspace).select_related("invited_by")
+            ],
             "members": Membership.objects.for_workspace(self.workspace)
             .select_related("user")
             .order_by("user__username"),
             "keys": ApiKey.objects.for_workspace(self.workspace).select_related("created_by"),
-            "member_form": member_form or MemberAddForm(),
+            "invite_form": invite_form or InviteForm(),
             "key_form": key_form or ApiKeyForm(),
             "roles": Role.choices,
             "new_key": new_key,
@@ -65,17 +61,17 @@ class WorkspaceSettingsView(WorkspaceView):
 
     def post(self, request):
         action = request.POST.get("action")
-        if action == "add-member":
-            form = MemberAddForm(request.POST)
+        if action == "invite":
+            form = InviteForm(request.POST)
             if not form.is_valid():
-                return self.render_page(request, member_form=form, status=400)
-            membership_set(
-                workspace=self.workspace,
-                user=form.cleaned_data["user"],
-                role=form.cleaned_data["role"],
-                by=request.user,
-            )
-            messages.success(request, f"{form.cleaned_data['user'].get_username()} is now a member.")
+                return self.render_page(request, invite_form=form, status=400)
+            try:
+                invitation = invitation_create(workspace=self.workspace, by=request.user, **form.cleaned_data)
+            except ValidationError as exc:
+                for field, errors in exc.message_dict.items():
+                    form.add_error(field if field in form.fields else None, errors)
+                return self.render_page(request, invite_form=form, status=400)
+            messages.success(request, f"Invitation for {invitation.email} created; the link is below.")
         elif action == "create-key":
             form = ApiKeyForm(request.POST)
             if not form.is_valid():
@@ -104,12 +100,7 @@ class MemberRoleView(WorkspaceView):
                 if not form.is_valid():
                     messages.error(request, "Choose a valid role.")
                 else:
-                    membership_set(
-                        workspace=self.workspace,
-                        user=membership.user,
-                        role=form.cleaned_data["role"],
-                        by=request.user,
-                    )
+                    membership_set(membership=membership, role=form.cleaned_data["role"], by=request.user)
                     messages.success(
                         request, f"{membership.user.get_username()} is now {form.cleaned_data['role']}."
                     )
@@ -126,4 +117,26 @@ class ApiKeyRevokeView(WorkspaceView):
         key = get_scoped_or_404(ApiKey.objects.all(), request, pk=pk)
         api_key_revoke(api_key=key, by=request.user)
         messages.success(request, f"API key {key.name} was revoked.")
+        return HttpResponseRedirect(reverse("workspace-settings"))
+
+
+class InvitationActionView(WorkspaceView):
+    """POST /settings/invitations/<pk>/resend/ or /revoke/ (admins; other workspaces' ids 404)."""
+
+    required_permission = MANAGE
+    post_permission = MANAGE
+    ACTIONS = {"resend": invitation_resend, "revoke": invitation_revoke}
+
+    def post(self, request, pk, action):
+        service = self.ACTIONS.get(action)
+        if service is None:
+            raise Http404("No such action.")
+        invitation = get_scoped_or_404(Invitation.objects.all(), request, pk=pk)
+        try:
+            service(invitation=invitation, by=request.user)
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+        else:
+            done = "sent again with a new link" if action == "resend" else "revoked"
+            messages.success(request, f"Invitation for {invitation.email} {done}.")
         return HttpResponseRedirect(reverse("workspace-settings"))

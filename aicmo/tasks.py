@@ -1,5 +1,7 @@
 from celery import shared_task
+from django.utils import timezone
 
+from .invitations import InvitationSendDeferred
 from .jobs import JobCancelled, job_fail
 
 
@@ -14,3 +16,23 @@ def audit_export_task(job_id: int) -> None:
     except Exception as exc:
         job_fail(job_id=job_id, message=f"Export failed: {exc.__class__.__name__}: {exc}")
         raise
+
+
+INVITATION_RETRY_MAX_SECONDS = (
+    3600  # below CELERY_VISIBILITY_TIMEOUT (2 h), so a waiting retry is not redelivered
+)
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True, max_retries=8)
+def invitation_send_task(self, invitation_id: int) -> bool:
+    """Mail an invitation's current link; a re-run after success, revoke or acceptance does nothing. When no
+    provider answered, retry when the gateway says one may (``retry_at``), else after 1, 2, 4 … 60 minutes."""
+    from .invitations import invitation_deliver
+
+    try:
+        return invitation_deliver(invitation_id=invitation_id)
+    except InvitationSendDeferred as exc:
+        backoff = 60 * 2**self.request.retries
+        if exc.retry_at is not None:
+            backoff = (exc.retry_at - timezone.now()).total_seconds()
+        raise self.retry(exc=exc, countdown=min(max(backoff, 1), INVITATION_RETRY_MAX_SECONDS)) from exc

@@ -39,7 +39,7 @@ def _requested_workspace(request) -> str | None:
     return None
 
 
-def _workspace_lookup(wanted: str) -> dict:
+def workspace_lookup(wanted: str) -> dict:
     """An id (ASCII digits; past 18 they name no row, and int() refuses 4,300+) or else a slug (without NUL,
     which PostgreSQL refuses in a query)."""
     if wanted.isascii() and wanted.isdigit():
@@ -61,7 +61,7 @@ def resolve_tenant(request, auth=None) -> Tenant | None:
     )
     membership = None
     if wanted:
-        ws_filter = _workspace_lookup(wanted)
+        ws_filter = workspace_lookup(wanted)
         membership = memberships.filter(workspace__in=Workspace.objects.filter(**ws_filter)).first()
         if membership is None and user.is_superuser:
             ws = Workspace.objects.filter(**ws_filter).first()

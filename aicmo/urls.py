@@ -4,7 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from aicmo import settings_views, views
+from aicmo import invitation_views, settings_views, views
 from aicmo.api import core as core_api
 from aicmo.health import healthz
 from aicmo.navigation import installed_api_apps, installed_areas
@@ -14,6 +14,7 @@ router.register("jobs", core_api.JobViewSet, basename="api-job")
 router.register("audit-events", core_api.AuditEventViewSet, basename="api-audit-event")
 router.register("api-keys", core_api.ApiKeyViewSet, basename="api-api-key")
 router.register("members", core_api.MembershipViewSet, basename="api-member")
+router.register("invitations", core_api.InvitationViewSet, basename="api-invitation")
 
 api_patterns = [
     path("workspaces/", core_api.MyWorkspacesView.as_view(), name="api-my-workspaces"),
@@ -39,6 +40,14 @@ urlpatterns = [
         "settings/api-keys/<int:pk>/revoke/",
         settings_views.ApiKeyRevokeView.as_view(),
         name="workspace-key-revoke",
+    ),
+    path(
+        "settings/invitations/<int:pk>/<str:action>/",
+        settings_views.InvitationActionView.as_view(),
+        name="workspace-invitation",
+    ),
+    path(
+        "invitations/<str:token>/", invitation_views.InvitationAcceptView.as_view(), name="invitation-accept"
     ),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_patterns)),

@@ -41,28 +41,61 @@ def workspace_create(*, name: str, slug: str | None = None, owner=None) -> Works
     return ws
 
 
+class NotAMemberError(ValueError):
+    """Role changes apply to existing members only; people join through an invitation."""
+
+
 @transaction.atomic
-def membership_set(*, workspace: Workspace, user, role: str, by) -> Membership:
+def membership_add(*, workspace: Workspace, user, role: str, by, actor_label: str | None = None, via: str):
+    """Make `user` a member with `role`; returns (membership, created). Idempotent: an existing member keeps
+    their role. Only two doors call this: an accepted invitation and the operators' `workspace_add_member`
+    command (`via` names which, in the audit row); nothing lets an admin name an account directly."""
     if role not in Role.values:
         raise ValueError(f"Unknown role {role!r}")
-    membership, created = Membership.objects.select_for_update().get_or_create(
+    membership, created = Membership.objects.get_or_create(
         workspace=workspace, user=user, defaults={"role": role}
     )
-    old = None if created else membership.role
-    if not created and old != role:
-        if old == Role.ADMIN and not _other_admins(membership):
-            raise LastAdminError("The workspace must keep at least one admin.")
-        membership.role = role
-        membership.save(update_fields=["role"])
-    if created or old != role:
+    if created:
         audit_record(
             workspace=workspace,
             actor=by,
-            verb="member.role_changed",
+            actor_label=actor_label,
+            verb="member.added",
             target=membership,
-            changes={"user": user.get_username(), "from": old, "to": role},
+            changes={"user": user.get_username(), "role": role, "via": via},
         )
-    return membership
+    return membership, created
+
+
+@transaction.atomic
+def membership_set(*, membership: Membership, role: str, by, actor_label: str | None = None) -> Membership:
+    """Change an existing member's role (audited); the last admin cannot be demoted (LastAdminError)."""
+    if role not in Role.values:
+        raise ValueError(f"Unknown role {role!r}")
+    locked = (
+        Membership.objects.select_for_update(of=("self",))
+        .select_related("user", "workspace")
+        .filter(pk=membership.pk)
+        .first()
+    )
+    if locked is None:
+        raise NotAMemberError("This person is no longer a member of the workspace.")
+    old = locked.role
+    if old == role:
+        return locked
+    if old == Role.ADMIN and not _other_admins(locked):
+        raise LastAdminError("The workspace must keep at least one admin.")
+    locked.role = role
+    locked.save(update_fields=["role"])
+    audit_record(
+        workspace=locked.workspace,
+        actor=by,
+        actor_label=actor_label,
+        verb="member.role_changed",
+        target=locked,
+        changes={"user": locked.user.get_username(), "from": old, "to": role},
+    )
+    return locked
 
 
 def _other_admins(membership: Membership) -> bool:

@@ -25,6 +25,7 @@ from .models import (
     Suppression,
     Tag,
 )
+from .normalize import InvalidEmail, normalize_email
 
 
 class ContactActionForm(ActionForm):
@@ -66,8 +67,31 @@ def _workspace_groups(queryset):
     return groups
 
 
+class ContactAdminForm(forms.ModelForm):
+    """Email is a plain form field checked by the shared normalizer and written by the contact services: the
+    model's EmailField validator (Django's regex) would refuse internationalized addresses."""
+
+    email = forms.CharField(max_length=1000, strip=False)
+
+    class Meta:
+        model = Contact
+        exclude = ["email"]  # noqa: DJ006 - every other field as the admin shows it; email is declared above
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial.setdefault("email", self.instance.email)
+
+    def clean_email(self):
+        try:
+            return normalize_email(self.cleaned_data["email"])
+        except InvalidEmail as exc:
+            raise ValidationError(str(exc)) from None
+
+
 @admin.register(Contact)
 class ContactAdmin(WorkspaceAdmin):
+    form = ContactAdminForm
     list_display = [
         "email",
         "first_name",

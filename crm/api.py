@@ -35,6 +35,7 @@ from .models import (
     Segment,
     Tag,
 )
+from .normalize import InvalidEmail, email_lookup_key, normalize_email
 from .segments import SegmentRuleError, compile_rules, field_catalog
 from .selectors import attach_tag_names, contacts_for, lists_for
 
@@ -70,7 +71,7 @@ class ContactSerializer(serializers.ModelSerializer):
     company_name = serializers.CharField(write_only=True, required=False, allow_blank=True)
     company_domain = serializers.CharField(write_only=True, required=False, allow_blank=True)
     tags = serializers.ListField(child=serializers.CharField(max_length=80), required=False, write_only=True)
-    email = serializers.CharField(max_length=254)
+    email = serializers.CharField(max_length=1000, trim_whitespace=False)
 
     class Meta:
         model = Contact
@@ -145,6 +146,12 @@ class ContactSerializer(serializers.ModelSerializer):
             if hasattr(instance, "tag_names")
             else [t.name for t in instance.tags.all()],
         }
+
+    def validate_email(self, value):
+        try:
+            return normalize_email(value)
+        except InvalidEmail as exc:
+            raise serializers.ValidationError(str(exc)) from None
 
     def service_data(self) -> dict:
         data = dict(self.validated_data)
@@ -347,7 +354,7 @@ class ContactViewSet(WorkspaceViewSet):
         existing = {
             c.email: c
             for c in Contact.objects.for_workspace(request.workspace).filter(
-                email__in=[services.normalize_email(i.get("email", "")) for i in items if isinstance(i, dict)]
+                email__in=[email_lookup_key(i.get("email", "")) for i in items if isinstance(i, dict)]
             )
         }
         for index, item in enumerate(items):
@@ -358,7 +365,7 @@ class ContactViewSet(WorkspaceViewSet):
                 results.append({"index": index, "status": "error", "errors": serializer.errors})
                 continue
             data = serializer.service_data()
-            email = services.normalize_email(data.get("email", ""))
+            email = data["email"]
             try:
                 with transaction.atomic():
                     if email in existing:

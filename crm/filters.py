@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import unicodedata
 
 import django_filters
 from django import forms
@@ -10,6 +11,7 @@ from django.db.models import Q
 from django_filters.fields import IsoDateTimeField
 
 from .models import Contact, Lifecycle, Tier, Verdict
+from .normalize import strip_invisible
 
 # Ids are BigAutoField: a larger number can name no row, and SQLite cannot even bind it (OverflowError).
 MAX_ID = 2**63 - 1
@@ -53,11 +55,13 @@ class ContactFilter(django_filters.FilterSet):
         fields = ["q", "lifecycle", "verification", "engagement_tier", "tag", "list", "company", "source"]
 
     def search(self, queryset, name, value):
-        value = value.strip()
+        value = unicodedata.normalize("NFC", strip_invisible(value))
         if not value:
             return queryset
         return queryset.filter(
-            Q(email__icontains=value)
+            Q(
+                email__contains=value.lower()
+            )  # stored NFC and lowercased (normalize_email): any database, any script
             | Q(first_name__icontains=value)
             | Q(last_name__icontains=value)
             | Q(company__name__icontains=value)

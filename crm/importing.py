@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import re
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,7 @@ from aicmo.jobs import job_advance, job_fail, job_finish, job_mark_running, job_
 from aicmo.models import Workspace
 
 from .models import Company, Contact, CustomFieldDefinition, ImportRowError, ImportRun, ImportStatus, Tag
-from .services import _coerce_custom, email_is_valid, normalize_domain
+from .normalize import InvalidEmail, _coerce_custom, domain_clean, normalize_email, strip_invisible
 
 BATCH_SIZE = 5000
 SAMPLE_BYTES = 64 * 1024
@@ -44,7 +45,24 @@ CORE_TARGETS = (
     "tags",
     "source",
 )
-TEXT_LIMITS = {"first_name": 100, "last_name": 100, "title": 150, "phone": 40, "source": 60}
+
+
+def _target_fields() -> dict:
+    """Target → the model field its value is stored in: row values are checked against these fields' own
+    length limits, so a new or resized column is covered without a second table of limits."""
+    contact = {
+        n: Contact._meta.get_field(n)
+        for n in ("email", "first_name", "last_name", "title", "phone", "source")
+    }
+    return {
+        **contact,
+        "company": Company._meta.get_field("name"),
+        "company_domain": Company._meta.get_field("domain"),
+        "tags": Tag._meta.get_field("name"),
+    }
+
+
+TARGET_FIELDS = _target_fields()
 
 SYNONYMS: dict[str, set[str]] = {
     "email": {
@@ -58,11 +76,56 @@ SYNONYMS: dict[str, set[str]] = {
         "contactemail",
         "emailaddr",
         "courriel",
+        "adressecourriel",
+        "adresseemail",
+        "adressemail",
+        "emailadresse",
+        "mailadresse",
+        "correo",
+        "correoelectronico",
+        "direcciondecorreo",
+        "direcciondecorreoelectronico",
+        "emailaddresse",
     },
-    "first_name": {"firstname", "first", "givenname", "fname", "forename", "prenom"},
-    "last_name": {"lastname", "last", "surname", "familyname", "lname", "nom"},
+    "first_name": {
+        "firstname",
+        "first",
+        "givenname",
+        "fname",
+        "forename",
+        "prenom",
+        "vorname",
+        "nombre",
+        "nombrepila",
+    },
+    "last_name": {
+        "lastname",
+        "last",
+        "surname",
+        "familyname",
+        "lname",
+        "nom",
+        "nachname",
+        "familienname",
+        "apellido",
+        "apellidos",
+        "nomdefamille",
+    },
     "full_name": {"name", "fullname", "contactname", "displayname"},
-    "title": {"title", "jobtitle", "position", "jobposition", "role", "designation"},
+    "title": {
+        "title",
+        "jobtitle",
+        "position",
+        "jobposition",
+        "role",
+        "designation",
+        "titel",
+        "berufsbezeichnung",
+        "poste",
+        "fonction",
+        "cargo",
+        "puesto",
+    },
     "phone": {
         "phone",
         "phonenumber",
@@ -74,6 +137,15 @@ SYNONYMS: dict[str, set[str]] = {
         "workphone",
         "cellphone",
         "directphone",
+        "telefon",
+        "telefonnummer",
+        "handy",
+        "mobil",
+        "mobiltelefon",
+        "portable",
+        "telefono",
+        "movil",
+        "celular",
     },
     "company": {
         "company",
@@ -85,15 +157,51 @@ SYNONYMS: dict[str, set[str]] = {
         "accountname",
         "employer",
         "business",
+        "firma",
+        "firmenname",
+        "unternehmen",
+        "societe",
+        "entreprise",
+        "organisme",
+        "empresa",
+        "compania",
+        "organizacion",
     },
-    "company_domain": {"companydomain", "domain", "website", "companywebsite", "url", "companyurl"},
-    "tags": {"tags", "tag", "labels", "label", "segments", "groups", "interests"},
-    "source": {"source", "leadsource", "origin"},
+    "company_domain": {
+        "companydomain",
+        "domain",
+        "website",
+        "companywebsite",
+        "url",
+        "companyurl",
+        "webseite",
+        "sitweb",
+        "siteweb",
+        "sitioweb",
+        "dominio",
+        "domaine",
+    },
+    "tags": {
+        "tags",
+        "tag",
+        "labels",
+        "label",
+        "segments",
+        "groups",
+        "interests",
+        "etiketten",
+        "schlagworte",
+        "etiquettes",
+        "etiquetas",
+    },
+    "source": {"source", "leadsource", "origin", "quelle", "herkunft", "origine", "fuente", "origen"},
 }
 
 
 def _norm_header(value: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", (value or "").lower())
+    """Letters and digits only, accents dropped: "E-Mail" → "email", "Prénom" → "prenom"."""
+    decomposed = unicodedata.normalize("NFKD", (value or "").casefold())
+    return re.sub(r"[^a-z0-9]", "", "".join(c for c in decomposed if not unicodedata.combining(c)))
 
 
 def auto_mapping(headers: list[str], workspace: Workspace | int) -> dict[str, str]:
@@ -117,7 +225,13 @@ def validate_mapping(mapping: dict, headers: list[str], workspace: Workspace | i
     """Errors keyed by header for an explicit mapping (unknown target, missing header, email unmapped)."""
     errors = {}
     keys = set(CustomFieldDefinition.objects.for_workspace(workspace).values_list("key", flat=True))
+    seen: set[str] = set()
     for header, target in mapping.items():
+        if target and target in seen:
+            errors[header] = f"Another column is already mapped to {target!r}."
+        seen.add(target)
+        if header in errors:
+            continue
         if header not in headers:
             errors[header] = "No such column in the file."
         elif (
@@ -178,6 +292,28 @@ class _Unclosable(io.BufferedIOBase):
         return len(data)
 
 
+def _clean_header(value) -> str:
+    """A header as a mapping key: no invisible characters at the ends, no NUL (no database text holds one)."""
+    return "" if value is None else strip_invisible(str(value)).replace("\x00", "")
+
+
+def unique_headers(headers: list[str]) -> list[str]:
+    """Each column its own name: a repeated header gets its position among its namesakes ("Phone (2)"), so
+    a mapping addresses every column and the first of the same name is the one auto-mapping picks."""
+    taken = set(headers)
+    seen: dict[str, int] = {}
+    out = []
+    for header in headers:
+        count = seen[header] = seen.get(header, 0) + 1
+        name = header
+        while count > 1 and name in taken:
+            name = f"{header} ({count})"
+            count += 1
+        taken.add(name)
+        out.append(name)
+    return out
+
+
 class RowSource:
     """Streams (line_number, cells) with the header read first; bounded memory for CSV and XLSX."""
 
@@ -208,13 +344,20 @@ class RowSource:
         text = io.TextIOWrapper(_Unclosable(self.fh), encoding=self.encoding, errors="replace", newline="")
         reader = csv.reader(text, delimiter=self.delimiter)
         try:
-            self.headers = [h.strip().lstrip("\ufeff") for h in next(reader)]
+            self.headers = unique_headers([_clean_header(h) for h in next(reader)])
         except StopIteration:
             self.headers = []
 
         def rows():
-            for cells in reader:
-                yield reader.line_num, cells
+            while True:
+                first_line = (
+                    reader.line_num + 1
+                )  # a quoted cell may span lines: report where the record starts
+                try:
+                    cells = next(reader)
+                except StopIteration:
+                    return
+                yield first_line, cells
 
         self._rows = rows()
 
@@ -226,7 +369,7 @@ class RowSource:
         self.encoding, self.delimiter = "xlsx", ""
         iterator = sheet.iter_rows(values_only=True)
         first = next(iterator, None)
-        self.headers = [str(h).strip() if h is not None else "" for h in (first or ())]
+        self.headers = unique_headers([_clean_header(h) for h in (first or ())])
         self.estimated_rows = max(0, (sheet.max_row or 1) - 1)
 
         def cell(v) -> str:
@@ -249,6 +392,50 @@ class RowSource:
         return self._rows
 
 
+# Leading bytes of formats people upload by mistake under a .csv/.xlsx name (file signatures as listed by
+# each format's specification: JFIF/EXIF, PNG, GIF87a/89a, PDF, ZIP/OOXML, OLE2 (.xls), gzip, RIFF (WebP/AVI),
+# ISO BMFF (MP4/HEIC, after a 4-byte box size)).
+_SIGNATURES = (
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"GIF8", "a GIF image"),
+    (b"%PDF-", "a PDF document"),
+    (b"PK\x03\x04", "a ZIP archive or an Excel workbook"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old-style Excel (.xls) or Office file"),
+    (b"\x1f\x8b", "a gzip archive"),
+    (b"RIFF", "a RIFF media file"),
+)
+
+
+_BINARY_BYTES = (
+    *range(9),
+    11,
+    *range(14, 27),
+    *range(28, 32),
+)  # C0 controls but TAB, LF, FF, CR, SUB (cp1252 EOF)
+
+
+def content_mismatch(head: bytes, file_format: str) -> str:
+    """Why the first bytes of an upload are not the `file_format` its name claims ("" when they can be)."""
+    found = next((label for sig, label in _SIGNATURES if head.startswith(sig)), "")
+    if not found and head[4:8] == b"ftyp":
+        found = "a video or HEIC image"
+    if file_format == "xlsx":
+        if head.startswith(b"PK\x03\x04"):
+            return ""
+        return f"The file is named .xlsx but its content is {found or 'not an Excel workbook'}."
+    if found:
+        return (
+            f"The file is named .csv but its content is {found}, not text. Export it as CSV and upload that."
+        )
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return ""
+    controls = sum(head.count(bytes([c])) for c in _BINARY_BYTES)
+    if head and controls * 20 > len(head):  # > 5 % control bytes: no CSV export looks like that
+        return "The file is named .csv but its content is binary, not text. Export it as CSV and upload that."
+    return ""
+
+
 def file_format_for(name: str) -> str:
     return "xlsx" if Path(name or "").suffix.lower() in {".xlsx", ".xlsm"} else "csv"
 
@@ -256,8 +443,16 @@ def file_format_for(name: str) -> str:
 def import_preview(
     *, workspace: Workspace, fh, name: str, mapping: dict | None = None, rows: int = 5
 ) -> dict:
-    """Headers, detected encoding/delimiter, proposed mapping and the first rows as the wizard shows them."""
-    source = RowSource(fh, file_format_for(name))
+    """Headers, detected encoding/delimiter, proposed mapping and the first rows as the wizard shows them.
+
+    Raises ValidationError on ``file`` when the content is not what the name says (a JPEG named .csv)."""
+    file_format = file_format_for(name)
+    raw = _binary(fh)
+    head = raw.read(SAMPLE_BYTES)
+    raw.seek(0)
+    if reason := content_mismatch(head, file_format):
+        raise ValidationError({"file": reason})
+    source = RowSource(fh, file_format)
     sample = []
     for _, cells in source:
         sample.append(cells)
@@ -295,6 +490,8 @@ def import_stage(
     fmt = file_format_for(name)
     try:
         preview = import_preview(workspace=workspace, fh=fh, name=name)
+    except ValidationError:
+        raise
     except Exception as exc:  # noqa: BLE001 - any unreadable upload is a 400 for the caller, not a crash
         raise ValidationError({"file": f"Could not read the file: {exc}"}) from exc
     if hasattr(fh, "seek"):
@@ -469,25 +666,42 @@ def _execute_rows(run: ImportRun, crash_after_batches: int | None) -> int:
 
 
 _TAG_SPLIT = re.compile(r"[,;|]")
+_TAG_QUOTES = "\"'“”‘’«»"  # Mailchimp writes a tag list as "vip","newsletter"
+
+
+_ERROR_COLUMN_MAX, _ERROR_REASON_MAX, _ERROR_VALUE_MAX = (
+    ImportRowError._meta.get_field(n).max_length for n in ("column", "reason", "value")
+)
 
 
 def _column_plan(columns: dict, customs: dict) -> list[tuple]:
     """(index, header, kind, arg) per mapped column, decided once per file instead of once per cell."""
     plan = []
     for index, (header, target) in columns.items():
-        if target == "email":
-            plan.append((index, header, "email", None))
-        elif target.startswith("custom."):
+        if target.startswith("custom."):
             plan.append((index, header, "custom", customs[target[7:]]))
-        elif target in ("tags", "full_name", "company_domain"):
+        elif target in ("email", "tags", "full_name", "company_domain"):
             plan.append((index, header, target, None))
         else:
-            plan.append((index, header, "text", (target, TEXT_LIMITS.get(target))))
+            plan.append((index, header, "text", (target, TARGET_FIELDS[target].max_length)))
     return plan
 
 
+def _split_tags(value: str) -> list[str]:
+    return [t for t in (p.strip().strip(_TAG_QUOTES).strip() for p in _TAG_SPLIT.split(value)) if t]
+
+
+def _split_name(value: str) -> tuple[str, str]:
+    first, _, last = value.partition(" ")
+    return first, last.strip()
+
+
 def _parse_row(line, cells, plan, run, batch: _Batch) -> dict | None:
-    """One row as a dict of target → value, or None (blank row, or reported to `batch.errors`)."""
+    """One row as a dict of target → value, or None (blank row, or reported to `batch.errors`).
+
+    Every value is checked here against the column it is stored in (length from the model field, email by
+    `normalize_email`, domain by IDNA, custom values by their type), so no row value can make the database
+    refuse a batch: an over-long or malformed value is a row error naming its column."""
     joined = "".join(cells)
     if not joined.strip():
         return None
@@ -502,9 +716,9 @@ def _parse_row(line, cells, plan, run, batch: _Batch) -> dict | None:
                 workspace_id=run.workspace_id,
                 run_id=run.pk,
                 line=line,
-                column=column,
-                reason=reason[:300],
-                value=(value or "")[:300].replace("\x00", ""),
+                column=column[:_ERROR_COLUMN_MAX],
+                reason=reason[:_ERROR_REASON_MAX],
+                value=(value or "")[:_ERROR_VALUE_MAX].replace("\x00", ""),
             )
         )
 
@@ -523,14 +737,11 @@ def _parse_row(line, cells, plan, run, batch: _Batch) -> dict | None:
             else:
                 data[target] = value
         elif kind == "email":
-            email = value.lower()
-            if not email:
-                error(header, "Email is missing.")
+            try:
+                data["email"] = normalize_email(value)
+            except InvalidEmail as exc:
+                error(header, "Email is missing." if not strip_invisible(value) else str(exc), value)
                 bad = True
-            elif not email_is_valid(email):
-                error(header, "Not a valid email address.", value)
-                bad = True
-            data["email"] = email
         elif kind == "custom":
             if value:
                 try:
@@ -543,15 +754,32 @@ def _parse_row(line, cells, plan, run, batch: _Batch) -> dict | None:
                         custom = {}
                     custom[arg.key] = coerced
         elif kind == "tags":
-            data["tags"] = [t.strip()[:80] for t in _TAG_SPLIT.split(value) if t.strip()]
+            tags = _split_tags(value)
+            limit = TARGET_FIELDS["tags"].max_length
+            if any(len(t) > limit for t in tags):
+                error(header, f"A tag has at most {limit} characters.", value[:50])
+                bad = True
+            data["tags"] = tags
         elif kind == "full_name":
-            first, _, last = value.partition(" ")
-            data.setdefault("first_name", first)
-            data.setdefault("last_name", last)
+            first, last = _split_name(value)
+            for target, part in (("first_name", first), ("last_name", last)):
+                limit = TARGET_FIELDS[target].max_length
+                if len(part) > limit:
+                    error(
+                        header,
+                        f"The {target.replace('_', ' ')} is longer than {limit} characters.",
+                        value[:50],
+                    )
+                    bad = True
+                data.setdefault(target, part)
         else:  # company_domain
-            data["company_domain"] = normalize_domain(value)
+            try:
+                data["company_domain"] = domain_clean(value) if value else ""
+            except ValueError as exc:
+                error(header, str(exc), value[:50])
+                bad = True
     data["custom"] = custom or {}
-    if "email" not in data:
+    if "email" not in data and not bad:
         error("", "Email is missing.")
         bad = True
     if bad:
@@ -573,7 +801,7 @@ def _companies_for(run: ImportRun, rows) -> dict[str, Company]:
     qs = Company.objects.for_workspace(run.workspace_id)
     existing = {c.domain: c for c in qs.filter(domain__in=list(wanted))}
     missing = [
-        Company(workspace_id=run.workspace_id, domain=d, name=n[:200])
+        Company(workspace_id=run.workspace_id, domain=d, name=n)
         for d, n in wanted.items()
         if d not in existing
     ]

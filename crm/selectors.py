@@ -9,6 +9,7 @@ from django.db.models import Count, Prefetch, QuerySet
 from aicmo.models import Workspace
 
 from .models import Channel, Contact, ContactList, EnrichmentRecord, Segment, Suppression, Tag, Verdict
+from .normalize import email_lookup_key
 from .segments import segment_queryset
 
 
@@ -94,4 +95,5 @@ def lists_for(workspace: Workspace | int) -> QuerySet[ContactList]:
 
 
 def contact_by_email(workspace: Workspace | int, email: str) -> Contact | None:
-    return Contact.objects.for_workspace(workspace).filter(email=(email or "").strip().lower()).first()
+    key = email_lookup_key(email or "")
+    return Contact.objects.for_workspace(workspace).filter(email=key).first() if key else None

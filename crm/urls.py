@@ -20,5 +20,6 @@ urlpatterns = [
     path("runs/<int:pk>/", views.RunDetailView.as_view(), name="run"),
     path("imports/", views.ImportListView.as_view(), name="imports"),
     path("imports/<int:pk>/", views.ImportDetailView.as_view(), name="import"),
+    path("imports/<int:pk>/result/", views.ImportResultView.as_view(), name="import-result"),
     path("imports/<int:pk>/errors.csv", views.ImportErrorsCsvView.as_view(), name="import-errors"),
 ]

@@ -281,6 +281,9 @@ class ImportListView(WorkspaceView, TemplateView):
         return HttpResponseRedirect(reverse("crm:import", args=[run.pk]))
 
 
+ERRORS_SHOWN = 100  # the rest are in the CSV report
+
+
 class ImportDetailView(WorkspaceView, TemplateView):
     """Before start: mapping preview with a target per column. After: progress bar and error report."""
 
@@ -313,7 +316,7 @@ class ImportDetailView(WorkspaceView, TemplateView):
             ]
             ctx["targets"] = [*importing.CORE_TARGETS, *custom]
         else:
-            ctx["errors"] = run.row_errors.all()[:100]
+            ctx["errors"] = run.row_errors.order_by("line", "id")[:ERRORS_SHOWN]
         return ctx
 
     def post(self, request, pk):
@@ -326,6 +329,22 @@ class ImportDetailView(WorkspaceView, TemplateView):
             for field, errs in exc.message_dict.items():
                 messages.error(request, f"{field}: {' '.join(errs)}")
         return HttpResponseRedirect(reverse("crm:import", args=[run.pk]))
+
+
+class ImportResultView(WorkspaceView, TemplateView):
+    """The result card alone: the detail page polls it (HTMX, every second) until the import's job finishes,
+    so counts, the error table and the report link appear without a reload."""
+
+    template_name = "crm/partials/import_result.html"
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        run = get_scoped_or_404(ImportRun.objects.select_related("job"), self.request, pk=kwargs["pk"])
+        if run.job_id is None:
+            raise Http404("The import has not started.")
+        ctx["run"] = run
+        ctx["errors"] = run.row_errors.order_by("line", "id")[:ERRORS_SHOWN]
+        return ctx
 
 
 class ImportErrorsCsvView(WorkspaceView):

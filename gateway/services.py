@@ -243,6 +243,14 @@ def send_email(*, workspace, message: cap.OutgoingEmail) -> cap.SendResult:
     return call(_with_message_id(message), workspace=workspace, capability=Capability.SEND_EMAIL)
 
 
+def send_plain_email(*, workspace, to: str, subject: str, text: str, html: str = "") -> cap.SendResult:
+    """``send_email`` for callers below the gateway (the core's invitation mails), which name this function
+    in settings instead of importing gateway types. Same chain, failover and errors as ``send_email``."""
+    return send_email(
+        workspace=workspace, message=cap.OutgoingEmail(to=to, subject=subject, text=text, html=html)
+    )
+
+
 def fetch_replies(
     *, workspace, since: datetime | date, known_message_ids: Iterable[str]
 ) -> list[cap.InboundMessage]:

@@ -1,8 +1,8 @@
-"""Core API: jobs (read + cancel), audit events (admins), API keys and members (admins), my workspaces."""
+"""Core API: jobs (read + cancel), audit events (admins), API keys, members and invitations (admins), my
+workspaces."""
 
 from __future__ import annotations
 
-from django.contrib.auth import get_user_model
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status
@@ -11,9 +11,9 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from aicmo import apikeys, jobs, workspaces
+from aicmo import apikeys, invitations, jobs, workspaces
 from aicmo.exports import audit_export_start
-from aicmo.models import ApiKey, AuditEvent, Job, JobError, Membership, Role
+from aicmo.models import ApiKey, AuditEvent, Invitation, InvitationStatus, Job, JobError, Membership, Role
 from aicmo.roles import MANAGE, WRITE
 
 from .base import WorkspaceGenericViewSet, WorkspaceReadOnlyViewSet
@@ -148,13 +148,10 @@ class ApiKeyViewSet(
 class MembershipSerializer(serializers.ModelSerializer):
     username = serializers.CharField(source="user.username", read_only=True)
     email = serializers.EmailField(source="user.email", read_only=True)
-    user = serializers.SlugRelatedField(
-        slug_field="username", queryset=get_user_model().objects.filter(is_active=True), write_only=True
-    )
 
     class Meta:
         model = Membership
-        fields = ["id", "user", "username", "email", "role", "created_at"]
+        fields = ["id", "username", "email", "role", "created_at"]
         read_only_fields = ["id", "created_at"]
 
 
@@ -165,47 +162,123 @@ class MembershipRoleSerializer(serializers.Serializer):
 class MembershipViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
-    mixins.CreateModelMixin,
     mixins.UpdateModelMixin,
     mixins.DestroyModelMixin,
     WorkspaceGenericViewSet,
 ):
-    """Members of the current workspace. Everyone may list; only admins add, change roles or remove."""
+    """Members of the current workspace. Everyone may list; only admins change roles or remove. People join
+    through /invitations/ (there is no create here: naming an existing account enrolled anyone)."""
 
     queryset = Membership.objects.select_related("user")
     serializer_class = MembershipSerializer
-    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    http_method_names = ["get", "patch", "delete", "head", "options"]
 
     def get_permissions(self):
         self.required_permission = None if self.request.method in ("GET", "HEAD", "OPTIONS") else MANAGE
         return super().get_permissions()
 
-    def perform_create(self, serializer):
-        serializer.instance = self._set(serializer.validated_data["user"], serializer.validated_data["role"])
-
+    @extend_schema(request=MembershipRoleSerializer, responses=MembershipSerializer)
     def partial_update(self, request, *args, **kwargs):
         membership = self.get_object()
         form = MembershipRoleSerializer(data=request.data)  # a JSON list or scalar body is a 400 here too
         form.is_valid(raise_exception=True)
-        membership = self._set(membership.user, form.validated_data["role"])
-        return Response(self.get_serializer(membership).data)
-
-    def update(self, request, *args, **kwargs):
-        return self.partial_update(request, *args, **kwargs)
-
-    def _set(self, user, role):
         try:
-            return workspaces.membership_set(
-                workspace=self.request.workspace, user=user, role=role, by=self.request.user
+            membership = workspaces.membership_set(
+                membership=membership, role=form.validated_data["role"], by=request.user
             )
         except workspaces.LastAdminError as exc:
             raise serializers.ValidationError({"role": [str(exc)]}) from exc
+        return Response(self.get_serializer(membership).data)
+
+    @extend_schema(request=MembershipRoleSerializer, responses=MembershipSerializer)
+    def update(self, request, *args, **kwargs):
+        return self.partial_update(request, *args, **kwargs)
 
     def perform_destroy(self, instance):
         try:
             workspaces.membership_remove(membership=instance, by=self.request.user)
         except workspaces.LastAdminError as exc:
             raise serializers.ValidationError(str(exc)) from exc
+
+
+class InvitationSerializer(serializers.ModelSerializer):
+    status = serializers.CharField(read_only=True)
+    invited_by = serializers.CharField(source="invited_by.username", default=None, read_only=True)
+    accept_url = serializers.SerializerMethodField(
+        help_text="The link to send the invitee (single-use; stops working on resend, revoke or expiry)."
+    )
+
+    class Meta:
+        model = Invitation
+        fields = [
+            "id",
+            "email",
+            "role",
+            "status",
+            "invited_by",
+            "created_at",
+            "expires_at",
+            "accepted_at",
+            "revoked_at",
+            "sent_at",
+            "send_provider",
+            "send_demo",
+            "send_error",
+            "accept_url",
+        ]
+        read_only_fields = [f for f in fields if f not in ("email", "role")]
+
+    def get_accept_url(self, obj) -> str | None:
+        return invitations.accept_url(obj) if obj.status == InvitationStatus.PENDING else None
+
+
+class InvitationCreateSerializer(serializers.Serializer):
+    email = serializers.EmailField(max_length=254)
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
+class InvitationViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.DestroyModelMixin,
+    WorkspaceGenericViewSet,
+):
+    """Invitations of the current workspace (admins only). Creating one never looks at user accounts, so the
+    answer is the same whether the address has an account or not. DELETE revokes (the row stays, audited)."""
+
+    queryset = Invitation.objects.select_related("invited_by")
+    serializer_class = InvitationSerializer
+    required_permission = MANAGE
+    filterset_fields = ["email", "role"]
+    ordering_fields = ["created_at", "expires_at"]
+
+    @extend_schema(request=InvitationCreateSerializer, responses={201: InvitationSerializer})
+    def create(self, request, *args, **kwargs):
+        form = InvitationCreateSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        invitation = invitations.invitation_create(
+            workspace=request.workspace, by=request.user, **form.validated_data
+        )
+        return Response(InvitationSerializer(invitation).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses=InvitationSerializer)
+    @action(detail=True, methods=["post"])
+    def resend(self, request, pk=None):
+        """A fresh link and expiry, mailed again; the previous link stops working."""
+        invitation = invitations.invitation_resend(invitation=self.get_object(), by=request.user)
+        return Response(InvitationSerializer(invitation).data)
+
+    @extend_schema(request=None, responses=InvitationSerializer)
+    @action(detail=True, methods=["post"])
+    def revoke(self, request, pk=None):
+        invitation = invitations.invitation_revoke(invitation=self.get_object(), by=request.user)
+        return Response(InvitationSerializer(invitation).data)
+
+    @extend_schema(responses={204: None})
+    def destroy(self, request, *args, **kwargs):
+        invitations.invitation_revoke(invitation=self.get_object(), by=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class MyWorkspacesView(APIView):

@@ -6,11 +6,13 @@ Used by the API fuzzer (real ids for detail operations) and the tenant sweep (an
 from __future__ import annotations
 
 import secrets
+import uuid
 
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
 from aicmo.apikeys import api_key_create
+from aicmo.invitations import invitation_create
 from aicmo.models import Membership, Role
 from crm.models import ImportRun
 from media.models import Suggestion, SuggestionCode
@@ -85,6 +87,9 @@ def one_row_per_resource(workspace, member_factory) -> dict[str, int]:
         "crm/segments": SegmentFactory(workspace=workspace).pk,
         "crm/tags": TagFactory(workspace=workspace).pk,
         "gateway/accounts": ProviderAccountFactory(workspace=workspace, adapter="demo_verification").pk,
+        "invitations": invitation_create(
+            workspace=workspace, email=f"row-{uuid.uuid4().hex[:8]}@example.com", role=Role.VIEWER, by=admin
+        ).pk,
         "jobs": JobFactory(workspace=workspace).pk,
         "media/assets": asset.pk,
         "media/libraries": MediaLibraryFactory(workspace=workspace).pk,

@@ -73,3 +73,60 @@ def test_admin_api_key_created_once_and_shown_in_message(staff_for, workspace):
 def test_admin_login_page_renders_for_anonymous_visitors(client):
     assert client.get("/admin/login/").status_code == 200
     assert client.get("/admin/").status_code == 302
+
+
+def test_workspace_admin_cannot_repoint_a_membership_at_another_user(staff_for, workspace, other_workspace):
+    """The admin's change form once let a workspace admin swap a membership's user for any account."""
+    from aicmo.models import Membership
+
+    client = staff_for(Role.ADMIN)
+    outsider = MembershipFactory(workspace=other_workspace, user=UserFactory(username="outsider")).user
+    mine = MembershipFactory(workspace=workspace, user=UserFactory(username="mine"), role=Role.VIEWER)
+    assert client.get("/admin/aicmo/membership/add/").status_code == 403
+    resp = client.post(
+        f"/admin/aicmo/membership/{mine.pk}/change/",
+        {"user": outsider.pk, "workspace": workspace.pk, "role": "reviewer"},
+    )
+    assert resp.status_code == 302
+    mine.refresh_from_db()
+    assert mine.user.username == "mine" and mine.role == Role.REVIEWER
+    assert not Membership.objects.filter(workspace=workspace, user=outsider).exists()
+
+
+def test_superuser_adds_a_member_in_admin_audited(admin_client, workspace):
+    from aicmo.models import AuditEvent, Membership
+
+    user = UserFactory(username="direct")
+    resp = admin_client.post(
+        "/admin/aicmo/membership/add/", {"user": user.pk, "workspace": workspace.pk, "role": "viewer"}
+    )
+    assert resp.status_code == 302
+    assert Membership.objects.get(workspace=workspace, user=user).role == Role.VIEWER
+    assert AuditEvent.objects.get(verb="member.added").changes["via"] == "admin"
+
+
+def test_invitations_in_admin_are_scoped_read_only_and_act_through_services(
+    staff_for, workspace, other_workspace
+):
+    from aicmo.invitations import invitation_create
+    from aicmo.models import AuditEvent, Invitation
+
+    mine = invitation_create(workspace=workspace, email="mine@example.com", role=Role.VIEWER, by=None)
+    theirs = invitation_create(
+        workspace=other_workspace, email="theirs@example.com", role=Role.VIEWER, by=None
+    )
+    assert staff_for(Role.MARKETER).get("/admin/aicmo/invitation/").status_code == 403
+    client = staff_for(Role.ADMIN)
+    html = client.get("/admin/aicmo/invitation/").content.decode()
+    assert "mine@example.com" in html and "theirs@example.com" not in html
+    assert client.get(f"/admin/aicmo/invitation/{theirs.pk}/change/").status_code == 404
+    assert client.get("/admin/aicmo/invitation/add/").status_code == 403
+    page = client.get(f"/admin/aicmo/invitation/{mine.pk}/change/").content.decode()
+    assert "mine@example.com" in page and mine.nonce not in page and mine.token_hash not in page
+    client.post(
+        "/admin/aicmo/invitation/",
+        {"action": "revoke_invitations", "_selected_action": [mine.pk, theirs.pk]},
+    )
+    assert Invitation.objects.get(pk=mine.pk).revoked_at is not None
+    assert Invitation.objects.get(pk=theirs.pk).revoked_at is None
+    assert AuditEvent.objects.filter(verb="invitation.revoked").count() == 1

@@ -1,8 +1,9 @@
-"""The workspace settings page: admins manage members and API keys; others cannot; other workspaces' ids 404."""
+"""The workspace settings page: admins manage members, invitations and API keys; others cannot; other workspaces' ids 404."""
 
 import pytest
 
 from aicmo.apikeys import api_key_create
+from aicmo.invitations import invitation_create
 from aicmo.models import ApiKey, AuditEvent, Membership, Role
 from tests.factories import MembershipFactory, UserFactory
 
@@ -19,13 +20,9 @@ def test_only_admins_reach_settings(client_for, role):
     assert not ApiKey.objects.exists()
 
 
-def test_admin_adds_member_changes_role_and_removes(client_for, workspace):
+def test_admin_changes_role_and_removes_member(client_for, workspace):
     client = client_for(Role.ADMIN)
-    newcomer = UserFactory(username="nora", email="nora@example.com")
-    resp = client.post("/settings/", {"action": "add-member", "user": "NORA@example.com", "role": "viewer"})
-    assert resp.status_code == 302
-    membership = Membership.objects.get(user=newcomer, workspace=workspace)
-    assert membership.role == Role.VIEWER
+    membership = MembershipFactory(workspace=workspace, user=UserFactory(username="nora"), role=Role.VIEWER)
     client.post(f"/settings/members/{membership.pk}/", {"role": "reviewer"})
     membership.refresh_from_db()
     assert membership.role == Role.REVIEWER
@@ -35,11 +32,12 @@ def test_admin_adds_member_changes_role_and_removes(client_for, workspace):
     assert {"member.role_changed", "member.removed"} <= verbs
 
 
-def test_unknown_user_is_a_form_error(client_for):
+def test_the_old_add_member_form_enrols_nobody(client_for, workspace):
     client = client_for(Role.ADMIN)
-    resp = client.post("/settings/", {"action": "add-member", "user": "ghost", "role": "viewer"})
+    UserFactory(username="nora", email="nora@example.com")
+    resp = client.post("/settings/", {"action": "add-member", "user": "nora", "role": "viewer"})
     assert resp.status_code == 400
-    assert b"No single active user" in resp.content
+    assert not Membership.objects.filter(workspace=workspace, user__username="nora").exists()
 
 
 def test_last_admin_cannot_demote_themselves(client_for):
@@ -82,8 +80,9 @@ def test_other_workspace_ids_answer_404(client_for, other_workspace):
 
 def test_settings_query_count(client_for, workspace, django_assert_max_num_queries):
     client = client_for(Role.ADMIN)
-    for _ in range(15):
+    for i in range(15):
         MembershipFactory(workspace=workspace, role=Role.VIEWER)
         api_key_create(workspace=workspace, name="k", by=client.user)
+        invitation_create(workspace=workspace, email=f"i{i}@example.com", role=Role.VIEWER, by=client.user)
     with django_assert_max_num_queries(12):
         assert client.get("/settings/").status_code == 200

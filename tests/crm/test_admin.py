@@ -72,10 +72,20 @@ def test_enrich_action_over_the_size_limit_says_so(staff_client, workspace, monk
     from aicmo.models import Job
     from crm import services
 
-    monkeypatch.setattr(services, "MAX_RUN_CONTACTS", 1)
+    monkeypatch.setattr(services.runs, "MAX_RUN_CONTACTS", 1)
     ids = [c.pk for c in ContactFactory.create_batch(2, workspace=workspace)]
     page = staff_client.post(
         "/admin/crm/contact/", {"action": "enrich", "_selected_action": ids}, follow=True
     )
     assert b"A run takes at most 1 contacts" in page.content
     assert not Job.objects.exists()
+
+
+def test_import_entry_point_refuses_a_file_whose_content_is_not_its_name(staff_client, workspace):
+    png = b"\x89PNG\r\n\x1a\n" + bytes(200)
+    resp = staff_client.post(
+        "/admin/crm/importrun/add/",
+        {"workspace": workspace.pk, "file": SimpleUploadedFile("a.csv", png), "policy": "update"},
+    )
+    assert resp.status_code == 200 and "its content is a PNG image" in resp.content.decode()
+    assert not ImportRun.objects.exists()

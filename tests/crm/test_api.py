@@ -141,7 +141,10 @@ def test_import_upload_returns_202_job_and_error_report(api_client_for, django_c
     assert run.created == 1 and run.failed == 1
     report = client.get(f"{BASE}/imports/{run.pk}/errors.csv/")
     text = b"".join(report.streaming_content).decode()
-    assert text.splitlines()[1] == "3,Email Address,Not a valid email address.,broken"
+    assert (
+        text.splitlines()[1]
+        == "3,Email Address,Not a valid email address: An email address must have an @-sign.,broken"
+    )
     bad = client.post(
         f"{BASE}/imports/", {"file": SimpleUploadedFile("x.csv", b"who\nme\n")}, format="multipart"
     )
@@ -374,7 +377,7 @@ def test_viewer_may_evaluate_rules_but_not_save_a_segment(api_client_for):
 @pytest.mark.parametrize("path", ["enrichment-runs", "verification-runs"])
 def test_a_run_over_the_size_limit_is_a_400_and_starts_nothing(api_client_for, monkeypatch, path):
     client = api_client_for("marketer")
-    monkeypatch.setattr(services, "MAX_RUN_CONTACTS", 2)
+    monkeypatch.setattr(services.runs, "MAX_RUN_CONTACTS", 2)
     ContactFactory.create_batch(3, workspace=client.workspace, engagement_score=90)
     seg = SegmentFactory(
         workspace=client.workspace,

@@ -60,3 +60,37 @@ def test_tick_contacts_add_to_list_and_start_a_run(
     job = Job.objects.get(workspace=workspace)
     assert job.kind == "crm.verification" and sorted(job.params["contact_ids"]) == sorted([a.pk, c.pk])
     assert b.pk not in job.params["contact_ids"]
+
+
+@pytest.mark.browser
+def test_import_result_page_updates_itself_when_the_job_finishes(
+    browser_page, browser_login, live_server, member_factory, workspace
+):
+    """The page is open while the import waits for a worker; the job then runs (here, in the test's thread)
+    and the counts, error table and report link appear without a reload."""
+    import io
+
+    from crm import importing
+
+    user = member_factory(workspace, "marketer")
+    content = b"Email,First Name\nann@ex.com,Ann\nnot-an-address,Bad\nbo@ex.com,Bo\n"
+    run = importing.import_create(
+        workspace=workspace, fh=io.BytesIO(content), name="people.csv", enqueue=False
+    )
+    browser_login(browser_page, live_server, user, workspace)
+    page = browser_page
+    page.goto(live_server.url + f"/crm/imports/{run.pk}/")
+    page.wait_for_selector("#import-result[data-finished='false']")
+    assert page.inner_text("[data-count='created']") == "0"
+    page.evaluate("window.__loaded_once = true")  # a reload would drop this
+    importing.import_execute(run_id=run.pk)
+    page.wait_for_selector("#import-result[data-finished='true']", timeout=15_000)
+    assert page.evaluate("window.__loaded_once") is True
+    assert (
+        page.inner_text("[data-count='created']") == "2" and page.inner_text("[data-count='failed']") == "1"
+    )
+    assert "not-an-address" in page.inner_text("table.import-errors")
+    assert (
+        page.get_attribute("a:text('Download error report (CSV)')", "href")
+        == f"/crm/imports/{run.pk}/errors.csv"
+    )

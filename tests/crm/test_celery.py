@@ -24,7 +24,7 @@ def wait_finished(job_id: int, timeout: float = 60) -> Job:
 
 
 def test_enrichment_and_import_run_on_a_real_worker(live_celery_worker, redis_client, monkeypatch, settings):
-    monkeypatch.setattr(services, "ENRICH_CHUNK", 5)
+    monkeypatch.setattr(services.runs, "ENRICH_CHUNK", 5)
     ws = WorkspaceFactory(slug="celery-crm")
     ProviderAccount.objects.create(
         workspace=ws, capability="enrich_person", adapter="demo_enrichment", name="Demo"

@@ -186,7 +186,7 @@ def test_a_dashboard_run_over_the_size_limit_says_so_and_starts_nothing(client_f
     from crm import services
 
     client = client_for("marketer")
-    monkeypatch.setattr(services, "MAX_RUN_CONTACTS", 2)
+    monkeypatch.setattr(services.runs, "MAX_RUN_CONTACTS", 2)
     contacts = ContactFactory.create_batch(3, workspace=client.workspace)
     lst = ContactListFactory(workspace=client.workspace)
     services.list_add_contacts(contact_list=lst, contact_ids=[c.pk for c in contacts])

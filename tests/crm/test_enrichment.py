@@ -38,7 +38,7 @@ def drain(job_id: int) -> Job:
 
 
 def test_enrichment_run_with_demo_provider(demo_accounts, monkeypatch, django_capture_on_commit_callbacks):
-    monkeypatch.setattr(services, "ENRICH_CHUNK", 7)
+    monkeypatch.setattr(services.runs, "ENRICH_CHUNK", 7)
     typed = services.contact_create(
         workspace=demo_accounts, data={"email": "jane.doe@acme.io", "title": "Boss"}
     )
@@ -82,7 +82,7 @@ def test_providers_unavailable_retries_later_and_marks_nothing(workspace, redis_
     def unavailable(**kwargs):
         raise ProvidersUnavailable("enrich_person", retry_at)
 
-    monkeypatch.setattr(services._gateway(), "enrich_people", unavailable)
+    monkeypatch.setattr(services.runs._gateway(), "enrich_people", unavailable)
     seen = {}
 
     class Retried(Exception):
@@ -138,7 +138,7 @@ def test_per_contact_provider_errors_are_job_errors(demo_accounts, monkeypatch):
             raise ProviderError(ErrorKind.BAD_INPUT, "vendor refused bad@ex.com", provider="apollo")
         return [EnrichmentResult(provider="apollo", matched=True, fields={"title": "CTO"}) for _ in queries]
 
-    monkeypatch.setattr(services._gateway(), "enrich_people", enrich_people)
+    monkeypatch.setattr(services.runs._gateway(), "enrich_people", enrich_people)
     job = drain(services.enrichment_start(workspace=demo_accounts, contact_ids=[good.pk, bad.pk]).pk)
     assert (job.done, job.failed) == (1, 1)
     error = JobError.objects.get(job=job)

@@ -8,7 +8,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from crm import importing, services
 from crm.models import Contact, ImportRun, Segment, Suppression
-from tests.crm.factories import CompanyFactory, ContactFactory, SegmentFactory, TagFactory
+from tests.crm.factories import CompanyFactory, ContactFactory, CustomFieldFactory, SegmentFactory, TagFactory
 
 
 def test_contact_list_filters_and_flat_queries(client_for, django_assert_max_num_queries):
@@ -83,7 +83,7 @@ def test_import_wizard_upload_preview_start(client_for, django_capture_on_commit
     assert Contact.objects.get(workspace=client.workspace, email="w@ex.com").first_name == "Wim"
     page = client.get(f"/crm/imports/{run.pk}/").content.decode()
     assert "job-progress" in page or "progress" in page
-    assert "Not a valid email address." in page
+    assert "Not a valid email address: An email address must have an @-sign." in page
     report = b"".join(client.get(f"/crm/imports/{run.pk}/errors.csv").streaming_content).decode()
     assert report.splitlines()[1].startswith("3,Mail,")
 
@@ -152,3 +152,44 @@ def test_segment_count_errors_carry_their_path_for_the_builder(client_for):
     }
     resp = client.post("/crm/segments/count/", {"rules": json.dumps(rules)})
     assert b'data-path="rules[1].rules"' in resp.content
+
+
+def test_import_result_card_polls_until_the_job_finishes(
+    client_for, other_workspace, django_assert_max_num_queries
+):
+    client = client_for("marketer")
+    upload = SimpleUploadedFile("list.csv", b"Email,Budget\nw@ex.com,1\nbad,2\nz@ex.com,x\n")
+    CustomFieldFactory(workspace=client.workspace, key="budget", label="Budget", type="number")
+    run = importing.import_stage(workspace=client.workspace, fh=upload, name="list.csv")
+    assert client.get(f"/crm/imports/{run.pk}/result/").status_code == 404  # not started
+    run = importing.import_start(run=run, enqueue=False)
+    page = client.get(f"/crm/imports/{run.pk}/").content.decode()
+    assert 'id="import-result"' in page and f'hx-get="/crm/imports/{run.pk}/result/"' in page
+    importing.import_execute(run_id=run.pk)
+    with django_assert_max_num_queries(12):
+        card = client.get(f"/crm/imports/{run.pk}/result/").content.decode()
+    assert 'data-finished="true"' in card and "/result/" not in card
+    assert '<span data-count="created">1</span>' in card and '<span data-count="failed">2</span>' in card
+    assert f"/crm/imports/{run.pk}/errors.csv" in card and "Expected a number." in card
+    foreign = importing.import_create(
+        workspace=other_workspace,
+        fh=SimpleUploadedFile("x.csv", b"email\na@ex.com\n"),
+        name="x.csv",
+        enqueue=False,
+    )
+    assert client.get(f"/crm/imports/{foreign.pk}/result/").status_code == 404
+
+
+def test_import_wizard_maps_a_repeated_header_by_position(client_for, django_capture_on_commit_callbacks):
+    client = client_for("marketer")
+    upload = SimpleUploadedFile("dup.csv", b"Email,Phone,Phone\na@ex.com,111,222\n")
+    client.post("/crm/imports/", {"file": upload, "policy": "update"})
+    run = ImportRun.objects.get(workspace=client.workspace)
+    page = client.get(f"/crm/imports/{run.pk}/").content.decode()
+    assert "<td>Phone (2)</td>" in page
+    with django_capture_on_commit_callbacks(execute=False):
+        client.post(f"/crm/imports/{run.pk}/", {"map_0": "email", "map_1": "", "map_2": "phone"})
+    run.refresh_from_db()
+    assert run.mapping == {"Email": "email", "Phone (2)": "phone"}
+    importing.import_execute(run_id=run.pk)
+    assert Contact.objects.get(workspace=client.workspace, email="a@ex.com").phone == "222"
