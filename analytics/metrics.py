@@ -90,6 +90,18 @@ class Significance:
         }
 
 
+def baseline(metric: str) -> dict:
+    """The test cell of the row everything else is compared with (same keys as `Significance.as_dict`)."""
+    return {
+        "metric": metric,
+        "successes": [],
+        "trials": [],
+        "p_value": None,
+        "significant": False,
+        "verdict": "baseline",
+    }
+
+
 def two_proportion_test(metric: str, a: dict, b: dict, *, alpha: float = SIGNIFICANCE_LEVEL) -> Significance:
     """Two-sided two-proportion z-test (statsmodels ``proportions_ztest``, pooled variance) of ``metric``
     between counters ``a`` and ``b``. Undefined (p None, "not yet") when a side has no trials, when a

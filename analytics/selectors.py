@@ -16,6 +16,7 @@ from . import metrics
 from .models import COUNTER_FIELDS, CampaignRollup, DailyRollup
 
 MONEY = ("revenue", "spend")
+VARIANT_TESTS = ("open_rate", "ctr", "cvr")
 
 
 def _sums() -> dict:
@@ -64,7 +65,7 @@ def campaign_rows(workspace: Workspace | int, campaigns: list[Campaign]) -> list
     counters = campaign_counters(workspace, [c.pk for c in campaigns])
     return [
         {
-            "campaign_id": c.pk,
+            "id": c.pk,
             "name": c.name,
             "channel": c.channel,
             "status": c.status,
@@ -88,11 +89,12 @@ def campaign_report(workspace: Workspace | int, campaign: Campaign) -> dict:
     variant_rows = []
     for v in variants:
         row = {"variant": v["variant"], **_row(v)}
-        if variant_rows:
-            row["tests"] = {
-                m: metrics.two_proportion_test(m, variants[0], v).as_dict()
-                for m in ("open_rate", "ctr", "cvr")
-            }
+        row["tests"] = {
+            m: metrics.two_proportion_test(m, variants[0], v).as_dict()
+            if variant_rows
+            else metrics.baseline(m)
+            for m in VARIANT_TESTS
+        }
         variant_rows.append(row)
     return {
         "campaign_id": campaign.pk,
@@ -124,9 +126,12 @@ def campaign_comparison(workspace: Workspace | int, campaigns: list[Campaign], m
     counters = campaign_counters(workspace, [c.pk for c in campaigns])
     rows = campaign_rows(workspace, campaigns)
     baseline = counters[campaigns[0].pk] if campaigns else None
-    for campaign, row in zip(campaigns, rows, strict=True):
-        if campaign is not campaigns[0]:
-            row["test"] = metrics.two_proportion_test(metric, baseline, counters[campaign.pk]).as_dict()
+    for i, (campaign, row) in enumerate(zip(campaigns, rows, strict=True)):
+        row["test"] = (
+            metrics.two_proportion_test(metric, baseline, counters[campaign.pk]).as_dict()
+            if i
+            else metrics.baseline(metric)
+        )
     return {"metric": metric, "baseline": campaigns[0].pk if campaigns else None, "campaigns": rows}
 
 

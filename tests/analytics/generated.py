@@ -14,7 +14,12 @@ import pandas as pd
 from crm.models import Contact
 from publishing.models import Campaign, Content, Delivery, DeliveryStatus, EngagementEvent, EngagementKind
 
-KINDS = [k for k in EngagementKind.values]
+# Roughly the mix of a real email campaign: mostly sends, opens and clicks; some of everything else.
+KIND_WEIGHTS = {
+    "sent": 30, "delivered": 5, "open": 25, "click": 15, "reply": 3, "bounce_hard": 2, "bounce_soft": 2,
+    "complaint": 1, "unsubscribe": 2, "conversion": 5,
+}  # fmt: skip
+KINDS = list(KIND_WEIGHTS)
 
 
 def make_campaigns(workspace, n: int, *, channel: str = "email", prefix: str = "Campaign") -> list[Campaign]:
@@ -81,7 +86,7 @@ def random_events(
     out = []
     for _ in range(n):
         d = rng.choice(deliveries)
-        kind = rng.choice(KINDS)
+        kind = rng.choices(KINDS, weights=list(KIND_WEIGHTS.values()))[0]
         at = start + timedelta(seconds=rng.randrange(days * 86400))
         out.append(
             event(
