@@ -11,16 +11,18 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 
 from aicmo.api import WorkspaceGenericViewSet, WorkspaceRelatedField
+from aicmo.api.core import JobSerializer
 from aicmo.api.errors import error_response
 from aicmo.roles import READ
 from crm.models import Contact
 from publishing.models import Campaign
 
-from . import attribution, metrics, orders, selectors
+from . import attribution, importing, metrics, orders, selectors
 from .downloads import CSVAwareMixin, csv_download
 from .models import Order, OrderSource
 from .rollups import workspace_zone
@@ -40,6 +42,23 @@ class OrderSerializer(serializers.ModelSerializer):
         read_only_fields = ["source", "created_at"]
         # uniqueness is the service's idempotency rule (same id + same details = the stored order)
         validators = []
+
+
+class OrderImportSerializer(serializers.Serializer):
+    file = serializers.FileField(
+        help_text="CSV or XLSX: order id, customer email or id, date, amount, currency"
+    )
+    create_contacts = serializers.BooleanField(
+        default=False, help_text="create unknown customers as contacts"
+    )
+    currency = serializers.CharField(
+        required=False, allow_blank=True, max_length=3, help_text="for rows without one"
+    )
+    mapping = serializers.DictField(
+        child=serializers.CharField(max_length=300, allow_blank=True),
+        required=False,
+        help_text="field → header; fields: " + ", ".join(importing.FIELDS),
+    )
 
 
 class OrderFilter(django_filters.FilterSet):
@@ -92,6 +111,29 @@ class OrderViewSet(
             self.get_serializer(result.order).data,
             status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
         )
+
+    @extend_schema(request=OrderImportSerializer, responses={202: JobSerializer})
+    @action(
+        detail=False,
+        methods=["post"],
+        url_path="import",
+        parser_classes=[MultiPartParser, FormParser, JSONParser],
+    )
+    def import_orders(self, request):
+        """Upload order history; answers 202 with the Job (progress, per-row errors at /api/v1/jobs/{id}/errors/)."""
+        upload = OrderImportSerializer(data=request.data)
+        upload.is_valid(raise_exception=True)
+        d = upload.validated_data
+        job = importing.order_import_start(
+            workspace=request.workspace,
+            fh=d["file"],
+            name=d["file"].name,
+            mapping=d.get("mapping") or None,
+            create_contacts=d["create_contacts"],
+            currency=d.get("currency") or "",
+            by=request.user,
+        )
+        return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
     def perform_destroy(self, instance):
         orders.order_delete(order=instance, by=self.request.user)

@@ -10,3 +10,10 @@ from . import rollups
 @shared_task(acks_late=True, ignore_result=True)
 def rollup_tick_task() -> int:
     return rollups.rollup_tick()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def order_import_task(job_id: int) -> int:
+    from .importing import order_import_execute
+
+    return order_import_execute(job_id=job_id)
