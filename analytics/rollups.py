@@ -18,9 +18,8 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import CharField, Count, DecimalField, Max, Min, Q, Sum, Value
-from django.db.models.fields.json import KeyTextTransform
+from django.db import connection, transaction
+from django.db.models import CharField, Count, DateField, DecimalField, Func, Max, Min, Q, Sum, Value
 from django.db.models.functions import Coalesce, Left, TruncDate
 from django.utils import timezone
 
@@ -47,9 +46,96 @@ def local_day_bounds(first: date, last: date, zone: ZoneInfo) -> tuple[datetime,
     return start, end
 
 
+def offset_changes(start: datetime, end: datetime, zone: ZoneInfo) -> list[tuple[datetime, timedelta]]:
+    """[(from_instant, utc_offset)] covering [start, end): the zone's offset and every change of it in
+    the range, found to the minute inside each local day whose midnights have different offsets."""
+
+    def offset(at: datetime) -> timedelta:
+        return at.astimezone(zone).utcoffset()
+
+    changes = [(start, offset(start))]
+    day = start
+    while day < end:
+        following = min(day + timedelta(days=1), end)
+        if offset(following) != offset(day):
+            low, high = day, following  # bisect to the first instant with the new offset
+            while high - low > timedelta(minutes=1):
+                middle = low + (high - low) / 2
+                low, high = (middle, high) if offset(middle) == offset(day) else (low, middle)
+            changes.append((high, offset(high)))
+        day = following
+    return changes
+
+
+class LocalDay(Func):
+    """The workspace-local calendar date of a timestamp column, for rows in [start, end).
+
+    PostgreSQL: ``(col AT TIME ZONE zone)::date`` (Django's TruncDate). SQLite has no time zone database, and
+    Django's TruncDate there calls a Python function per row; this builds the same day from built-ins:
+    ``date(col, CASE WHEN col < change1 THEN '+3600 seconds' … END)`` with the offsets of the range
+    (SQLite stores UTC text ``YYYY-MM-DD HH:MM:SS[.ffffff]``, compared as text)."""
+
+    output_field = DateField()
+
+    def __init__(self, expression, *, zone: ZoneInfo, start: datetime, end: datetime):
+        super().__init__(expression)
+        self.zone, self.start, self.end = zone, start, end
+
+    def as_sql(self, compiler, connection, **extra):
+        return TruncDate(self.source_expressions[0], tzinfo=self.zone).as_sql(compiler, connection)
+
+    def as_sqlite(self, compiler, connection, **extra):
+        column, params = compiler.compile(self.source_expressions[0])
+        # whole seconds first: SQLite's date arithmetic rounds to milliseconds (23:59:59.9999 → next day)
+        seconds = f"substr({column}, 1, 19)"
+        changes = offset_changes(self.start, self.end, self.zone)
+        modifier = "'%+d seconds'"
+        if len(changes) == 1:
+            return f"date({seconds}, {modifier % changes[0][1].total_seconds()})", params
+        cases, case_params = [], []
+        for (_, off), (until, _) in zip(changes, changes[1:], strict=False):
+            cases.append(f"WHEN {column} < %s THEN {modifier % off.total_seconds()}")
+            case_params += [*params, connection.ops.adapt_datetimefield_value(until)]
+        last = modifier % changes[-1][1].total_seconds()
+        return f"date({seconds}, CASE {' '.join(cases)} ELSE {last} END)", [*params, *case_params]
+
+
+class JsonText(Func):
+    """``json ->> 'key'``: a top-level key of a JSON column as text (PostgreSQL jsonb and SQLite ≥ 3.38 share
+    the operator; Django's KeyTextTransform wraps SQLite's in a per-row JSON_TYPE CASE, 2× slower here)."""
+
+    output_field = CharField()
+
+    def __init__(self, expression, key: str):
+        super().__init__(expression)
+        self.key = key
+
+    def as_sql(self, compiler, connection, **extra):
+        column, params = compiler.compile(self.source_expressions[0])
+        return f"({column} ->> %s)", [*params, self.key]
+
+
 def _variant():
     """``metadata.variant`` of the event (an A/B split's label), "" when absent; at most 40 characters."""
-    return Left(Coalesce(KeyTextTransform("variant", "metadata"), Value(""), output_field=CharField()), 40)
+    return Left(Coalesce(JsonText("metadata", "variant"), Value(""), output_field=CharField()), 40)
+
+
+def _insert_from(queryset, model, constants: dict, zeros: tuple[str, ...]) -> int:
+    """``INSERT INTO model (constants…, the queryset's columns…, zeros…) SELECT … FROM (queryset)``: the
+    grouped rows go from the events to the rollup table inside the database, never through Python."""
+    names = [*queryset.query.values_select, *queryset.query.annotation_select]
+    inner, params = queryset.query.get_compiler(using=queryset.db).as_sql()
+    quote = connection.ops.quote_name
+    columns = [*constants, *names, *zeros]
+    select = [*["%s"] * len(constants), *[f"sub.{quote(n)}" for n in names], *["0"] * len(zeros)]
+    targets = ", ".join(quote(model._meta.get_field(c).column) for c in columns)
+    # identifiers from model metadata, values as parameters, the inner query compiled by Django
+    sql = (
+        f"INSERT INTO {quote(model._meta.db_table)} ({targets}) SELECT {', '.join(select)} FROM ({inner}) sub"  # noqa: S608
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*constants.values(), *params])
+        return cursor.rowcount
 
 
 def _count(kind: str, **extra) -> Count:
@@ -131,15 +217,17 @@ def rollup_days(*, workspace_id: int, days: Iterable[date]) -> RollupResult:
                     occurred_at__lt=end,
                     campaign_id__isnull=False,
                 )
-                .annotate(variant=_variant(), day=TruncDate("occurred_at", tzinfo=zone))
+                .annotate(variant=_variant(), day=LocalDay("occurred_at", zone=zone, start=start, end=end))
                 .values(*KEY, "day")
                 .annotate(**_counter_aggregates())
                 .order_by()
             )
-            new = [DailyRollup(workspace_id=workspace_id, **row) for row in grouped]
-            DailyRollup.objects.bulk_create(new, batch_size=2000)
-            touched.update(r.campaign_id for r in new)
-            rows += len(new)
+            rows += _insert_from(grouped, DailyRollup, {"workspace": workspace_id}, ("spend", "impressions"))
+            touched.update(
+                DailyRollup.objects.filter(workspace_id=workspace_id, day__gte=first, day__lte=last)
+                .values_list("campaign_id", flat=True)
+                .distinct()
+            )
         campaign_totals_refresh(workspace_id=workspace_id, campaign_ids=touched)
     return RollupResult(days=sum((b - a).days + 1 for a, b in runs), rows=rows, campaigns=len(touched))
 

@@ -167,3 +167,33 @@ def test_revenue_sums_conversion_values_exactly(workspace):
     rollup_backfill(workspace_id=workspace.pk, first=date(2026, 7, 1), last=date(2026, 7, 1))
     row = CampaignRollup.objects.get()
     assert (row.conversions, row.revenue) == (3, Decimal("0.30"))
+
+
+@pytest.mark.parametrize(
+    "zone",
+    ["UTC", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Asia/Kolkata", "Pacific/Chatham"],
+)
+def test_local_day_matches_python_for_every_instant_of_a_year(workspace, zone):
+    """The database's local day (SQL built-ins on SQLite, AT TIME ZONE on PostgreSQL) equals zoneinfo's for
+    instants around every offset change of a year (half-hour DST of Lord Howe, +12:45 of Chatham)."""
+    import random
+
+    from analytics.rollups import LocalDay, offset_changes
+
+    tz = ZoneInfo(zone)
+    start, end = datetime(2026, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC)
+    (delivery,) = make_deliveries(make_campaigns(workspace, 1)[0], make_contacts(workspace, 1))
+    rng = random.Random(zone)
+    instants = [start + timedelta(seconds=rng.randrange(365 * 86400)) for _ in range(300)]
+    for change, _ in offset_changes(start, end, tz):
+        instants += [change - timedelta(seconds=1), change, change + timedelta(seconds=1)]
+        midnight = datetime.combine(change.astimezone(tz).date(), datetime.min.time(), tzinfo=tz)
+        instants += [midnight - timedelta(microseconds=1), midnight]
+    instants = [i for i in instants if start <= i < end]
+    EngagementEvent.objects.bulk_create([event(delivery, EngagementKind.OPEN, at) for at in instants])
+    got = list(
+        EngagementEvent.objects.annotate(day=LocalDay("occurred_at", zone=tz, start=start, end=end))
+        .order_by("id")
+        .values_list("occurred_at", "day")
+    )
+    assert [(at, at.astimezone(tz).date()) for at in instants] == got
