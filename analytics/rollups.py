@@ -296,13 +296,17 @@ def rollup_workspace(*, workspace_id: int, reroll_days: int | None = None, now=N
         events = EngagementEvent.objects.filter(workspace_id=workspace_id)
         high = events.aggregate(m=Max("id"))["m"] or 0
         fresh = events.filter(id__gt=mark.last_event_id, id__lte=high)
-        days = set(
-            fresh.filter(campaign_id__isnull=False)
-            .annotate(day=TruncDate("occurred_at", tzinfo=zone))
-            .values_list("day", flat=True)
-            .distinct()
-            .order_by()
-        )
+        fresh = fresh.filter(campaign_id__isnull=False)
+        span = fresh.aggregate(start=Min("occurred_at"), end=Max("occurred_at"))
+        days = set()
+        if span["start"] is not None:
+            end = span["end"] + timedelta(seconds=1)
+            days.update(
+                fresh.annotate(day=LocalDay("occurred_at", zone=zone, start=span["start"], end=end))
+                .values_list("day", flat=True)
+                .distinct()
+                .order_by()
+            )
         today = local_today(workspace_id, now)
         days.update(today - timedelta(days=i) for i in range(max(0, reroll)))
         orders_from_conversions(workspace_id=workspace_id, after_id=mark.last_event_id, upto_id=high)
