@@ -294,7 +294,8 @@ def rollup_workspace(*, workspace_id: int, reroll_days: int | None = None, now=N
         mark, _ = RollupWatermark.objects.get_or_create(workspace_id=workspace_id)
         mark = RollupWatermark.objects.select_for_update().get(pk=mark.pk)
         events = EngagementEvent.objects.filter(workspace_id=workspace_id)
-        high = events.aggregate(m=Max("id"))["m"] or 0
+        # the table's highest id (a primary-key lookup), not the workspace's (a scan of its events)
+        high = EngagementEvent.objects.aggregate(m=Max("id"))["m"] or 0
         fresh = events.filter(id__gt=mark.last_event_id, id__lte=high)
         fresh = fresh.filter(campaign_id__isnull=False)
         span = fresh.aggregate(start=Min("occurred_at"), end=Max("occurred_at"))
