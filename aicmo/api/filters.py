@@ -8,7 +8,7 @@ other (a typo must not silently return every row).
 from __future__ import annotations
 
 from django_filters.rest_framework import DjangoFilterBackend
-from rest_framework import filters
+from rest_framework import filters, serializers
 
 # DRF's own switches, valid on every view and deliberately not part of the documented contract.
 ALWAYS_ALLOWED = frozenset({"format"})
@@ -36,7 +36,8 @@ def paginates(view) -> bool:
 
 def query_param_names(view) -> frozenset[str]:
     """Names of the query parameters ``view`` accepts for its current action (filters, search, ordering,
-    pagination, and the view's ``query_parameters[action]`` extras)."""
+    pagination, and the view's ``query_parameters[action]`` extras: OpenApiParameters or query Serializer
+    classes)."""
     names: set[str] = set()
     if filters_apply(view):
         for backend_class in view.filter_backends:
@@ -48,5 +49,10 @@ def query_param_names(view) -> frozenset[str]:
                 names.update(p["name"] for p in backend.get_schema_operation_parameters(view))
     if paginates(view):
         names.update(p["name"] for p in view.paginator.get_schema_operation_parameters(view))
-    names.update(p.name for p in getattr(view, "query_parameters", {}).get(view.action, ()))
+    for extra in getattr(view, "query_parameters", {}).get(view.action, ()):
+        # an OpenApiParameter, or a Serializer class whose fields are the parameters (as in extend_schema)
+        if isinstance(extra, type) and issubclass(extra, serializers.Serializer):
+            names.update(extra().fields)
+        else:
+            names.add(extra.name)
     return frozenset(names | ALWAYS_ALLOWED)

@@ -58,6 +58,21 @@ def publishing_rows(workspace, contact) -> dict[str, int]:
     }
 
 
+def analytics_rows(workspace, contact, campaign_id: int) -> dict[str, int]:
+    from analytics.models import Order
+
+    order = Order.objects.create(
+        workspace=workspace,
+        contact=contact,
+        external_id=f"row-{uuid.uuid4().hex[:8]}",
+        ordered_at=timezone.now(),
+        amount=10,
+        currency="EUR",
+        source="api",
+    )
+    return {"analytics/orders": order.pk, "analytics/campaigns": campaign_id}
+
+
 def one_row_per_resource(workspace, member_factory) -> dict[str, int]:
     """Fresh rows in `workspace` (needs settings.MEDIA_ROOT pointed at a temporary directory)."""
     contact = ContactFactory(workspace=workspace, company=CompanyFactory(workspace=workspace))
@@ -77,6 +92,7 @@ def one_row_per_resource(workspace, member_factory) -> dict[str, int]:
     publishing = publishing_rows(workspace, contact)
     return {
         **publishing,
+        **analytics_rows(workspace, contact, publishing["publishing/campaigns"]),
         "api-keys": api_key_create(workspace=workspace, name="row", role=Role.VIEWER, by=admin).api_key.pk,
         "audit-events": AuditEventFactory(workspace=workspace).pk,
         "crm/companies": contact.company_id,

@@ -1,0 +1,320 @@
+"""Analytics API under /api/v1/analytics/: orders (list, read, idempotent create by order id, delete,
+import), campaign reports and overview, comparison with significance tests, channel ranking and
+attribution. Every figure endpoint also answers ``?format=csv`` (streamed)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+
+import django_filters
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import mixins, serializers, status
+from rest_framework.decorators import action
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.response import Response
+from rest_framework.routers import DefaultRouter
+
+from aicmo.api import WorkspaceGenericViewSet, WorkspaceRelatedField
+from aicmo.api.core import JobSerializer
+from aicmo.api.errors import error_response
+from aicmo.roles import READ
+from crm.models import Contact
+from publishing.models import Campaign
+
+from . import attribution, importing, metrics, orders, selectors
+from .downloads import CSVAwareMixin, csv_download
+from .models import Order, OrderSource
+from .rollups import workspace_zone
+
+MAX_COMPARED = 20
+MAX_ID = 2**63 - 1
+
+
+class OrderSerializer(serializers.ModelSerializer):
+    contact = WorkspaceRelatedField(queryset=Contact.objects.all(), required=False, allow_null=True)
+    amount = serializers.DecimalField(max_digits=14, decimal_places=2, min_value=0)
+    currency = serializers.CharField(min_length=3, max_length=3)
+
+    class Meta:
+        model = Order
+        fields = ["id", "external_id", "contact", "ordered_at", "amount", "currency", "source", "created_at"]
+        read_only_fields = ["source", "created_at"]
+        # uniqueness is the service's idempotency rule (same id + same details = the stored order)
+        validators = []
+
+
+class OrderImportSerializer(serializers.Serializer):
+    file = serializers.FileField(
+        help_text="CSV or XLSX: order id, customer email or id, date, amount, currency"
+    )
+    create_contacts = serializers.BooleanField(
+        default=False, help_text="create unknown customers as contacts"
+    )
+    currency = serializers.CharField(
+        required=False, allow_blank=True, max_length=3, help_text="for rows without one"
+    )
+    mapping = serializers.DictField(
+        child=serializers.CharField(max_length=300, allow_blank=True),
+        required=False,
+        help_text="field → header; fields: " + ", ".join(importing.FIELDS),
+    )
+
+
+class OrderFilter(django_filters.FilterSet):
+    ordered_after = django_filters.IsoDateTimeFilter(field_name="ordered_at", lookup_expr="gte")
+    ordered_before = django_filters.IsoDateTimeFilter(field_name="ordered_at", lookup_expr="lt")
+
+    class Meta:
+        model = Order
+        fields = ["contact", "source", "currency"]
+
+
+class OrderViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, WorkspaceGenericViewSet
+):
+    """Orders. POST is idempotent by ``external_id``: 201 when created, 200 with the stored order when the
+    same order is sent again, 409 when that id exists with different details."""
+
+    queryset = Order.objects.all()
+    serializer_class = OrderSerializer
+    filterset_class = OrderFilter
+    search_fields = ["external_id"]
+    ordering_fields = ["ordered_at", "amount", "id"]
+
+    @extend_schema(
+        responses={
+            201: OrderSerializer,
+            200: OrderSerializer,
+            409: OpenApiResponse(description="The order id is already used with other details."),
+        }
+    )
+    def create(self, request):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        try:
+            result = orders.order_record(
+                workspace=request.workspace,
+                external_id=data["external_id"],
+                ordered_at=data["ordered_at"],
+                amount=data["amount"],
+                currency=data["currency"],
+                contact=data.get("contact"),
+                source=OrderSource.API,
+                by=request.user,
+            )
+        except orders.OrderConflict as exc:
+            return error_response(
+                "conflict",
+                str(exc),
+                status.HTTP_409_CONFLICT,
+                {"external_id": ["Already used by another order."]},
+            )
+        return Response(
+            self.get_serializer(result.order).data,
+            status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
+        )
+
+    @extend_schema(request=OrderImportSerializer, responses={202: JobSerializer})
+    @action(
+        detail=False,
+        methods=["post"],
+        url_path="import",
+        parser_classes=[MultiPartParser, FormParser, JSONParser],
+    )
+    def import_orders(self, request):
+        """Upload order history; answers 202 with the Job (progress, per-row errors at /api/v1/jobs/{id}/errors/)."""
+        upload = OrderImportSerializer(data=request.data)
+        upload.is_valid(raise_exception=True)
+        d = upload.validated_data
+        job = importing.order_import_start(
+            workspace=request.workspace,
+            fh=d["file"],
+            name=d["file"].name,
+            mapping=d.get("mapping") or None,
+            create_contacts=d["create_contacts"],
+            currency=d.get("currency") or "",
+            by=request.user,
+        )
+        return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+    def perform_destroy(self, instance):
+        orders.order_delete(order=instance, by=self.request.user)
+
+
+class CampaignReportSerializer(serializers.Serializer):
+    """Shape documentation: counters, ``delivery_receipts``, money as strings, rates as floats or null."""
+
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    channel = serializers.CharField()
+    status = serializers.CharField()
+
+
+class CompareQuery(serializers.Serializer):
+    campaigns = serializers.CharField(help_text="comma-separated campaign ids; the first is the baseline")
+    metric = serializers.ChoiceField(choices=sorted(metrics.PROPORTIONS), default="ctr")
+
+    def validate_campaigns(self, value: str) -> list[int]:
+        parts = [p.strip() for p in value.split(",") if p.strip()]
+        if not 2 <= len(parts) <= MAX_COMPARED:
+            raise serializers.ValidationError(f"Give 2 to {MAX_COMPARED} campaign ids.")
+        if not all(p.isascii() and p.isdigit() and 0 < int(p) <= MAX_ID for p in parts):
+            raise serializers.ValidationError("Campaign ids are positive integers.")
+        ids = list(dict.fromkeys(int(p) for p in parts))
+        if len(ids) < 2:
+            raise serializers.ValidationError("Give two different campaigns.")
+        return ids
+
+
+class ChannelQuery(serializers.Serializer):
+    metric = serializers.ChoiceField(choices=selectors.RANKABLE, default="ctr")
+
+
+class AttributionQuery(serializers.Serializer):
+    model = serializers.ChoiceField(choices=attribution.MODELS, default="last_touch")
+    window_days = serializers.IntegerField(min_value=1, max_value=365, default=30)
+    date_from = serializers.DateField(
+        required=False, help_text="first workspace-local day (default: 30 days ago)"
+    )
+    date_to = serializers.DateField(required=False, help_text="last workspace-local day (default: today)")
+
+    def validate(self, attrs):
+        zone = workspace_zone(self.context["workspace"].pk)
+        today = datetime.now(UTC).astimezone(zone).date()
+        last = attrs.get("date_to") or today
+        first = attrs.get("date_from") or last - timedelta(days=30)
+        if last < first:
+            raise serializers.ValidationError({"date_to": "Ends before date_from."})
+        if (last - first).days > 3660:
+            raise serializers.ValidationError({"date_from": "At most ten years at once."})
+        attrs["start"] = datetime.combine(first, time.min, tzinfo=zone)
+        attrs["end"] = datetime.combine(last + timedelta(days=1), time.min, tzinfo=zone)
+        return attrs
+
+
+PART_PARAM = OpenApiParameter(
+    "part",
+    str,
+    enum=["daily", "variants"],
+    description="With format=csv: the daily rows (default) or the variants.",
+)
+
+
+def _query(serializer_class, request):
+    query = serializer_class(data=request.query_params, context={"workspace": request.workspace})
+    query.is_valid(raise_exception=True)
+    return query.validated_data
+
+
+class CampaignReportViewSet(CSVAwareMixin, WorkspaceGenericViewSet):
+    """Campaign figures from rollups. List: one row per campaign (paginated; CSV streams every campaign)."""
+
+    queryset = Campaign.objects.order_by("-created_at", "-id")
+    serializer_class = CampaignReportSerializer
+    filterset_fields = ["channel", "status"]
+    search_fields = ["name"]
+    ordering_fields = ["created_at", "name", "id"]
+    query_parameters = {"retrieve": [PART_PARAM], "compare": [CompareQuery]}
+    CSV_CHUNK = 500
+
+    def _rows(self, campaigns):
+        return selectors.campaign_rows(self.workspace, campaigns)
+
+    def _all_rows(self, queryset):
+        ids = list(queryset.values_list("pk", flat=True))
+        for i in range(0, len(ids), self.CSV_CHUNK):
+            chunk = ids[i : i + self.CSV_CHUNK]
+            by_id = {c.pk: c for c in Campaign.objects.filter(pk__in=chunk)}
+            yield from self._rows([by_id[pk] for pk in chunk])
+
+    @extend_schema(responses=CampaignReportSerializer(many=True))
+    def list(self, request):
+        queryset = self.filter_queryset(self.get_queryset())
+        if self.wants_csv():
+            return csv_download(self._all_rows(queryset), "campaigns.csv")
+        page = self.paginate_queryset(queryset)
+        return self.get_paginated_response(self._rows(page))
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def retrieve(self, request, pk=None):
+        report = selectors.campaign_report(self.workspace, self.get_object())
+        if self.wants_csv():
+            part = request.query_params.get("part", "daily")
+            rows = report["variants"] if part == "variants" else report["daily"]
+            return csv_download(
+                rows, f"campaign-{report['campaign_id']}-{'variants' if part == 'variants' else 'daily'}.csv"
+            )
+        return Response(report)
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @action(detail=False, methods=["get"])
+    def compare(self, request):
+        query = _query(CompareQuery, request)
+        found = {c.pk: c for c in self.get_queryset().filter(pk__in=query["campaigns"])}
+        missing = [i for i in query["campaigns"] if i not in found]
+        if missing:
+            return error_response(
+                "not_found",
+                "Unknown campaign.",
+                status.HTTP_404_NOT_FOUND,
+                {"campaigns": [str(m) for m in missing]},
+            )
+        result = selectors.campaign_comparison(
+            self.workspace, [found[i] for i in query["campaigns"]], query["metric"]
+        )
+        if self.wants_csv():
+            return csv_download(result["campaigns"], "campaign-comparison.csv")
+        return Response(result)
+
+
+class FiguresViewSet(CSVAwareMixin, WorkspaceGenericViewSet):
+    """Workspace-wide figures: overview, channel ranking, attribution."""
+
+    queryset = Campaign.objects.all()
+    serializer_class = CampaignReportSerializer
+    pagination_class = None
+    filter_backends = []
+    action_permissions = {"overview": READ, "channels": READ, "attribution": READ}
+    query_parameters = {"channels": [ChannelQuery], "attribution": [AttributionQuery]}
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @action(detail=False, methods=["get"])
+    def overview(self, request):
+        data = selectors.overview(self.workspace)
+        if self.wants_csv():
+            return csv_download([data], "overview.csv")
+        return Response(data)
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @action(detail=False, methods=["get"])
+    def channels(self, request):
+        query = _query(ChannelQuery, request)
+        rows = selectors.channel_ranking(self.workspace, query["metric"])
+        if self.wants_csv():
+            return csv_download(rows, "channels.csv")
+        return Response({"metric": query["metric"], "channels": rows})
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @action(detail=False, methods=["get"])
+    def attribution(self, request):
+        query = _query(AttributionQuery, request)
+        result = attribution.attribute(
+            self.workspace,
+            model=query["model"],
+            window_days=query["window_days"],
+            first=query["start"],
+            last=query["end"],
+        )
+        if self.wants_csv():
+            return csv_download(result["rows"], f"attribution-{query['model']}.csv")
+        return Response(result)
+
+
+router = DefaultRouter()
+router.register("orders", OrderViewSet, basename="analytics-order")
+router.register("campaigns", CampaignReportViewSet, basename="analytics-campaign")
+router.register("figures", FiguresViewSet, basename="analytics-figures")
+
+urlpatterns = router.urls

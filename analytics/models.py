@@ -1,0 +1,151 @@
+"""Analytics tables: orders (the revenue input of lifetime value and attribution), daily rollups per
+campaign × channel × variant, exact per-campaign unique counts, and the rollup watermark.
+
+Only analytics writes these tables; every dashboard and API figure reads the rollups, never raw events.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+
+from aicmo.models import WorkspaceOwned
+from crm.models import Contact
+from publishing.models import Campaign, Channel
+
+
+class OrderSource(models.TextChoices):
+    CONVERSION = "conversion", "Conversion event"
+    IMPORT = "import", "Import"
+    API = "api", "API"
+
+
+class Order(WorkspaceOwned):
+    """One transaction. ``external_id`` is the shop's order id, unique per workspace (the idempotency key
+    of the API and the import). ``contact`` becomes null when the contact is erased; the order stays so
+    revenue totals do not change retroactively."""
+
+    contact = models.ForeignKey(Contact, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    external_id = models.CharField(max_length=100)
+    ordered_at = models.DateTimeField()
+    amount = models.DecimalField(max_digits=14, decimal_places=2)
+    currency = models.CharField(max_length=3)
+    source = models.CharField(max_length=12, choices=OrderSource.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-ordered_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "external_id"], name="analytics_order_unique_extid"),
+            models.CheckConstraint(condition=Q(amount__gte=0), name="analytics_order_amount_non_negative"),
+        ]
+        indexes = [
+            models.Index(fields=["workspace", "ordered_at"], name="analytics_order_ws_time"),
+            models.Index(fields=["contact", "ordered_at"], name="analytics_order_contact_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.external_id} {self.amount} {self.currency}"
+
+
+class Counters(models.Model):
+    """The counters both rollup tables carry. Unique counts are COUNT(DISTINCT delivery)."""
+
+    sent = models.PositiveIntegerField(default=0)
+    delivered = models.PositiveIntegerField(default=0)
+    opens = models.PositiveIntegerField(default=0)
+    unique_opens_human = models.PositiveIntegerField(default=0)
+    unique_opens_machine = models.PositiveIntegerField(default=0)
+    clicks = models.PositiveIntegerField(default=0)
+    unique_clicks = models.PositiveIntegerField(default=0)
+    replies = models.PositiveIntegerField(default=0)
+    bounces = models.PositiveIntegerField(default=0)
+    unsubscribes = models.PositiveIntegerField(default=0)
+    complaints = models.PositiveIntegerField(default=0)
+    conversions = models.PositiveIntegerField(default=0)
+    revenue = models.DecimalField(max_digits=16, decimal_places=2, default=0)
+    spend = models.DecimalField(max_digits=16, decimal_places=2, default=0)
+    impressions = models.PositiveBigIntegerField(default=0)
+    engagements = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        abstract = True
+
+
+COUNTER_FIELDS = (
+    "sent",
+    "delivered",
+    "opens",
+    "unique_opens_human",
+    "unique_opens_machine",
+    "clicks",
+    "unique_clicks",
+    "replies",
+    "bounces",
+    "unsubscribes",
+    "complaints",
+    "conversions",
+    "revenue",
+    "spend",
+    "impressions",
+    "engagements",
+)
+UNIQUE_FIELDS = ("unique_opens_human", "unique_opens_machine", "unique_clicks")
+
+
+class DailyRollup(WorkspaceOwned, Counters):
+    """One workspace-local day of one campaign × channel × variant. Unique counts are unique *that day*."""
+
+    day = models.DateField()
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="+")
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    variant = models.CharField(max_length=40, blank=True, default="")
+
+    class Meta:
+        ordering = ["day", "campaign_id", "channel", "variant"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["campaign", "channel", "variant", "day"], name="analytics_daily_unique_key"
+            )
+        ]
+        indexes = [models.Index(fields=["workspace", "day"], name="analytics_daily_ws_day")]
+
+    def __str__(self) -> str:
+        return f"{self.day} campaign {self.campaign_id} {self.channel} {self.variant or '-'}"
+
+
+class CampaignRollup(WorkspaceOwned, Counters):
+    """All-time totals of one campaign × channel × variant: sums of its daily rows, except the unique
+    counts, which are recomputed as COUNT(DISTINCT delivery) over the campaign's events (exact)."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="+")
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    variant = models.CharField(max_length=40, blank=True, default="")
+    first_day = models.DateField(null=True, blank=True)
+    last_day = models.DateField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["campaign_id", "channel", "variant"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["campaign", "channel", "variant"], name="analytics_campaign_unique_key"
+            )
+        ]
+        indexes = [models.Index(fields=["workspace", "campaign"], name="analytics_campaign_ws")]
+
+    def __str__(self) -> str:
+        return f"campaign {self.campaign_id} {self.channel} {self.variant or '-'}"
+
+
+class RollupWatermark(WorkspaceOwned):
+    """The highest engagement event id already folded into the workspace's rollups."""
+
+    last_event_id = models.BigIntegerField(default=0)
+    rolled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["workspace"], name="analytics_watermark_unique_ws")]
+
+    def __str__(self) -> str:
+        return f"workspace {self.workspace_id} at event {self.last_event_id}"

@@ -1,0 +1,19 @@
+"""Celery tasks: ids in, one service call; re-running rebuilds the same rollups."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from . import rollups
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def rollup_tick_task() -> int:
+    return rollups.rollup_tick()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def order_import_task(job_id: int) -> int:
+    from .importing import order_import_execute
+
+    return order_import_execute(job_id=job_id)

@@ -1,0 +1,10 @@
+from django.urls import path
+
+from . import views
+
+app_name = "analytics"
+
+urlpatterns = [
+    path("", views.CampaignListView.as_view(), name="index"),
+    path("campaigns/<int:pk>/", views.CampaignReportView.as_view(), name="campaign"),
+]
