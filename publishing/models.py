@@ -225,6 +225,8 @@ class EngagementEvent(WorkspaceOwned):
     value = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
     machine = models.BooleanField(default=False)
     metadata = models.JSONField(default=dict, blank=True)
+    # Set for events that must be recorded once: a provider's event id, a conversion's order id.
+    dedupe_key = models.CharField(max_length=200, blank=True, default="")
 
     class Meta:
         ordering = ["-occurred_at", "-id"]
@@ -234,8 +236,36 @@ class EngagementEvent(WorkspaceOwned):
             models.Index(fields=["contact", "occurred_at"], name="pub_event_contact_time"),
         ]
         constraints = [
-            models.CheckConstraint(condition=Q(kind__in=EngagementKind.values), name="pub_event_kind_valid")
+            models.CheckConstraint(condition=Q(kind__in=EngagementKind.values), name="pub_event_kind_valid"),
+            models.UniqueConstraint(
+                fields=["workspace", "dedupe_key"],
+                condition=~Q(dedupe_key=""),
+                name="pub_event_unique_dedupe",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.occurred_at:%Y-%m-%d %H:%M}"
+
+
+class InboundProvider(models.TextChoices):
+    MAILGUN = "mailgun", "Mailgun"
+    POSTMARK = "postmark", "Postmark"
+    SENDGRID = "sendgrid", "SendGrid"
+
+
+class InboundHook(WorkspaceOwned):
+    """A provider's tracking webhook for one workspace: the URL carries the random ``key``; requests are
+    verified with ``secret`` (Mailgun: webhook signing key; Postmark: basic auth ``user:password``;
+    SendGrid: the signed event webhook's public key, base64 DER)."""
+
+    provider = models.CharField(max_length=20, choices=InboundProvider.choices)
+    key = models.CharField(max_length=32, unique=True)
+    secret = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["provider", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_provider_display()} webhook"

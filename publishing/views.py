@@ -8,13 +8,14 @@ import base64
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
 from django.views.generic import TemplateView
 
 from aicmo.tenancy import get_scoped_or_404
@@ -22,9 +23,10 @@ from aicmo.views import WorkspaceView
 from media.downloads import asset_response
 
 from . import selectors
+from .models import InboundHook
 from .services import campaigns as campaign_services
 from .services import content as content_services
-from .services import tracking
+from .services import inbound, tracking
 from .services.audience import audience_estimate
 from .services.sending import delivery_counts
 
@@ -154,3 +156,25 @@ class CampaignActionView(WorkspaceView):
         except ValidationError as exc:
             messages.error(request, "; ".join(exc.messages))
         return HttpResponseRedirect(reverse("publishing:campaign", args=[campaign.pk]))
+
+
+@csrf_exempt
+@require_POST
+def inbound_webhook(request, provider: str, key: str):
+    """A provider's tracking webhook for one workspace (``InboundHook``): 200 once verified and recorded,
+    400 for a bad signature or payload, 404 for an unknown hook."""
+    hook = InboundHook.objects.filter(provider=provider, key=key).first()
+    if hook is None:
+        raise Http404("Unknown webhook.")
+    try:
+        result = inbound.webhook_receive(hook=hook, request=request)
+    except inbound.WebhookRejected as err:
+        return JsonResponse({"detail": str(err)}, status=400)
+    return JsonResponse(
+        {
+            "recorded": result.recorded,
+            "duplicates": result.duplicates,
+            "unmatched": result.unmatched,
+            "ignored": result.ignored,
+        }
+    )
