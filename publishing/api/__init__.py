@@ -5,6 +5,7 @@ from rest_framework.routers import DefaultRouter
 
 from .campaigns import CampaignViewSet, EngagementEventViewSet
 from .content import ContentViewSet, LayoutViewSet, SenderViewSet
+from .conversions import ConversionViewSet
 
 router = DefaultRouter()
 router.register("senders", SenderViewSet, basename="publishing-sender")
@@ -12,5 +13,6 @@ router.register("layouts", LayoutViewSet, basename="publishing-layout")
 router.register("contents", ContentViewSet, basename="publishing-content")
 router.register("campaigns", CampaignViewSet, basename="publishing-campaign")
 router.register("events", EngagementEventViewSet, basename="publishing-event")
+router.register("conversions", ConversionViewSet, basename="publishing-conversion")
 
 urlpatterns = router.urls
