@@ -4,12 +4,30 @@ import django.db.models.deletion
 from django.db import migrations, models
 
 
+REPLIES_TASK = "publishing: fetch replies and bounces"
+
+
+def create_schedule(apps, schema_editor):
+    IntervalSchedule = apps.get_model("django_celery_beat", "IntervalSchedule")
+    PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
+    interval, _ = IntervalSchedule.objects.get_or_create(every=5, period="minutes")
+    PeriodicTask.objects.update_or_create(
+        name=REPLIES_TASK,
+        defaults={"task": "publishing.tasks.replies_fetch_all_task", "interval": interval, "enabled": True},
+    )
+
+
+def remove_schedule(apps, schema_editor):
+    apps.get_model("django_celery_beat", "PeriodicTask").objects.filter(name=REPLIES_TASK).delete()
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
         ('aicmo', '0002_invitation'),
         ('crm', '0002_segment_broken_erased_address'),
         ('publishing', '0002_tick_schedule'),
+        ('django_celery_beat', '0019_alter_periodictasks_options'),
     ]
 
     operations = [
@@ -40,4 +58,5 @@ class Migration(migrations.Migration):
             name='workspace',
             field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='aicmo.workspace'),
         ),
+        migrations.RunPython(create_schedule, remove_schedule),
     ]

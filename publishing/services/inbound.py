@@ -21,6 +21,7 @@ import hashlib
 import json
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 
 from anymail.exceptions import AnymailError, AnymailWebhookValidationFailure
 from anymail.signals import EventType
@@ -29,11 +30,15 @@ from anymail.webhooks.postmark import PostmarkTrackingWebhookView
 from anymail.webhooks.sendgrid import SendGridTrackingWebhookView
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from aicmo.models import Workspace
 from crm import services as crm_services
 from crm.models import Channel as CrmChannel
 from crm.models import SuppressionReason
+from gateway import services as gateway_services
+from gateway.capabilities import Capability, InboundKind
+from gateway.models import ProviderAccount
 
 from ..models import Delivery, EngagementEvent, EngagementKind, InboundHook, InboundProvider
 from .tracking import event_record
@@ -112,10 +117,6 @@ def delivery_for_message_id(*, workspace_id: int, message_id: str | None) -> Del
     )
 
 
-def _soft_bounce_limit() -> int:
-    return getattr(settings, "PUBLISHING_SOFT_BOUNCE_LIMIT", 3)
-
-
 def bounce_consequences(*, delivery: Delivery, kind: str, source: str) -> None:
     """Suppress for a hard bounce or complaint; for a soft bounce once the contact has the limit of them."""
     contact = delivery.contact
@@ -129,7 +130,7 @@ def bounce_consequences(*, delivery: Delivery, kind: str, source: str) -> None:
             contact_id=delivery.contact_id,
             kind=EngagementKind.BOUNCE_SOFT,
         ).count()
-        if soft < _soft_bounce_limit():
+        if soft < settings.PUBLISHING_SOFT_BOUNCE_LIMIT:
             return
         reason = SuppressionReason.BOUNCED
     else:
@@ -187,3 +188,83 @@ def webhook_receive(*, hook: InboundHook, request) -> InboundResult:
         else:
             recorded += 1
     return InboundResult(recorded=recorded, duplicates=duplicates, unmatched=unmatched, ignored=ignored)
+
+
+# ------------------------------------------------------------------------ IMAP replies and DSN bounces
+
+
+@dataclass(frozen=True)
+class RepliesResult:
+    replies: int
+    bounces: int
+    duplicates: int
+    unmatched: int
+
+
+def _norm_id(value: str) -> str:
+    return value.strip().strip("<>").strip().lower()
+
+
+def replies_fetch(*, workspace: Workspace, now=None) -> RepliesResult:
+    """Fetch replies and DSN bounces to the workspace's mail sent in the last
+    ``PUBLISHING_REPLY_LOOKBACK_DAYS`` (default 7) through the gateway's ``fetch_replies`` chain and record
+    them: a reply → ``reply`` event and the contact engaged; a bounce → ``bounce_hard`` with suppression.
+    Each inbound message is recorded once (its Message-ID), so overlapping fetches are harmless.
+    Raises the gateway's ``ProvidersUnavailable`` when no mailbox answers (the beat tries again)."""
+    now = now or timezone.now()
+    since = now - timedelta(days=settings.PUBLISHING_REPLY_LOOKBACK_DAYS)
+    sent = dict(
+        Delivery.objects.filter(workspace=workspace, send_started_at__gte=since)
+        .exclude(message_id="")
+        .values_list("message_id", "pk")
+    )
+    if not sent:
+        return RepliesResult(0, 0, 0, 0)
+    by_norm = {_norm_id(mid): pk for mid, pk in sent.items()}
+    messages = gateway_services.fetch_replies(workspace=workspace, since=since, known_message_ids=list(sent))
+    deliveries = Delivery.objects.select_related("campaign", "contact").in_bulk(
+        [by_norm[m] for m in {_norm_id(x.matched_message_id) for x in messages} if m in by_norm]
+    )
+    replies = bounces = duplicates = unmatched = 0
+    for message in messages:
+        delivery = deliveries.get(by_norm.get(_norm_id(message.matched_message_id), 0))
+        if delivery is None:
+            unmatched += 1
+            continue
+        reply = message.kind == InboundKind.REPLY
+        ident = (
+            _norm_id(message.message_id)
+            or hashlib.sha256(
+                f"{message.from_email}|{message.subject}|{message.received_at}|{message.body_text}".encode()
+            ).hexdigest()
+        )
+        event = event_record_once(
+            delivery=delivery,
+            kind=EngagementKind.REPLY if reply else EngagementKind.BOUNCE_HARD,
+            dedupe_key=f"imap:{ident}"[:200],
+            at=message.received_at,
+            metadata={
+                "source": "imap",
+                "from": message.from_email[:254],
+                "subject": message.subject[:300],
+                "bounced_recipient": message.bounced_recipient[:254],
+            },
+        )
+        if event is None:
+            duplicates += 1
+            continue
+        if reply:
+            replies += 1
+            crm_services.contact_record_engagement(contact_id=delivery.contact_id, at=event.occurred_at)
+        else:
+            bounces += 1
+    return RepliesResult(replies=replies, bounces=bounces, duplicates=duplicates, unmatched=unmatched)
+
+
+def workspaces_fetching_replies() -> list[int]:
+    """Ids of workspaces with an enabled ``fetch_replies`` provider account (the beat fans out to them)."""
+    return list(
+        ProviderAccount.objects.filter(capability=Capability.FETCH_REPLIES, enabled=True)
+        .values_list("workspace_id", flat=True)
+        .distinct()
+    )

@@ -7,19 +7,28 @@ import base64
 import hashlib
 import hmac
 import json
+import socket
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from django.test import Client
 from django.urls import reverse
+from django_celery_beat.models import PeriodicTask
 
 from aicmo.roles import Role
-from crm.models import Suppression
-from publishing.models import EngagementEvent
-from publishing.services import inbound
+from crm.models import Contact, Suppression
+from gateway.capabilities import Capability
+from gateway.crypto import encrypt_credentials
+from gateway.errors import ProvidersUnavailable
+from gateway.models import ProviderAccount
+from publishing.models import Delivery, EngagementEvent
+from publishing.services import campaigns, inbound, sending
+from publishing.tasks import replies_fetch_task
+from tests.gateway import test_adapters_mail as gateway_mail
+from tests.gateway.test_adapters_mail import _append, _dsn, _reply
 
-from .conftest import send_to_one
+from .conftest import make_campaign, send_to_one, smtp_account
 
 pytestmark = pytest.mark.django_db
 MAILGUN_KEY = "key-workspace-signing-0123456789"
@@ -262,3 +271,72 @@ def test_stored_provider_strings_are_escaped_in_admin(workspace, delivery, staff
     assert page.status_code == 200
     assert b"<script>alert(1)</script>" not in page.content
     assert b"&lt;script&gt;" in page.content
+
+
+# ---------------------------------------------------------------- IMAP replies and DSNs (real dovecot)
+
+
+def imap_account(workspace, port: int) -> ProviderAccount:
+    return ProviderAccount.objects.create(
+        workspace=workspace,
+        capability=Capability.FETCH_REPLIES,
+        adapter="imap",
+        name="Replies",
+        priority=1,
+        base_url=f"imap+plain://127.0.0.1:{port}",
+        timeout_seconds=5,
+        credentials_encrypted=encrypt_credentials({"username": "inbox", "password": "pw123"}),
+    )
+
+
+dovecot = gateway_mail.dovecot  # the gateway tests' real dovecot IMAP server fixture (yields its port)
+
+
+def test_imap_replies_and_dsn_bounces_become_events_once(
+    workspace, other_workspace, smtp_sink, fast_gateway, dovecot
+):
+    smtp_account(workspace, smtp_sink.host, smtp_sink.port)
+    campaign = make_campaign(workspace, 2)
+    campaigns.campaign_send_now(campaign=campaign)
+    sending.campaign_send_batch(campaign_id=campaign.pk)
+    smtp_sink.wait_for(2)
+    replied, bounced = Delivery.objects.filter(campaign=campaign, status="sent").order_by("id")
+    imap_account(workspace, dovecot)
+    imap_account(other_workspace, dovecot)  # the same mailbox seen by another workspace: none of its mail
+    _append(dovecot, _reply(in_reply_to=replied.message_id, references=replied.message_id))
+    _append(dovecot, _dsn(original_id=bounced.message_id, recipient=bounced.email))
+    _append(dovecot, _reply(in_reply_to="<unrelated@x>", references=""))
+
+    assert sorted(inbound.workspaces_fetching_replies()) == sorted([workspace.pk, other_workspace.pk])
+    assert PeriodicTask.objects.get(task="publishing.tasks.replies_fetch_all_task").enabled
+    first = inbound.replies_fetch(workspace=workspace)
+    again = inbound.replies_fetch(workspace=workspace)
+    replies_fetch_task(other_workspace.pk)
+
+    assert (first.replies, first.bounces, first.duplicates) == (1, 1, 0)
+    assert (again.replies, again.bounces, again.duplicates) == (0, 0, 2)
+    reply = EngagementEvent.objects.get(kind="reply")
+    assert (reply.delivery_id, reply.contact_id, reply.metadata["from"]) == (
+        replied.pk,
+        replied.contact_id,
+        "p@example.test",
+    )
+    assert Contact.objects.get(pk=replied.contact_id).lifecycle == "engaged"
+    bounce = EngagementEvent.objects.get(kind="bounce_hard")
+    assert bounce.delivery_id == bounced.pk and bounce.metadata["bounced_recipient"] == bounced.email
+    assert Suppression.objects.get(contact_id=bounced.contact_id).reason == "bounced"
+    assert not Suppression.objects.filter(contact_id=replied.contact_id).exists()
+    assert not EngagementEvent.objects.filter(workspace=other_workspace).exists()
+
+
+def test_imap_mailbox_down_leaves_nothing_half_written(workspace, smtp_sink, fast_gateway, loopback_allow):
+    delivery, _ = send_to_one(workspace, smtp_sink)
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    loopback_allow("127.0.0.1", port)
+    imap_account(workspace, port)
+    with pytest.raises(ProvidersUnavailable):
+        inbound.replies_fetch(workspace=workspace)
+    replies_fetch_task(workspace.pk)  # the beat's task swallows it and tries again next time
+    assert not EngagementEvent.objects.exclude(kind="sent").exists() and delivery.pk
