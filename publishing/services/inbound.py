@@ -30,6 +30,7 @@ from anymail.webhooks.postmark import PostmarkTrackingWebhookView
 from anymail.webhooks.sendgrid import SendGridTrackingWebhookView
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from aicmo.models import Workspace
@@ -41,7 +42,7 @@ from gateway.capabilities import Capability, InboundKind
 from gateway.models import ProviderAccount
 
 from ..models import Delivery, EngagementEvent, EngagementKind, InboundHook, InboundProvider
-from .tracking import event_record
+from .tracking import event_record, public_url
 
 _VIEWS = {
     InboundProvider.MAILGUN: (MailgunTrackingWebhookView, "webhook_signing_key"),
@@ -76,6 +77,11 @@ def hook_create(*, workspace: Workspace, provider: str, secret: str) -> InboundH
     return InboundHook.objects.create(
         workspace=workspace, provider=provider, key=secrets.token_urlsafe(18)[:24], secret=secret
     )
+
+
+def hook_url(hook: InboundHook) -> str:
+    """The absolute URL to give the provider."""
+    return public_url(reverse("publishing:inbound-webhook", args=[hook.provider, hook.key]))
 
 
 def _parse(hook: InboundHook, request) -> list:

@@ -22,7 +22,7 @@ from gateway.capabilities import Capability
 from gateway.crypto import encrypt_credentials
 from gateway.errors import ProvidersUnavailable
 from gateway.models import ProviderAccount
-from publishing.models import Delivery, EngagementEvent
+from publishing.models import Delivery, EngagementEvent, InboundHook
 from publishing.services import campaigns, inbound, sending
 from publishing.tasks import replies_fetch_task
 from tests.gateway import test_adapters_mail as gateway_mail
@@ -340,3 +340,26 @@ def test_imap_mailbox_down_leaves_nothing_half_written(workspace, smtp_sink, fas
         inbound.replies_fetch(workspace=workspace)
     replies_fetch_task(workspace.pk)  # the beat's task swallows it and tries again next time
     assert not EngagementEvent.objects.exclude(kind="sent").exists() and delivery.pk
+
+
+def test_admin_creates_a_hook_through_the_service_and_hides_other_workspaces(
+    workspace, other_workspace, staff_for, settings
+):
+    client = staff_for(Role.ADMIN)
+    resp = client.post(
+        "/admin/publishing/inboundhook/add/",
+        {"workspace": workspace.pk, "provider": "mailgun", "secret": MAILGUN_KEY},
+    )
+    assert resp.status_code == 302, resp.content.decode()[:2000]
+    hook = InboundHook.objects.get(workspace=workspace)
+    assert hook.secret == MAILGUN_KEY and len(hook.key) >= 20
+    page = client.get(f"/admin/publishing/inboundhook/{hook.pk}/change/").content.decode()
+    assert inbound.hook_url(hook) in page and MAILGUN_KEY not in page
+    theirs = inbound.hook_create(workspace=other_workspace, provider="postmark", secret="a:b")
+    assert client.get(f"/admin/publishing/inboundhook/{theirs.pk}/change/").status_code == 404
+    marketer = staff_for(Role.MARKETER)
+    add = marketer.post(
+        "/admin/publishing/inboundhook/add/",
+        {"workspace": workspace.pk, "provider": "postmark", "secret": "x:y"},
+    )
+    assert add.status_code == 403 and InboundHook.objects.filter(workspace=workspace).count() == 1
