@@ -59,7 +59,9 @@ def click_redirect(request, token: str):
     url = tracking.track_click(token=token, user_agent=request.META.get("HTTP_USER_AGENT", ""))
     if url is None:
         raise Http404("Unknown link.")
-    return HttpResponseRedirect(url)
+    response = HttpResponseRedirect(url)
+    conversions.click_cookie_set(response, token)
+    return response
 
 
 @method_decorator([csrf_exempt, never_cache], name="dispatch")
@@ -187,7 +189,8 @@ def inbound_webhook(request, provider: str, key: str):
 def conversion(request, token: str):
     """A workspace's public conversion URL (signed token): GET for a pixel (always the GIF), POST for a
     server-to-server call (JSON: 201 recorded, 200 repeat, 400 per-field errors, 404 bad token). Fields:
-    order_id, value, currency, click (our signed click token) or email."""
+    order_id, value, currency, click (our signed click token) or email; without either, the click cookie
+    our click redirect set (``conversions.CLICK_COOKIE``) names the contact."""
     workspace = conversions.workspace_for_conversion_token(token)
     data = request.GET if request.method == "GET" else request.POST
     if request.method == "POST" and request.content_type == "application/json":
@@ -205,7 +208,7 @@ def conversion(request, token: str):
                 order_id=data.get("order_id"),
                 value=data.get("value"),
                 currency=data.get("currency"),
-                click_token=data.get("click") or None,
+                click_token=data.get("click") or conversions.click_cookie_get(request),
                 email=data.get("email") or None,
             )
         except ValidationError as err:

@@ -37,6 +37,28 @@ class ConversionResult:
     created: bool
 
 
+CLICK_COOKIE = "aicmo_click"
+
+
+def click_cookie_set(response, click_token: str) -> None:
+    """Remember the last click for the conversion pixel, which is served from our host too. A third-party
+    cookie on the shop's page: ``SameSite=None; Secure``, HttpOnly, kept for the attribution window."""
+    response.set_cookie(
+        CLICK_COOKIE,
+        click_token,
+        max_age=settings.PUBLISHING_CONVERSION_WINDOW_DAYS * 86400,
+        secure=True,
+        httponly=True,
+        samesite="None",
+    )
+
+
+def click_cookie_get(request) -> str | None:
+    """The click token of the cookie when it is still validly signed (a stale or forged one is ignored)."""
+    token = request.COOKIES.get(CLICK_COOKIE, "")
+    return token if token and _unsign(SALT_CLICK, token) is not None else None
+
+
 def conversion_token(workspace: Workspace) -> str:
     """The token of a workspace's public conversion URL (signed slug; another workspace's is invalid)."""
     return signing.Signer(salt=SALT_CONVERSION).sign(workspace.slug)

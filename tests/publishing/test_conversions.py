@@ -169,3 +169,23 @@ def test_tenant_isolation(workspace, other_workspace, member_factory, clicked):
     assert Client().post(bad, data={"order_id": "z", "value": "1", "currency": "EUR"}).status_code == 404
     viewer = api_key_client(workspace, member_factory, Role.VIEWER)
     assert viewer.post("/api/v1/publishing/conversions/", {}, format="json").status_code == 403
+
+
+def test_click_redirect_cookie_attributes_a_pixel_conversion(workspace, smtp_sink, fast_gateway, settings):
+    """The same browser clicks the mail's link, then the shop's thank-you page loads our conversion pixel."""
+    delivery, message = send_to_one(workspace, smtp_sink)
+    Delivery.objects.update(sent_at=timezone.now() - timedelta(minutes=1))
+    html = message.get_body(("html",)).get_content()
+    link = next(unescape(h) for h in re.findall(r'href="([^"]+)"', html) if "/publishing/t/c/" in h)
+    browser = Client(HTTP_USER_AGENT=BROWSER)
+    redirect = browser.get(link[len(settings.PUBLIC_BASE_URL) :])
+    cookie = redirect.cookies[conversions.CLICK_COOKIE]
+    assert redirect.status_code == 302 and cookie["samesite"] == "None" and cookie["secure"]
+    pixel_url = reverse("publishing:conversion", args=[conversions.conversion_token(workspace)])
+    assert browser.get(pixel_url, {"order_id": "P-1", "value": "20", "currency": "GBP"}).status_code == 200
+    event = EngagementEvent.objects.get(kind="conversion")
+    assert (event.contact_id, event.campaign_id) == (delivery.contact_id, delivery.campaign_id)
+    forged = Client(HTTP_USER_AGENT=BROWSER)
+    forged.cookies[conversions.CLICK_COOKIE] = "forged:value"
+    forged.get(pixel_url, {"order_id": "P-2", "value": "20", "currency": "GBP"})
+    assert EngagementEvent.objects.get(metadata__order_id="P-2").contact_id is None
