@@ -8,7 +8,7 @@ from django.utils import timezone
 from aicmo.models import Workspace
 from gateway.errors import ProvidersUnavailable
 
-from .services import campaigns, inbound, sending
+from .services import abtests, campaigns, inbound, sending
 
 MAX_WAIT_SECONDS = 300  # longer waits are picked up by the beat tick from the database
 
@@ -50,3 +50,9 @@ def replies_fetch_all_task() -> int:
     for workspace_id in ids:
         replies_fetch_task.delay(workspace_id)
     return len(ids)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def abtests_tick_task() -> int:
+    """Beat: decide A/B tests whose wait is over (sends the winner to the rest when automatic)."""
+    return abtests.abtests_tick()

@@ -4,12 +4,19 @@ significance rules, and the seeded test sample."""
 from __future__ import annotations
 
 import math
+from datetime import timedelta
 
 import pytest
+from django.core.exceptions import ValidationError
+from django.utils import timezone
 from hypothesis import given
 from hypothesis import strategies as st
 
+from publishing.models import ABTest, Campaign, Delivery
+from publishing.services import abtests, campaigns, sending, tracking
 from publishing.services.abtests import sample_pick, variants_compare
+
+from .conftest import make_campaign, make_content, smtp_account
 
 
 def pooled_z_p(h1: int, n1: int, h2: int, n2: int) -> float:
@@ -79,3 +86,112 @@ def test_sample_is_seeded_sized_and_drawn_from_the_audience(ids, share, seed):
     assert sample == sample_pick(list(reversed(ids)), share_percent=share, seed=seed)
     assert set(sample) <= set(ids) and len(set(sample)) == len(sample)
     assert len(sample) == math.floor(len(ids) * share / 100 + 0.5)
+
+
+# ------------------------------------------------------------ the A/B flow through the real send path
+
+
+def _send_all(campaign_id: int) -> None:
+    while sending.campaign_send_batch(campaign_id=campaign_id).more:
+        pass
+
+
+def _test_phase(workspace, smtp_sink, *, auto: bool, n: int = 10):
+    smtp_account(workspace, smtp_sink.host, smtp_sink.port)
+    campaign = make_campaign(workspace, n)
+    abtest = abtests.abtest_create(
+        campaign=campaign,
+        variants=[
+            {"label": "A", "subject": "Subject A"},
+            {"label": "B", "subject": "Subject B {{ contact.first_name }}"},
+        ],
+        test_share=40,
+        metric="clicks",
+        wait_minutes=60,
+        auto_winner=auto,
+    )
+    campaigns.campaign_send_now(campaign=campaign)
+    _send_all(campaign.pk)
+    return campaign, abtest
+
+
+@pytest.mark.django_db
+def test_variants_go_to_the_seeded_sample_and_the_winner_to_the_rest_exactly_once(
+    workspace, smtp_sink, fast_gateway, django_capture_on_commit_callbacks
+):
+    campaign, abtest = _test_phase(workspace, smtp_sink, auto=True)
+    test_messages = smtp_sink.wait_for(4)
+    assert len(test_messages) == 4
+    assert sorted(m["Subject"].split(" ")[1] for m in test_messages) == ["A", "A", "B", "B"]
+    assert Delivery.objects.filter(campaign=campaign, status="held").count() == 6
+    assert Campaign.objects.get(pk=campaign.pk).status == "sending"  # held rows keep it open
+    assert abtests.abtests_tick() == 0  # the wait is not over
+    # Human clicks on both B recipients, none on A.
+    for delivery in Delivery.objects.filter(campaign=campaign, variant__label="B"):
+        tracking.event_record(delivery=delivery, kind="click")
+        tracking.event_record(delivery=delivery, kind="click", machine=True)
+    Campaign.objects.filter(pk=campaign.pk).update(started_at=timezone.now() - timedelta(minutes=61))
+    with django_capture_on_commit_callbacks(execute=False):
+        assert abtests.abtests_tick() == 1
+    abtest.refresh_from_db()
+    assert abtest.phase == "decided" and abtest.winner.label == "B"
+    assert abtest.result["variants"] == [
+        {"label": "A", "recipients": 2, "hits": 0, "rate": 0.0},
+        {"label": "B", "recipients": 2, "hits": 2, "rate": 1.0},
+    ]
+    # 2/2 vs 0/2: pooled p = 0.5, z = 2, two-sided p = 0.0455 (< 0.05 although the samples are tiny)
+    assert abtest.result["leader"] == "B" and abtest.result["significant"] is True
+    assert abtest.result["p_value"] == pytest.approx(math.erfc(2 / math.sqrt(2)))
+    _send_all(campaign.pk)
+    messages = smtp_sink.wait_for(10)
+    assert len(messages) == 10
+    assert len({m["To"] for m in messages}) == 10  # nobody twice
+    assert sum(m["Subject"].startswith("Subject B") for m in messages) == 8
+    campaign.refresh_from_db()
+    assert campaign.status == "sent" and campaign.job.total == 10
+    assert abtests.abtests_tick() == 0
+
+
+@pytest.mark.django_db
+def test_manual_choice_waits_for_a_person(
+    workspace, smtp_sink, fast_gateway, django_capture_on_commit_callbacks
+):
+    campaign, abtest = _test_phase(workspace, smtp_sink, auto=False)
+    smtp_sink.wait_for(4)
+    Campaign.objects.filter(pk=campaign.pk).update(started_at=timezone.now() - timedelta(minutes=61))
+    assert abtests.abtests_tick() == 0
+    abtest.refresh_from_db()
+    assert abtest.phase == "awaiting_choice" and abtest.result["leader"] is None
+    assert Delivery.objects.filter(campaign=campaign, status="held").count() == 6
+    with django_capture_on_commit_callbacks(execute=False):
+        released = abtests.abtest_choose_winner(abtest=abtest, variant=abtest.variants.get(label="A"))
+    assert released == 6
+    with pytest.raises(ValidationError, match="already sent"):
+        abtests.abtest_choose_winner(abtest=abtest, variant=abtest.variants.get(label="B"))
+    _send_all(campaign.pk)
+    messages = smtp_sink.wait_for(10)
+    assert sum(m["Subject"] == "Subject A" for m in messages) == 8
+
+
+@pytest.mark.django_db
+def test_cancel_skips_the_held_rows_and_bad_definitions_are_field_errors(
+    workspace, other_workspace, smtp_sink, fast_gateway
+):
+    campaign, _ = _test_phase(workspace, smtp_sink, auto=True)
+    campaigns.campaign_cancel(campaign=campaign)
+    assert not Delivery.objects.filter(campaign=campaign, status="held").exists()
+    draft = campaigns.campaign_create(
+        workspace=workspace, name="D", content=campaign.content, audience=campaign.audience
+    )
+    foreign = make_content(other_workspace)
+    with pytest.raises(ValidationError) as err:
+        abtests.abtest_create(
+            campaign=draft,
+            variants=[{"label": "A", "subject": "{{ contact.ssn }}"}, {"label": "A", "content": foreign}],
+            test_share=95,
+            metric="likes",
+        )
+    assert {"test_share", "metric", "variants", "variants[0].subject", "variants[1].content"} <= set(
+        err.value.message_dict
+    )
+    assert not ABTest.objects.filter(campaign=draft).exists()
