@@ -11,7 +11,18 @@ from django.core.exceptions import ValidationError
 
 from aicmo.admin import ManageOnlyAdmin, WorkspaceAdmin
 
-from .models import Campaign, Content, ContentVersion, Delivery, EngagementEvent, InboundHook, Layout, Sender
+from .models import (
+    ABTest,
+    Campaign,
+    Content,
+    ContentVersion,
+    Delivery,
+    EngagementEvent,
+    InboundHook,
+    Layout,
+    Sender,
+)
+from .services import abtests as abtest_services
 from .services import campaigns as campaign_services
 from .services import content as content_services
 from .services import inbound as inbound_services
@@ -227,3 +238,53 @@ class InboundHookAdmin(ManageOnlyAdmin):
             workspace=obj.workspace, provider=obj.provider, secret=form.cleaned_data["secret"]
         )
         obj.pk = created.pk
+
+
+@admin.register(ABTest)
+class ABTestAdmin(WorkspaceAdmin):
+    """Read-only numbers, plus the person's choice: send the current leader to the held rest."""
+
+    list_display = ["campaign", "metric", "phase", "verdict", "winner", "decided_at"]
+    list_filter = ["phase", "workspace"]
+    readonly_fields = [
+        "campaign",
+        "test_share",
+        "metric",
+        "wait_minutes",
+        "auto_winner",
+        "phase",
+        "winner",
+        "result",
+    ]
+    fields = readonly_fields
+    actions = ["send_leader"]
+
+    @admin.display(description="Significance")
+    def verdict(self, obj) -> str:
+        if not obj.result:
+            return "not evaluated"
+        return "significant" if obj.result.get("significant") else "not yet"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Send the current leader to the rest", permissions=["change"])
+    def send_leader(self, request, queryset):
+        for abtest in queryset:
+            comparison = abtest_services.abtest_evaluate(abtest)
+            if comparison.leader is None:
+                self.message_user(request, f"{abtest.campaign}: no leader yet.", level=messages.ERROR)
+                continue
+            try:
+                abtest_services.abtest_choose_winner(
+                    abtest=abtest, variant=abtest.variants.get(label=comparison.leader)
+                )
+            except ValidationError as exc:
+                self.message_user(
+                    request, f"{abtest.campaign}: {'; '.join(exc.messages)}", level=messages.ERROR
+                )
+                continue
+            self.message_user(request, f"{abtest.campaign}: variant {comparison.leader} goes to the rest.")

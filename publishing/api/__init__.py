@@ -3,6 +3,7 @@ campaigns (estimate, schedule, send, pause, resume, cancel, resend uncertain, de
 
 from rest_framework.routers import DefaultRouter
 
+from .abtests import ABTestViewSet
 from .campaigns import CampaignViewSet, EngagementEventViewSet
 from .content import ContentViewSet, LayoutViewSet, SenderViewSet
 from .conversions import ConversionViewSet
@@ -14,5 +15,6 @@ router.register("contents", ContentViewSet, basename="publishing-content")
 router.register("campaigns", CampaignViewSet, basename="publishing-campaign")
 router.register("events", EngagementEventViewSet, basename="publishing-event")
 router.register("conversions", ConversionViewSet, basename="publishing-conversion")
+router.register("abtests", ABTestViewSet, basename="publishing-abtest")
 
 urlpatterns = router.urls

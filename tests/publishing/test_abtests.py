@@ -12,6 +12,7 @@ from django.utils import timezone
 from hypothesis import given
 from hypothesis import strategies as st
 
+from aicmo.roles import Role
 from publishing.models import ABTest, Campaign, Delivery
 from publishing.services import abtests, campaigns, sending, tracking
 from publishing.services.abtests import sample_pick, variants_compare
@@ -195,3 +196,76 @@ def test_cancel_skips_the_held_rows_and_bad_definitions_are_field_errors(
         err.value.message_dict
     )
     assert not ABTest.objects.filter(campaign=draft).exists()
+
+
+@pytest.mark.django_db
+def test_api_creates_reads_and_chooses_with_tenant_isolation_and_roles(
+    workspace,
+    other_workspace,
+    api_client_for,
+    staff_for,
+    smtp_sink,
+    fast_gateway,
+    django_capture_on_commit_callbacks,
+):
+    smtp_account(workspace, smtp_sink.host, smtp_sink.port)
+    campaign = make_campaign(workspace, 10)
+    api = api_client_for(Role.MARKETER)
+    body = {
+        "campaign": campaign.pk,
+        "variants": [{"label": "A", "subject": "Subject A"}, {"label": "B", "subject": "Subject B"}],
+        "test_share": 40,
+        "metric": "opens",
+        "auto_winner": False,
+    }
+    created = api.post("/api/v1/publishing/abtests/", body, format="json")
+    assert created.status_code == 201, created.json()
+    abtest_id = created.json()["id"]
+    assert created.json()["verdict"] == "not evaluated" and created.json()["phase"] == "testing"
+    again = api.post("/api/v1/publishing/abtests/", body, format="json")
+    assert again.status_code == 400 and "campaign" in again.json()["error"]["fields"]
+    theirs = api_client_for(Role.MARKETER, workspace_=other_workspace)
+    assert theirs.get(f"/api/v1/publishing/abtests/{abtest_id}/").status_code == 404
+    assert (
+        theirs.post("/api/v1/publishing/abtests/", body, format="json").status_code == 400
+    )  # foreign campaign
+    assert theirs.get("/api/v1/publishing/abtests/").json()["results"] == []
+    viewer = api_client_for(Role.VIEWER)
+    assert viewer.post(f"/api/v1/publishing/abtests/{abtest_id}/winner/", {"label": "A"}).status_code == 403
+
+    campaigns.campaign_send_now(campaign=campaign)
+    _send_all(campaign.pk)
+    smtp_sink.wait_for(4)
+    evaluated = api.post(f"/api/v1/publishing/abtests/{abtest_id}/evaluate/")
+    assert evaluated.json()["verdict"] == "not yet"
+    assert api.post(f"/api/v1/publishing/abtests/{abtest_id}/winner/", {"label": "Z"}).status_code == 400
+    with django_capture_on_commit_callbacks(execute=False):
+        chosen = api.post(f"/api/v1/publishing/abtests/{abtest_id}/winner/", {"label": "B"})
+    assert (
+        chosen.status_code == 200 and chosen.json()["winner"] == "B" and chosen.json()["phase"] == "decided"
+    )
+    assert Delivery.objects.filter(campaign=campaign, status="queued", variant__label="B").count() == 6
+    repeat = api.post(f"/api/v1/publishing/abtests/{abtest_id}/winner/", {"label": "A"})
+    assert repeat.status_code == 400
+    page = staff_for(Role.MARKETER).get("/admin/publishing/abtest/")
+    assert page.status_code == 200 and b"not yet" in page.content
+    assert (
+        staff_for(Role.MARKETER, other_workspace)
+        .get(f"/admin/publishing/abtest/{abtest_id}/change/")
+        .status_code
+        == 404
+    )
+
+
+@pytest.mark.django_db
+def test_abtest_list_query_count_is_flat(workspace, api_client_for, django_assert_max_num_queries):
+    api = api_client_for(Role.VIEWER)
+    content = make_content(workspace)
+    for i in range(15):
+        campaign = campaigns.campaign_create(workspace=workspace, name=f"C{i}", content=content, audience={})
+        abtests.abtest_create(
+            campaign=campaign, variants=[{"label": "A", "subject": "a"}, {"label": "B", "subject": "b"}]
+        )
+    with django_assert_max_num_queries(8):
+        response = api.get("/api/v1/publishing/abtests/?page_size=50")
+    assert response.status_code == 200 and len(response.json()["results"]) == 15
