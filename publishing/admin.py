@@ -261,9 +261,7 @@ class ABTestAdmin(WorkspaceAdmin):
 
     @admin.display(description="Significance")
     def verdict(self, obj) -> str:
-        if not obj.result:
-            return "not evaluated"
-        return "significant" if obj.result.get("significant") else "not yet"
+        return obj.verdict
 
     def has_add_permission(self, request):
         return False

@@ -311,6 +311,13 @@ class ABTest(WorkspaceOwned):
             )
         ]
 
+    @property
+    def verdict(self) -> str:
+        """ "significant" / "not yet" for the last evaluation (p < 0.05), "not evaluated" before one."""
+        if not self.result:
+            return "not evaluated"
+        return "significant" if self.result.get("significant") else "not yet"
+
 
 class ABVariant(WorkspaceOwned):
     """One variant: a subject override and/or another content's email version (blank: the campaign's)."""

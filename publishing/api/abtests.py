@@ -25,7 +25,7 @@ class ABTestSerializer(serializers.ModelSerializer):
     campaign = WorkspaceRelatedField(queryset=Campaign.objects.all())
     variants = serializers.SerializerMethodField()
     winner = serializers.SlugRelatedField(slug_field="label", read_only=True)
-    verdict = serializers.SerializerMethodField()
+    verdict = serializers.CharField(read_only=True)
 
     class Meta:
         model = ABTest
@@ -47,11 +47,6 @@ class ABTestSerializer(serializers.ModelSerializer):
 
     def get_variants(self, obj) -> list[dict]:
         return [{"label": v.label, "subject": v.subject, "content": v.content_id} for v in obj.variants.all()]
-
-    def get_verdict(self, obj) -> str:
-        if not obj.result:
-            return "not evaluated"
-        return "significant" if obj.result.get("significant") else "not yet"
 
 
 class ABTestCreateSerializer(serializers.Serializer):
