@@ -203,7 +203,7 @@ class InboundHookForm(forms.ModelForm):
 
     class Meta:
         model = InboundHook
-        fields = ["workspace", "provider", "secret"]
+        fields = ["workspace", "provider"]
 
 
 @admin.register(InboundHook)

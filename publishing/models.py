@@ -260,12 +260,12 @@ class InboundProvider(models.TextChoices):
 
 class InboundHook(WorkspaceOwned):
     """A provider's tracking webhook for one workspace: the URL carries the random ``key``; requests are
-    verified with ``secret`` (Mailgun: webhook signing key; Postmark: basic auth ``user:password``;
+    verified with its secret, stored encrypted (Mailgun: webhook signing key; Postmark: basic auth ``user:password``;
     SendGrid: the signed event webhook's public key, base64 DER)."""
 
     provider = models.CharField(max_length=20, choices=InboundProvider.choices)
     key = models.CharField(max_length=32, unique=True)
-    secret = models.TextField()
+    secret_encrypted = models.TextField()  # gateway.crypto (Fernet), like provider credentials
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -39,6 +39,7 @@ from crm.models import Channel as CrmChannel
 from crm.models import SuppressionReason
 from gateway import services as gateway_services
 from gateway.capabilities import Capability, InboundKind
+from gateway.crypto import decrypt_credentials, encrypt_credentials
 from gateway.models import ProviderAccount
 
 from ..models import Delivery, EngagementEvent, EngagementKind, InboundHook, InboundProvider
@@ -75,7 +76,10 @@ def hook_create(*, workspace: Workspace, provider: str, secret: str) -> InboundH
     if provider not in InboundProvider.values:
         raise ValueError(f"Unknown provider {provider!r}.")
     return InboundHook.objects.create(
-        workspace=workspace, provider=provider, key=secrets.token_urlsafe(18)[:24], secret=secret
+        workspace=workspace,
+        provider=provider,
+        key=secrets.token_urlsafe(18)[:24],
+        secret_encrypted=encrypt_credentials({"secret": secret}),
     )
 
 
@@ -87,7 +91,7 @@ def hook_url(hook: InboundHook) -> str:
 def _parse(hook: InboundHook, request) -> list:
     view_class, secret_kwarg = _VIEWS[hook.provider]
     try:
-        view = view_class(**{secret_kwarg: hook.secret})
+        view = view_class(**{secret_kwarg: decrypt_credentials(hook.secret_encrypted)["secret"]})
         view.run_validators(request)
         return view.parse_events(request)
     except AnymailWebhookValidationFailure as err:

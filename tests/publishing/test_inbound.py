@@ -19,7 +19,7 @@ from django_celery_beat.models import PeriodicTask
 from aicmo.roles import Role
 from crm.models import Contact, Suppression
 from gateway.capabilities import Capability
-from gateway.crypto import encrypt_credentials
+from gateway.crypto import decrypt_credentials, encrypt_credentials
 from gateway.errors import ProvidersUnavailable
 from gateway.models import ProviderAccount
 from publishing.models import Delivery, EngagementEvent, InboundHook
@@ -352,7 +352,8 @@ def test_admin_creates_a_hook_through_the_service_and_hides_other_workspaces(
     )
     assert resp.status_code == 302, resp.content.decode()[:2000]
     hook = InboundHook.objects.get(workspace=workspace)
-    assert hook.secret == MAILGUN_KEY and len(hook.key) >= 20
+    assert MAILGUN_KEY not in hook.secret_encrypted and len(hook.key) >= 20
+    assert decrypt_credentials(hook.secret_encrypted) == {"secret": MAILGUN_KEY}
     page = client.get(f"/admin/publishing/inboundhook/{hook.pk}/change/").content.decode()
     assert inbound.hook_url(hook) in page and MAILGUN_KEY not in page
     theirs = inbound.hook_create(workspace=other_workspace, provider="postmark", secret="a:b")
