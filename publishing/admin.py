@@ -11,9 +11,21 @@ from django.core.exceptions import ValidationError
 
 from aicmo.admin import ManageOnlyAdmin, WorkspaceAdmin
 
-from .models import Campaign, Content, ContentVersion, Delivery, EngagementEvent, Layout, Sender
+from .models import (
+    ABTest,
+    Campaign,
+    Content,
+    ContentVersion,
+    Delivery,
+    EngagementEvent,
+    InboundHook,
+    Layout,
+    Sender,
+)
+from .services import abtests as abtest_services
 from .services import campaigns as campaign_services
 from .services import content as content_services
+from .services import inbound as inbound_services
 
 
 class ReadOnlyMixin:
@@ -180,3 +192,97 @@ class DeliveryAdmin(ReadOnlyMixin, WorkspaceAdmin):
 class EngagementEventAdmin(ReadOnlyMixin, WorkspaceAdmin):
     list_display = ["kind", "channel", "campaign", "contact", "occurred_at", "machine"]
     list_filter = ["kind", "machine", "workspace"]
+
+
+class InboundHookForm(forms.ModelForm):
+    secret = forms.CharField(
+        widget=forms.PasswordInput,
+        help_text="Mailgun: webhook signing key. Postmark: basic auth user:password. "
+        "SendGrid: the signed event webhook's public key.",
+    )
+
+    class Meta:
+        model = InboundHook
+        fields = ["workspace", "provider"]
+
+
+@admin.register(InboundHook)
+class InboundHookAdmin(ManageOnlyAdmin):
+    """Provider webhooks: created through ``hook_create`` (random URL key); the secret is never shown."""
+
+    form = InboundHookForm
+    list_display = ["provider", "workspace", "webhook_url", "created_at"]
+    list_filter = ["provider", "workspace"]
+
+    def get_fields(self, request, obj=None):
+        return (
+            ["workspace", "provider", "secret"] if obj is None else ["workspace", "provider", "webhook_url"]
+        )
+
+    def get_readonly_fields(self, request, obj=None):
+        return [] if obj is None else ["workspace", "provider", "webhook_url"]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is not None:
+            kwargs["form"] = forms.ModelForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    @admin.display(description="Webhook URL")
+    def webhook_url(self, obj) -> str:
+        return inbound_services.hook_url(obj)
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return
+        created = inbound_services.hook_create(
+            workspace=obj.workspace, provider=obj.provider, secret=form.cleaned_data["secret"]
+        )
+        obj.pk = created.pk
+
+
+@admin.register(ABTest)
+class ABTestAdmin(WorkspaceAdmin):
+    """Read-only numbers, plus the person's choice: send the current leader to the held rest."""
+
+    list_display = ["campaign", "metric", "phase", "verdict", "winner", "decided_at"]
+    list_filter = ["phase", "workspace"]
+    readonly_fields = [
+        "campaign",
+        "test_share",
+        "metric",
+        "wait_minutes",
+        "auto_winner",
+        "phase",
+        "winner",
+        "result",
+    ]
+    fields = readonly_fields
+    actions = ["send_leader"]
+
+    @admin.display(description="Significance")
+    def verdict(self, obj) -> str:
+        return obj.verdict
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Send the current leader to the rest", permissions=["change"])
+    def send_leader(self, request, queryset):
+        for abtest in queryset:
+            comparison = abtest_services.abtest_evaluate(abtest)
+            if comparison.leader is None:
+                self.message_user(request, f"{abtest.campaign}: no leader yet.", level=messages.ERROR)
+                continue
+            try:
+                abtest_services.abtest_choose_winner(
+                    abtest=abtest, variant=abtest.variants.get(label=comparison.leader)
+                )
+            except ValidationError as exc:
+                self.message_user(
+                    request, f"{abtest.campaign}: {'; '.join(exc.messages)}", level=messages.ERROR
+                )
+                continue
+            self.message_user(request, f"{abtest.campaign}: variant {comparison.leader} goes to the rest.")

@@ -150,6 +150,7 @@ class DeliveryStatus(models.TextChoices):
     FAILED = "failed", "Failed"
     UNCERTAIN = "uncertain", "Uncertain"
     SKIPPED = "skipped", "Skipped"
+    HELD = "held", "Held for the A/B winner"
 
 
 TERMINAL_DELIVERY_STATUSES = (
@@ -179,6 +180,9 @@ class Delivery(WorkspaceOwned):
     message_id = models.CharField(max_length=255, blank=True)
     provider = models.CharField(max_length=60, blank=True)
     error = models.TextField(blank=True)
+    variant = models.ForeignKey(
+        "ABVariant", null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries"
+    )
 
     class Meta:
         ordering = ["campaign_id", "id"]
@@ -225,6 +229,8 @@ class EngagementEvent(WorkspaceOwned):
     value = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
     machine = models.BooleanField(default=False)
     metadata = models.JSONField(default=dict, blank=True)
+    # Set for events that must be recorded once: a provider's event id, a conversion's order id.
+    dedupe_key = models.CharField(max_length=200, blank=True, default="")
 
     class Meta:
         ordering = ["-occurred_at", "-id"]
@@ -234,8 +240,96 @@ class EngagementEvent(WorkspaceOwned):
             models.Index(fields=["contact", "occurred_at"], name="pub_event_contact_time"),
         ]
         constraints = [
-            models.CheckConstraint(condition=Q(kind__in=EngagementKind.values), name="pub_event_kind_valid")
+            models.CheckConstraint(condition=Q(kind__in=EngagementKind.values), name="pub_event_kind_valid"),
+            models.UniqueConstraint(
+                fields=["workspace", "dedupe_key"],
+                condition=~Q(dedupe_key=""),
+                name="pub_event_unique_dedupe",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.occurred_at:%Y-%m-%d %H:%M}"
+
+
+class InboundProvider(models.TextChoices):
+    MAILGUN = "mailgun", "Mailgun"
+    POSTMARK = "postmark", "Postmark"
+    SENDGRID = "sendgrid", "SendGrid"
+
+
+class InboundHook(WorkspaceOwned):
+    """A provider's tracking webhook for one workspace: the URL carries the random ``key``; requests are
+    verified with its secret, stored encrypted (Mailgun: webhook signing key; Postmark: basic auth ``user:password``;
+    SendGrid: the signed event webhook's public key, base64 DER)."""
+
+    provider = models.CharField(max_length=20, choices=InboundProvider.choices)
+    key = models.CharField(max_length=32, unique=True)
+    secret_encrypted = models.TextField()  # gateway.crypto (Fernet), like provider credentials
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["provider", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_provider_display()} webhook"
+
+
+class ABMetric(models.TextChoices):
+    OPENS = "opens", "Unique human opens"
+    CLICKS = "clicks", "Unique human clicks"
+    CONVERSIONS = "conversions", "Conversions"
+
+
+class ABPhase(models.TextChoices):
+    TESTING = "testing", "Testing"
+    AWAITING_CHOICE = "awaiting_choice", "Waiting for a person to choose"
+    DECIDED = "decided", "Winner sent to the rest"
+
+
+class ABTest(WorkspaceOwned):
+    """A/B test of a campaign: the variants go to a seeded ``test_share`` % sample; after ``wait_minutes``
+    the winner by ``metric`` goes to the rest (held deliveries), automatically or on a person's choice."""
+
+    campaign = models.OneToOneField(Campaign, on_delete=models.CASCADE, related_name="abtest")
+    test_share = models.PositiveSmallIntegerField(default=20)
+    metric = models.CharField(max_length=12, choices=ABMetric.choices, default=ABMetric.OPENS)
+    wait_minutes = models.PositiveIntegerField(default=240)
+    auto_winner = models.BooleanField(default=True)
+    seed = models.BigIntegerField()
+    phase = models.CharField(max_length=16, choices=ABPhase.choices, default=ABPhase.TESTING)
+    winner = models.ForeignKey(
+        "ABVariant", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    result = models.JSONField(default=dict, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(test_share__gte=1, test_share__lte=90), name="pub_abtest_share_range"
+            )
+        ]
+
+    @property
+    def verdict(self) -> str:
+        """ "significant" / "not yet" for the last evaluation (p < 0.05), "not evaluated" before one."""
+        if not self.result:
+            return "not evaluated"
+        return "significant" if self.result.get("significant") else "not yet"
+
+
+class ABVariant(WorkspaceOwned):
+    """One variant: a subject override and/or another content's email version (blank: the campaign's)."""
+
+    abtest = models.ForeignKey(ABTest, on_delete=models.CASCADE, related_name="variants")
+    label = models.CharField(max_length=20)
+    subject = models.CharField(max_length=300, blank=True)
+    content = models.ForeignKey(Content, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ["label"]
+        constraints = [models.UniqueConstraint(fields=["abtest", "label"], name="pub_variant_unique_label")]
+
+    def __str__(self) -> str:
+        return self.label

@@ -5,7 +5,10 @@ from __future__ import annotations
 from celery import shared_task
 from django.utils import timezone
 
-from .services import campaigns, sending
+from aicmo.models import Workspace
+from gateway.errors import ProvidersUnavailable
+
+from .services import abtests, campaigns, inbound, sending
 
 MAX_WAIT_SECONDS = 300  # longer waits are picked up by the beat tick from the database
 
@@ -26,3 +29,30 @@ def campaign_send_task(campaign_id: int) -> None:
 @shared_task(acks_late=True, ignore_result=True)
 def campaigns_tick_task() -> dict:
     return campaigns.campaigns_tick()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def replies_fetch_task(workspace_id: int) -> None:
+    """One workspace's replies and bounces; a mailbox that is down is tried again at the next beat."""
+    workspace = Workspace.objects.filter(pk=workspace_id).first()
+    if workspace is None:
+        return
+    try:
+        inbound.replies_fetch(workspace=workspace)
+    except ProvidersUnavailable:
+        return
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def replies_fetch_all_task() -> int:
+    """Beat: one fetch task per workspace that has a reply mailbox."""
+    ids = inbound.workspaces_fetching_replies()
+    for workspace_id in ids:
+        replies_fetch_task.delay(workspace_id)
+    return len(ids)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def abtests_tick_task() -> int:
+    """Beat: decide A/B tests whose wait is over (sends the winner to the rest when automatic)."""
+    return abtests.abtests_tick()

@@ -13,4 +13,7 @@ urlpatterns = [
     path("t/c/<str:token>/", views.click_redirect, name="track-click"),
     path("i/<str:token>/", views.image, name="image"),
     path("u/<str:token>/", views.UnsubscribeView.as_view(), name="unsubscribe"),
+    path("c/<str:token>/", views.conversion, name="conversion"),
+    # Provider webhooks: the random key names the workspace's hook, its secret verifies the request.
+    path("hooks/<slug:provider>/<str:key>/", views.inbound_webhook, name="inbound-webhook"),
 ]

@@ -5,16 +5,18 @@ one-click POST), which need no login or cookie: the signed token is the authorit
 from __future__ import annotations
 
 import base64
+import json
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods, require_POST
 from django.views.generic import TemplateView
 
 from aicmo.tenancy import get_scoped_or_404
@@ -22,9 +24,10 @@ from aicmo.views import WorkspaceView
 from media.downloads import asset_response
 
 from . import selectors
+from .models import InboundHook
 from .services import campaigns as campaign_services
 from .services import content as content_services
-from .services import tracking
+from .services import conversions, inbound, tracking
 from .services.audience import audience_estimate
 from .services.sending import delivery_counts
 
@@ -56,7 +59,9 @@ def click_redirect(request, token: str):
     url = tracking.track_click(token=token, user_agent=request.META.get("HTTP_USER_AGENT", ""))
     if url is None:
         raise Http404("Unknown link.")
-    return HttpResponseRedirect(url)
+    response = HttpResponseRedirect(url)
+    conversions.click_cookie_set(response, token)
+    return response
 
 
 @method_decorator([csrf_exempt, never_cache], name="dispatch")
@@ -154,3 +159,66 @@ class CampaignActionView(WorkspaceView):
         except ValidationError as exc:
             messages.error(request, "; ".join(exc.messages))
         return HttpResponseRedirect(reverse("publishing:campaign", args=[campaign.pk]))
+
+
+@csrf_exempt
+@require_POST
+def inbound_webhook(request, provider: str, key: str):
+    """A provider's tracking webhook for one workspace (``InboundHook``): 200 once verified and recorded,
+    400 for a bad signature or payload, 404 for an unknown hook."""
+    hook = InboundHook.objects.filter(provider=provider, key=key).first()
+    if hook is None:
+        raise Http404("Unknown webhook.")
+    try:
+        result = inbound.webhook_receive(hook=hook, request=request)
+    except inbound.WebhookRejected as err:
+        return JsonResponse({"detail": str(err)}, status=400)
+    return JsonResponse(
+        {
+            "recorded": result.recorded,
+            "duplicates": result.duplicates,
+            "unmatched": result.unmatched,
+            "ignored": result.ignored,
+        }
+    )
+
+
+@csrf_exempt
+@never_cache
+@require_http_methods(["GET", "POST"])
+def conversion(request, token: str):
+    """A workspace's public conversion URL (signed token): GET for a pixel (always the GIF), POST for a
+    server-to-server call (JSON: 201 recorded, 200 repeat, 400 per-field errors, 404 bad token). Fields:
+    order_id, value, currency, click (our signed click token) or email; without either, the click cookie
+    our click redirect set (``conversions.CLICK_COOKIE``) names the contact."""
+    workspace = conversions.workspace_for_conversion_token(token)
+    data = request.GET if request.method == "GET" else request.POST
+    if request.method == "POST" and request.content_type == "application/json":
+        try:
+            data = json.loads(request.body or b"{}")
+        except ValueError:
+            return JsonResponse({"detail": "Invalid JSON."}, status=400)
+        if not isinstance(data, dict):
+            return JsonResponse({"detail": "A JSON object is required."}, status=400)
+    result, errors = None, None
+    if workspace is not None:
+        try:
+            result = conversions.conversion_record(
+                workspace=workspace,
+                order_id=data.get("order_id"),
+                value=data.get("value"),
+                currency=data.get("currency"),
+                click_token=data.get("click") or conversions.click_cookie_get(request),
+                email=data.get("email") or None,
+            )
+        except ValidationError as err:
+            errors = err.message_dict
+    if request.method == "GET":
+        return HttpResponse(PIXEL, content_type="image/gif")
+    if workspace is None:
+        raise Http404("Unknown conversion URL.")
+    if errors:
+        return JsonResponse({"errors": errors}, status=400)
+    return JsonResponse(
+        {"id": result.event.pk, "created": result.created}, status=201 if result.created else 200
+    )

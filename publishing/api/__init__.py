@@ -3,8 +3,10 @@ campaigns (estimate, schedule, send, pause, resume, cancel, resend uncertain, de
 
 from rest_framework.routers import DefaultRouter
 
+from .abtests import ABTestViewSet
 from .campaigns import CampaignViewSet, EngagementEventViewSet
 from .content import ContentViewSet, LayoutViewSet, SenderViewSet
+from .conversions import ConversionViewSet
 
 router = DefaultRouter()
 router.register("senders", SenderViewSet, basename="publishing-sender")
@@ -12,5 +14,7 @@ router.register("layouts", LayoutViewSet, basename="publishing-layout")
 router.register("contents", ContentViewSet, basename="publishing-content")
 router.register("campaigns", CampaignViewSet, basename="publishing-campaign")
 router.register("events", EngagementEventViewSet, basename="publishing-event")
+router.register("conversions", ConversionViewSet, basename="publishing-conversion")
+router.register("abtests", ABTestViewSet, basename="publishing-abtest")
 
 urlpatterns = router.urls

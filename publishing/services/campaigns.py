@@ -23,7 +23,7 @@ from aicmo.models import Job, JobStatus, Workspace
 from ..models import Campaign, CampaignStatus, Channel, Content, ContentVersion, Delivery, DeliveryStatus
 from ..personalization import custom_field_keys, sample_context
 from ..selectors import campaigns_to_wake
-from . import tracking
+from . import abtests, tracking
 from .audience import audience_clean, audience_snapshot
 from .content import email_render, email_version_check, links_in, url_is_web
 
@@ -236,6 +236,7 @@ def campaign_send_now(*, campaign: Campaign, by=None) -> Campaign:
     _require_sendable(campaign)
     version = _version(campaign)
     report = audience_snapshot(campaign)
+    abtests.abtest_hold_remainder(campaign=campaign)
     tracking.links_ensure(campaign, _tracked_urls(campaign, version))
     queued = Delivery.objects.filter(campaign=campaign, status=DeliveryStatus.QUEUED).count()
     job = job_start(
@@ -296,9 +297,9 @@ def campaign_cancel(*, campaign: Campaign, by=None) -> Campaign:
     campaign.status = S.CANCELLED
     campaign.finished_at = timezone.now()
     campaign.save(update_fields=["status", "finished_at", "updated_at"])
-    Delivery.objects.filter(campaign=campaign, status=DeliveryStatus.QUEUED).update(
-        status=DeliveryStatus.SKIPPED, skip_reason="cancelled"
-    )
+    Delivery.objects.filter(
+        campaign=campaign, status__in=(DeliveryStatus.QUEUED, DeliveryStatus.HELD)
+    ).update(status=DeliveryStatus.SKIPPED, skip_reason="cancelled")
     if campaign.job_id:
         job_finish(job_id=campaign.job_id, status=JobStatus.CANCELLED, message="Campaign cancelled")
     _audit(campaign, by, "cancelled")

@@ -51,7 +51,7 @@ from ..models import (
     TrackedLink,
 )
 from ..personalization import custom_field_keys, recipient_context
-from . import tracking
+from . import abtests, tracking
 from .content import email_render
 
 log = logging.getLogger(__name__)
@@ -232,6 +232,7 @@ def campaign_send_batch(*, campaign_id: int) -> BatchOutcome:
         .filter(content_id=campaign.content_id, channel=Channel.EMAIL)
         .first()
     )
+    variant_versions = abtests.variant_versions(campaign, version)
     links = {link.url: link for link in TrackedLink.objects.filter(campaign=campaign)}
     keys = custom_field_keys(campaign.workspace_id)
     deliveries = list(
@@ -253,7 +254,7 @@ def campaign_send_batch(*, campaign_id: int) -> BatchOutcome:
         try:
             message = message_build(
                 campaign=campaign,
-                version=version,
+                version=variant_versions.get(delivery.variant_id, version),
                 delivery=delivery,
                 links=links,
                 custom_keys=keys,
@@ -335,7 +336,8 @@ def campaign_finish_if_complete(*, campaign_id: int) -> datetime | None:
         if campaign is None or campaign.status != CampaignStatus.SENDING:
             return None
         open_rows = Delivery.objects.filter(
-            campaign_id=campaign_id, status__in=(DeliveryStatus.QUEUED, DeliveryStatus.SENDING)
+            campaign_id=campaign_id,
+            status__in=(DeliveryStatus.QUEUED, DeliveryStatus.SENDING, DeliveryStatus.HELD),
         )
         if open_rows.exists():
             waiting = open_rows.filter(status=DeliveryStatus.QUEUED, retry_at__isnull=False)

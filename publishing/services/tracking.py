@@ -93,7 +93,9 @@ def event_record(
     machine: bool = False,
     metadata: dict | None = None,
     at=None,
+    dedupe_key: str = "",
 ) -> EngagementEvent:
+    """One event of a delivery; a non-blank ``dedupe_key`` is unique per workspace (IntegrityError twice)."""
     return EngagementEvent.objects.create(
         workspace_id=delivery.workspace_id,
         kind=kind,
@@ -104,6 +106,7 @@ def event_record(
         occurred_at=at or timezone.now(),
         machine=machine,
         metadata=metadata or {},
+        dedupe_key=dedupe_key,
     )
 
 

@@ -61,6 +61,22 @@ def make_campaign(workspace, n: int = 3, *, name: str = "C", **kwargs):
     )
 
 
+def send_to_one(workspace, smtp_sink):
+    """One message really sent through the SMTP sink: (delivery, the received message)."""
+    from publishing.models import Delivery
+    from publishing.services import campaigns, sending
+
+    smtp_account(workspace, smtp_sink.host, smtp_sink.port)
+    contact_list, _ = make_audience(workspace, 1)
+    campaign = campaigns.campaign_create(
+        workspace=workspace, name="T", content=make_content(workspace), audience={"lists": [contact_list.pk]}
+    )
+    campaigns.campaign_send_now(campaign=campaign)
+    sending.campaign_send_batch(campaign_id=campaign.pk)
+    message = smtp_sink.wait_for(1)[0]
+    return Delivery.objects.get(campaign=campaign), message
+
+
 def smtp_account(workspace, host: str, port: int, *, name="SMTP", priority=1) -> ProviderAccount:
     account = ProviderAccount.objects.create(
         workspace=workspace,

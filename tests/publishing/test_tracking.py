@@ -15,10 +15,9 @@ from hypothesis import strategies as st
 
 from crm.models import ConsentEvent, Contact, Suppression
 from publishing.models import Delivery, EngagementEvent
-from publishing.services import campaigns, sending
 from publishing.services.tracking import SALT_CLICK, SALT_OPEN, SALT_UNSUBSCRIBE
 
-from .conftest import make_audience, make_content, smtp_account
+from .conftest import send_to_one
 
 pytestmark = pytest.mark.django_db
 BROWSER = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0"
@@ -27,14 +26,7 @@ BROWSER = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) AppleWebKit/605.1.15 (KH
 @pytest.fixture
 def sent(workspace, smtp_sink, fast_gateway, settings, django_capture_on_commit_callbacks):
     """One message really sent; returns (delivery, html part, message) with sent_at moved a minute back."""
-    smtp_account(workspace, smtp_sink.host, smtp_sink.port)
-    contact_list, _ = make_audience(workspace, 1)
-    campaign = campaigns.campaign_create(
-        workspace=workspace, name="T", content=make_content(workspace), audience={"lists": [contact_list.pk]}
-    )
-    campaigns.campaign_send_now(campaign=campaign)
-    sending.campaign_send_batch(campaign_id=campaign.pk)
-    message = smtp_sink.wait_for(1)[0]
+    _, message = send_to_one(workspace, smtp_sink)
     html = message.get_body(("html",)).get_content()
     Delivery.objects.update(sent_at=timezone.now() - timedelta(minutes=1))
     return Delivery.objects.get(), html, message

@@ -1,0 +1,366 @@
+"""Provider tracking webhooks per workspace: the vendors' payload shapes, valid and invalid signatures,
+replay, matching to a really sent delivery, suppression rules and tenant isolation."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import socket
+
+import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from django.test import Client
+from django.urls import reverse
+from django_celery_beat.models import PeriodicTask
+
+from aicmo.roles import Role
+from crm.models import Contact, Suppression
+from gateway.capabilities import Capability
+from gateway.crypto import decrypt_credentials, encrypt_credentials
+from gateway.errors import ProvidersUnavailable
+from gateway.models import ProviderAccount
+from publishing.models import Delivery, EngagementEvent, InboundHook
+from publishing.services import campaigns, inbound, sending
+from publishing.tasks import replies_fetch_task
+from tests.gateway import test_adapters_mail as gateway_mail
+from tests.gateway.test_adapters_mail import _append, _dsn, _reply
+
+from .conftest import make_campaign, send_to_one, smtp_account
+
+pytestmark = pytest.mark.django_db
+MAILGUN_KEY = "key-workspace-signing-0123456789"
+
+
+@pytest.fixture
+def delivery(workspace, smtp_sink, fast_gateway):
+    """One message really sent through the SMTP sink; its stored Message-ID is what providers report."""
+    d, _ = send_to_one(workspace, smtp_sink)
+    assert d.status == "sent" and d.message_id
+    return d
+
+
+def url(hook) -> str:
+    return reverse("publishing:inbound-webhook", args=[hook.provider, hook.key])
+
+
+def mailgun_body(message_id: str, *, event="failed", severity="permanent", token="tok-1", key=MAILGUN_KEY):
+    """Mailgun's JSON webhook shape (signature block + event-data), signed HMAC-SHA256(timestamp+token)."""
+    timestamp = "1534108637"
+    signature = hmac.new(key.encode(), f"{timestamp}{token}".encode(), hashlib.sha256).hexdigest()
+    return json.dumps(
+        {
+            "signature": {"timestamp": timestamp, "token": token, "signature": signature},
+            "event-data": {
+                "event": event,
+                "severity": severity,
+                "reason": "bounce",
+                "timestamp": 1534108637.153125,
+                "id": "Fs7-5t81S2ilwd-UuzJ6eg",
+                "recipient": "someone@example.org",
+                "delivery-status": {
+                    "code": 550,
+                    "message": "5.1.1 <script>alert(1)</script> mailbox unknown",
+                    "description": "Not delivered",
+                },
+                "message": {"headers": {"message-id": message_id.strip("<>"), "subject": "Hi"}},
+                "user-variables": {},
+                "tags": [],
+            },
+        }
+    )
+
+
+def post_mailgun(hook, body):
+    return Client().post(url(hook), data=body, content_type="application/json")
+
+
+def test_mailgun_hard_bounce_is_recorded_once_and_suppresses(workspace, delivery):
+    hook = inbound.hook_create(workspace=workspace, provider="mailgun", secret=MAILGUN_KEY)
+    body = mailgun_body(delivery.message_id)
+    first = post_mailgun(hook, body)
+    replay = post_mailgun(hook, body)
+    assert first.status_code == 200 and first.json()["recorded"] == 1
+    assert replay.status_code == 200 and replay.json() == {
+        "recorded": 0,
+        "duplicates": 1,
+        "unmatched": 0,
+        "ignored": 0,
+    }
+    event = EngagementEvent.objects.get(kind="bounce_hard")
+    assert (event.delivery_id, event.contact_id, event.campaign_id) == (
+        delivery.pk,
+        delivery.contact_id,
+        delivery.campaign_id,
+    )
+    assert event.metadata["provider"] == "mailgun" and "<script>" in event.metadata["mta_response"]
+    assert Suppression.objects.get(contact_id=delivery.contact_id).reason == "bounced"
+
+
+def test_mailgun_bad_signature_is_400_and_writes_nothing(workspace, delivery):
+    hook = inbound.hook_create(workspace=workspace, provider="mailgun", secret=MAILGUN_KEY)
+    forged = post_mailgun(hook, mailgun_body(delivery.message_id, key="someone-elses-key"))
+    garbage = Client().post(url(hook), data="not json", content_type="application/json")
+    assert forged.status_code == 400 and garbage.status_code == 400
+    assert not EngagementEvent.objects.exclude(kind="sent").exists()
+    assert not Suppression.objects.exists()
+
+
+def test_a_hook_verifies_with_its_own_workspace_secret_and_matches_only_its_deliveries(
+    workspace, other_workspace, delivery
+):
+    """Another workspace's hook, even with a valid signature of its own key, never reaches this delivery."""
+    other = inbound.hook_create(workspace=other_workspace, provider="mailgun", secret="other-key")
+    signed_for_us = post_mailgun(other, mailgun_body(delivery.message_id))
+    signed_for_them = post_mailgun(other, mailgun_body(delivery.message_id, key="other-key"))
+    assert signed_for_us.status_code == 400
+    assert signed_for_them.status_code == 200 and signed_for_them.json()["unmatched"] == 1
+    assert not EngagementEvent.objects.exclude(kind="sent").exists()
+    unknown = Client().post(
+        reverse("publishing:inbound-webhook", args=["mailgun", "nope"]),
+        data=mailgun_body(delivery.message_id),
+        content_type="application/json",
+    )
+    assert unknown.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("event", "severity", "kind", "suppressed"),
+    [
+        ("delivered", "", "delivered", False),
+        ("failed", "permanent", "bounce_hard", True),
+        ("failed", "temporary", "bounce_soft", False),
+        ("complained", "", "complaint", True),
+        ("opened", "", None, False),
+    ],
+)
+def test_mailgun_event_kinds(workspace, delivery, event, severity, kind, suppressed):
+    hook = inbound.hook_create(workspace=workspace, provider="mailgun", secret=MAILGUN_KEY)
+    response = post_mailgun(hook, mailgun_body(delivery.message_id, event=event, severity=severity))
+    assert response.status_code == 200
+    kinds = list(EngagementEvent.objects.exclude(kind="sent").values_list("kind", flat=True))
+    assert kinds == ([kind] if kind else [])
+    assert Suppression.objects.filter(contact_id=delivery.contact_id).exists() is suppressed
+
+
+def test_soft_bounces_suppress_at_the_configured_count(workspace, delivery, settings):
+    settings.PUBLISHING_SOFT_BOUNCE_LIMIT = 2
+    hook = inbound.hook_create(workspace=workspace, provider="mailgun", secret=MAILGUN_KEY)
+    post_mailgun(hook, mailgun_body(delivery.message_id, severity="temporary", token="a"))
+    post_mailgun(hook, mailgun_body(delivery.message_id, severity="temporary", token="a"))  # replay
+    assert not Suppression.objects.exists()
+    post_mailgun(hook, mailgun_body(delivery.message_id, severity="temporary", token="b"))
+    assert EngagementEvent.objects.filter(kind="bounce_soft").count() == 2
+    assert Suppression.objects.get(contact_id=delivery.contact_id).reason == "bounced"
+
+
+def postmark_bounce(message_id: str, *, type_="HardBounce", bounce_id=42):
+    """Postmark's bounce webhook shape."""
+    return json.dumps(
+        {
+            "RecordType": "Bounce",
+            "ID": bounce_id,
+            "Type": type_,
+            "TypeCode": 1 if type_ == "HardBounce" else 4096,
+            "MessageID": message_id,
+            "Description": "The server was unable to deliver your message",
+            "Details": "smtp;550 5.1.1 user unknown",
+            "Email": "someone@example.org",
+            "From": "news@acme.example",
+            "BouncedAt": "2026-11-30T10:00:00Z",
+            "Inactive": True,
+            "CanActivate": True,
+            "Subject": "Hi",
+            "Tag": "",
+            "Metadata": {},
+            "MessageStream": "outbound",
+        }
+    )
+
+
+def post_postmark(hook, body, auth: str):
+    return Client().post(
+        url(hook),
+        data=body,
+        content_type="application/json",
+        HTTP_AUTHORIZATION="Basic " + base64.b64encode(auth.encode()).decode(),
+    )
+
+
+def test_postmark_basic_auth_per_workspace_and_soft_bounce_type(workspace, delivery, settings):
+    settings.PUBLISHING_SOFT_BOUNCE_LIMIT = 5
+    hook = inbound.hook_create(workspace=workspace, provider="postmark", secret="hooks:s3cret")
+    assert post_postmark(hook, postmark_bounce(delivery.message_id), "hooks:wrong").status_code == 400
+    soft = post_postmark(
+        hook, postmark_bounce(delivery.message_id, type_="SoftBounce", bounce_id=7), "hooks:s3cret"
+    )
+    assert soft.status_code == 200 and soft.json()["recorded"] == 1
+    assert EngagementEvent.objects.get(kind="bounce_soft").metadata["event_id"] == "7"
+    assert not Suppression.objects.exists()
+    hard = post_postmark(hook, postmark_bounce(delivery.message_id), "hooks:s3cret")
+    assert hard.json()["recorded"] == 1
+    assert Suppression.objects.get(contact_id=delivery.contact_id).reason == "bounced"
+
+
+def test_postmark_delivery_without_event_id_is_still_recorded_once(workspace, delivery):
+    hook = inbound.hook_create(workspace=workspace, provider="postmark", secret="hooks:s3cret")
+    body = json.dumps(
+        {
+            "RecordType": "Delivery",
+            "MessageID": delivery.message_id,
+            "Recipient": "someone@example.org",
+            "DeliveredAt": "2026-11-30T10:00:00Z",
+            "Details": "Test delivery webhook details",
+            "Tag": "",
+            "ServerID": 23,
+            "Metadata": {},
+            "MessageStream": "outbound",
+        }
+    )
+    assert post_postmark(hook, body, "hooks:s3cret").json()["recorded"] == 1
+    assert post_postmark(hook, body, "hooks:s3cret").json()["duplicates"] == 1
+    assert EngagementEvent.objects.filter(kind="delivered").count() == 1
+
+
+@pytest.mark.filterwarnings("ignore::anymail.exceptions.AnymailNotSupportedWarning")
+def test_sendgrid_signed_event_webhook(workspace, delivery):
+    """SendGrid's signed event webhook: ECDSA P-256 over timestamp + body, public key per workspace."""
+    private = ec.generate_private_key(ec.SECP256R1())
+    public = private.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    hook = inbound.hook_create(
+        workspace=workspace, provider="sendgrid", secret=base64.b64encode(public).decode()
+    )
+    body = json.dumps(
+        [
+            {
+                "email": "someone@example.org",
+                "timestamp": 1700000000,
+                "smtp-id": delivery.message_id,
+                "event": "spamreport",
+                "sg_event_id": "sg-1",
+                "sg_message_id": "14c5d75ce93.dfd.64b469.filter0001.16648.5515E0B88.0",
+            }
+        ]
+    ).encode()
+    timestamp = "1700000000"
+    signature = base64.b64encode(private.sign(timestamp.encode() + body, ec.ECDSA(hashes.SHA256()))).decode()
+
+    def post(sig):
+        return Client().post(
+            url(hook),
+            data=body,
+            content_type="application/json",
+            HTTP_X_TWILIO_EMAIL_EVENT_WEBHOOK_SIGNATURE=sig,
+            HTTP_X_TWILIO_EMAIL_EVENT_WEBHOOK_TIMESTAMP=timestamp,
+        )
+
+    assert post(base64.b64encode(b"x" * 64).decode()).status_code == 400
+    assert post(signature).json()["recorded"] == 1
+    assert Suppression.objects.get(contact_id=delivery.contact_id).reason == "complained"
+
+
+def test_stored_provider_strings_are_escaped_in_admin(workspace, delivery, staff_for):
+    hook = inbound.hook_create(workspace=workspace, provider="mailgun", secret=MAILGUN_KEY)
+    post_mailgun(hook, mailgun_body(delivery.message_id))
+    event = EngagementEvent.objects.get(kind="bounce_hard")
+    page = staff_for(Role.ADMIN).get(reverse("admin:publishing_engagementevent_change", args=[event.pk]))
+    assert page.status_code == 200
+    assert b"<script>alert(1)</script>" not in page.content
+    assert b"&lt;script&gt;" in page.content
+
+
+# ---------------------------------------------------------------- IMAP replies and DSNs (real dovecot)
+
+
+def imap_account(workspace, port: int) -> ProviderAccount:
+    return ProviderAccount.objects.create(
+        workspace=workspace,
+        capability=Capability.FETCH_REPLIES,
+        adapter="imap",
+        name="Replies",
+        priority=1,
+        base_url=f"imap+plain://127.0.0.1:{port}",
+        timeout_seconds=5,
+        credentials_encrypted=encrypt_credentials({"username": "inbox", "password": "pw123"}),
+    )
+
+
+dovecot = gateway_mail.dovecot  # the gateway tests' real dovecot IMAP server fixture (yields its port)
+
+
+def test_imap_replies_and_dsn_bounces_become_events_once(
+    workspace, other_workspace, smtp_sink, fast_gateway, dovecot
+):
+    smtp_account(workspace, smtp_sink.host, smtp_sink.port)
+    campaign = make_campaign(workspace, 2)
+    campaigns.campaign_send_now(campaign=campaign)
+    sending.campaign_send_batch(campaign_id=campaign.pk)
+    smtp_sink.wait_for(2)
+    replied, bounced = Delivery.objects.filter(campaign=campaign, status="sent").order_by("id")
+    imap_account(workspace, dovecot)
+    imap_account(other_workspace, dovecot)  # the same mailbox seen by another workspace: none of its mail
+    _append(dovecot, _reply(in_reply_to=replied.message_id, references=replied.message_id))
+    _append(dovecot, _dsn(original_id=bounced.message_id, recipient=bounced.email))
+    _append(dovecot, _reply(in_reply_to="<unrelated@x>", references=""))
+
+    assert sorted(inbound.workspaces_fetching_replies()) == sorted([workspace.pk, other_workspace.pk])
+    assert PeriodicTask.objects.get(task="publishing.tasks.replies_fetch_all_task").enabled
+    first = inbound.replies_fetch(workspace=workspace)
+    again = inbound.replies_fetch(workspace=workspace)
+    replies_fetch_task(other_workspace.pk)
+
+    assert (first.replies, first.bounces, first.duplicates) == (1, 1, 0)
+    assert (again.replies, again.bounces, again.duplicates) == (0, 0, 2)
+    reply = EngagementEvent.objects.get(kind="reply")
+    assert (reply.delivery_id, reply.contact_id, reply.metadata["from"]) == (
+        replied.pk,
+        replied.contact_id,
+        "p@example.test",
+    )
+    assert Contact.objects.get(pk=replied.contact_id).lifecycle == "engaged"
+    bounce = EngagementEvent.objects.get(kind="bounce_hard")
+    assert bounce.delivery_id == bounced.pk and bounce.metadata["bounced_recipient"] == bounced.email
+    assert Suppression.objects.get(contact_id=bounced.contact_id).reason == "bounced"
+    assert not Suppression.objects.filter(contact_id=replied.contact_id).exists()
+    assert not EngagementEvent.objects.filter(workspace=other_workspace).exists()
+
+
+def test_imap_mailbox_down_leaves_nothing_half_written(workspace, smtp_sink, fast_gateway, loopback_allow):
+    delivery, _ = send_to_one(workspace, smtp_sink)
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    loopback_allow("127.0.0.1", port)
+    imap_account(workspace, port)
+    with pytest.raises(ProvidersUnavailable):
+        inbound.replies_fetch(workspace=workspace)
+    replies_fetch_task(workspace.pk)  # the beat's task swallows it and tries again next time
+    assert not EngagementEvent.objects.exclude(kind="sent").exists() and delivery.pk
+
+
+def test_admin_creates_a_hook_through_the_service_and_hides_other_workspaces(
+    workspace, other_workspace, staff_for, settings
+):
+    client = staff_for(Role.ADMIN)
+    resp = client.post(
+        "/admin/publishing/inboundhook/add/",
+        {"workspace": workspace.pk, "provider": "mailgun", "secret": MAILGUN_KEY},
+    )
+    assert resp.status_code == 302, resp.content.decode()[:2000]
+    hook = InboundHook.objects.get(workspace=workspace)
+    assert MAILGUN_KEY not in hook.secret_encrypted and len(hook.key) >= 20
+    assert decrypt_credentials(hook.secret_encrypted) == {"secret": MAILGUN_KEY}
+    page = client.get(f"/admin/publishing/inboundhook/{hook.pk}/change/").content.decode()
+    assert inbound.hook_url(hook) in page and MAILGUN_KEY not in page
+    theirs = inbound.hook_create(workspace=other_workspace, provider="postmark", secret="a:b")
+    assert client.get(f"/admin/publishing/inboundhook/{theirs.pk}/change/").status_code == 404
+    marketer = staff_for(Role.MARKETER)
+    add = marketer.post(
+        "/admin/publishing/inboundhook/add/",
+        {"workspace": workspace.pk, "provider": "postmark", "secret": "x:y"},
+    )
+    assert add.status_code == 403 and InboundHook.objects.filter(workspace=workspace).count() == 1
