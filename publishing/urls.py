@@ -7,6 +7,7 @@ app_name = "publishing"
 urlpatterns = [
     path("", views.CampaignListView.as_view(), name="index"),
     path("campaigns/<int:pk>/", views.CampaignDetailView.as_view(), name="campaign"),
+    path("campaigns/<int:pk>/report/", views.CampaignReportView.as_view(), name="campaign-report"),
     path("campaigns/<int:pk>/<slug:action>/", views.CampaignActionView.as_view(), name="campaign-action"),
     # Public endpoints reached from sent mail: signed tokens, no login, no cookies.
     path("t/o/<str:token>/", views.open_pixel, name="track-open"),

@@ -22,6 +22,7 @@ from aicmo.views import WorkspaceView
 from media.downloads import asset_response
 
 from . import selectors
+from .models import Campaign
 from .services import campaigns as campaign_services
 from .services import content as content_services
 from .services import tracking
@@ -130,6 +131,21 @@ class CampaignDetailView(WorkspaceView, TemplateView):
         ctx["check"] = campaign_services.campaign_check(campaign) if before_send else None
         ctx["estimate"] = audience_estimate(campaign).as_dict() if before_send else None
         ctx["actions"] = sorted(ACTIONS)
+        return ctx
+
+
+class CampaignReportView(WorkspaceView, TemplateView):
+    """The campaign report: totals, rates, per-variant rows and per-link clicks (``selectors.campaign_report``)."""
+
+    template_name = "publishing/campaign_report.html"
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        campaign = get_scoped_or_404(
+            Campaign.objects.for_workspace(self.workspace), self.request, pk=kwargs["pk"]
+        )
+        ctx["campaign"] = campaign
+        ctx["report"] = selectors.campaign_report(campaign)
         return ctx
 
 
