@@ -13,6 +13,7 @@ urlpatterns = [
     path("contents/<int:pk>/preview/", views.ContentPreviewView.as_view(), name="content-preview"),
     path("contents/<int:pk>/send-test/", views.ContentSendTestView.as_view(), name="content-send-test"),
     path("campaigns/<int:pk>/approve/", views.CampaignApproveView.as_view(), name="campaign-approve"),
+    path("campaigns/<int:pk>/counts/", views.CampaignCountsView.as_view(), name="campaign-counts"),
     path("campaigns/<int:pk>/report/", views.CampaignReportView.as_view(), name="campaign-report"),
     path("campaigns/<int:pk>/<slug:action>/", views.CampaignActionView.as_view(), name="campaign-action"),
     # Public endpoints reached from sent mail: signed tokens, no login, no cookies.

@@ -141,6 +141,18 @@ class CampaignDetailView(WorkspaceView, TemplateView):
         return ctx
 
 
+class CampaignCountsView(WorkspaceView):
+    """Delivery counts by status (the campaign page polls it with HTMX while the campaign is sending)."""
+
+    def get(self, request, pk: int):
+        campaign = get_scoped_or_404(Campaign.objects.for_workspace(self.workspace), request, pk=pk)
+        return render(
+            request,
+            "publishing/partials/campaign_counts.html",
+            {"campaign": campaign, "counts": delivery_counts(campaign.pk)},
+        )
+
+
 class CampaignReportView(WorkspaceView, TemplateView):
     """The campaign report: totals, rates, per-variant rows and per-link clicks (``selectors.campaign_report``)."""
 
