@@ -10,21 +10,20 @@ import time
 import pytest
 
 from aicmo.models import Role
-from crm import demo as crm_demo
 from gateway.models import ProviderAccount
 from publishing import demo
 from publishing.models import Campaign, Content
 from publishing.selectors import campaign_report
 from publishing.services import preview
 
-from .conftest import make_content, smtp_account
+from .conftest import make_audience, make_content, smtp_account
 
 pytestmark = pytest.mark.django_db
 
 
 def test_seed_adds_content_a_sent_campaign_with_events_and_a_scheduled_one(workspace, loopback_allow):
     loopback_allow("127.0.0.1", 1025)
-    crm_demo.seed(workspace, users={})
+    make_audience(workspace, 300)  # the demo's first list (crm's own demo data is tested in tests/crm)
     demo.seed(workspace, users={})
     account = ProviderAccount.objects.get(workspace=workspace, name=demo.CATCHER_ACCOUNT)
     assert account.base_url == "smtp+plain://127.0.0.1:1025"
@@ -41,7 +40,7 @@ def test_seed_adds_content_a_sent_campaign_with_events_and_a_scheduled_one(works
 
 def test_seed_without_the_loopback_allowance_skips_only_the_catcher_account(workspace, settings):
     settings.GATEWAY_LOOPBACK_ALLOW = []
-    crm_demo.seed(workspace, users={})
+    make_audience(workspace, 5)
     demo.seed(workspace, users={})
     assert not ProviderAccount.objects.filter(name=demo.CATCHER_ACCOUNT).exists()
     assert Campaign.objects.for_workspace(workspace).count() == 2
