@@ -47,11 +47,15 @@ run: export AICMO_REDIS_PORT := $(REDIS_PORT)
 run: export REDIS_URL ?= redis://127.0.0.1:$(REDIS_PORT)/0
 run: export AICMO_WEB_ADDR := $(WEB_ADDR)
 run: export PYTHONUNBUFFERED := 1
+# The demo workspace's SMTP account points at the local demo mail catcher (Procfile.dev `mail`); the
+# gateway refuses loopback addresses unless allowed, so only this profile allows that one port.
+run: export AICMO_GATEWAY_LOOPBACK_ALLOW := 127.0.0.1:1025
 run: venv
 	@mkdir -p var/redis
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo
-	@echo ">>> starting redis, celery worker, celery beat and the web server on http://$(WEB_ADDR)/ (Ctrl-C stops all)"
+	@echo ">>> starting redis, the demo mail catcher, celery worker, celery beat and the web server on http://$(WEB_ADDR)/ (Ctrl-C stops all)"
+	@echo ">>> caught mail: http://$(WEB_ADDR)/publishing/demo-outbox/ (staff)"
 	$(BIN)/honcho -f Procfile.dev start || [ $$? -eq 130 ]  # 130: stopped with Ctrl-C
 
 migrate: export AICMO_ENV := dev
@@ -59,6 +63,7 @@ migrate: venv
 	$(BIN)/python manage.py migrate --noinput
 
 seed: export AICMO_ENV := dev
+seed: export AICMO_GATEWAY_LOOPBACK_ALLOW := 127.0.0.1:1025
 seed: migrate
 	$(BIN)/python manage.py seed_demo
 

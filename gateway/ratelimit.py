@@ -45,7 +45,13 @@ def try_acquire(account) -> float:
     if not rate:
         hold = get_redis().pttl(keys[1])
         return hold / 1000 if hold and hold > 0 else 0.0
-    granted, wait = get_redis().eval(_TAKE, 2, *keys, float(rate), max(1, int(account.rate_limit_burst)))
+    return bucket_take(keys, rate, account.rate_limit_burst)
+
+
+def bucket_take(keys: list[str], rate: float, burst: int) -> float:
+    """The same bucket under any caller's ``keys`` (``[bucket, hold]``; keep them in one hash slot):
+    ``rate`` tokens per second up to ``burst``. 0.0 when a token was taken, else the seconds until one."""
+    granted, wait = get_redis().eval(_TAKE, 2, *keys, float(rate), max(1, int(burst)))
     if granted:
         return 0.0
     return max(float(wait.decode() if isinstance(wait, bytes) else wait), 0.001)

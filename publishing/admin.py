@@ -20,9 +20,11 @@ from .models import (
     EngagementEvent,
     InboundHook,
     Layout,
+    PublishingSettings,
     Sender,
 )
 from .services import abtests as abtest_services
+from .services import approval as approval_services
 from .services import campaigns as campaign_services
 from .services import content as content_services
 from .services import inbound as inbound_services
@@ -43,7 +45,7 @@ class ReadOnlyMixin:
 class SenderAdmin(ManageOnlyAdmin):
     list_display = ["email", "name", "workspace", "verified_at"]
     list_filter = ["workspace"]
-    fields = ["workspace", "email", "name"]
+    fields = ["workspace", "email", "name", "max_per_second", "max_per_hour"]
     actions = ["verify"]
 
     def save_model(self, request, obj, form, change):
@@ -59,6 +61,18 @@ class SenderAdmin(ManageOnlyAdmin):
         for sender in queryset:
             content_services.sender_verify(sender=sender, by=request.user)
         self.message_user(request, f"Verified {queryset.count()} sender(s).")
+
+
+@admin.register(PublishingSettings)
+class PublishingSettingsAdmin(ManageOnlyAdmin):
+    list_display = ["workspace", "approval_required", "updated_at"]
+    fields = ["workspace", "approval_required"]
+
+    def save_model(self, request, obj, form, change):
+        saved = approval_services.publishing_settings_save(
+            workspace=obj.workspace, approval_required=obj.approval_required, by=request.user
+        )
+        obj.pk = saved.pk
 
 
 @admin.register(Layout)

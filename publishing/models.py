@@ -17,12 +17,27 @@ class Channel(models.TextChoices):
     ADS = "ads", "Ads"
 
 
+class PublishingSettings(WorkspaceOwned):
+    """Per-workspace publishing rules (one row per workspace; absent means the defaults)."""
+
+    approval_required = models.BooleanField(
+        default=False, help_text="Campaigns need a reviewer's approval before they can be scheduled or sent."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["workspace"], name="pub_settings_one_per_workspace")]
+
+
 class Sender(WorkspaceOwned):
-    """A From address the workspace may send as. Only verified senders can be chosen on a version."""
+    """A From address the workspace may send as. Only verified senders can be chosen on a version.
+    ``max_per_second`` / ``max_per_hour`` cap every campaign sending as it together (None: no cap)."""
 
     email = models.EmailField(max_length=254)
     name = models.CharField(max_length=120, blank=True)
     verified_at = models.DateTimeField(null=True, blank=True)
+    max_per_second = models.PositiveIntegerField(null=True, blank=True)
+    max_per_hour = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -129,6 +144,15 @@ class Campaign(WorkspaceOwned):
     waiting_reason = models.TextField(blank=True)
     snapshot = models.JSONField(default=dict, blank=True)
     job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # UTM parameters added to every tracked link (utm_source, utm_medium, utm_campaign, utm_content,
+    # utm_term); a link that already carries a utm_* parameter keeps its own value.
+    utm = models.JSONField(default=dict, blank=True)
+    max_per_second = models.PositiveIntegerField(null=True, blank=True)
+    max_per_hour = models.PositiveIntegerField(null=True, blank=True)
+    approved_at = models.DateTimeField(null=True, blank=True)
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -7,6 +7,14 @@ app_name = "publishing"
 urlpatterns = [
     path("", views.CampaignListView.as_view(), name="index"),
     path("campaigns/<int:pk>/", views.CampaignDetailView.as_view(), name="campaign"),
+    path("demo-outbox/", views.DemoOutboxView.as_view(), name="demo-outbox"),
+    path("demo-outbox/<str:name>/", views.DemoOutboxView.as_view(), name="demo-outbox-message"),
+    path("contents/<int:pk>/", views.ContentDetailView.as_view(), name="content"),
+    path("contents/<int:pk>/preview/", views.ContentPreviewView.as_view(), name="content-preview"),
+    path("contents/<int:pk>/send-test/", views.ContentSendTestView.as_view(), name="content-send-test"),
+    path("campaigns/<int:pk>/approve/", views.CampaignApproveView.as_view(), name="campaign-approve"),
+    path("campaigns/<int:pk>/counts/", views.CampaignCountsView.as_view(), name="campaign-counts"),
+    path("campaigns/<int:pk>/report/", views.CampaignReportView.as_view(), name="campaign-report"),
     path("campaigns/<int:pk>/<slug:action>/", views.CampaignActionView.as_view(), name="campaign-action"),
     # Public endpoints reached from sent mail: signed tokens, no login, no cookies.
     path("t/o/<str:token>/", views.open_pixel, name="track-open"),

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 
 from django.contrib import messages
-from django.core.exceptions import ValidationError
+from django.contrib.auth.mixins import LoginRequiredMixin
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -19,15 +21,18 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 from django.views.generic import TemplateView
 
+from aicmo.roles import APPROVE
 from aicmo.tenancy import get_scoped_or_404
 from aicmo.views import WorkspaceView
 from media.downloads import asset_response
 
 from . import selectors
-from .models import InboundHook
+from .models import Campaign, Content, InboundHook
+from .services import approval as approval_services
 from .services import campaigns as campaign_services
 from .services import content as content_services
 from .services import conversions, inbound, tracking
+from .services import preview as preview_services
 from .services.audience import audience_estimate
 from .services.sending import delivery_counts
 
@@ -135,7 +140,200 @@ class CampaignDetailView(WorkspaceView, TemplateView):
         ctx["check"] = campaign_services.campaign_check(campaign) if before_send else None
         ctx["estimate"] = audience_estimate(campaign).as_dict() if before_send else None
         ctx["actions"] = sorted(ACTIONS)
+        ctx["approval_required"] = approval_services.approval_required(self.workspace)
+        ctx["can_approve"] = self.tenant.allows(APPROVE) and campaign.status in approval_services.REVIEWABLE
         return ctx
+
+
+class CampaignCountsView(WorkspaceView):
+    """Delivery counts by status (the campaign page polls it with HTMX while the campaign is sending)."""
+
+    def get(self, request, pk: int):
+        campaign = get_scoped_or_404(Campaign.objects.for_workspace(self.workspace), request, pk=pk)
+        return render(
+            request,
+            "publishing/partials/campaign_counts.html",
+            {"campaign": campaign, "counts": delivery_counts(campaign.pk)},
+        )
+
+
+class CampaignReportView(WorkspaceView, TemplateView):
+    """The campaign report: totals, rates, per-variant rows and per-link clicks (``selectors.campaign_report``)."""
+
+    template_name = "publishing/campaign_report.html"
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        campaign = get_scoped_or_404(
+            Campaign.objects.for_workspace(self.workspace), self.request, pk=kwargs["pk"]
+        )
+        ctx["campaign"] = campaign
+        ctx["report"] = selectors.campaign_report(campaign)
+        return ctx
+
+
+class CampaignApproveView(WorkspaceView):
+    """A reviewer or admin approves the campaign (the workspace's review rule; `services.approval`)."""
+
+    post_permission = APPROVE
+
+    def post(self, request, pk: int):
+        campaign = get_scoped_or_404(Campaign.objects.for_workspace(self.workspace), request, pk=pk)
+        try:
+            approval_services.campaign_approve(campaign=campaign, by=request.user, role=self.tenant.role)
+            messages.success(request, "Approved.")
+        except ValidationError as exc:
+            messages.error(request, "; ".join(exc.messages))
+        return HttpResponseRedirect(reverse("publishing:campaign", args=[campaign.pk]))
+
+
+def _preview_contact(workspace, wanted: str):
+    """The workspace's contact with that email address (case-insensitive), or None."""
+    from crm.models import Contact
+
+    wanted = (wanted or "").strip()
+    if not wanted:
+        return None
+    return (
+        Contact.objects.for_workspace(workspace)
+        .select_related("company")
+        .filter(email__iexact=wanted)
+        .first()
+    )
+
+
+class ContentDetailView(WorkspaceView, TemplateView):
+    """Preview as a chosen contact (sandboxed iframe, desktop/phone width) and send test copies."""
+
+    template_name = "publishing/content_detail.html"
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        content = get_scoped_or_404(
+            Content.objects.for_workspace(self.workspace), self.request, pk=kwargs["pk"]
+        )
+        wanted = self.request.GET.get("contact", "").strip()
+        contact = _preview_contact(self.workspace, wanted)
+        ctx.update(content=content, wanted=wanted, contact=contact, unknown=bool(wanted) and contact is None)
+        ctx["max_test"] = preview_services.MAX_TEST_RECIPIENTS
+        ctx["check"] = content_services.email_version_check(
+            content.versions.filter(channel="email").select_related("sender").first()
+        ).as_dict()
+        return ctx
+
+
+@method_decorator(never_cache, name="dispatch")
+class ContentPreviewView(WorkspaceView):
+    """The rendered email alone, for the preview iframe. ``Content-Security-Policy: sandbox`` keeps it
+    sandboxed (no scripts, unique origin) even when opened directly."""
+
+    def get(self, request, pk: int):
+        content = get_scoped_or_404(Content.objects.for_workspace(self.workspace), request, pk=pk)
+        try:
+            rendered = preview_services.content_preview(
+                content=content, contact=_preview_contact(self.workspace, request.GET.get("contact", ""))
+            )
+        except ValidationError as exc:
+            return HttpResponse("; ".join(exc.messages), content_type="text/plain", status=400)
+        response = HttpResponse(rendered.html, content_type="text/html; charset=utf-8")
+        response["Content-Security-Policy"] = (
+            "sandbox; default-src 'none'; img-src * data:; style-src 'unsafe-inline'"
+        )
+        response["X-Frame-Options"] = "SAMEORIGIN"
+        return response
+
+
+class ContentSendTestView(WorkspaceView):
+    def post(self, request, pk: int):
+        content = get_scoped_or_404(Content.objects.for_workspace(self.workspace), request, pk=pk)
+        wanted = request.POST.get("contact", "")
+        try:
+            results = preview_services.content_send_test(
+                content=content,
+                addresses=request.POST.get("addresses", ""),
+                contact=_preview_contact(self.workspace, wanted),
+                by=request.user,
+            )
+        except ValidationError as exc:
+            messages.error(request, "; ".join(exc.messages))
+        else:
+            for address, outcome in results.items():
+                if outcome == "sent":
+                    messages.success(request, f"Test sent to {address}.")
+                else:
+                    messages.error(request, f"Test to {address} failed: {outcome}")
+        url = reverse("publishing:content", args=[content.pk])
+        return HttpResponseRedirect(f"{url}?contact={wanted}" if wanted else url)
+
+
+def demo_outbox_dir():
+    from pathlib import Path
+
+    from django.conf import settings
+
+    return Path(getattr(settings, "PUBLISHING_DEMO_OUTBOX_DIR", settings.VAR_DIR / "demo-mail"))
+
+
+_EML = re.compile(r"^[0-9T]{15,30}-[0-9a-f]{8}\.eml$")
+
+
+def _read_eml(path):
+    import email
+    import email.policy
+
+    with path.open("rb") as fh:
+        return email.message_from_binary_file(fh, policy=email.policy.default)
+
+
+class DemoOutboxView(LoginRequiredMixin, View):
+    """Staff only, dev only: the messages the demo mail catcher (`publishing.democatcher`) stored, newest
+    first (at most 200), or one of them with its HTML in a sandboxed frame. 404 outside AICMO_ENV=dev."""
+
+    def dispatch(self, request, *args, **kwargs):
+        from django.conf import settings
+
+        if not (settings.DEV or settings.TESTING):
+            raise Http404("The demo outbox exists only in the dev profile.")
+        if request.user.is_authenticated and not request.user.is_staff:
+            raise PermissionDenied("Staff only.")
+        return super().dispatch(request, *args, **kwargs)
+
+    def get(self, request, name: str = ""):
+        folder = demo_outbox_dir()
+        if name:
+            if not _EML.match(name) or not (folder / name).is_file():
+                raise Http404("No such message.")
+            msg = _read_eml(folder / name)
+            html_part = msg.get_body(("html",))
+            text_part = msg.get_body(("plain",))
+            html = html_part.get_content() if html_part else ""
+            return render(
+                request,
+                "publishing/demo_outbox_message.html",
+                {
+                    "name": name,
+                    "headers": [(k, str(v)) for k, v in msg.items()],
+                    "srcdoc": '<base target="_blank">' + html if html else "",
+                    "text": text_part.get_content() if text_part else "",
+                },
+            )
+        files = (
+            sorted((p for p in folder.glob("*.eml") if _EML.match(p.name)), reverse=True)[:200]
+            if folder.is_dir()
+            else []
+        )
+        rows = []
+        for path in files:
+            msg = _read_eml(path)
+            rows.append(
+                {
+                    "name": path.name,
+                    "to": msg.get("To", ""),
+                    "subject": msg.get("Subject", ""),
+                    "date": msg.get("Date", ""),
+                }
+            )
+        return render(request, "publishing/demo_outbox.html", {"messages_": rows, "folder": folder})
 
 
 ACTIONS = {

@@ -24,6 +24,7 @@ from ..models import Campaign, CampaignStatus, Channel, Content, ContentVersion,
 from ..personalization import custom_field_keys, sample_context
 from ..selectors import campaigns_to_wake
 from . import abtests, tracking
+from .approval import approval_withdraw, require_approved
 from .audience import audience_clean, audience_snapshot
 from .content import email_render, email_version_check, links_in, url_is_web
 
@@ -133,10 +134,30 @@ def campaign_update(*, campaign: Campaign, by=None, **fields) -> Campaign:
     content = fields.get("content")
     if content is not None and content.workspace_id != campaign.workspace_id:
         raise ValidationError({"content": "Unknown content."})
+    if "utm" in fields:
+        fields["utm"] = tracking.utm_clean(fields["utm"])
+    for name in ("max_per_second", "max_per_hour"):
+        if name in fields:
+            fields[name] = limit_clean(name, fields[name])
     for name, value in fields.items():
         setattr(campaign, name, value)
     campaign.save()
+    approval_withdraw(campaigns=Campaign.objects.filter(pk=campaign.pk), by=by, reason="campaign edited")
+    campaign.refresh_from_db()
     return campaign
+
+
+def limit_clean(name: str, value) -> int | None:
+    """A speed limit: a positive whole number of messages, or None/"" for no limit."""
+    if value in (None, ""):
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = 0
+    if number < 1 or str(number) != str(value).strip():
+        raise ValidationError({name: "Enter a whole number of messages of at least 1, or leave it empty."})
+    return number
 
 
 # ------------------------------------------------------------------------------------------ checks
@@ -192,6 +213,7 @@ def campaign_schedule(
     if at <= (now or timezone.now()):
         raise ValidationError({"scheduled_at": "The time must be in the future."})
     _require_sendable(campaign)
+    require_approved(campaign)
     campaign.status, campaign.scheduled_at = S.SCHEDULED, at
     campaign.save(update_fields=["status", "scheduled_at", "updated_at"])
     _audit(
@@ -234,6 +256,7 @@ def campaign_send_now(*, campaign: Campaign, by=None) -> Campaign:
             "A sent campaign is not sent again; resend its uncertain deliveries instead."
         )
     _require_sendable(campaign)
+    require_approved(campaign)
     version = _version(campaign)
     report = audience_snapshot(campaign)
     abtests.abtest_hold_remainder(campaign=campaign)

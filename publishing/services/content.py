@@ -169,6 +169,9 @@ def email_version_save(*, content: Content, by=None, **data) -> ContentVersion:
             asset=asset, ref=f"publishing.content:{content.pk}", channel="email", by=by
         )
     Content.objects.filter(pk=content.pk).update(updated_at=timezone.now())
+    from .approval import approval_withdraw  # campaigns build on content; the review rule follows edits
+
+    approval_withdraw(campaigns=content.campaigns.all(), by=by, reason="content edited")
     return version
 
 

@@ -21,6 +21,7 @@ import logging
 import os
 import re
 import socket
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -51,13 +52,15 @@ from ..models import (
     TrackedLink,
 )
 from ..personalization import custom_field_keys, recipient_context
-from . import abtests, tracking
+from . import abtests, limits, tracking
 from .content import email_render
 
 log = logging.getLogger(__name__)
 
 DEFAULT_WAIT = timedelta(seconds=60)
 MIN_WAIT = timedelta(seconds=5)
+# Speed-limit waits up to this long are slept in the worker; longer ones hand the rows back with retry_at.
+MAX_INLINE_WAIT = 1.0
 UNCERTAIN_NOTE = (
     "In flight when its worker stopped; the provider may have accepted it. Not resent automatically."
 )
@@ -268,6 +271,17 @@ def campaign_send_batch(*, campaign_id: int) -> BatchOutcome:
                 job_id=campaign.job_id, failed=1, errors=[ItemError(item=delivery.email, message=str(exc))]
             )
             continue
+        wait, limit = limits.send_wait(campaign, version.sender)
+        while 0 < wait <= MAX_INLINE_WAIT:
+            time.sleep(wait)
+            wait, limit = limits.send_wait(campaign, version.sender)
+        if wait:
+            retry_at = timezone.now() + timedelta(seconds=wait)
+            _release(me, campaign_id, retry_at=retry_at, error=f"Speed limit: {limit}.")
+            Campaign.objects.filter(pk=campaign_id).update(
+                waiting_reason=f"Waiting until {retry_at:%Y-%m-%d %H:%M:%S} UTC: {limit}."
+            )
+            return BatchOutcome(sent=sent, failed=failed, skipped=skipped, retry_at=retry_at)
         now = timezone.now()
         started = Delivery.objects.filter(
             pk=delivery.pk, claimed_by=me, status=DeliveryStatus.SENDING

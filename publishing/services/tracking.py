@@ -12,9 +12,11 @@ from __future__ import annotations
 import re
 import secrets
 from datetime import timedelta
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from django.conf import settings
 from django.core import signing
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
@@ -124,8 +126,48 @@ def track_open(*, token: str, user_agent: str = "") -> bool:
     return True
 
 
+UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
+
+
+def utm_clean(value) -> dict[str, str]:
+    """A campaign's UTM defaults: a dict of the five ``utm_*`` keys to non-empty strings (≤ 200 chars,
+    blanks dropped). ValidationError ``{"utm": [...]}`` for anything else."""
+    if value in (None, ""):
+        return {}
+    if not isinstance(value, dict):
+        raise ValidationError({"utm": ["Give the UTM parameters as an object of utm_* keys."]})
+    unknown = sorted(str(k) for k in value if k not in UTM_KEYS)
+    if unknown:
+        raise ValidationError({"utm": [f"Unknown UTM parameter(s): {', '.join(unknown)}."]})
+    clean = {}
+    for key in UTM_KEYS:
+        raw = value.get(key)
+        if raw is None:
+            continue
+        if not isinstance(raw, str) or len(raw.strip()) > 200:
+            raise ValidationError({"utm": [f"{key} must be text of at most 200 characters."]})
+        if raw.strip():
+            clean[key] = raw.strip()
+    return clean
+
+
+def utm_apply(url: str, utm: dict[str, str]) -> str:
+    """``url`` with the campaign's UTM parameters appended, except those the link already carries (a link
+    overrides a campaign default by naming its own ``utm_*``). The rest of the URL is kept byte for byte."""
+    if not utm:
+        return url
+    parts = urlsplit(url)
+    present = {k for k, _ in parse_qsl(parts.query, keep_blank_values=True)}
+    extra = [(k, utm[k]) for k in UTM_KEYS if utm.get(k) and k not in present]
+    if not extra:
+        return url
+    query = f"{parts.query}&{urlencode(extra)}" if parts.query else urlencode(extra)
+    return urlunsplit(parts._replace(query=query))
+
+
 def track_click(*, token: str, user_agent: str = "") -> str | None:
-    """The stored target URL of a validly signed click token (and the click recorded), else None."""
+    """The stored target URL of a validly signed click token, with the campaign's UTM parameters (see
+    `utm_apply`), and the click recorded (metadata ``url``: the link as written); else None."""
     value = _unsign(SALT_CLICK, token)
     if value is None or "." not in value:
         return None
@@ -143,7 +185,7 @@ def track_click(*, token: str, user_agent: str = "") -> str | None:
     )
     if not machine:
         crm_services.contact_record_engagement(contact_id=delivery.contact_id)
-    return link.url
+    return utm_apply(link.url, delivery.campaign.utm)
 
 
 @transaction.atomic

@@ -77,3 +77,15 @@ def test_viewer_cannot_act_from_the_dashboard(client_for, campaign, workspace):
     viewer = client_for(Role.VIEWER)
     assert viewer.post(f"/publishing/campaigns/{campaign.pk}/send/").status_code == 403
     assert Campaign.objects.get(pk=campaign.pk).status == "draft"
+
+
+def test_live_counts_partial_polls_while_sending_and_is_scoped(client_for, campaign, other_workspace):
+    client = client_for(Role.MARKETER)
+    url = f"/publishing/campaigns/{campaign.pk}/counts/"
+    draft = client.get(url).content.decode()
+    assert 'data-status="queued">0<' in draft and "hx-trigger" not in draft
+    client.post(f"/publishing/campaigns/{campaign.pk}/send/")
+    sending = client.get(url).content.decode()
+    assert 'data-status="queued">2<' in sending and 'hx-trigger="every 2s"' in sending
+    assert f'hx-get="{url}"' in client.get(f"/publishing/campaigns/{campaign.pk}/").content.decode()
+    assert client_for(Role.ADMIN, other_workspace).get(url).status_code == 404
