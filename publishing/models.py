@@ -225,6 +225,8 @@ class EngagementEvent(WorkspaceOwned):
     value = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
     machine = models.BooleanField(default=False)
     metadata = models.JSONField(default=dict, blank=True)
+    # Set by buffered ingestion (services/event_buffer.py): a re-drained record is not inserted twice.
+    key = models.CharField(max_length=32, null=True, blank=True, unique=True)
 
     class Meta:
         ordering = ["-occurred_at", "-id"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.utils import timezone
 
-from .services import campaigns, sending
+from .services import campaigns, event_buffer, sending
 
 MAX_WAIT_SECONDS = 300  # longer waits are picked up by the beat tick from the database
 
@@ -26,3 +26,9 @@ def campaign_send_task(campaign_id: int) -> None:
 @shared_task(acks_late=True, ignore_result=True)
 def campaigns_tick_task() -> dict:
     return campaigns.campaigns_tick()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def tracking_events_flush_task() -> int:
+    """Beat (every 5 s): drain buffered opens/clicks into the event table; returns entries handled."""
+    return event_buffer.tracking_events_drain().read

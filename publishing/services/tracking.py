@@ -23,6 +23,7 @@ from crm import services as crm_services
 from crm.models import Channel as CrmChannel
 
 from ..models import Campaign, Delivery, EngagementEvent, EngagementKind, TrackedLink
+from . import event_buffer
 
 SALT_OPEN = "publishing.tracking.open"
 SALT_CLICK = "publishing.tracking.click"
@@ -108,39 +109,34 @@ def event_record(
 
 
 def track_open(*, token: str, user_agent: str = "") -> bool:
-    """Record an open for a validly signed pixel token. False for a bad token (nothing written)."""
-    delivery = delivery_for_token(SALT_OPEN, token)
-    if delivery is None:
+    """Buffer an open for a validly signed pixel token (no database access; ``event_buffer``). False for a
+    bad token (nothing recorded)."""
+    value = _unsign(SALT_OPEN, token)
+    if value is None:
         return False
-    machine = is_machine(delivery, user_agent)
-    event_record(
-        delivery=delivery, kind=EngagementKind.OPEN, machine=machine, metadata={"ua": user_agent[:300]}
+    event_buffer.record_buffer(
+        event_buffer.record_make(kind=EngagementKind.OPEN, delivery_token=value, user_agent=user_agent)
     )
-    if not machine:
-        crm_services.contact_record_engagement(contact_id=delivery.contact_id)
     return True
 
 
 def track_click(*, token: str, user_agent: str = "") -> str | None:
-    """The stored target URL of a validly signed click token (and the click recorded), else None."""
+    """The stored target URL of a validly signed click token, else None; the click is buffered
+    (``event_buffer``), so the redirect waits on one indexed read, never on the event write. The
+    signature vouches that the delivery and link belong together; the insert re-checks it."""
     value = _unsign(SALT_CLICK, token)
     if value is None or "." not in value:
         return None
     delivery_token, link_key = value.split(".", 1)
-    delivery = Delivery.objects.select_related("campaign").filter(token=delivery_token).first()
-    link = TrackedLink.objects.filter(key=link_key).first()
-    if delivery is None or link is None or link.campaign_id != delivery.campaign_id:
+    url = TrackedLink.objects.filter(key=link_key).values_list("url", flat=True).first()
+    if url is None:
         return None
-    machine = is_machine(delivery, user_agent)
-    event_record(
-        delivery=delivery,
-        kind=EngagementKind.CLICK,
-        machine=machine,
-        metadata={"url": link.url, "ua": user_agent[:300]},
+    event_buffer.record_buffer(
+        event_buffer.record_make(
+            kind=EngagementKind.CLICK, delivery_token=delivery_token, user_agent=user_agent, link_key=link_key
+        )
     )
-    if not machine:
-        crm_services.contact_record_engagement(contact_id=delivery.contact_id)
-    return link.url
+    return url
 
 
 @transaction.atomic

@@ -1,0 +1,37 @@
+"""Buffered tracking: a unique key per buffered event (a re-drained record is not doubled) and the beat
+entry that drains the buffer every 5 seconds."""
+
+from django.db import migrations, models
+
+TASK_NAME = "publishing: flush buffered opens and clicks"
+
+
+def create_schedule(apps, schema_editor):
+    IntervalSchedule = apps.get_model("django_celery_beat", "IntervalSchedule")
+    PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
+    interval, _ = IntervalSchedule.objects.get_or_create(every=5, period="seconds")
+    PeriodicTask.objects.update_or_create(
+        name=TASK_NAME,
+        defaults={"task": "publishing.tasks.tracking_events_flush_task", "interval": interval, "enabled": True},
+    )
+
+
+def remove_schedule(apps, schema_editor):
+    PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
+    PeriodicTask.objects.filter(name=TASK_NAME).delete()
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("publishing", "0002_tick_schedule"),
+        ("django_celery_beat", "0019_alter_periodictasks_options"),
+    ]
+
+    operations = [
+        migrations.AddField(
+            model_name="engagementevent",
+            name="key",
+            field=models.CharField(blank=True, max_length=32, null=True, unique=True),
+        ),
+        migrations.RunPython(create_schedule, remove_schedule),
+    ]
