@@ -1,9 +1,10 @@
-"""Buffered tracking: a unique key per buffered event (a re-drained record is not doubled) and the beat
-entry that drains the buffer every 5 seconds."""
+"""Buffered tracking: a unique key per buffered event (a re-drained record is not doubled), the beat entry
+that drains the buffer every 5 seconds, and the one that applies mailto: unsubscribe requests every 5 minutes."""
 
 from django.db import migrations, models
 
 TASK_NAME = "publishing: flush buffered opens and clicks"
+MAILTO_TASK_NAME = "publishing: apply mailto unsubscribe requests"
 
 
 def create_schedule(apps, schema_editor):
@@ -14,11 +15,16 @@ def create_schedule(apps, schema_editor):
         name=TASK_NAME,
         defaults={"task": "publishing.tasks.tracking_events_flush_task", "interval": interval, "enabled": True},
     )
+    every_5_min, _ = IntervalSchedule.objects.get_or_create(every=5, period="minutes")
+    PeriodicTask.objects.update_or_create(
+        name=MAILTO_TASK_NAME,
+        defaults={"task": "publishing.tasks.mailto_unsubscribes_task", "interval": every_5_min, "enabled": True},
+    )
 
 
 def remove_schedule(apps, schema_editor):
     PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
-    PeriodicTask.objects.filter(name=TASK_NAME).delete()
+    PeriodicTask.objects.filter(name__in=[TASK_NAME, MAILTO_TASK_NAME]).delete()
 
 
 class Migration(migrations.Migration):

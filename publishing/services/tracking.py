@@ -156,6 +156,40 @@ def unsubscribe(*, token: str, source: str, ip: str | None = None) -> Delivery |
     return delivery
 
 
+def mailbox_workspaces():
+    """Workspaces with an enabled ``fetch_replies`` gateway account (whose mailbox may hold requests)."""
+    from aicmo.models import Workspace
+    from gateway.capabilities import Capability
+    from gateway.models import ProviderAccount
+
+    accounts = ProviderAccount.objects.filter(capability=Capability.FETCH_REPLIES, enabled=True)
+    return Workspace.objects.filter(pk__in=accounts.values("workspace_id")).order_by("pk")
+
+
+def mailto_unsubscribes_process(*, workspace, since=None) -> int:
+    """Read the workspace's reply mailbox through the gateway (``fetch_replies``, e.g. IMAP) and apply every
+    List-Unsubscribe ``mailto:`` request in it — subject ``unsubscribe <signed token>``, as our header
+    sets — through the same idempotent ``unsubscribe`` as the one-click URL (source ``mailto``). Messages
+    from the last 7 days (or since ``since``) are read each time; repeats change nothing. Returns how many
+    requests carried a valid token. Raises the gateway's ``ProviderError``/``ProvidersUnavailable``."""
+    from gateway import services as gateway_services
+    from gateway.capabilities import InboundKind
+
+    since = since or timezone.now() - timedelta(days=7)
+    applied = 0
+    for message in gateway_services.fetch_replies(workspace=workspace, since=since, known_message_ids=[]):
+        if message.kind != InboundKind.UNSUBSCRIBE:
+            continue
+        words = message.subject.split(None, 1)  # "unsubscribe <token>" (a long subject may arrive folded)
+        token = re.sub(r"\s+", "", words[1]) if len(words) == 2 else ""
+        delivery = delivery_for_token(SALT_UNSUBSCRIBE, token)
+        if delivery is None or delivery.workspace_id != workspace.pk:
+            continue
+        unsubscribe(token=token, source="mailto")
+        applied += 1
+    return applied
+
+
 @transaction.atomic
 def resubscribe(*, token: str, ip: str | None = None) -> Delivery | None:
     delivery = delivery_for_token(SALT_UNSUBSCRIBE, token)

@@ -209,3 +209,14 @@ def test_records_of_unknown_deliveries_or_foreign_links_are_dropped(redis_client
         EngagementEvent.objects.filter(kind__in=["open", "click"]).values_list("kind", flat=True)
     ) == ["open"]
     assert tracking_buffer_length() == 0
+
+
+def test_beat_drains_the_buffer_every_5_seconds_and_reads_mailto_requests_every_5_minutes(db):
+    from django_celery_beat.models import PeriodicTask
+
+    schedules = {
+        t.task: (t.interval.every, t.interval.period, t.enabled)
+        for t in PeriodicTask.objects.filter(task__startswith="publishing.tasks.")
+    }
+    assert schedules["publishing.tasks.tracking_events_flush_task"] == (5, "seconds", True)
+    assert schedules["publishing.tasks.mailto_unsubscribes_task"] == (5, "minutes", True)
