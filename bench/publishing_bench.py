@@ -2,6 +2,7 @@
 server, then every event accounted for after the buffer is drained.
 
     .venv/bin/python bench/publishing_bench.py [--requests 3000] [--concurrency 32] [--workers 2]
+    .venv/bin/python bench/publishing_bench.py send [--recipients 10000]
 
 gunicorn (sync workers, loopback) serves the project's URLs plus two bare views added by this module
 (``/bare/gif/`` answers the same 1×1 GIF, ``/bare/redirect/`` the same 302), so both sides pay the same
@@ -9,6 +10,10 @@ WSGI, middleware and HTTP cost. The load generator is an asyncio httpx client in
 off: one connection per request, as mail clients fetch). Opens and clicks are written to the Redis Stream
 buffer by the endpoints; afterwards this process drains it (``tracking_events_drain``) and checks that the
 number of ``open``/``click`` events equals the number of 200/302 answers.
+
+``send``: a campaign (default 10,000 recipients) sent by the sending service in this process (one thread,
+``campaign_send_batch`` until done) to ``tests/publishing/sink_process.py`` in another process, against a raw
+``smtplib`` loop over one connection to the same sink; prints messages/s, the ratio and peak RSS.
 
 Runs on a throw-away SQLite database (WAL) and a private redis-server; nothing outside loopback. This file
 is also the WSGI module gunicorn imports (``publishing_bench:application``).
@@ -76,7 +81,7 @@ if __name__ != "__main__" and os.environ.get("AICMO_PUBLISHING_BENCH_SERVER") ==
 # ------------------------------------------------------------------------------------ the bench
 
 
-def setup(tmp: Path, recipients: int):
+def setup(tmp: Path, recipients: int, *, send_mode: bool = False):
     from aicmo.localredis import start_redis
 
     redis = start_redis(data_dir=tmp / "redis", persist=False)
@@ -123,6 +128,8 @@ def setup(tmp: Path, recipients: int):
     campaign = campaigns.campaign_create(
         workspace=ws, name="Bench", content=content, audience={"lists": [contact_list.pk]}
     )
+    if send_mode:
+        return redis, ws, campaign
     campaigns.campaign_send_now(campaign=campaign)
     # Sent a minute ago, so a browser hit is a human event (the 10 s machine window is not the subject here).
     Delivery.objects.filter(campaign=campaign).update(
@@ -162,7 +169,83 @@ def run(port: int, paths: list[str], concurrency: int) -> tuple[float, dict[int,
     return len(paths) / seconds, statuses
 
 
+def send_bench(recipients: int) -> None:
+    """10,000-recipient campaign (default) through the sending service in this process (one thread, batches
+    of PUBLISHING_SEND_BATCH_SIZE) to the SMTP sink in another process, vs a raw ``smtplib`` loop over one
+    connection to the same sink with a message of the same size."""
+    import resource
+    import smtplib
+    from email.message import EmailMessage
+
+    from aicmo.localredis import free_port
+
+    with tempfile.TemporaryDirectory(prefix="aicmo-sendbench-") as tmpdir:
+        tmp = Path(tmpdir)
+        redis, ws, campaign = setup(tmp, recipients, send_mode=True)
+        port, log = free_port(), tmp / "sink.jsonl"
+        sink = subprocess.Popen(
+            [sys.executable, str(ROOT / "tests/publishing/sink_process.py"), str(port), str(log)]
+        )
+        try:
+            for _ in range(100):
+                try:
+                    smtplib.SMTP("127.0.0.1", port, timeout=1).quit()
+                    break
+                except OSError:
+                    time.sleep(0.1)
+            from django.conf import settings
+
+            from gateway.services import account_create
+            from publishing.services import campaigns, sending
+
+            settings.GATEWAY_LOOPBACK_ALLOW = [*settings.GATEWAY_LOOPBACK_ALLOW, f"127.0.0.1:{port}"]
+            account_create(
+                workspace=ws, by=None, capability="send_email", adapter="smtp", name="Sink",
+                base_url=f"smtp+plain://127.0.0.1:{port}", credentials={"username": "u", "password": "p"},
+                options={"from_email": "news@acme.example"}, timeout_seconds=10,
+            )  # fmt: skip
+            campaigns.campaign_send_now(campaign=campaign)
+            start = time.perf_counter()
+            batches = 0
+            while sending.campaign_send_batch(campaign_id=campaign.pk).more:
+                batches += 1
+            ours = time.perf_counter() - start
+            rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+            sample = EmailMessage()
+            sample["From"], sample["Subject"] = "news@acme.example", "Hi"
+            sample.set_content("x" * 600)
+            sample.add_alternative("<p>" + "x" * 1200 + "</p>", subtype="html")
+            start = time.perf_counter()
+            with smtplib.SMTP("127.0.0.1", port) as smtp:
+                smtp.login("u", "p")
+                for i in range(recipients):
+                    del sample["To"]
+                    sample["To"] = f"raw{i}@example.com"
+                    smtp.send_message(sample)
+            raw = time.perf_counter() - start
+        finally:
+            sink.terminate()
+            sink.wait(10)
+            redis.stop()
+        delivered = sum(1 for _ in log.open())
+    print(f"{recipients} recipients, {batches} batches, one thread in-process; sink in another process")
+    print("| | seconds | messages/s | ratio |")
+    print("|---|---|---|---|")
+    print(f"| raw smtplib, one connection | {raw:.1f} | {recipients / raw:.0f} | 1.00 |")
+    print(f"| campaign_send_batch loop | {ours:.1f} | {recipients / ours:.0f} | {raw / ours:.2f} |")
+    print(
+        f"peak RSS of the sending process: {rss_mb:.0f} MB; sink accepted {delivered} (expected {2 * recipients})"
+    )
+
+
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "send":
+        parser = argparse.ArgumentParser(description="send benchmark")
+        parser.add_argument("mode")
+        parser.add_argument("--recipients", type=int, default=10_000)
+        send_bench(parser.parse_args().recipients)
+        return
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=3000, help="requests per endpoint and round")
     parser.add_argument("--concurrency", type=int, default=32)
