@@ -38,6 +38,7 @@ class Verdict(models.TextChoices):
 class InboundKind(enum.StrEnum):
     REPLY = "reply"
     BOUNCE = "bounce"
+    UNSUBSCRIBE = "unsubscribe"  # a mail to a List-Unsubscribe mailto: address (subject "unsubscribe …")
 
 
 class SocialNetwork(models.TextChoices):

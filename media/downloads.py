@@ -6,7 +6,7 @@ from django.http import FileResponse
 
 INLINE_TYPES = {"image/jpeg", "image/png", "image/webp", "image/gif", "image/avif", "video/mp4"}
 RENDITION_TYPES = {"WEBP": ("image/webp", "webp"), "AVIF": ("image/avif", "avif"), "JPEG": ("image/jpeg", "jpg"),
-                   "MP4": ("video/mp4", "mp4")}  # fmt: skip
+                   "PNG": ("image/png", "png"), "GIF": ("image/gif", "gif"), "MP4": ("video/mp4", "mp4")}  # fmt: skip
 
 
 def file_response(field_file, *, content_type: str, filename: str) -> FileResponse:

@@ -18,6 +18,7 @@ class Spec:
     width: int
     height: int
     crop: bool  # True: exact size, cropped around the focal point; False: fit inside, never upscaled
+    formats: str = ""  # "": the configured modern format (output_format); "email": see EMAIL_FORMATS
 
 
 SPECS: dict[str, Spec] = {
@@ -33,7 +34,13 @@ SPECS: dict[str, Spec] = {
 }
 # Built on request only (suggestion "create optimized rendition"): same framing, modern format, capped size.
 OPTIMIZED = Spec("optimized", "Optimized", 2560, 2560, crop=False)
-ALL_SPECS: dict[str, Spec] = {**SPECS, OPTIMIZED.name: OPTIMIZED}
+# Built on request for email images: formats every mail client shows (Outlook shows no WebP/AVIF), at most
+# 1200 px wide (twice a 600 px email column, for high-density screens).
+EMAIL = Spec("email", "Email", 1200, 3600, crop=False, formats="email")
+# The email spec's format is chosen per source: JPEG when opaque, PNG when any pixel may be transparent,
+# GIF for an animation (the one animated format every mail client plays or shows the first frame of).
+EMAIL_FORMATS = "JPEG|PNG|GIF"
+ALL_SPECS: dict[str, Spec] = {**SPECS, OPTIMIZED.name: OPTIMIZED, EMAIL.name: EMAIL}
 CHANNEL_SPECS = [name for name in SPECS if name != "thumbnail"]
 
 SPEC_VERSION = 2  # 2: colour-managed sRGB, all transparency forms, animations kept
@@ -41,8 +48,11 @@ SPEC_VERSION = 2  # 2: colour-managed sRGB, all transparency forms, animations k
 ANIMATION_PIXEL_BUDGET = 40_000_000
 
 
-def output_format() -> str:
-    """WEBP by default; AVIF when configured (MEDIA_RENDITION_FORMAT=AVIF) and this Pillow can encode it."""
+def output_format(spec: Spec | None = None) -> str:
+    """WEBP by default; AVIF when configured (MEDIA_RENDITION_FORMAT=AVIF) and this Pillow can encode it.
+    For an email spec: ``EMAIL_FORMATS`` (the concrete format is picked from the source when rendering)."""
+    if spec is not None and spec.formats == "email":
+        return EMAIL_FORMATS
     wanted = str(getattr(settings, "MEDIA_RENDITION_FORMAT", "WEBP")).upper()
     if wanted == "AVIF" and features.check("avif"):
         return "AVIF"
@@ -130,13 +140,22 @@ def render_prepared(prepared: Prepared, spec: Spec, *, focal_x: float = 0.5, foc
     """Render one spec from a prepared source without modifying it. Returns (bytes, width, height, format).
     Output is sRGB without an ICC profile (the sRGB default), alpha kept, an animation stays an animation;
     no EXIF, GPS or XMP is written."""
-    fmt = fmt or output_format()
+    fmt = fmt or output_format(spec)
     outs = [_resize(frame, spec, focal_x, focal_y) for frame in prepared.frames]
     if prepared.animated and any(out.mode == "RGBA" for out in outs):
         outs = [out.convert("RGBA") for out in outs]  # one mode for every frame of the animation
+    if fmt == EMAIL_FORMATS:
+        fmt = _email_format(prepared, outs)
     buffer = io.BytesIO()
     options: dict = {"quality": 82}
-    if fmt == "WEBP":
+    if fmt == "JPEG":
+        outs = [out.convert("RGB") for out in outs]
+        options.update(optimize=True, progressive=True)
+    elif fmt == "PNG":
+        options = {"optimize": True}
+    elif fmt == "GIF":
+        options = {}
+    elif fmt == "WEBP":
         options["method"] = 4
     elif fmt == "AVIF":
         options.update(quality=60, speed=8)
@@ -146,6 +165,13 @@ def render_prepared(prepared: Prepared, spec: Spec, *, focal_x: float = 0.5, foc
             options["background"] = (0, 0, 0, 0)
     outs[0].save(buffer, fmt, **options)
     return buffer.getvalue(), outs[0].width, outs[0].height, fmt
+
+
+def _email_format(prepared: Prepared, outs: list[Image.Image]) -> str:
+    if prepared.animated:
+        return "GIF"
+    alpha = outs[0].getchannel("A") if outs[0].mode in ("RGBA", "LA") else None
+    return "PNG" if alpha is not None and alpha.getextrema()[0] < 255 else "JPEG"
 
 
 def render(source, spec: Spec, *, focal_x: float = 0.5, focal_y: float = 0.5, fmt: str | None = None):

@@ -460,12 +460,15 @@ def asset_request_renditions(
 
 
 def renditions_missing(asset: MediaAsset, specs: Iterable[str], existing: dict[str, Rendition]) -> list[str]:
-    fmt = rd.output_format()
     missing = []
     for name in specs:
         spec = rd.ALL_SPECS[name]
         key = rd.source_key(
-            sha256=asset.sha256, focal_x=asset.focal_x, focal_y=asset.focal_y, spec=spec, fmt=fmt
+            sha256=asset.sha256,
+            focal_x=asset.focal_x,
+            focal_y=asset.focal_y,
+            spec=spec,
+            fmt=rd.output_format(spec),
         )
         current = existing.get(name)
         if current is None or current.source_key != key:
@@ -507,7 +510,7 @@ def _build_one(
     spec = rd.ALL_SPECS[spec_name]
     with _rendition_lock(asset.pk, spec_name, wait):
         current = Rendition.objects.filter(asset_id=asset.pk, spec=spec_name).first()
-        fmt = rd.output_format()
+        fmt = rd.output_format(spec)
         key = rd.source_key(
             sha256=asset.sha256, focal_x=asset.focal_x, focal_y=asset.focal_y, spec=spec, fmt=fmt
         )

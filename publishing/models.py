@@ -255,6 +255,8 @@ class EngagementEvent(WorkspaceOwned):
     metadata = models.JSONField(default=dict, blank=True)
     # Set for events that must be recorded once: a provider's event id, a conversion's order id.
     dedupe_key = models.CharField(max_length=200, blank=True, default="")
+    # Set by buffered ingestion (services/event_buffer.py): a re-drained record is not inserted twice.
+    key = models.CharField(max_length=32, null=True, blank=True, unique=True)
 
     class Meta:
         ordering = ["-occurred_at", "-id"]

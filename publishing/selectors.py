@@ -202,7 +202,7 @@ def campaign_report(campaign: Campaign) -> CampaignReport:
     rows: dict[str, ReportRow] = {}
 
     def row(key) -> ReportRow:
-        label = "all" if not variant else (str(key) if key not in (None, "") else "—")
+        label = str(key) if variant and key not in (None, "") else "all"
         return rows.setdefault(label, ReportRow(label=label))
 
     statuses = {s: Count("pk", filter=Q(status=s)) for s in ("sent", "failed", "uncertain", "skipped")}

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
 from django.utils import timezone
 
 from aicmo.models import Workspace
-from gateway.errors import ProvidersUnavailable
+from gateway.errors import ProviderError, ProvidersUnavailable
 
-from .services import abtests, campaigns, inbound, sending
+from .services import abtests, campaigns, event_buffer, inbound, sending, tracking
+
+log = logging.getLogger(__name__)
 
 MAX_WAIT_SECONDS = 300  # longer waits are picked up by the beat tick from the database
 
@@ -56,3 +60,23 @@ def replies_fetch_all_task() -> int:
 def abtests_tick_task() -> int:
     """Beat: decide A/B tests whose wait is over (sends the winner to the rest when automatic)."""
     return abtests.abtests_tick()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def tracking_events_flush_task() -> int:
+    """Beat (every 5 s): drain buffered opens/clicks into the event table; returns entries handled."""
+    return event_buffer.tracking_events_drain().read
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def mailto_unsubscribes_task() -> int:
+    """Beat (every 5 min): apply List-Unsubscribe mailto: requests from each workspace's reply mailbox
+    (workspaces with an enabled ``fetch_replies`` account). A workspace whose providers fail is logged and
+    retried on the next run; the others go on. Returns requests applied."""
+    applied = 0
+    for workspace in tracking.mailbox_workspaces():
+        try:
+            applied += tracking.mailto_unsubscribes_process(workspace=workspace)
+        except ProviderError as exc:
+            log.warning("mailto unsubscribes of workspace %s not read: %s", workspace.pk, exc)
+    return applied

@@ -24,7 +24,8 @@ from django.views.generic import TemplateView
 from aicmo.roles import APPROVE
 from aicmo.tenancy import get_scoped_or_404
 from aicmo.views import WorkspaceView
-from media.downloads import asset_response
+from media.downloads import rendition_response
+from media.services import RenditionBusy
 
 from . import selectors
 from .models import Campaign, Content, InboundHook
@@ -51,11 +52,17 @@ def open_pixel(request, token: str):
 
 
 def image(request, token: str):
-    """An email image: the file of a still-approved media asset named by a signed token, else 404."""
-    asset = content_services.image_asset_for_token(token)
-    if asset is None or not asset.is_raster:
+    """An email image: the ``email`` rendition (JPEG/PNG/GIF, ≤ 1200 px wide) of a still-approved media
+    asset named by a signed token, else 404; 503 with ``Retry-After`` while another process builds it."""
+    try:
+        rendition = content_services.image_rendition_for_token(token)
+    except RenditionBusy:
+        response = HttpResponse("The image is being prepared.", status=503, content_type="text/plain")
+        response["Retry-After"] = "5"
+        return response
+    if rendition is None:
         raise Http404("Unknown image.")
-    return asset_response(asset)
+    return rendition_response(rendition)
 
 
 @never_cache

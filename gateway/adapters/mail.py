@@ -404,6 +404,9 @@ def parse_inbound(raw: bytes, known_ids: set[str]) -> InboundMessage | None:
             )
     matched = next((c for c in in_reply_to + references[::-1] if c in known_ids), "")
     if not matched:
+        # A List-Unsubscribe mailto: request (RFC 2369): our header sets the subject "unsubscribe <token>".
+        if re.match(r"\s*unsubscribe\s+\S", lowered_subject):  # folded long subjects keep their CRLF
+            return InboundMessage(**common, kind=InboundKind.UNSUBSCRIBE)
         return None
     return InboundMessage(**common, kind=InboundKind.REPLY, matched_message_id=matched)
 

@@ -3,7 +3,7 @@ engagement events (read-only)."""
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -121,6 +121,12 @@ class CampaignViewSet(
     queryset = Campaign.objects.all()
     serializer_class = CampaignSerializer
     action_permissions = {"estimate": READ, "check": READ, "deliveries": READ}
+    paginated_actions = ("deliveries",)
+    query_parameters = {
+        "deliveries": [
+            OpenApiParameter("status", str, enum=list(DeliveryStatus.values), description="Only this status.")
+        ]
+    }
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):

@@ -168,6 +168,10 @@ def email_version_save(*, content: Content, by=None, **data) -> ContentVersion:
         media_services.asset_attach(
             asset=asset, ref=f"publishing.content:{content.pk}", channel="email", by=by
         )
+        # Built ahead by media's worker (when missing or stale); else the image URL builds it on first request.
+        current = {r.spec: r for r in asset.renditions.filter(spec=EMAIL_IMAGE_SPEC)}
+        if media_services.renditions_missing(asset, [EMAIL_IMAGE_SPEC], current):
+            media_services.asset_request_renditions(asset=asset, by=by, specs=[EMAIL_IMAGE_SPEC])
     Content.objects.filter(pk=content.pk).update(updated_at=timezone.now())
     from .approval import approval_withdraw  # campaigns build on content; the review rule follows edits
 
@@ -178,6 +182,7 @@ def email_version_save(*, content: Content, by=None, **data) -> ContentVersion:
 # ------------------------------------------------------------------------------------------- images
 
 SALT_IMAGE = "publishing.content.image"
+EMAIL_IMAGE_SPEC = "email"  # media/renditions.py EMAIL
 USABLE_ASSET_STATUSES = (AssetStatus.APPROVED, AssetStatus.PUBLISHED)
 _ASSET_SRC = re.compile(r"^asset:(\d{1,18})$")
 _IMG_ASSET = re.compile(r"""(<img\b[^>]*?\bsrc\s*=\s*)(["'])asset:(\d{1,18})\2""", re.IGNORECASE)
@@ -244,6 +249,22 @@ def image_asset_for_token(token: str) -> MediaAsset | None:
     except signing.BadSignature:
         return None
     return MediaAsset.objects.filter(pk=int(pk), status__in=USABLE_ASSET_STATUSES).first()
+
+
+def image_rendition_for_token(token: str):
+    """The email rendition (media spec ``email``: JPEG when opaque, PNG with transparency, GIF when
+    animated; at most 1200 px wide) of the still-usable raster asset a signed token names — a
+    ``media.models.Rendition``, built on first request under media's per-(asset, spec) lock if the worker
+    has not built it yet. None for a bad token, an unusable or non-raster asset, or a file that cannot be
+    decoded. Raises ``media.services.RenditionBusy`` while another builder holds the lock past
+    ``MEDIA_RENDITION_WAIT_SECONDS``."""
+    asset = image_asset_for_token(token)
+    if asset is None or not asset.is_raster:
+        return None
+    try:
+        return media_services.rendition_get_or_build(asset=asset, spec=EMAIL_IMAGE_SPEC)
+    except (OSError, ValueError):
+        return None
 
 
 def _resolve_images(html: str) -> str:

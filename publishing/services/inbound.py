@@ -237,6 +237,8 @@ def replies_fetch(*, workspace: Workspace, now=None) -> RepliesResult:
     )
     replies = bounces = duplicates = unmatched = 0
     for message in messages:
+        if message.kind == InboundKind.UNSUBSCRIBE:
+            continue  # List-Unsubscribe mailto requests: tracking.mailto_unsubscribes_process applies them
         delivery = deliveries.get(by_norm.get(_norm_id(message.matched_message_id), 0))
         if delivery is None:
             unmatched += 1

@@ -36,7 +36,8 @@ from django.utils import timezone
 
 from aicmo.jobs import ItemError, job_advance, job_finish
 from aicmo.models import JobStatus
-from crm.selectors import contact_can_receive
+from crm.models import Contact
+from crm.selectors import contacts_receivable
 from gateway import services as gateway_services
 from gateway.capabilities import OutgoingEmail
 from gateway.errors import ProviderError, ProvidersUnavailable
@@ -58,6 +59,7 @@ from .content import email_render
 log = logging.getLogger(__name__)
 
 DEFAULT_WAIT = timedelta(seconds=60)
+LEASE_RENEWALS = 4  # a worker renews its claims at most this often per lease period
 MIN_WAIT = timedelta(seconds=5)
 # Speed-limit waits up to this long are slept in the worker; longer ones hand the rows back with retry_at.
 MAX_INLINE_WAIT = 1.0
@@ -213,10 +215,10 @@ def message_build(
     )
 
 
-def _mark(delivery_id: int, me: str, **fields) -> int:
-    return Delivery.objects.filter(
-        pk=delivery_id, claimed_by=me, status__in=(DeliveryStatus.SENDING, DeliveryStatus.UNCERTAIN)
-    ).update(**fields)
+def _mark(delivery_id: int, me: str, only: str | None = None, **fields) -> int:
+    """Update this worker's row (sending or uncertain; ``only`` narrows to one of them); rows updated."""
+    statuses = (only,) if only else (DeliveryStatus.SENDING, DeliveryStatus.UNCERTAIN)
+    return Delivery.objects.filter(pk=delivery_id, claimed_by=me, status__in=statuses).update(**fields)
 
 
 def campaign_send_batch(*, campaign_id: int) -> BatchOutcome:
@@ -243,12 +245,19 @@ def campaign_send_batch(*, campaign_id: int) -> BatchOutcome:
         .select_related("contact__company", "campaign")
         .order_by("pk")
     )
+    # Who may still receive: one query per batch (crm's bulk rule), not one per message.
+    receivable = set(
+        contacts_receivable(
+            Contact.objects.filter(pk__in=[d.contact_id for d in deliveries]), "email"
+        ).values_list("pk", flat=True)
+    )
+    renewed_at = None
     sent = failed = skipped = 0
     for delivery in deliveries:
         if not _is_sending(campaign_id):
             _release(me, campaign_id)
             return BatchOutcome(sent=sent, failed=failed, skipped=skipped, stopped=True)
-        if not contact_can_receive(delivery.contact, "email"):
+        if delivery.contact_id not in receivable:
             _mark(delivery.pk, me, status=DeliveryStatus.SKIPPED, skip_reason="suppressed_since_snapshot")
             skipped += 1
             job_advance(job_id=campaign.job_id, done=1)
@@ -288,9 +297,12 @@ def campaign_send_batch(*, campaign_id: int) -> BatchOutcome:
         ).update(send_started_at=now, message_id=message_id, attempts=F("attempts") + 1)
         if not started:  # our claim was recovered meanwhile: someone else owns the row now
             continue
-        Delivery.objects.filter(campaign_id=campaign_id, claimed_by=me, status=DeliveryStatus.SENDING).update(
-            claimed_at=now
-        )
+        if renewed_at is None or now - renewed_at >= claim_lease() / LEASE_RENEWALS:
+            # Renewed a few times per lease, not per message: a claim is never older than lease/4 + one call.
+            Delivery.objects.filter(
+                campaign_id=campaign_id, claimed_by=me, status=DeliveryStatus.SENDING
+            ).update(claimed_at=now)
+            renewed_at = now
         try:
             result = gateway_services.send_email(workspace=campaign.workspace, message=message)
         except ProvidersUnavailable as exc:
@@ -312,17 +324,17 @@ def campaign_send_batch(*, campaign_id: int) -> BatchOutcome:
                 job_id=campaign.job_id, failed=1, errors=[ItemError(item=delivery.email, message=str(exc))]
             )
             continue
+        sent_fields = {
+            "status": DeliveryStatus.SENT,
+            "sent_at": timezone.now(),
+            "provider": result.provider[:60],
+            "message_id": result.message_id or message_id,
+            "error": "",
+            "retry_at": None,
+        }
         # Marked uncertain meanwhile (our lease lapsed during a slow call)? The provider's answer settles it.
-        was_uncertain = Delivery.objects.filter(pk=delivery.pk, status=DeliveryStatus.UNCERTAIN).exists()
-        _mark(
-            delivery.pk,
-            me,
-            status=DeliveryStatus.SENT,
-            sent_at=timezone.now(),
-            provider=result.provider[:60],
-            message_id=result.message_id or message_id,
-            error="",
-            retry_at=None,
+        was_uncertain = not _mark(delivery.pk, me, only=DeliveryStatus.SENDING, **sent_fields) and bool(
+            _mark(delivery.pk, me, only=DeliveryStatus.UNCERTAIN, **sent_fields)
         )
         delivery.sent_at = timezone.now()
         tracking.event_record(

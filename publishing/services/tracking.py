@@ -25,6 +25,7 @@ from crm import services as crm_services
 from crm.models import Channel as CrmChannel
 
 from ..models import Campaign, Delivery, EngagementEvent, EngagementKind, TrackedLink
+from . import event_buffer
 
 SALT_OPEN = "publishing.tracking.open"
 SALT_CLICK = "publishing.tracking.click"
@@ -113,16 +114,14 @@ def event_record(
 
 
 def track_open(*, token: str, user_agent: str = "") -> bool:
-    """Record an open for a validly signed pixel token. False for a bad token (nothing written)."""
-    delivery = delivery_for_token(SALT_OPEN, token)
-    if delivery is None:
+    """Buffer an open for a validly signed pixel token (no database access; ``event_buffer``). False for a
+    bad token (nothing recorded)."""
+    value = _unsign(SALT_OPEN, token)
+    if value is None:
         return False
-    machine = is_machine(delivery, user_agent)
-    event_record(
-        delivery=delivery, kind=EngagementKind.OPEN, machine=machine, metadata={"ua": user_agent[:300]}
+    event_buffer.record_buffer(
+        event_buffer.record_make(kind=EngagementKind.OPEN, delivery_token=value, user_agent=user_agent)
     )
-    if not machine:
-        crm_services.contact_record_engagement(contact_id=delivery.contact_id)
     return True
 
 
@@ -167,25 +166,23 @@ def utm_apply(url: str, utm: dict[str, str]) -> str:
 
 def track_click(*, token: str, user_agent: str = "") -> str | None:
     """The stored target URL of a validly signed click token, with the campaign's UTM parameters (see
-    `utm_apply`), and the click recorded (metadata ``url``: the link as written); else None."""
+    `utm_apply`), else None; the click is buffered (``event_buffer``), so the redirect waits on one indexed
+    read, never on the event write. The signature vouches that the delivery and link belong together; the
+    insert re-checks it."""
     value = _unsign(SALT_CLICK, token)
     if value is None or "." not in value:
         return None
     delivery_token, link_key = value.split(".", 1)
-    delivery = Delivery.objects.select_related("campaign").filter(token=delivery_token).first()
-    link = TrackedLink.objects.filter(key=link_key).first()
-    if delivery is None or link is None or link.campaign_id != delivery.campaign_id:
+    found = TrackedLink.objects.filter(key=link_key).values_list("url", "campaign__utm").first()
+    if found is None:
         return None
-    machine = is_machine(delivery, user_agent)
-    event_record(
-        delivery=delivery,
-        kind=EngagementKind.CLICK,
-        machine=machine,
-        metadata={"url": link.url, "ua": user_agent[:300]},
+    url, utm = found
+    event_buffer.record_buffer(
+        event_buffer.record_make(
+            kind=EngagementKind.CLICK, delivery_token=delivery_token, user_agent=user_agent, link_key=link_key
+        )
     )
-    if not machine:
-        crm_services.contact_record_engagement(contact_id=delivery.contact_id)
-    return utm_apply(link.url, delivery.campaign.utm)
+    return utm_apply(url, utm)
 
 
 @transaction.atomic
@@ -203,6 +200,40 @@ def unsubscribe(*, token: str, source: str, ip: str | None = None) -> Delivery |
     if not already:
         event_record(delivery=delivery, kind=EngagementKind.UNSUBSCRIBE, metadata={"source": source})
     return delivery
+
+
+def mailbox_workspaces():
+    """Workspaces with an enabled ``fetch_replies`` gateway account (whose mailbox may hold requests)."""
+    from aicmo.models import Workspace
+    from gateway.capabilities import Capability
+    from gateway.models import ProviderAccount
+
+    accounts = ProviderAccount.objects.filter(capability=Capability.FETCH_REPLIES, enabled=True)
+    return Workspace.objects.filter(pk__in=accounts.values("workspace_id")).order_by("pk")
+
+
+def mailto_unsubscribes_process(*, workspace, since=None) -> int:
+    """Read the workspace's reply mailbox through the gateway (``fetch_replies``, e.g. IMAP) and apply every
+    List-Unsubscribe ``mailto:`` request in it — subject ``unsubscribe <signed token>``, as our header
+    sets — through the same idempotent ``unsubscribe`` as the one-click URL (source ``mailto``). Messages
+    from the last 7 days (or since ``since``) are read each time; repeats change nothing. Returns how many
+    requests carried a valid token. Raises the gateway's ``ProviderError``/``ProvidersUnavailable``."""
+    from gateway import services as gateway_services
+    from gateway.capabilities import InboundKind
+
+    since = since or timezone.now() - timedelta(days=7)
+    applied = 0
+    for message in gateway_services.fetch_replies(workspace=workspace, since=since, known_message_ids=[]):
+        if message.kind != InboundKind.UNSUBSCRIBE:
+            continue
+        words = message.subject.split(None, 1)  # "unsubscribe <token>" (a long subject may arrive folded)
+        token = re.sub(r"\s+", "", words[1]) if len(words) == 2 else ""
+        delivery = delivery_for_token(SALT_UNSUBSCRIBE, token)
+        if delivery is None or delivery.workspace_id != workspace.pk:
+            continue
+        unsubscribe(token=token, source="mailto")
+        applied += 1
+    return applied
 
 
 @transaction.atomic

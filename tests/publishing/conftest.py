@@ -97,3 +97,10 @@ def fast_gateway(settings, redis_client):
     """Real Redis for the breaker, and a short retry budget so "every provider down" is decided quickly."""
     settings.GATEWAY_RETRY = {"max_attempts": 2, "max_seconds": 3, "base_delay": 0.01, "max_delay": 0.02}
     return redis_client
+
+
+def drain_tracking():
+    """Flush buffered opens and clicks into EngagementEvent, as the beat task does every few seconds."""
+    from publishing.services.event_buffer import tracking_events_drain
+
+    return tracking_events_drain()

@@ -24,7 +24,7 @@ from crm.models import Contact
 from publishing.models import Delivery, EngagementEvent
 from publishing.services import conversions
 
-from .conftest import send_to_one
+from .conftest import drain_tracking, send_to_one
 
 pytestmark = pytest.mark.django_db
 BROWSER = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0"
@@ -39,6 +39,7 @@ def clicked(workspace, smtp_sink, fast_gateway, settings):
     url = next(unescape(h) for h in re.findall(r'href="([^"]+)"', html) if "/publishing/t/c/" in h)
     response = Client().get(url[len(settings.PUBLIC_BASE_URL) :], HTTP_USER_AGENT=BROWSER)
     assert response.status_code == 302
+    drain_tracking()  # the click is buffered; the flush task stores it
     return delivery, url.rstrip("/").rsplit("/", 1)[1]
 
 
@@ -179,6 +180,7 @@ def test_click_redirect_cookie_attributes_a_pixel_conversion(workspace, smtp_sin
     link = next(unescape(h) for h in re.findall(r'href="([^"]+)"', html) if "/publishing/t/c/" in h)
     browser = Client(HTTP_USER_AGENT=BROWSER)
     redirect = browser.get(link[len(settings.PUBLIC_BASE_URL) :])
+    drain_tracking()
     cookie = redirect.cookies[conversions.CLICK_COOKIE]
     assert redirect.status_code == 302 and cookie["samesite"] == "None" and cookie["secure"]
     pixel_url = reverse("publishing:conversion", args=[conversions.conversion_token(workspace)])

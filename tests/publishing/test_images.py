@@ -22,7 +22,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
-def media_root(settings, tmp_path):
+def media_root(settings, tmp_path, redis_client):
+    """Files in a temp dir; real Redis for media's rendition lock (the image URL builds the email rendition)."""
     settings.MEDIA_ROOT = str(tmp_path / "media")
 
 

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from crm.models import ConsentEvent, Contact, Suppression
 from publishing.models import Delivery, EngagementEvent
+from publishing.services.event_buffer import tracking_events_drain
 from publishing.services.tracking import SALT_CLICK, SALT_OPEN, SALT_UNSUBSCRIBE
 
 from .conftest import send_to_one
@@ -47,6 +48,10 @@ def test_pixel_records_an_open_and_answers_a_gif(sent, settings):
     response = Client().get(path_of(pixel, settings), HTTP_USER_AGENT=BROWSER)
     assert response.status_code == 200 and response["Content-Type"] == "image/gif"
     assert response.content.startswith(b"GIF89a") and "no-cache" in response["Cache-Control"]
+    assert not EngagementEvent.objects.filter(
+        kind="open"
+    ).exists()  # buffered in Redis, written by the flush task
+    assert tracking_events_drain().read == 1
     event = EngagementEvent.objects.get(kind="open")
     assert (event.delivery_id, event.contact_id, event.machine) == (delivery.pk, delivery.contact_id, False)
     assert Contact.objects.get(pk=delivery.contact_id).lifecycle == "engaged"
@@ -67,6 +72,7 @@ def test_machine_opens_are_flagged(sent, settings, agent, seconds_after_send, ma
     Delivery.objects.update(sent_at=timezone.now() - timedelta(seconds=seconds_after_send))
     pixel = unescape(re.search(r'<img src="([^"]+)"', html).group(1))
     Client().get(path_of(pixel, settings), HTTP_USER_AGENT=agent)
+    tracking_events_drain()
     assert EngagementEvent.objects.get(kind="open").machine is machine
 
 
@@ -75,10 +81,12 @@ def test_click_redirects_to_the_stored_target_only(sent, settings):
     click = next(u for u in links(html) if "/publishing/t/c/" in u)
     response = Client().get(path_of(click, settings), HTTP_USER_AGENT=BROWSER)
     assert response.status_code == 302 and response["Location"] == "https://acme.example/offer"
+    tracking_events_drain()
     assert EngagementEvent.objects.get(kind="click").metadata["url"] == "https://acme.example/offer"
     token = click.rstrip("/").rsplit("/", 1)[1]
     for forged in (token[:-1] + ("A" if token[-1] != "A" else "B"), "x", token + "x"):
         assert Client().get(f"/publishing/t/c/{forged}/").status_code == 404
+    tracking_events_drain()
     assert EngagementEvent.objects.filter(kind="click").count() == 1
 
 

@@ -1,0 +1,99 @@
+"""List-Unsubscribe mailto: requests read from a real IMAP mailbox (dovecot) through the gateway's
+``fetch_replies`` and applied by the same unsubscribe service as the one-click URL."""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import pytest
+
+from crm.models import ConsentEvent, Suppression
+from gateway.capabilities import Capability
+from gateway.crypto import encrypt_credentials
+from gateway.models import ProviderAccount
+from publishing.models import Delivery, EngagementEvent
+from publishing.services import campaigns, sending
+from publishing.services.tracking import mailto_unsubscribes_process
+from publishing.tasks import mailto_unsubscribes_task
+from tests.gateway.test_adapters_mail import _append, dovecot  # noqa: F401 - the real IMAP server fixture
+
+from .conftest import make_audience, make_content, smtp_account
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def imap_account(dovecot):  # noqa: F811 - pytest injects the imported fixture
+    """``imap_account(workspace)``: the workspace's fetch_replies account on the real dovecot mailbox."""
+
+    def make(workspace):
+        return ProviderAccount.objects.create(
+            workspace=workspace,
+            capability=Capability.FETCH_REPLIES,
+            adapter="imap",
+            name="Replies",
+            priority=1,
+            base_url=f"imap+plain://127.0.0.1:{dovecot}",
+            timeout_seconds=5,
+            credentials_encrypted=encrypt_credentials({"username": "inbox", "password": "pw123"}),
+        )
+
+    make.port = dovecot
+    return make
+
+
+def mail(to: str, subject: str, sender: str = "reader@example.com") -> bytes:
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = sender, to, subject
+    message["Message-ID"] = f"<{abs(hash(subject))}@example.com>"
+    message.set_content("Please unsubscribe me.")
+    return bytes(message)
+
+
+def send_and_read_mailtos(workspace, smtp_sink, n: int) -> dict[str, tuple[str, str]]:
+    """Send a real campaign to ``n`` contacts; each recipient's List-Unsubscribe mailto (address, subject)."""
+    smtp_account(workspace, smtp_sink.host, smtp_sink.port)
+    contact_list, _ = make_audience(workspace, n)
+    campaign = campaigns.campaign_create(
+        workspace=workspace, name="M", content=make_content(workspace), audience={"lists": [contact_list.pk]}
+    )
+    campaigns.campaign_send_now(campaign=campaign)
+    sending.campaign_send_batch(campaign_id=campaign.pk)
+    out = {}
+    for message in smtp_sink.wait_for(n):
+        parts = urlsplit(message["List-Unsubscribe"].split(",")[1].strip(" <>"))
+        assert parts.scheme == "mailto"
+        out[message["To"]] = (unquote(parts.path), parse_qs(parts.query)["subject"][0])
+    return out
+
+
+def test_mailto_unsubscribe_from_the_mailbox(workspace, smtp_sink, fast_gateway, imap_account):
+    imap_account(workspace)
+    recipient, (address, subject) = sorted(send_and_read_mailtos(workspace, smtp_sink, 2).items())[0]
+    assert subject.startswith("unsubscribe ")
+    _append(imap_account.port, mail(address, subject))
+    _append(imap_account.port, mail(address, "unsubscribe forged:token"))  # bad signature: ignored
+    _append(imap_account.port, mail(address, "Question about the offer"))  # not a request: ignored
+
+    assert mailto_unsubscribes_process(workspace=workspace) == 1
+    assert mailto_unsubscribes_task() == 1  # the beat task re-reads the mailbox: idempotent
+    delivery = Delivery.objects.get(email=recipient)
+    suppression = Suppression.objects.get()
+    assert (suppression.contact_id, suppression.channel, suppression.reason) == (
+        delivery.contact_id,
+        "email",
+        "unsubscribed",
+    )
+    assert ConsentEvent.objects.filter(contact_id=delivery.contact_id, granted=False).count() == 1
+    assert EngagementEvent.objects.filter(kind="unsubscribe", metadata__source="mailto").count() == 1
+
+
+def test_a_request_for_another_workspace_is_not_applied(
+    workspace, other_workspace, smtp_sink, fast_gateway, imap_account
+):
+    imap_account(other_workspace)
+    [(address, subject)] = send_and_read_mailtos(workspace, smtp_sink, 1).values()
+    _append(imap_account.port, mail(address, subject))
+    assert mailto_unsubscribes_process(workspace=other_workspace) == 0
+    assert not Suppression.objects.exists()
