@@ -329,6 +329,11 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     # Group operations by area (crm, media, gateway, jobs, …) rather than one "v1" bucket.
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    # Two apps name a choice set "channel": crm's suppression channels and publishing's content channels.
+    "ENUM_NAME_OVERRIDES": {
+        "SuppressionChannelEnum": "crm.models.Channel",
+        "ContentChannelEnum": "publishing.models.Channel",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "aicmo.api.schema.add_error_responses",

@@ -546,8 +546,10 @@ class CompanyViewSet(WorkspaceViewSet):
     def destroy(self, request, *args, **kwargs):
         return _deleted(services.company_delete(company=self.get_object(), by=request.user))
 
+    @extend_schema(responses=inline_serializer("CompanyDependents", {"contacts": serializers.IntegerField()}))
     @action(detail=True, methods=["get"])
     def dependents(self, request, pk=None):
+        """What deleting this company touches: how many contacts lose it."""
         return Response(services.company_dependents(self.get_object()))
 
     @action(detail=True, methods=["post"])
@@ -577,8 +579,18 @@ class TagViewSet(WorkspaceViewSet):
     def destroy(self, request, *args, **kwargs):
         return _deleted(services.tag_delete(tag=self.get_object(), by=request.user))
 
+    @extend_schema(
+        responses=inline_serializer(
+            "TagDependents",
+            {
+                "contacts": serializers.IntegerField(),
+                "segments": serializers.ListField(child=serializers.CharField()),
+            },
+        )
+    )
     @action(detail=True, methods=["get"])
     def dependents(self, request, pk=None):
+        """What deleting this tag touches: contacts carrying it, names of the saved segments using it."""
         return Response(services.tag_dependents(self.get_object()))
 
 

@@ -36,7 +36,7 @@ class AudienceSerializer(serializers.Serializer):
 class CampaignSerializer(serializers.ModelSerializer):
     content = WorkspaceRelatedField(queryset=Content.objects.all())
     audience = AudienceSerializer(required=False)
-    job = JobSerializer(read_only=True)
+    job = JobSerializer(read_only=True, allow_null=True)
     counts = serializers.SerializerMethodField()
 
     class Meta:

@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 HOSTILE = '"><img src=x data-pwned onerror="window.__pwned=1"><script>window.__pwned=1</script>'
 SKIPPED_PREFIXES = ("admin/", "api/")
 # Pages that are not pages: files and HTMX fragments answer, but are not crawled for layout and axe.
-FRAGMENTS = {"job-progress", "crm:import-result"}
+FRAGMENTS = {"job-progress", "crm:import-result", "publishing:campaign-counts"}
 FILES = {"crm:export", "crm:import-errors", "job-download", "media:asset-file", "media:rendition-file"}
 # Public or one-off pages with their own tests.
 NOT_CRAWLED = {
@@ -37,8 +37,19 @@ NOT_CRAWLED = {
     "job-download": "a job's result file; tests/core/test_audit_export.py",
     "media:rendition-file": "a rendition's bytes; tests/media",
     "media:asset-file": "an asset's bytes; tests/media",
+    "password_reset_confirm": "needs a live reset token; tests/security/test_password_reset.py",
+    "publishing:content-preview": "an email's own HTML inside a sandboxed iframe; tests/publishing/test_preview.py",
+    "publishing:demo-outbox": "staff-only demo page, dev profile; tests/publishing/test_demo.py",
+    "publishing:demo-outbox-message": "staff-only demo page, dev profile; tests/publishing/test_demo.py",
+    "publishing:track-open": "a 1x1 GIF behind a signed token; tests/publishing/test_tracking.py",
+    "publishing:track-click": "a redirect behind a signed token; tests/publishing/test_tracking.py",
+    "publishing:image": "an image behind a signed token; tests/publishing/test_images.py",
+    "publishing:unsubscribe": "public page behind a signed token; tests/publishing/test_tracking.py",
+    "publishing:conversion": "a conversion pixel behind a signed token; tests/publishing/test_conversions.py",
+    "publishing:inbound-webhook": "provider webhooks (POST); tests/publishing/test_inbound.py",
 }
 MANAGE_ONLY = {"audit-log", "workspace-settings"}
+STAFF_ONLY = {"ops"}  # operators only: 404 for everyone else
 
 
 def _dashboard_patterns():
@@ -62,6 +73,7 @@ def _ids(workspace) -> dict[str, int]:
     """One real id per parameterised page, from the seeded workspace (plus the rows this test adds)."""
     from crm.models import Company, Contact, ContactList, CustomFieldDefinition, ImportRun, Segment, Tag
     from media.models import MediaAsset
+    from publishing.models import Campaign, Content
 
     def first(qs):
         pk = qs.values_list("pk", flat=True).first()
@@ -90,6 +102,11 @@ def _ids(workspace) -> dict[str, int]:
         "crm:import-errors": first(ImportRun.objects.filter(workspace=workspace)),
         "crm:field": first(CustomFieldDefinition.objects.filter(workspace=workspace)),
         "media:asset": first(MediaAsset.objects.filter(workspace=workspace)),
+        "publishing:campaign": first(Campaign.objects.filter(workspace=workspace)),
+        "publishing:campaign-counts": first(Campaign.objects.filter(workspace=workspace)),
+        "publishing:campaign-report": first(Campaign.objects.filter(workspace=workspace)),
+        "publishing:content": first(Content.objects.filter(workspace=workspace)),
+        "analytics:campaign": first(Campaign.objects.filter(workspace=workspace)),
     }
 
 
@@ -182,6 +199,10 @@ def test_every_dashboard_page_as_every_role(
             else:
                 response = page.goto(live_server.url + url)
                 status = response.status if response else 0
+            if name in STAFF_ONLY and not user.is_staff:
+                if status != 404:
+                    failures.append(f"{url}: {status}, expected 404 for a non-staff {role}")
+                continue
             if name in MANAGE_ONLY and role != Role.ADMIN:
                 if status != 403:
                     failures.append(f"{url}: {status}, expected 403 for {role}")
