@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -521,6 +521,16 @@ class ContactViewSet(WorkspaceViewSet):
         return Response(ContactSerializer(contact).data)
 
 
+DELETED_SCHEMA = extend_schema(
+    responses={
+        200: OpenApiResponse(
+            OpenApiTypes.OBJECT,
+            description="`deleted: true` and what the delete touched (counts of dependents, segment names).",
+        )
+    }
+)
+
+
 def _deleted(report: dict) -> Response:
     """DELETE answers 200 with what the delete touched (dependents), not an empty 204."""
     return Response({"deleted": True, **report}, status=status.HTTP_200_OK)
@@ -543,6 +553,7 @@ class CompanyViewSet(WorkspaceViewSet):
             company=serializer.instance, name=d.get("name"), domain=d.get("domain"), by=self.request.user
         )
 
+    @DELETED_SCHEMA
     def destroy(self, request, *args, **kwargs):
         return _deleted(services.company_delete(company=self.get_object(), by=request.user))
 
@@ -576,6 +587,7 @@ class TagViewSet(WorkspaceViewSet):
             by=self.request.user,
         )
 
+    @DELETED_SCHEMA
     def destroy(self, request, *args, **kwargs):
         return _deleted(services.tag_delete(tag=self.get_object(), by=request.user))
 
@@ -723,6 +735,7 @@ class CustomFieldViewSet(WorkspaceViewSet):
         )
         return Response({**CustomFieldSerializer(change.field).data, "change": change.as_dict()})
 
+    @DELETED_SCHEMA
     def destroy(self, request, *args, **kwargs):
         return _deleted(services.custom_field_delete(definition=self.get_object(), by=request.user))
 
