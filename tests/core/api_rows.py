@@ -30,7 +30,16 @@ from tests.media.factories import MediaAssetFactory, MediaLibraryFactory
 
 
 def publishing_rows(workspace, contact) -> dict[str, int]:
-    from publishing.models import Campaign, Content, Delivery, EngagementEvent, Layout, Sender
+    from publishing.models import (
+        ABTest,
+        ABVariant,
+        Campaign,
+        Content,
+        Delivery,
+        EngagementEvent,
+        Layout,
+        Sender,
+    )
 
     sender, _ = Sender.objects.get_or_create(
         workspace=workspace, email="row@example.com", defaults={"verified_at": timezone.now()}
@@ -47,7 +56,12 @@ def publishing_rows(workspace, contact) -> dict[str, int]:
     event = EngagementEvent.objects.create(
         workspace=workspace, kind="open", campaign=campaign, delivery=delivery, occurred_at=timezone.now()
     )
+    tested = Campaign.objects.create(workspace=workspace, name="row A/B", content=content)
+    abtest = ABTest.objects.create(workspace=workspace, campaign=tested, seed=1)
+    for label in ("A", "B"):
+        ABVariant.objects.create(workspace=workspace, abtest=abtest, label=label, subject=f"Subject {label}")
     return {
+        "publishing/abtests": abtest.pk,
         "publishing/senders": sender.pk,
         "publishing/layouts": Layout.objects.get_or_create(
             workspace=workspace, name="row", defaults={"html": "{{ body }}"}
