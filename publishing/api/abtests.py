@@ -24,7 +24,7 @@ class VariantInSerializer(serializers.Serializer):
 class ABTestSerializer(serializers.ModelSerializer):
     campaign = WorkspaceRelatedField(queryset=Campaign.objects.all())
     variants = serializers.SerializerMethodField()
-    winner = serializers.SlugRelatedField(slug_field="label", read_only=True)
+    winner = serializers.SlugRelatedField(slug_field="label", read_only=True, allow_null=True)
     verdict = serializers.CharField(read_only=True)
 
     class Meta:
