@@ -7,6 +7,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.urls import reverse
+from redis.exceptions import RedisError
 
 from aicmo.roles import APPROVE, READ, WRITE
 from aicmo.tenancy import get_scoped_or_404
@@ -234,7 +235,7 @@ class RenditionFileView(WorkspaceView):
             raise Http404
         try:
             return rendition_response(services.rendition_get_or_build(asset=asset, spec=spec))
-        except services.RenditionBusy:
+        except (services.RenditionBusy, RedisError):  # Redis holds the build lock: down is "try again"
             return busy_response()
 
 

@@ -171,7 +171,7 @@ def _check_page(page, url) -> list[str]:
 
 @pytest.mark.parametrize("role", [Role.ADMIN, Role.MARKETER, Role.REVIEWER, Role.VIEWER])
 def test_every_dashboard_page_as_every_role(
-    role, chromium_browser, browser_login, live_server, settings, tmp_path
+    role, chromium_browser, browser_login, live_server, settings, tmp_path, redis_client
 ):
     settings.MEDIA_ROOT = tmp_path
     workspace = _seed()
