@@ -31,7 +31,7 @@ from crm.models import Contact, EnrichmentRecord
 from gateway.models import ProviderAccount
 from tests.crm.factories import ContactFactory
 from tests.factories import WorkspaceFactory
-from tests.fixtures.services import _reset_celery_connections
+from tests.fixtures.services import _reset_celery_connections, subprocess_database_url, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTACTS = 240
@@ -61,12 +61,6 @@ class Host:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(30)
-
-
-def database_url() -> str:
-    s = connection.settings_dict
-    password = f":{s['PASSWORD']}" if s.get("PASSWORD") else ""
-    return f"postgres://{s['USER']}{password}@{s['HOST']}:{s['PORT']}/{s['NAME']}"
 
 
 def start_host(name: str, queues: str, env: dict, tmp_path: Path) -> Host:
@@ -106,16 +100,6 @@ def wait_ready(hosts: list[Host], timeout: float = 60) -> None:
         for h in hosts:
             assert h.process.poll() is None, h.log.read_text()[-3000:]
     raise AssertionError(f"workers not ready: {[h.log.read_text()[-2000:] for h in hosts]}")
-
-
-def wait_until(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}: {diagnostics()}")
 
 
 def diagnostics() -> dict:
@@ -179,7 +163,7 @@ def test_a_killed_host_loses_nothing_and_the_survivor_finishes(redis_server, set
     env.update(
         {
             "AICMO_ENV": "test",
-            "DATABASE_URL": database_url(),
+            "DATABASE_URL": subprocess_database_url(),
             "REDIS_URL": redis_server.url,
             "CELERY_BROKER_URL": broker,
             "CELERY_RESULT_BACKEND": broker,
@@ -203,7 +187,10 @@ def test_a_killed_host_loses_nothing_and_the_survivor_finishes(redis_server, set
 
         # Kill host A once both hosts have done part of the work.
         wait_until(
-            lambda: hosts[0].successes() >= 10 and hosts[1].successes() >= 10, 120, "both hosts working"
+            lambda: hosts[0].successes() >= 10 and hosts[1].successes() >= 10,
+            120,
+            "both hosts working",
+            detail=diagnostics,
         )
         done_at_kill = Job.objects.get(pk=started[0][0]).done
         hosts[0].kill()
@@ -211,7 +198,12 @@ def test_a_killed_host_loses_nothing_and_the_survivor_finishes(redis_server, set
         b_at_kill = hosts[1].successes()
 
         for job_id, _check in started:
-            wait_until(lambda job_id=job_id: Job.objects.get(pk=job_id).is_finished, 180, f"job {job_id}")
+            wait_until(
+                lambda job_id=job_id: Job.objects.get(pk=job_id).is_finished,
+                180,
+                f"job {job_id}",
+                detail=diagnostics,
+            )
         for job_id, check in started:
             check(ws, job_id)
         assert hosts[1].successes() > b_at_kill, "the survivor finished the work"

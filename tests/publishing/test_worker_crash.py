@@ -13,29 +13,20 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
-from django.db import connection
 
 from aicmo.localredis import free_port
 from publishing.models import Campaign, CampaignStatus, Delivery, DeliveryStatus
 from publishing.services import campaigns
 from publishing.tasks import campaigns_tick_task
 from tests.crm.factories import ContactFactory
+from tests.fixtures.services import subprocess_database_url, wait_until
 
 from .conftest import make_audience, make_content, smtp_account
 
 ROOT = Path(__file__).resolve().parents[2]
 LEASE_SECONDS = 3
-
-
-def database_url() -> str:
-    s = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{s['NAME']}"
-    auth = quote(s["USER"] or "", safe="") + (":" + quote(s["PASSWORD"], safe="") if s["PASSWORD"] else "")
-    return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
 
 
 @pytest.fixture
@@ -94,7 +85,7 @@ class Processes:
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "aicmo.settings",
             "AICMO_ENV": "test",
-            "DATABASE_URL": database_url(),
+            "DATABASE_URL": subprocess_database_url(),
             "REDIS_URL": self.redis_url,
             "CELERY_BROKER_URL": self.broker_url,
             "CELERY_RESULT_BACKEND": self.broker_url,
@@ -145,16 +136,6 @@ def processes(tmp_path, celery_on_redis, redis_server):
     procs = Processes(tmp_path, celery_on_redis, redis_server.url)
     yield procs
     procs.stop()
-
-
-def wait_until(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def received(log: Path) -> collections.Counter:

@@ -15,24 +15,17 @@ import time
 from pathlib import Path
 
 import pytest
-from django.db import connection
 
 from aicmo.celery import app
 from aicmo.deliveries import died_message
 from aicmo.jobs import job_start
 from aicmo.models import Job, JobStatus
+from tests.fixtures.services import subprocess_database_url
 from tests.reliability.worker_tasks import die_every_time_task, die_first_time_task
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _database_url() -> str:
-    s = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{s['NAME']}"
-    return f"postgres://{s['USER']}:{s['PASSWORD']}@{s['HOST']}:{s['PORT']}/{s['NAME']}"
 
 
 @pytest.fixture
@@ -47,7 +40,7 @@ def worker_process(redis_server, tmp_path, settings):
     env = {k: v for k, v in os.environ.items() if not k.startswith("CELERY_")}
     env |= {
         "AICMO_ENV": "test",
-        "DATABASE_URL": _database_url(),
+        "DATABASE_URL": subprocess_database_url(),
         "REDIS_URL": redis_server.url,
         "CELERY_BROKER_URL": broker,
         "CELERY_RESULT_BACKEND": broker,
