@@ -48,11 +48,17 @@ class SenderAdmin(ManageOnlyAdmin):
     fields = ["workspace", "email", "name", "max_per_second", "max_per_hour"]
     actions = ["verify"]
 
+    def get_readonly_fields(self, request, obj=None):
+        # verification vouches for the address: it is set once, on creation
+        return ["workspace", "email"] if obj is not None else []
+
     def save_model(self, request, obj, form, change):
+        limits = {"max_per_second": obj.max_per_second, "max_per_hour": obj.max_per_hour}
         if change:
-            return super().save_model(request, obj, form, change)
+            content_services.sender_update(sender=obj, name=obj.name, by=request.user, **limits)
+            return
         created = content_services.sender_create(
-            workspace=obj.workspace, email=obj.email, name=obj.name, by=request.user
+            workspace=obj.workspace, email=obj.email, name=obj.name, by=request.user, **limits
         )
         obj.pk = created.pk
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from email.utils import parseaddr
 from html import unescape
 from html.parser import HTMLParser
 from urllib.parse import urlsplit
@@ -25,6 +24,7 @@ from markupsafe import Markup
 
 from aicmo.audit import audit_record
 from aicmo.models import Workspace
+from crm.normalize import InvalidEmail, normalize_email
 from media import services as media_services
 from media.models import AssetStatus, MediaAsset
 
@@ -44,14 +44,60 @@ GMAIL_CLIP_BYTES = 102 * 1024  # Gmail clips messages whose HTML exceeds ~102 KB
 # ------------------------------------------------------------------------------------------- senders
 
 
-def sender_create(*, workspace: Workspace, email: str, name: str = "", by=None) -> Sender:
-    email = (email or "").strip().lower()
-    if "@" not in parseaddr(email)[1]:
-        raise ValidationError({"email": "Enter a valid email address."})
+def _sender_limits(max_per_second, max_per_hour) -> dict:
+    errors = {
+        name: "A whole number of messages, at least 1 (or empty for no cap)."
+        for name, value in (("max_per_second", max_per_second), ("max_per_hour", max_per_hour))
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1)
+    }
+    if errors:
+        raise ValidationError(errors)
+    return {"max_per_second": max_per_second, "max_per_hour": max_per_hour}
+
+
+def sender_create(
+    *,
+    workspace: Workspace,
+    email: str,
+    name: str = "",
+    max_per_second: int | None = None,
+    max_per_hour: int | None = None,
+    by=None,
+) -> Sender:
+    """A From address of the workspace, unverified until an admin verifies it. The address goes through
+    crm's one email normalizer; ``ValidationError`` keyed by field."""
+    try:
+        email = normalize_email(email)
+    except InvalidEmail as exc:
+        raise ValidationError({"email": str(exc)}) from None
     if Sender.objects.for_workspace(workspace).filter(email=email).exists():
         raise ValidationError({"email": "This sender already exists."})
-    sender = Sender.objects.create(workspace=workspace, email=email, name=name.strip()[:120])
+    sender = Sender.objects.create(
+        workspace=workspace,
+        email=email,
+        name=name.strip()[:120],
+        **_sender_limits(max_per_second, max_per_hour),
+    )
     audit_record(workspace=workspace, actor=by, verb="publishing.sender.created", target=sender)
+    return sender
+
+
+def sender_update(
+    *, sender: Sender, name: str, max_per_second: int | None, max_per_hour: int | None, by=None
+) -> Sender:
+    """Change a sender's display name and speed limits. The address itself never changes (verification
+    vouches for it): add a new sender instead."""
+    sender.name = (name or "").strip()[:120]
+    for key, value in _sender_limits(max_per_second, max_per_hour).items():
+        setattr(sender, key, value)
+    sender.save(update_fields=["name", "max_per_second", "max_per_hour"])
+    audit_record(
+        workspace=sender.workspace,
+        actor=by,
+        verb="publishing.sender.updated",
+        target=sender,
+        changes={"name": sender.name, "max_per_second": max_per_second, "max_per_hour": max_per_hour},
+    )
     return sender
 
 
@@ -154,8 +200,11 @@ def email_version_save(*, content: Content, by=None, **data) -> ContentVersion:
         errors.setdefault("html", []).extend(image_problems)
     if version.layout is not None and version.layout.workspace_id != content.workspace_id:
         errors["layout"] = ["Unknown layout."]
-    if version.reply_to and "@" not in parseaddr(version.reply_to)[1]:
-        errors["reply_to"] = ["Enter a valid email address."]
+    if version.reply_to:
+        try:
+            version.reply_to = normalize_email(version.reply_to)
+        except InvalidEmail as exc:
+            errors["reply_to"] = [str(exc)]
     if errors:
         raise ValidationError(errors)
     if "text" in data or "html" in data:

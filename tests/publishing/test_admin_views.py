@@ -89,3 +89,61 @@ def test_live_counts_partial_polls_while_sending_and_is_scoped(client_for, campa
     assert 'data-status="queued">2<' in sending and 'hx-trigger="every 2s"' in sending
     assert f'hx-get="{url}"' in client.get(f"/publishing/campaigns/{campaign.pk}/").content.decode()
     assert client_for(Role.ADMIN, other_workspace).get(url).status_code == 404
+
+
+def test_admin_edits_a_sender_through_the_service_and_never_its_address(staff_for, workspace):
+    """Verification vouches for the address: the admin changes name and speed limits (audited), not email."""
+    from aicmo.models import AuditEvent
+    from publishing.models import Sender
+    from publishing.services.content import sender_create, sender_verify
+
+    sender = sender_verify(sender=sender_create(workspace=workspace, email="news@acme.example"))
+    client = staff_for(Role.ADMIN)
+    url = f"/admin/publishing/sender/{sender.pk}/change/"
+    resp = client.post(
+        url,
+        {"email": "attacker@evil.example", "name": "News", "max_per_second": "5", "max_per_hour": ""},
+    )
+    assert resp.status_code == 302
+    sender = Sender.objects.get(pk=sender.pk)
+    assert (sender.email, sender.name, sender.max_per_second, sender.max_per_hour) == (
+        "news@acme.example",
+        "News",
+        5,
+        None,
+    )
+    assert sender.is_verified
+    assert AuditEvent.objects.filter(verb="publishing.sender.updated", target_id=str(sender.pk)).exists()
+
+
+@pytest.mark.parametrize(
+    ("typed", "stored"),
+    [
+        ("\u00a0News@Acme.example\u200b", "news@acme.example"),
+        ("info@xn--exmple-cua.de", "info@exämple.de"),
+        ("jürgen@exämple.de", "jürgen@exämple.de"),
+    ],
+)
+def test_sender_and_reply_to_go_through_the_one_email_normalizer(workspace, typed, stored):
+    from publishing.services.content import sender_create, sender_verify
+
+    from .conftest import make_content
+
+    sender = sender_create(workspace=workspace, email=typed)
+    assert sender.email == stored
+    version = make_content(workspace, sender=sender_verify(sender=sender), reply_to=typed).versions.get()
+    assert version.reply_to == stored
+
+
+def test_sender_refuses_what_the_normalizer_refuses(workspace):
+    from django.core.exceptions import ValidationError
+
+    from publishing.services.content import sender_create, sender_update
+
+    with pytest.raises(ValidationError) as exc:
+        sender_create(workspace=workspace, email="news@acme\u200b.example")
+    assert "email" in exc.value.message_dict
+    sender = sender_create(workspace=workspace, email="ok@acme.example")
+    with pytest.raises(ValidationError) as exc:
+        sender_update(sender=sender, name="x", max_per_second=0, max_per_hour=None)
+    assert "max_per_second" in exc.value.message_dict
