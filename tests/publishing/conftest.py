@@ -13,6 +13,7 @@ from gateway.models import ProviderAccount
 from publishing.models import Content, Sender
 from publishing.services import content as content_services
 from tests.crm.factories import ContactFactory, ContactListFactory
+from tests.gateway.test_adapters_mail import dovecot  # noqa: F401 - the gateway tests' real IMAP server fixture
 
 HTML = (
     "<html><head><style>p { color: #123456 }</style></head><body>"
@@ -90,6 +91,20 @@ def smtp_account(workspace, host: str, port: int, *, name="SMTP", priority=1) ->
         credentials_encrypted=encrypt_credentials({"username": "mailer", "password": "pw"}),
     )
     return account
+
+
+def imap_account(workspace, port: int) -> ProviderAccount:
+    """The workspace's fetch_replies account on the real dovecot mailbox at ``port`` (the ``dovecot`` fixture)."""
+    return ProviderAccount.objects.create(
+        workspace=workspace,
+        capability=Capability.FETCH_REPLIES,
+        adapter="imap",
+        name="Replies",
+        priority=1,
+        base_url=f"imap+plain://127.0.0.1:{port}",
+        timeout_seconds=5,
+        credentials_encrypted=encrypt_credentials({"username": "inbox", "password": "pw123"}),
+    )
 
 
 @pytest.fixture

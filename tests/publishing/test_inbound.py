@@ -18,17 +18,14 @@ from django_celery_beat.models import PeriodicTask
 
 from aicmo.roles import Role
 from crm.models import Contact, Suppression
-from gateway.capabilities import Capability
-from gateway.crypto import decrypt_credentials, encrypt_credentials
+from gateway.crypto import decrypt_credentials
 from gateway.errors import ProvidersUnavailable
-from gateway.models import ProviderAccount
 from publishing.models import Delivery, EngagementEvent, InboundHook
 from publishing.services import campaigns, inbound, sending
 from publishing.tasks import replies_fetch_task
-from tests.gateway import test_adapters_mail as gateway_mail
 from tests.gateway.test_adapters_mail import _append, _dsn, _reply
 
-from .conftest import make_campaign, send_to_one, smtp_account
+from .conftest import imap_account, make_campaign, send_to_one, smtp_account
 
 pytestmark = pytest.mark.django_db
 MAILGUN_KEY = "key-workspace-signing-0123456789"
@@ -274,22 +271,6 @@ def test_stored_provider_strings_are_escaped_in_admin(workspace, delivery, staff
 
 
 # ---------------------------------------------------------------- IMAP replies and DSNs (real dovecot)
-
-
-def imap_account(workspace, port: int) -> ProviderAccount:
-    return ProviderAccount.objects.create(
-        workspace=workspace,
-        capability=Capability.FETCH_REPLIES,
-        adapter="imap",
-        name="Replies",
-        priority=1,
-        base_url=f"imap+plain://127.0.0.1:{port}",
-        timeout_seconds=5,
-        credentials_encrypted=encrypt_credentials({"username": "inbox", "password": "pw123"}),
-    )
-
-
-dovecot = gateway_mail.dovecot  # the gateway tests' real dovecot IMAP server fixture (yields its port)
 
 
 def test_imap_replies_and_dsn_bounces_become_events_once(

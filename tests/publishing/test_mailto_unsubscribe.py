@@ -9,35 +9,23 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import pytest
 
 from crm.models import ConsentEvent, Suppression
-from gateway.capabilities import Capability
-from gateway.crypto import encrypt_credentials
-from gateway.models import ProviderAccount
 from publishing.models import Delivery, EngagementEvent
 from publishing.services import campaigns, sending
 from publishing.services.tracking import mailto_unsubscribes_process
 from publishing.tasks import mailto_unsubscribes_task
-from tests.gateway.test_adapters_mail import _append, dovecot  # noqa: F401 - the real IMAP server fixture
+from tests.gateway.test_adapters_mail import _append
 
-from .conftest import make_audience, make_content, smtp_account
+from .conftest import imap_account, make_audience, make_content, smtp_account
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def imap_account(dovecot):  # noqa: F811 - pytest injects the imported fixture
-    """``imap_account(workspace)``: the workspace's fetch_replies account on the real dovecot mailbox."""
+def mailbox(dovecot):
+    """``mailbox(workspace)``: the workspace's fetch_replies account on the real dovecot mailbox."""
 
     def make(workspace):
-        return ProviderAccount.objects.create(
-            workspace=workspace,
-            capability=Capability.FETCH_REPLIES,
-            adapter="imap",
-            name="Replies",
-            priority=1,
-            base_url=f"imap+plain://127.0.0.1:{dovecot}",
-            timeout_seconds=5,
-            credentials_encrypted=encrypt_credentials({"username": "inbox", "password": "pw123"}),
-        )
+        return imap_account(workspace, dovecot)
 
     make.port = dovecot
     return make
@@ -68,13 +56,13 @@ def send_and_read_mailtos(workspace, smtp_sink, n: int) -> dict[str, tuple[str, 
     return out
 
 
-def test_mailto_unsubscribe_from_the_mailbox(workspace, smtp_sink, fast_gateway, imap_account):
-    imap_account(workspace)
+def test_mailto_unsubscribe_from_the_mailbox(workspace, smtp_sink, fast_gateway, mailbox):
+    mailbox(workspace)
     recipient, (address, subject) = sorted(send_and_read_mailtos(workspace, smtp_sink, 2).items())[0]
     assert subject.startswith("unsubscribe ")
-    _append(imap_account.port, mail(address, subject))
-    _append(imap_account.port, mail(address, "unsubscribe forged:token"))  # bad signature: ignored
-    _append(imap_account.port, mail(address, "Question about the offer"))  # not a request: ignored
+    _append(mailbox.port, mail(address, subject))
+    _append(mailbox.port, mail(address, "unsubscribe forged:token"))  # bad signature: ignored
+    _append(mailbox.port, mail(address, "Question about the offer"))  # not a request: ignored
 
     assert mailto_unsubscribes_process(workspace=workspace) == 1
     assert mailto_unsubscribes_task() == 1  # the beat task re-reads the mailbox: idempotent
@@ -90,10 +78,10 @@ def test_mailto_unsubscribe_from_the_mailbox(workspace, smtp_sink, fast_gateway,
 
 
 def test_a_request_for_another_workspace_is_not_applied(
-    workspace, other_workspace, smtp_sink, fast_gateway, imap_account
+    workspace, other_workspace, smtp_sink, fast_gateway, mailbox
 ):
-    imap_account(other_workspace)
+    mailbox(other_workspace)
     [(address, subject)] = send_and_read_mailtos(workspace, smtp_sink, 1).values()
-    _append(imap_account.port, mail(address, subject))
+    _append(mailbox.port, mail(address, subject))
     assert mailto_unsubscribes_process(workspace=other_workspace) == 0
     assert not Suppression.objects.exists()
