@@ -12,22 +12,7 @@ from aicmo.invitations import InvitationSendDeferred, accept_url, invitation_cre
 from aicmo.models import AuditEvent, Invitation, Role
 from gateway.services import account_create
 from tests.factories import MembershipFactory, UserFactory
-
-
-def _smtp_account(workspace, sink):
-    return account_create(
-        workspace=workspace,
-        by=None,
-        capability="send_email",
-        adapter="smtp",
-        name="Office SMTP",
-        base_url=f"smtp+plain://{sink.host}:{sink.port}",
-        options={
-            "from_email": "team@acme.test",
-            "from_name": "Acme",
-        },
-        credentials={"username": "mailer", "password": "s3cret"},
-    )
+from tests.fixtures.services import smtp_account_for_sink
 
 
 def _wait_sent(pk: int, timeout: float = 20) -> Invitation:
@@ -45,7 +30,7 @@ def test_invitation_mail_goes_through_the_chain_to_smtp(
 ):
     admin = UserFactory(username="boss")
     MembershipFactory(workspace=workspace, user=admin, role=Role.ADMIN)
-    _smtp_account(workspace, smtp_sink)
+    smtp_account_for_sink(workspace, smtp_sink)
 
     inv = invitation_create(workspace=workspace, email="newbie@example.com", role=Role.MARKETER, by=admin)
 
@@ -86,7 +71,7 @@ def test_no_provider_is_recorded_and_retried_later(workspace, redis_client, smtp
     assert "send_email" in inv.send_error and inv.sent_at is None
     assert AuditEvent.objects.filter(verb="invitation.send_failed").count() == 1
     # once an account exists, the retry delivers
-    _smtp_account(workspace, smtp_sink)
+    smtp_account_for_sink(workspace, smtp_sink)
     assert invitation_deliver(invitation_id=inv.pk) is True
     assert smtp_sink.wait_for(1)[0].envelope_to == ["x@example.com"]
     inv.refresh_from_db()
@@ -97,7 +82,7 @@ def test_no_provider_is_recorded_and_retried_later(workspace, redis_client, smtp
 def test_revoked_or_resent_links_are_not_mailed_stale(workspace, redis_client, smtp_sink):
     from aicmo.invitations import invitation_resend, invitation_revoke
 
-    _smtp_account(workspace, smtp_sink)
+    smtp_account_for_sink(workspace, smtp_sink)
     inv = invitation_create(workspace=workspace, email="r@example.com", role=Role.VIEWER, by=None)
     old_url = accept_url(inv)
     inv = invitation_resend(invitation=inv, by=None)

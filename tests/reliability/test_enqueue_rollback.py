@@ -15,7 +15,7 @@ from django.db import transaction
 
 from aicmo.invitations import invitation_create, invitation_resend
 from aicmo.models import Invitation, Role
-from tests.core.test_invitation_mail import _smtp_account
+from tests.fixtures.services import smtp_account_for_sink
 
 
 class Boom(Exception):
@@ -39,7 +39,7 @@ def task_runs():
 def test_rolled_back_enqueue_runs_no_task_and_sends_no_mail(
     service, live_celery_worker, redis_client, smtp_sink, workspace, task_runs
 ):
-    _smtp_account(workspace, smtp_sink)
+    smtp_account_for_sink(workspace, smtp_sink)
     if service == "resend":
         existing = invitation_create(workspace=workspace, email="lost@example.com", role=Role.VIEWER, by=None)
         smtp_sink.wait_for(1)

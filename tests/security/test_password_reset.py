@@ -9,7 +9,7 @@ import pytest
 from django.test import Client
 
 from aicmo.models import Role
-from tests.core.test_invitation_mail import _smtp_account
+from tests.fixtures.services import smtp_account_for_sink
 
 
 def _ask(client: Client, email: str):
@@ -59,7 +59,7 @@ def test_the_link_arrives_through_the_chain_and_works_once(
     user = member_factory(workspace, Role.MARKETER, username="pat", email="pat@example.com")
     user.set_password("old-pass-Xy12!")
     user.save()
-    _smtp_account(workspace, smtp_sink)
+    smtp_account_for_sink(workspace, smtp_sink)
     other_session = Client()
     assert other_session.login(username="pat", password="old-pass-Xy12!")
 
