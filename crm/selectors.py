@@ -105,8 +105,12 @@ def lists_for(workspace: Workspace | int) -> QuerySet[ContactList]:
 
 
 def contact_by_email(workspace: Workspace | int, email: str) -> Contact | None:
+    """The workspace's contact with that mailbox (any spelling the normalizer folds together), with its
+    company; None for no contact or a value that is not an address."""
     key = email_lookup_key(email or "")
-    return Contact.objects.for_workspace(workspace).filter(email=key).first() if key else None
+    if not key:
+        return None
+    return Contact.objects.for_workspace(workspace).select_related("company").filter(email=key).first()
 
 
 def companies_for(workspace: Workspace | int, *, search: str = "") -> QuerySet[Company]:

@@ -24,6 +24,7 @@ from django.views.generic import TemplateView
 from aicmo.roles import APPROVE
 from aicmo.tenancy import get_scoped_or_404
 from aicmo.views import WorkspaceView
+from crm.selectors import contact_by_email
 from media.downloads import rendition_response
 from media.services import RenditionBusy
 
@@ -194,21 +195,6 @@ class CampaignApproveView(WorkspaceView):
         return HttpResponseRedirect(reverse("publishing:campaign", args=[campaign.pk]))
 
 
-def _preview_contact(workspace, wanted: str):
-    """The workspace's contact with that email address (case-insensitive), or None."""
-    from crm.models import Contact
-
-    wanted = (wanted or "").strip()
-    if not wanted:
-        return None
-    return (
-        Contact.objects.for_workspace(workspace)
-        .select_related("company")
-        .filter(email__iexact=wanted)
-        .first()
-    )
-
-
 class ContentDetailView(WorkspaceView, TemplateView):
     """Preview as a chosen contact (sandboxed iframe, desktop/phone width) and send test copies."""
 
@@ -220,7 +206,7 @@ class ContentDetailView(WorkspaceView, TemplateView):
             Content.objects.for_workspace(self.workspace), self.request, pk=kwargs["pk"]
         )
         wanted = self.request.GET.get("contact", "").strip()
-        contact = _preview_contact(self.workspace, wanted)
+        contact = contact_by_email(self.workspace, wanted)
         ctx.update(content=content, wanted=wanted, contact=contact, unknown=bool(wanted) and contact is None)
         ctx["max_test"] = preview_services.MAX_TEST_RECIPIENTS
         ctx["check"] = content_services.email_version_check(
@@ -238,7 +224,7 @@ class ContentPreviewView(WorkspaceView):
         content = get_scoped_or_404(Content.objects.for_workspace(self.workspace), request, pk=pk)
         try:
             rendered = preview_services.content_preview(
-                content=content, contact=_preview_contact(self.workspace, request.GET.get("contact", ""))
+                content=content, contact=contact_by_email(self.workspace, request.GET.get("contact", ""))
             )
         except ValidationError as exc:
             return HttpResponse("; ".join(exc.messages), content_type="text/plain", status=400)
@@ -258,7 +244,7 @@ class ContentSendTestView(WorkspaceView):
             results = preview_services.content_send_test(
                 content=content,
                 addresses=request.POST.get("addresses", ""),
-                contact=_preview_contact(self.workspace, wanted),
+                contact=contact_by_email(self.workspace, wanted),
                 by=request.user,
             )
         except ValidationError as exc:

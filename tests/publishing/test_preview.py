@@ -102,3 +102,21 @@ def test_content_page_preview_frame_and_send_test(
         == 403
     )
     assert len(smtp_sink.messages) == 1
+
+
+@pytest.mark.parametrize("typed", ["\u00a0ADA@x.example\u200b", "ada@x.example\u00a0", "Ada@X.Example"])
+def test_preview_finds_the_contact_by_any_spelling_the_normalizer_folds(
+    client_for, workspace, content, typed
+):
+    """The page looks the contact up through crm's `contact_by_email` (one normalizer for every lookup)."""
+    ContactFactory(workspace=workspace, first_name="Ada", email="ada@x.example")
+    page = client_for(Role.MARKETER).get(f"/publishing/contents/{content.pk}/", {"contact": typed})
+    assert "Previewing as ada@x.example" in page.content.decode()
+
+
+@pytest.mark.parametrize("junk", ["\x00", "ada\x00@x.example", "x" * 5000, "not an address"])
+def test_preview_with_a_junk_contact_is_sample_values_not_an_error(client_for, content, junk):
+    client = client_for(Role.MARKETER)
+    for url in ("", "preview/"):
+        resp = client.get(f"/publishing/contents/{content.pk}/{url}", {"contact": junk})
+        assert resp.status_code == 200
