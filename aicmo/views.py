@@ -41,6 +41,11 @@ class WorkspaceView(LoginRequiredMixin, View):
         self.workspace = tenant.workspace
         return super().dispatch(request, *args, **kwargs)
 
+    def text_param(self, name: str, *, max_length: int = 100) -> str:
+        """A free-text query parameter for a filter or search: NUL removed (it never matches stored text
+        and PostgreSQL refuses it in a query), surrounding space stripped, at most `max_length` characters."""
+        return self.request.GET.get(name, "").replace("\x00", "").strip()[:max_length]
+
 
 class WorkspaceTemplateView(WorkspaceView, TemplateView):
     pass

@@ -810,7 +810,7 @@ class CompanyIndexView(WorkspaceView, TemplateView):
 
     def get_context_data(self, **kwargs):
         ctx = super().get_context_data(**kwargs)
-        q = self.request.GET.get("q", "").replace("\x00", "").strip()[:100]  # NUL: a PostgreSQL DataError
+        q = self.text_param("q")
         page = Paginator(companies_for(self.workspace, search=q), PAGE_SIZE).get_page(
             self.request.GET.get("page")
         )

@@ -45,10 +45,9 @@ class IndexView(WorkspaceTemplateView):
             "library": _int(params.get("library")),
             "kind": params.get("kind", "") if params.get("kind", "") in AssetKind.values else "",
             "status": params.get("status", "") if params.get("status", "") in AssetStatus.values else "",
-            # NUL never matches stored text and PostgreSQL refuses it in a query: drop it.
-            "tag": params.get("tag", "").replace("\x00", "")[:60],
-            "category": params.get("category", "").replace("\x00", "")[:60],
-            "q": params.get("q", "").replace("\x00", "")[:100],
+            "tag": self.text_param("tag", max_length=60),
+            "category": self.text_param("category", max_length=60),
+            "q": self.text_param("q"),
         }
         page = Paginator(selectors.assets_for(self.workspace, **filters), PAGE_SIZE).get_page(
             params.get("page")
