@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from django.db import transaction
+from django.db.models import Case, DateTimeField, F, Q, Value, When
 from django.utils import timezone
 
 from aicmo.models import Workspace
@@ -104,6 +105,34 @@ def contact_record_engagement(
     if converted:
         contact = _advance_to(contact, Lifecycle.CONVERTED, "conversion")
     return contact
+
+
+def contacts_record_engagement(*, engaged: dict[int, dt.datetime]) -> int:
+    """Bulk `contact_record_engagement` for event ingestion: ``{contact_id: latest engagement time}``.
+
+    One UPDATE moves ``last_engaged_at`` forward (never back), then only contacts still before *engaged*
+    go through `contact_transition` (each leaves its `LifecycleTransition`); erased contacts are left
+    alone. Returns how many contacts changed stage. Queries: 2 plus the stage changes."""
+    if not engaged:
+        return 0
+    ids = list(engaged)
+    later = [
+        When(Q(pk=pk) & (Q(last_engaged_at__isnull=True) | Q(last_engaged_at__lt=at)), then=Value(at))
+        for pk, at in engaged.items()
+    ]
+    live = Contact.objects.filter(pk__in=ids, erased_at__isnull=True)
+    live.update(
+        last_engaged_at=Case(*later, default=F("last_engaged_at"), output_field=DateTimeField()),
+        updated_at=timezone.now(),
+    )
+    before = [
+        stage for stage in STAGE_ORDER if STAGE_ORDER.index(stage) < STAGE_ORDER.index(Lifecycle.ENGAGED)
+    ]
+    moved = 0
+    for contact in live.filter(lifecycle__in=before).order_by("pk"):
+        if _advance_to(contact, Lifecycle.ENGAGED, "engagement").lifecycle == Lifecycle.ENGAGED:
+            moved += 1
+    return moved
 
 
 def contacts_set_scores(*, workspace: Workspace, scores: dict[int, int]) -> int:

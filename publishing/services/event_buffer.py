@@ -127,8 +127,7 @@ def events_insert(records: list[dict]) -> int:
             engaged[delivery.contact_id] = max(at, engaged.get(delivery.contact_id, at))
     with transaction.atomic():
         EngagementEvent.objects.bulk_create(events, ignore_conflicts=True)
-        for contact_id, at in engaged.items():
-            crm_services.contact_record_engagement(contact_id=contact_id, at=at)
+        crm_services.contacts_record_engagement(engaged=engaged)
     return len(events)
 
 

@@ -264,3 +264,27 @@ def test_export_streams_contacts(workspace):
     body = "".join(exporting.csv_lines(exporting.contact_rows(Contact.objects.for_workspace(workspace))))
     rows = list(csv.reader(io.StringIO(body)))
     assert rows[0][:2] == ["email", "first_name"] and rows[1][1].startswith("'=")
+
+
+def test_bulk_engagement_moves_time_forward_only_and_stages_once(workspace, django_assert_max_num_queries):
+    """`contacts_record_engagement`: one UPDATE for the times, transitions only for contacts before engaged."""
+    from crm.models import Lifecycle, LifecycleTransition
+
+    now = timezone.now()
+    fresh = ContactFactory(workspace=workspace)
+    engaged = ContactFactory(workspace=workspace, lifecycle=Lifecycle.ENGAGED, last_engaged_at=now)
+    erased = ContactFactory(workspace=workspace, erased_at=now)
+    earlier = now - dt.timedelta(hours=1)
+    with django_assert_max_num_queries(8):
+        moved = services.contacts_record_engagement(
+            engaged={fresh.pk: earlier, engaged.pk: earlier, erased.pk: now}
+        )
+    assert moved == 1
+    fresh.refresh_from_db()
+    engaged.refresh_from_db()
+    erased.refresh_from_db()
+    assert (fresh.lifecycle, fresh.last_engaged_at) == (Lifecycle.ENGAGED, earlier)
+    assert engaged.last_engaged_at == now  # never moved back
+    assert erased.last_engaged_at is None and erased.lifecycle == Lifecycle.NEW
+    assert LifecycleTransition.objects.filter(contact=fresh, to_stage=Lifecycle.ENGAGED).count() == 1
+    assert services.contacts_record_engagement(engaged={fresh.pk: now}) == 0  # already engaged

@@ -108,7 +108,7 @@ def test_flusher_dying_before_commit_loses_nothing(redis_client, recipients, set
         )
 
     with (
-        mock.patch("crm.services.contact_record_engagement", side_effect=RuntimeError("worker killed")),
+        mock.patch("crm.services.contacts_record_engagement", side_effect=RuntimeError("worker killed")),
         pytest.raises(RuntimeError),
     ):
         tracking_events_flush()
@@ -145,7 +145,7 @@ def test_a_young_pending_batch_is_left_to_its_flusher(redis_client, recipients, 
     deliveries, _ = recipients(2)
     opens(deliveries)
     with (
-        mock.patch("crm.services.contact_record_engagement"),
+        mock.patch("crm.services.contacts_record_engagement"),
         mock.patch.object(
             event_buffer.EngagementEvent.objects, "bulk_create", side_effect=RuntimeError("killed")
         ),
