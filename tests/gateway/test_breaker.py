@@ -129,21 +129,22 @@ settings.REDIS_URL = sys.argv[1]
 from gateway import breaker
 from gateway.breaker import BreakerConfig
 cfg = BreakerConfig(consecutive_failures=3, cooldown_seconds=float(sys.argv[3]), min_calls=100)
+key = int(sys.argv[4])
 if sys.argv[2] == "fail":
     for _ in range(3):
-        breaker.record(42, ok=False, cause="worker A saw 503", config=cfg)
-gate = breaker.allow(42, cfg)
+        breaker.record(key, ok=False, cause="worker A saw 503", config=cfg)
+gate = breaker.allow(key, cfg)
 print(gate.allowed, gate.state, gate.probe)
 if sys.argv[2] == "probe-ok" and gate.probe:
-    print(breaker.record(42, ok=True, probe=True, config=cfg).after)
+    print(breaker.record(key, ok=True, probe=True, config=cfg).after)
 """
 
 
-def _run(redis_url: str, mode: str, cooldown: float = 0.5) -> list[str]:
+def _run(redis_url: str, mode: str, cooldown: float = 0.5, key: int = 42) -> list[str]:
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "aicmo.settings", "AICMO_ENV": "test"}
     root = Path(__file__).resolve().parents[2]
     out = subprocess.run(
-        [sys.executable, "-c", SCRIPT, redis_url, mode, str(cooldown)],
+        [sys.executable, "-c", SCRIPT, redis_url, mode, str(cooldown), str(key)],
         capture_output=True,
         text=True,
         env=env,
@@ -157,11 +158,15 @@ def _run(redis_url: str, mode: str, cooldown: float = 0.5) -> list[str]:
 def test_two_processes_share_the_breaker(redis_client, redis_url):
     """Process A trips the breaker; process B (a separate interpreter) is refused, then probes and closes it;
     this process sees the result."""
-    # The cool-down must outlast starting a second interpreter on a loaded 2-core machine.
-    assert _run(redis_url, "fail", cooldown=12) == ["False", "open", "False"]
-    assert _run(redis_url, "check") == ["False", "open", "False"]
+    # Refusal: a cool-down no scheduling delay can eat (starting an interpreter on a loaded 2-core machine
+    # has taken over 12 s), so B must find the breaker open.
+    assert _run(redis_url, "fail", cooldown=600, key=42) == ["False", "open", "False"]
+    assert _run(redis_url, "check", cooldown=600, key=42) == ["False", "open", "False"]
     st = breaker.status(42)
     assert st.state == breaker.OPEN and st.cause == "worker A saw 503"
+    # Recovery, on another breaker: only a lower bound on time (wait until the stored open_until).
+    assert _run(redis_url, "fail", cooldown=0.5, key=43) == ["False", "open", "False"]
+    st = breaker.status(43)
     time.sleep(max(0.0, st.open_until - time.time()) + 0.05)
-    assert _run(redis_url, "probe-ok") == ["True", "half_open", "True", "closed"]
-    assert breaker.status(42).state == breaker.CLOSED
+    assert _run(redis_url, "probe-ok", key=43) == ["True", "half_open", "True", "closed"]
+    assert breaker.status(43).state == breaker.CLOSED

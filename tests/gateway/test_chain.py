@@ -208,7 +208,8 @@ def test_single_account_429_waits_for_retry_after_within_bound(workspace, httpse
     started = time.monotonic()
     result = services.verify_email(workspace=workspace, email="a@example.com")
     assert result.verdict == Verdict.VALID
-    assert 0.9 < time.monotonic() - started < 3
+    # at least the 1 s asked for; the upper bound only catches an unbounded wait (a margin load cannot eat)
+    assert 0.9 < time.monotonic() - started < 15
 
 
 def test_retry_after_beyond_the_wait_bound_raises_with_retry_at(workspace, httpserver, gateway_fast):
@@ -535,7 +536,8 @@ def test_retry_budget_bounds_attempts_and_time(workspace, httpserver, gateway_fa
     with pytest.raises(ProvidersUnavailable, match="HTTP 503") as info:
         services.verify_email(workspace=workspace, email="a@example.com")
     assert len(httpserver.log) == 4  # retried on the only account, with backoff, then gave up
-    assert time.monotonic() - started < 2
+    # 3 backoffs of at most 0.2 s: the bound only catches delays escaping max_delay (a margin load cannot eat)
+    assert time.monotonic() - started < 10
     assert info.value.retry_at is not None
 
 
