@@ -15,10 +15,18 @@ class Role(models.TextChoices):
     VIEWER = "viewer", "Viewer"
 
 
+def default_time_zone() -> str:
+    """A new workspace's zone: the server's ``TIME_ZONE`` (changed later on the settings page)."""
+    return settings.TIME_ZONE
+
+
 class Workspace(models.Model):
     name = models.CharField(max_length=120)
     slug = models.SlugField(max_length=60, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # IANA name; the calendar days of schedules and analytics, and what members read unless they chose
+    # their own zone (aicmo/timezones.py).
+    time_zone = models.CharField(max_length=64, default=default_time_zone)
     # Admins of this workspace must use two-factor authentication on the dashboard and admin (aicmo/twofactor.py).
     admins_require_two_factor = models.BooleanField(default=False)
 
@@ -27,6 +35,19 @@ class Workspace(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class UserPreferences(models.Model):
+    """Per-person settings that are not about one workspace."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="preferences"
+    )
+    # IANA name the person reads times in; blank follows the current workspace's zone.
+    time_zone = models.CharField(max_length=64, blank=True)
+
+    def __str__(self) -> str:
+        return f"preferences of {self.user}"
 
 
 class WorkspaceQuerySet(models.QuerySet):

@@ -102,6 +102,7 @@ MIDDLEWARE = [
     "django_otp.middleware.OTPMiddleware",
     "aicmo.twofactor.TwoFactorMiddleware",
     "aicmo.tenancy.WorkspaceMiddleware",
+    "aicmo.timezones.TimeZoneMiddleware",  # after the workspace: its zone is the reader's default
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "aicmo.dblocks.DatabaseLockedMiddleware",
@@ -423,11 +424,17 @@ AICMO_PROVIDER_STATUS = env.str("AICMO_PROVIDER_STATUS", default="gateway.ops.pr
 AICMO_RETENTION_JOBS_DAYS = env.int("AICMO_RETENTION_JOBS_DAYS", default=90)
 AICMO_RETENTION_AUDIT_DAYS = env.int("AICMO_RETENTION_AUDIT_DAYS", default=365)
 AICMO_RETENTION_HEALTH_DAYS = env.int("AICMO_RETENTION_HEALTH_DAYS", default=30)
+AICMO_RETENTION_EVENTS_DAYS = env.int("AICMO_RETENTION_EVENTS_DAYS", default=730)
 AICMO_RETENTION = [
     "aicmo.retention.prune_jobs",
     "aicmo.retention.prune_audit",
     "gateway.ops.prune_health",
+    "publishing.retention.prune_events",
 ]
+# {workspace id: highest engagement event id rolled up}: raw events are pruned only below it.
+PUBLISHING_EVENTS_ROLLED_UP = "analytics.rollups.events_rolled_up"
+# Called with a workspace id after its time zone changed (aicmo/timezones.py).
+AICMO_WORKSPACE_ZONE_CHANGED = ["analytics.rollups.workspace_zone_changed"]
 # What outside crm uses a segment or a list (crm.usage): deleting one in use is refused, naming the users.
 CRM_USAGE_PROVIDERS = {
     "segment": ["publishing.selectors.campaigns_using_segment"],

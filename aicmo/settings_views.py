@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import messages
+from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils import timezone
+from django.views import View
 
 from .apikeys import api_key_create, api_key_revoke
 from .invitations import accept_url, invitation_create, invitation_resend, invitation_revoke
@@ -16,6 +19,7 @@ from .models import ApiKey, Invitation, Membership, Role
 from .roles import MANAGE
 from .selectors import invitations_open_for
 from .tenancy import get_scoped_or_404
+from .timezones import user_time_zone, user_time_zone_set, workspace_time_zone_set, zone_names
 from .twofactor import workspace_set_two_factor
 from .views import WorkspaceView
 from .workspaces import LastAdminError, membership_remove, membership_set
@@ -35,9 +39,40 @@ class ApiKeyForm(forms.Form):
     role = forms.ChoiceField(choices=Role.choices, initial=Role.VIEWER)
     expires_at = forms.DateTimeField(
         required=False,
-        label="Expires at (optional, UTC)",
+        label="Expires at (optional)",
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
     )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Naive form input is read in the active (the reader's) zone: say which.
+        self.fields["expires_at"].label = f"Expires at (optional, {timezone.get_current_timezone_name()})"
+
+
+def _zone_choices(blank_label: str | None = None) -> list[tuple[str, str]]:
+    choices = [(name, name.replace("_", " ")) for name in zone_names()]
+    return [("", blank_label), *choices] if blank_label is not None else choices
+
+
+class WorkspaceZoneForm(forms.Form):
+    time_zone = forms.ChoiceField(
+        label="Time zone",
+        help_text="The calendar days of schedules and analytics, and the zone members read unless they chose their own.",
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["time_zone"].choices = _zone_choices()
+
+
+class PreferencesForm(forms.Form):
+    time_zone = forms.ChoiceField(label="Your time zone", required=False)
+
+    def __init__(self, *args, workspace_zone: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["time_zone"].choices = _zone_choices(
+            f"The workspace's ({workspace_zone.replace('_', ' ')})"
+        )
 
 
 def _add_errors(form: forms.Form, exc: ValidationError) -> None:
@@ -51,8 +86,11 @@ class WorkspaceSettingsView(WorkspaceView):
     post_permission = MANAGE
     template_name = "aicmo/settings.html"
 
-    def render_page(self, request, *, invite_form=None, key_form=None, new_key=None, status=200):
+    def render_page(
+        self, request, *, invite_form=None, key_form=None, zone_form=None, new_key=None, status=200
+    ):
         context = {
+            "zone_form": zone_form or WorkspaceZoneForm(initial={"time_zone": self.workspace.time_zone}),
             "invitations": [
                 (inv, accept_url(inv) if inv.status == "pending" else None)
                 for inv in invitations_open_for(self.workspace).select_related("invited_by")
@@ -94,6 +132,12 @@ class WorkspaceSettingsView(WorkspaceView):
                 return self.render_page(request, key_form=form, status=400)
             # The full key is shown in this response only; it is never stored or shown again.
             return self.render_page(request, new_key=created)
+        elif action == "time-zone":
+            form = WorkspaceZoneForm(request.POST)
+            if not form.is_valid():
+                return self.render_page(request, zone_form=form, status=400)
+            workspace_time_zone_set(workspace=self.workspace, by=request.user, **form.cleaned_data)
+            messages.success(request, f"The workspace's time zone is now {form.cleaned_data['time_zone']}.")
         elif action == "two-factor":
             required = request.POST.get("required") == "on"
             workspace_set_two_factor(workspace=self.workspace, required=required, by=request.user)
@@ -164,3 +208,29 @@ class InvitationActionView(WorkspaceView):
             done = "sent again with a new link" if action == "resend" else "revoked"
             messages.success(request, f"Invitation for {invitation.email} {done}.")
         return HttpResponseRedirect(reverse("workspace-settings"))
+
+
+class PreferencesView(LoginRequiredMixin, View):
+    """A person's own settings (any signed-in user, whatever their role): the zone they read times in."""
+
+    template_name = "aicmo/preferences.html"
+
+    def _workspace_zone(self, request) -> str:
+        tenant = getattr(request, "tenant", None)
+        return tenant.workspace.time_zone if tenant else timezone.get_default_timezone_name()
+
+    def get(self, request):
+        form = PreferencesForm(
+            initial={"time_zone": user_time_zone(request.user)}, workspace_zone=self._workspace_zone(request)
+        )
+        return render(request, self.template_name, {"form": form})
+
+    def post(self, request):
+        form = PreferencesForm(request.POST, workspace_zone=self._workspace_zone(request))
+        if not form.is_valid():
+            return render(request, self.template_name, {"form": form}, status=400)
+        user_time_zone_set(
+            user=request.user, time_zone=form.cleaned_data["time_zone"], session=request.session
+        )
+        messages.success(request, "Saved. Times are shown in your chosen zone.")
+        return HttpResponseRedirect(reverse("preferences"))

@@ -53,6 +53,7 @@ urlpatterns = [
     path("jobs/<int:pk>/cancel/", views.JobCancelView.as_view(), name="job-cancel"),
     path("jobs/<int:pk>/download/", views.JobDownloadView.as_view(), name="job-download"),
     path("audit/", views.AuditLogView.as_view(), name="audit-log"),
+    path("preferences/", settings_views.PreferencesView.as_view(), name="preferences"),
     path("settings/", settings_views.WorkspaceSettingsView.as_view(), name="workspace-settings"),
     path("settings/members/<int:pk>/", settings_views.MemberRoleView.as_view(), name="workspace-member"),
     path(

@@ -1,7 +1,7 @@
 """Rollup services: fold engagement events into daily and per-campaign rollups.
 
-A day is a *workspace-local* calendar day. Workspaces carry no time zone yet, so the zone is
-``settings.TIME_ZONE`` (one place: `workspace_zone`). Each rebuild of a day range is one aggregate query
+A day is a *workspace-local* calendar day in the workspace's own zone (``Workspace.time_zone``, one place:
+`workspace_zone`); when the zone changes, `rollup_rebuild_all` re-rolls every day into the new calendar. Each rebuild of a day range is one aggregate query
 (`INSERT` of `SELECT … GROUP BY campaign, channel, variant, local day`) after deleting that range, inside one
 transaction, so re-running is idempotent and a range rebuilt by `rollup_backfill` is exact.
 
@@ -24,6 +24,7 @@ from django.db.models.functions import Coalesce, Left, TruncDate
 from django.utils import timezone
 
 from aicmo.models import Workspace
+from aicmo.timezones import workspace_zone_name
 from publishing.models import EngagementEvent, EngagementKind
 
 from .models import COUNTER_FIELDS, UNIQUE_FIELDS, CampaignRollup, DailyRollup, RollupWatermark
@@ -34,8 +35,8 @@ _ZERO_MONEY = Value(0, output_field=DecimalField(max_digits=16, decimal_places=2
 
 
 def workspace_zone(workspace_id: int) -> ZoneInfo:
-    """The time zone whose calendar days the workspace's rollups count (settings.TIME_ZONE for now)."""
-    return ZoneInfo(settings.TIME_ZONE)
+    """The time zone whose calendar days the workspace's rollups count: the workspace's own (one query)."""
+    return ZoneInfo(workspace_zone_name(workspace_id))
 
 
 def local_day_bounds(first: date, last: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
@@ -198,10 +199,29 @@ class RollupResult:
     campaigns: int
 
 
+def events_rolled_up() -> dict[int, int]:
+    """``{workspace id: highest engagement event id rolled up}`` (``PUBLISHING_EVENTS_ROLLED_UP``): raw
+    events at or below it are counted in the daily rows, so publishing's retention may prune them."""
+    return dict(RollupWatermark.objects.values_list("workspace_id", "last_event_id"))
+
+
+def first_rebuildable_day(workspace_id: int, now: datetime | None = None) -> date | None:
+    """The oldest local day whose raw events retention still keeps (``None``: all are kept). Older days
+    are never rebuilt: their raw events may be gone and their daily rows are the only record."""
+    from publishing.retention import events_cutoff
+
+    cutoff = events_cutoff(now)
+    if cutoff is None:
+        return None
+    return timezone.localtime(cutoff, workspace_zone(workspace_id)).date() + timedelta(days=1)
+
+
 def rollup_days(*, workspace_id: int, days: Iterable[date]) -> RollupResult:
-    """Rebuild the daily rows of these local days and the totals of every campaign they touch."""
+    """Rebuild the daily rows of these local days and the totals of every campaign they touch. Days
+    before `first_rebuildable_day` are left as they are (their raw events may have been pruned)."""
     zone = workspace_zone(workspace_id)
-    runs = _day_runs(days)
+    oldest = first_rebuildable_day(workspace_id)
+    runs = _day_runs(d for d in days if oldest is None or d >= oldest)
     rows = 0
     touched: set[int] = set()
     with transaction.atomic():
@@ -324,6 +344,47 @@ def rollup_tick(*, now=None) -> int:
     for workspace_id in Workspace.objects.order_by("id").values_list("id", flat=True):
         rows += rollup_workspace(workspace_id=workspace_id, now=now).rows
     return rows
+
+
+def rollup_rebuild_all(*, workspace_id: int) -> RollupResult:
+    """Rebuild the workspace's daily rows for every local day holding an event, in its *current* zone, and
+    drop rows outside that span (days of a former zone). Holds the watermark lock like the incremental step,
+    so the two never interleave. Run after the workspace's zone changed (`workspace_zone_changed`).
+
+    Days before `first_rebuildable_day` keep their rows and the calendar they were counted in: their raw
+    events may have been pruned."""
+    zone = workspace_zone(workspace_id)
+    oldest = first_rebuildable_day(workspace_id)
+    with transaction.atomic():
+        mark, _ = RollupWatermark.objects.get_or_create(workspace_id=workspace_id)
+        RollupWatermark.objects.select_for_update().get(pk=mark.pk)
+        span = EngagementEvent.objects.filter(workspace_id=workspace_id, campaign_id__isnull=False).aggregate(
+            start=Min("occurred_at"), end=Max("occurred_at")
+        )
+        daily = DailyRollup.objects.filter(workspace_id=workspace_id)
+        if oldest is not None:
+            daily = daily.filter(day__gte=oldest)
+        if span["start"] is None:
+            campaigns = set(daily.values_list("campaign_id", flat=True).distinct())
+            daily.delete()
+            campaign_totals_refresh(workspace_id=workspace_id, campaign_ids=campaigns)
+            return RollupResult(days=0, rows=0, campaigns=len(campaigns))
+        first = timezone.localtime(span["start"], zone).date() - timedelta(days=1)
+        last = timezone.localtime(span["end"], zone).date() + timedelta(days=1)
+        if oldest is not None:
+            first = max(first, oldest)
+        daily.exclude(day__gte=first, day__lte=last).delete()
+        if last < first:
+            return RollupResult(days=0, rows=0, campaigns=0)
+        return rollup_backfill(workspace_id=workspace_id, first=first, last=last)
+
+
+def workspace_zone_changed(workspace_id: int) -> None:
+    """``AICMO_WORKSPACE_ZONE_CHANGED`` hook: re-roll the workspace's history in its new zone (a task on the
+    ``rollups`` queue)."""
+    from .tasks import rollup_rebuild_task
+
+    rollup_rebuild_task.delay(workspace_id)
 
 
 def rollup_backfill(*, workspace_id: int, first: date, last: date) -> RollupResult:

@@ -13,6 +13,11 @@ def rollup_tick_task() -> int:
 
 
 @shared_task(acks_late=True, ignore_result=True)
+def rollup_rebuild_task(workspace_id: int) -> int:
+    return rollups.rollup_rebuild_all(workspace_id=workspace_id).rows
+
+
+@shared_task(acks_late=True, ignore_result=True)
 def order_import_task(job_id: int) -> int:
     from .importing import order_import_execute
 

@@ -19,6 +19,7 @@ from django.utils import timezone
 from aicmo.audit import audit_record
 from aicmo.jobs import job_advance, job_finish, job_mark_running, job_start
 from aicmo.models import Job, JobStatus, Workspace
+from aicmo.timezones import zone_clean
 
 from ..models import Campaign, CampaignStatus, Channel, Content, ContentVersion, Delivery, DeliveryStatus
 from ..personalization import custom_field_keys, sample_context
@@ -84,10 +85,8 @@ def _enqueue_senders(campaign_id: int) -> None:
 
 
 def _time_zone(name: str) -> zoneinfo.ZoneInfo:
-    try:
-        return zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError):
-        raise ValidationError({"time_zone": f"Unknown time zone {name!r}."}) from None
+    """The campaign's zone, checked by the one zone-name rule (``aicmo.timezones.zone_clean``)."""
+    return zoneinfo.ZoneInfo(zone_clean(name))
 
 
 # ------------------------------------------------------------------------------------------ create/edit
@@ -106,7 +105,7 @@ def campaign_create(
         raise ValidationError({"content": "Unknown content."})
     if not (name or "").strip():
         raise ValidationError({"name": "This field may not be blank."})
-    tz = time_zone or settings.TIME_ZONE
+    tz = time_zone or workspace.time_zone
     _time_zone(tz)
     campaign = Campaign.objects.create(
         workspace=workspace,

@@ -197,3 +197,32 @@ def test_local_day_matches_python_for_every_instant_of_a_year(workspace, zone):
         .values_list("occurred_at", "day")
     )
     assert [(at, at.astimezone(tz).date()) for at in instants] == got
+
+
+def test_a_zone_change_rerolls_every_day_into_the_new_calendar(
+    berlin, workspace, other_workspace, django_capture_on_commit_callbacks
+):
+    from aicmo.timezones import workspace_time_zone_set
+    from analytics.rollups import rollup_rebuild_all
+
+    world(workspace, n_events=900, start=datetime(2026, 3, 20, tzinfo=UTC), days=15)
+    world(other_workspace, n_events=200, seed=3)
+    rollup_backfill(workspace_id=workspace.pk, first=date(2026, 3, 1), last=date(2026, 4, 30))
+    rollup_backfill(workspace_id=other_workspace.pk, first=date(2026, 3, 1), last=date(2026, 4, 30))
+    others_before = set(DailyRollup.objects.filter(workspace=other_workspace).values_list("day", "opens"))
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        workspace_time_zone_set(workspace=workspace, time_zone="America/Los_Angeles")
+    assert len(callbacks) == 1  # the AICMO_WORKSPACE_ZONE_CHANGED hook, queued for after the commit
+    rollup_rebuild_all(workspace_id=workspace.pk)  # what that hook's task runs
+
+    df = events_frame(workspace, "America/Los_Angeles")
+    expected = expected_counters(df, ["campaign_id", "channel", "variant", "day"])
+    got = {
+        (r.campaign_id, r.channel, r.variant, r.day): {f: getattr(r, f) for f in COUNTER_FIELDS}
+        for r in DailyRollup.objects.filter(workspace=workspace)
+    }
+    assert got == expected  # no Berlin day is left behind
+    assert set(DailyRollup.objects.filter(workspace=other_workspace).values_list("day", "opens")) == (
+        others_before
+    )
