@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from aicmo.models import Workspace
 from aicmo.tenancy import workspace_lookup
-from analytics.rollups import rollup_backfill
+from analytics.rollups import first_rebuildable_day, rollup_backfill
 
 
 def _day(value: str) -> date:
@@ -36,6 +36,12 @@ class Command(BaseCommand):
             if not workspaces.exists():
                 raise CommandError(f"No workspace {opts['workspace']!r}.")
         for ws in workspaces:
+            oldest = first_rebuildable_day(ws.pk)
+            if oldest is not None and first < oldest:
+                self.stdout.write(
+                    f"{ws.slug}: days before {oldest} kept as they are (their raw events are past "
+                    "AICMO_RETENTION_EVENTS_DAYS and may be pruned)"
+                )
             result = rollup_backfill(workspace_id=ws.pk, first=first, last=last)
             self.stdout.write(
                 f"{ws.slug}: {result.days} days, {result.rows} daily rows, {result.campaigns} campaigns"
