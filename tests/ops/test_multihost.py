@@ -1,5 +1,5 @@
 """Two worker hosts on one Redis and one PostgreSQL: one host is killed mid-run, the other finishes, and
-every contact is handled exactly once.
+every contact is handled exactly once — an enrichment run and a campaign send at the same time.
 
 Each "host" is a real `celery worker` process (prefork pool) in its own process group with its own
 `--hostname`, consuming a different set of queues; both take `enrichment`. Separate network namespaces
@@ -7,8 +7,11 @@ are not used: a fresh namespace cannot reach servers on the parent's loopback wi
 the test says which mode ran (process groups) in its output. PostgreSQL only: SQLite is not a database
 several hosts share; the PostgreSQL phase of `make test` (tests/pgrun.py) runs it.
 
-Workloads are listed in WORKLOADS: each starts its work in a workspace and then checks it; the campaign
-send joins as one more function when the publishing app lands.
+Workloads are listed in WORKLOADS: each starts its work in a workspace, is nudged while the test waits
+(the send needs beat's tick to take back the dead host's lapsed claims), and then checks it. The send goes
+through the gateway's SMTP adapter to an aiosmtpd sink in its own process that holds each message a moment,
+so host A is killed with messages in flight: those end *uncertain* (the publishing policy: never resent),
+every other recipient receives exactly one copy.
 """
 
 from __future__ import annotations
@@ -25,16 +28,24 @@ import pytest
 from django.db import connection
 
 from aicmo.celery import app
+from aicmo.localredis import free_port
 from aicmo.models import Job, JobStatus
 from crm import services
-from crm.models import Contact, EnrichmentRecord
+from crm.models import Contact, EnrichmentRecord, ListMembership
 from gateway.models import ProviderAccount
-from tests.crm.factories import ContactFactory
+from publishing.models import Campaign, CampaignStatus, Delivery, DeliveryStatus
+from publishing.services import campaigns as campaign_services
+from publishing.tasks import campaigns_tick_task
+from tests.crm.factories import ContactFactory, ContactListFactory
 from tests.factories import WorkspaceFactory
 from tests.fixtures.services import _reset_celery_connections, subprocess_database_url, wait_until
+from tests.publishing.conftest import make_content, smtp_account
+from tests.publishing.test_worker_crash import received
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTACTS = 240
+RECIPIENTS = 90
+SINK_DELAY = 0.4  # seconds the sink holds each message: the send outlasts the kill
 
 ON_POSTGRES = os.environ.get("DATABASE_URL", "").split(":", 1)[0] in {"postgres", "postgresql"}
 
@@ -61,6 +72,30 @@ class Host:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(30)
+
+
+def process_group(pgid: int) -> set[int]:
+    """Pids whose process group is ``pgid`` (a host's main process and its pool children), from /proc."""
+    pids = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:
+            pids.add(int(stat.parent.name))
+    return pids
+
+
+def start_sink(tmp_path: Path) -> tuple[subprocess.Popen, int, Path]:
+    """The SMTP sink process (tests/publishing/sink_process.py), every recipient held ``SINK_DELAY``."""
+    port, log = free_port(), tmp_path / "sink.jsonl"
+    recipients = [f"multihost{i}@example.com" for i in range(RECIPIENTS)]
+    argv = [sys.executable, str(ROOT / "tests/publishing/sink_process.py"), str(port), str(log)]
+    argv += ["--slow", *recipients, "--delay", str(SINK_DELAY)]
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, cwd=ROOT)  # noqa: S603
+    assert process.stdout.readline().strip() == "ready"
+    return process, port, log
 
 
 def start_host(name: str, queues: str, env: dict, tmp_path: Path) -> Host:
@@ -109,7 +144,7 @@ def diagnostics() -> dict:
 # ------------------------------------------------------------------------------------------ workloads
 
 
-def enrichment_start(ws, monkeypatch) -> int:
+def enrichment_start(ws, monkeypatch, sink) -> int:
     ProviderAccount.objects.create(
         workspace=ws, capability="enrich_person", adapter="demo_enrichment", name="Demo"
     )
@@ -118,7 +153,7 @@ def enrichment_start(ws, monkeypatch) -> int:
     return services.enrichment_start(workspace=ws, contact_ids=[c.pk for c in contacts]).pk
 
 
-def enrichment_check(ws, job_id: int) -> None:
+def enrichment_check(ws, job_id: int, sink) -> None:
     job = Job.objects.get(pk=job_id)
     assert job.status == JobStatus.SUCCEEDED and (job.done, job.failed) == (CONTACTS, 0), diagnostics()
     per_contact = {}
@@ -131,7 +166,55 @@ def enrichment_check(ws, job_id: int) -> None:
     assert set(per_contact.values()) == {1}, "no contact handled twice"
 
 
-WORKLOADS = [(enrichment_start, enrichment_check)]
+def send_start(ws, monkeypatch, sink) -> int:
+    _process, port, _log = sink
+    smtp_account(ws, "127.0.0.1", port)
+    contact_list = ContactListFactory(workspace=ws)
+    contacts = [ContactFactory(workspace=ws, email=f"multihost{i}@example.com") for i in range(RECIPIENTS)]
+    ListMembership.objects.bulk_create(
+        [ListMembership(workspace=ws, contact_list=contact_list, contact=c) for c in contacts]
+    )
+    campaign = campaign_services.campaign_create(
+        workspace=ws, name="Multi-host send", content=make_content(ws), audience={"lists": [contact_list.pk]}
+    )
+    campaign = campaign_services.campaign_send_now(campaign=campaign)
+    return campaign.job_id
+
+
+def send_nudge(ws, job_id: int) -> None:
+    campaigns_tick_task.delay()  # what beat does every minute: wake campaigns whose claims lapsed
+
+
+def send_check(ws, job_id: int, sink) -> None:
+    _process, _port, log = sink
+    campaign = Campaign.objects.get(job_id=job_id)
+    assert campaign.status == CampaignStatus.SENT, diagnostics()
+    time.sleep(SINK_DELAY + 1)  # a message held at the sink when its sender died lands now, if at all
+    copies = received(log)
+    statuses = dict(Delivery.objects.filter(campaign=campaign).values_list("email", "status"))
+    assert len(statuses) == RECIPIENTS
+    assert set(statuses.values()) <= {DeliveryStatus.SENT, DeliveryStatus.UNCERTAIN}, statuses
+    for email, status in statuses.items():
+        if status == DeliveryStatus.SENT:
+            assert copies[email] == 1, f"{email}: {copies[email]} copies"
+        else:  # in flight at the kill: 0 or 1 copies, never resent
+            assert copies[email] <= 1, f"{email}: {copies[email]} copies"
+    job = Job.objects.get(pk=job_id)
+    assert job.done + job.failed == RECIPIENTS
+
+
+def no_nudge(ws, job_id: int) -> None:
+    return None
+
+
+WORKLOADS = [(enrichment_start, no_nudge, enrichment_check), (send_start, send_nudge, send_check)]
+
+
+def send_claims_of(host: Host) -> int:
+    """Deliveries host ``host`` has started sending (claimed by one of its processes)."""
+    pids = process_group(host.process.pid)
+    owners = Delivery.objects.filter(status=DeliveryStatus.SENDING, send_started_at__isnull=False)
+    return sum(1 for owner in owners.values_list("claimed_by", flat=True) if int(owner.split(":")[1]) in pids)
 
 
 # ------------------------------------------------------------------------------------------------ test
@@ -170,46 +253,60 @@ def test_a_killed_host_loses_nothing_and_the_survivor_finishes(redis_server, set
             "PYTHONUNBUFFERED": "1",
         }
     )
+    sink = start_sink(tmp_path)
+    env.update(
+        {
+            "AICMO_GATEWAY_LOOPBACK_ALLOW": f"127.0.0.1:{sink[1]}",
+            "PUBLISHING_CLAIM_LEASE_SECONDS": "3",
+            "PUBLISHING_SEND_BATCH_SIZE": "5",
+        }
+    )
     settings.REDIS_URL = redis_server.url
+    settings.PUBLISHING_SEND_CONCURRENCY = 3
+    settings.GATEWAY_LOOPBACK_ALLOW = [f"127.0.0.1:{sink[1]}"]
     saved = {k: app.conf.get(k) for k in ("broker_url", "result_backend")}
     app.conf.update(broker_url=broker, result_backend=broker)
     _reset_celery_connections(app)
     app.backend.client.flushdb()
     hosts = [
         start_host("host-a", "enrichment,sending", env, tmp_path),
-        start_host("host-b", "enrichment,default,imports", env, tmp_path),
+        start_host("host-b", "enrichment,sending,default,imports", env, tmp_path),
     ]
     try:
         wait_ready(hosts)
         print("multi-host mode: separate process groups with distinct --hostname (no network namespaces)")
-        ws = WorkspaceFactory(slug="multihost")
-        started = [(start(ws, monkeypatch), check) for start, check in WORKLOADS]
+        started = []  # (workspace, job id, nudge, check): each workload in a workspace of its own
+        for i, (start, nudge, check) in enumerate(WORKLOADS):
+            ws = WorkspaceFactory(slug=f"multihost-{i}")
+            started.append((ws, start(ws, monkeypatch, sink), nudge, check))
 
-        # Kill host A once both hosts have done part of the work.
+        # Kill host A once both hosts have done part of the work and A has messages in flight.
         wait_until(
-            lambda: hosts[0].successes() >= 10 and hosts[1].successes() >= 10,
+            lambda: hosts[0].successes() >= 10 and hosts[1].successes() >= 10 and send_claims_of(hosts[0]),
             120,
-            "both hosts working",
+            "both hosts working, host A sending",
             detail=diagnostics,
         )
-        done_at_kill = Job.objects.get(pk=started[0][0]).done
+        finished_at_kill = [Job.objects.get(pk=job_id).is_finished for _ws, job_id, _n, _c in started]
         hosts[0].kill()
-        assert done_at_kill < CONTACTS, "the run finished before the kill: nothing was proven"
+        assert not any(finished_at_kill), "a workload finished before the kill: nothing was proven"
         b_at_kill = hosts[1].successes()
 
-        for job_id, _check in started:
-            wait_until(
-                lambda job_id=job_id: Job.objects.get(pk=job_id).is_finished,
-                180,
-                f"job {job_id}",
-                detail=diagnostics,
-            )
-        for job_id, check in started:
-            check(ws, job_id)
+        for ws, job_id, nudge, _check in started:
+
+            def finished(ws=ws, job_id=job_id, nudge=nudge):
+                nudge(ws, job_id)
+                return Job.objects.get(pk=job_id).is_finished
+
+            wait_until(finished, 180, f"job {job_id}", detail=diagnostics, interval=1)
+        for ws, job_id, _nudge, check in started:
+            check(ws, job_id, sink)
         assert hosts[1].successes() > b_at_kill, "the survivor finished the work"
     finally:
         for host in hosts:
             host.stop()
+        sink[0].terminate()
+        sink[0].wait(15)
         app.conf.update(saved)
         _reset_celery_connections(app)
         connection.close()
