@@ -18,6 +18,7 @@ from rest_framework.routers import DefaultRouter
 from aicmo.api import WorkspaceGenericViewSet, WorkspaceRelatedField
 from aicmo.api.core import JobSerializer
 from aicmo.api.errors import error_response
+from aicmo.api.idempotency import idempotent
 from aicmo.roles import READ
 from crm.models import Contact
 from publishing.models import Campaign
@@ -117,6 +118,7 @@ class OrderViewSet(
         )
 
     @extend_schema(request=OrderImportSerializer, responses={202: JobSerializer})
+    @idempotent
     @action(
         detail=False,
         methods=["post"],

@@ -22,6 +22,7 @@ from aicmo.api import (
     WorkspaceViewSet,
 )
 from aicmo.api.core import JobSerializer
+from aicmo.api.idempotency import idempotent
 from aicmo.roles import MANAGE, READ
 from aicmo.tenancy import resolve_ids
 
@@ -746,6 +747,7 @@ class ImportViewSet(mixins.CreateModelMixin, WorkspaceReadOnlyViewSet):
     parser_classes = [MultiPartParser, FormParser]  # a file upload: JSON cannot carry it (415)
 
     @extend_schema(request=ImportUploadSerializer, responses={202: ImportRunSerializer})
+    @idempotent
     def create(self, request, *args, **kwargs):
         upload = ImportUploadSerializer(data=request.data)
         upload.is_valid(raise_exception=True)
@@ -804,6 +806,7 @@ class EnrichmentRunViewSet(WorkspaceGenericViewSet):
     starter = staticmethod(services.enrichment_start)
 
     @extend_schema(request=SelectionSerializer, responses={202: JobSerializer})
+    @idempotent
     def create(self, request):
         serializer = SelectionSerializer(data=request.data, context=self.get_serializer_context())
         serializer.is_valid(raise_exception=True)

@@ -14,6 +14,7 @@ from rest_framework.routers import DefaultRouter
 
 from aicmo.api import WorkspaceGenericViewSet, WorkspaceRelatedField, WorkspaceViewSet, error_response
 from aicmo.api.core import JobSerializer
+from aicmo.api.idempotency import idempotent
 from aicmo.roles import APPROVE, READ
 
 from . import selectors, services
@@ -255,6 +256,7 @@ class MediaAssetViewSet(WorkspaceViewSet):
     @extend_schema(
         request=AssetUploadSerializer, responses={201: MediaAssetSerializer, 200: MediaAssetSerializer}
     )
+    @idempotent
     def create(self, request, *args, **kwargs):
         form = AssetUploadSerializer(data=request.data, context=self.get_serializer_context())
         form.is_valid(raise_exception=True)

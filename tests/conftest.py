@@ -7,3 +7,14 @@ pytest_plugins = [
     "tests.fixtures.services",
     "tests.fixtures.browser",
 ]
+
+
+import pytest  # noqa: E402
+from django.core.cache import cache  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Each test starts with an empty cache: database ids repeat between tests (rolled-back rows), so a
+    cached value keyed by an id (idempotency replays, throttles) must not outlive its test."""
+    cache.clear()

@@ -17,6 +17,7 @@ from aicmo.models import ApiKey, AuditEvent, Invitation, InvitationStatus, Job, 
 from aicmo.roles import MANAGE, WRITE
 
 from .base import WorkspaceGenericViewSet, WorkspaceReadOnlyViewSet
+from .idempotency import idempotent
 from .pagination import EventCursorPagination
 
 
@@ -103,6 +104,7 @@ class AuditEventViewSet(WorkspaceReadOnlyViewSet):
     ordering = ["-id"]
 
     @extend_schema(request=None, responses={202: JobSerializer})
+    @idempotent
     @action(detail=False, methods=["post"])
     def export(self, request):
         """Start a CSV export of the whole audit log; follow the returned job, then download its file."""

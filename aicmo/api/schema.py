@@ -89,20 +89,25 @@ ERROR_DESCRIPTIONS = {
     "403": "The caller's role does not allow this operation.",
     "404": "No such object in the caller's workspace (or no workspace for the caller).",
     "405": "Method not allowed.",
+    "409": "A request with this Idempotency-Key is still being processed.",
     "415": "Unsupported request content type.",
+    "422": "This Idempotency-Key was used for a different request.",
     "429": "Throttled; retry after the `Retry-After` seconds.",
 }
 
 
 def error_statuses(operation: dict, method: str) -> list[str]:
     """The error statuses an operation can answer, from its shape: every authenticated operation can be
-    401/403/404 (no workspace)/429; 400 when it takes a body, query or path parameters; 415 with a body."""
+    401/403/404 (no workspace)/429; 400 when it takes a body, query or path parameters; 415 with a body;
+    409 and 422 when it takes an ``Idempotency-Key``."""
     statuses = ["401", "403", "404", "429"]
     params = operation.get("parameters", [])
     if "requestBody" in operation or params or method in {"post", "put", "patch"}:
         statuses.append("400")
     if "requestBody" in operation:
         statuses.append("415")
+    if any(p.get("in") == "header" and p.get("name") == "Idempotency-Key" for p in params):
+        statuses += ["409", "422"]  # aicmo.api.idempotency
     return statuses
 
 

@@ -10,6 +10,7 @@ from rest_framework.response import Response
 
 from aicmo.api import WorkspaceGenericViewSet, WorkspaceReadOnlyViewSet, WorkspaceRelatedField
 from aicmo.api.core import JobSerializer
+from aicmo.api.idempotency import idempotent
 from aicmo.roles import READ
 
 from ..models import Campaign, Content, Delivery, DeliveryStatus, EngagementEvent
@@ -17,7 +18,6 @@ from ..selectors import campaigns_for, deliveries_for, events_for
 from ..services import campaigns as services
 from ..services.audience import audience_estimate
 from .content import CheckSerializer
-from .idempotency import idempotent
 
 
 class AudienceSerializer(serializers.Serializer):
@@ -191,8 +191,8 @@ class CampaignViewSet(
         return self._act(services.campaign_unschedule)
 
     @extend_schema(request=None, responses={202: CampaignSerializer})
-    @action(detail=True, methods=["post"])
     @idempotent
+    @action(detail=True, methods=["post"])
     def send(self, request, pk=None):
         """Freeze the audience and start sending now (202; follow ``job`` for progress)."""
         return self._act(services.campaign_send_now, status.HTTP_202_ACCEPTED)
@@ -203,8 +203,8 @@ class CampaignViewSet(
         return self._act(services.campaign_pause)
 
     @extend_schema(request=None, responses={202: CampaignSerializer})
-    @action(detail=True, methods=["post"])
     @idempotent
+    @action(detail=True, methods=["post"])
     def resume(self, request, pk=None):
         return self._act(services.campaign_resume, status.HTTP_202_ACCEPTED)
 
@@ -214,8 +214,8 @@ class CampaignViewSet(
         return self._act(services.campaign_cancel)
 
     @extend_schema(request=None, responses={202: CampaignSerializer})
-    @action(detail=True, methods=["post"], url_path="resend-uncertain")
     @idempotent
+    @action(detail=True, methods=["post"], url_path="resend-uncertain")
     def resend_uncertain(self, request, pk=None):
         """Queue the deliveries marked uncertain again (their recipients may receive a second copy)."""
         campaign = self.get_object()
