@@ -397,3 +397,38 @@ def test_schedule_errors_are_shown_and_nothing_changes(client_for, workspace, wh
     response = client.post(f"/publishing/campaigns/{campaign.pk}/schedule/", {"when": when}, follow=True)
     assert message in response.content.decode()
     assert Campaign.objects.get(pk=campaign.pk).status == "draft"
+
+
+# ------------------------------------------------------------------------------------------ query counts
+
+
+def _queries(client, url) -> int:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as ctx:
+        assert client.get(url).status_code == 200
+    return len(ctx.captured_queries)
+
+
+def test_builder_and_editor_pages_cost_the_same_with_more_choices(client_for, workspace):
+    client = client_for(Role.MARKETER)
+    campaign = make_campaign(workspace, 1)
+    content = campaign.content
+
+    def add(n):
+        for _ in range(n):
+            SegmentFactory(workspace=workspace)
+            ContactListFactory(workspace=workspace)
+            Content.objects.create(workspace=workspace, name="More")
+            MediaAssetFactory(workspace=workspace, kind=AssetKind.IMAGE, status=AssetStatus.APPROVED)
+
+    urls = [
+        "/publishing/campaigns/new/",
+        f"/publishing/campaigns/{campaign.pk}/edit/",
+        f"/publishing/contents/{content.pk}/edit/",
+    ]
+    add(1)
+    few = [_queries(client, url) for url in urls]
+    add(15)
+    assert [_queries(client, url) for url in urls] == few
