@@ -213,6 +213,11 @@ def test_foreign_segment_or_content_is_a_form_error_and_nothing_is_written(
     assert response.status_code == 400 and "segments" in response.context["form"].errors
     response = client.post("/publishing/campaigns/new/", _builder_data(foreign_content))
     assert response.status_code == 400 and "content" in response.context["form"].errors
+    response = client.post(
+        "/publishing/campaigns/new/",
+        _builder_data(content, ab_enabled="on", variant_A_subject="Hi", variant_B_content=foreign_content.pk),
+    )
+    assert response.status_code == 400 and "variant_B_content" in response.context["form"].errors
     assert not Campaign.objects.exists()
 
 
