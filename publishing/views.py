@@ -29,7 +29,14 @@ from media.downloads import rendition_response
 from media.services import RenditionBusy
 
 from . import selectors
-from .forms import AudienceForm, CampaignForm, ContentCreateForm, EmailVersionForm, ScheduleForm
+from .forms import (
+    AUDIENCE_FIELDS,
+    AudienceForm,
+    CampaignForm,
+    ContentCreateForm,
+    EmailVersionForm,
+    ScheduleForm,
+)
 from .models import Campaign, CampaignStatus, Channel, Content, InboundHook
 from .services import approval as approval_services
 from .services import campaign_builder, conversions, inbound, tracking
@@ -344,6 +351,15 @@ class CampaignBuilderView(WorkspaceView, TemplateView):
             Campaign.objects.for_workspace(self.workspace).select_related("content"), self.request, pk=pk
         )
 
+    def _estimate(self, campaign, form, editable: bool) -> dict | None:
+        """For a form sent back with errors, the audience it picked; else the saved campaign's."""
+        if form.is_bound and not any(key in form.errors for key in AUDIENCE_FIELDS):
+            try:
+                return audience_preview(workspace=self.workspace, audience=form.audience()).as_dict()
+            except ValidationError:
+                return None
+        return audience_estimate(campaign).as_dict() if campaign is not None and editable else None
+
     def _render(self, campaign, form, status=200):
         editable = campaign is None or campaign.status == CampaignStatus.DRAFT
         ctx = self.get_context_data(
@@ -351,7 +367,7 @@ class CampaignBuilderView(WorkspaceView, TemplateView):
             form=form if editable and self.tenant.allows(WRITE) else None,
             editable=editable,
             can_write=self.tenant.allows(WRITE),
-            estimate=audience_estimate(campaign).as_dict() if campaign is not None and editable else None,
+            estimate=self._estimate(campaign, form, editable),
         )
         return self.render_to_response(ctx, status=status)
 

@@ -221,6 +221,16 @@ def test_foreign_segment_or_content_is_a_form_error_and_nothing_is_written(
     assert not Campaign.objects.exists()
 
 
+def test_a_form_sent_back_keeps_the_estimate_of_its_audience(client_for, workspace):
+    content = make_content(workspace)
+    contact_list, _ = make_audience(workspace, 2)
+    response = client_for(Role.MARKETER).post(
+        "/publishing/campaigns/new/", _builder_data(content, name="", lists=[contact_list.pk])
+    )
+    assert response.status_code == 400
+    assert response.context["estimate"] == {"expected": 2, "targeted": 2, "left_out": {}}
+
+
 @pytest.mark.parametrize(
     ("extra", "field"),
     [
