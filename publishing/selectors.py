@@ -46,6 +46,20 @@ def senders_for(workspace: Workspace | int, *, verified_only: bool = False) -> Q
     return qs.filter(verified_at__isnull=False) if verified_only else qs
 
 
+def email_image_assets(workspace: Workspace | int):
+    """Media assets an email may show (`services.content.images_check`): the workspace's approved or
+    published images and GIFs, newest first."""
+    from media.models import AssetKind, MediaAsset
+
+    from .services.content import USABLE_ASSET_STATUSES
+
+    return (
+        MediaAsset.objects.for_workspace(workspace)
+        .filter(status__in=USABLE_ASSET_STATUSES, kind__in=(AssetKind.IMAGE, AssetKind.GIF))
+        .order_by("-created_at", "-id")
+    )
+
+
 def deliveries_for(campaign: Campaign) -> QuerySet[Delivery]:
     return Delivery.objects.filter(campaign=campaign, workspace_id=campaign.workspace_id).order_by("pk")
 

@@ -6,10 +6,16 @@ app_name = "publishing"
 
 urlpatterns = [
     path("", views.CampaignListView.as_view(), name="index"),
+    path("campaigns/new/", views.CampaignBuilderView.as_view(), name="campaign-new"),
+    path("campaigns/estimate/", views.AudienceEstimateView.as_view(), name="audience-estimate"),
     path("campaigns/<int:pk>/", views.CampaignDetailView.as_view(), name="campaign"),
+    path("campaigns/<int:pk>/edit/", views.CampaignBuilderView.as_view(), name="campaign-edit"),
+    path("campaigns/<int:pk>/schedule/", views.CampaignScheduleView.as_view(), name="campaign-schedule"),
     path("demo-outbox/", views.DemoOutboxView.as_view(), name="demo-outbox"),
     path("demo-outbox/<str:name>/", views.DemoOutboxView.as_view(), name="demo-outbox-message"),
+    path("contents/new/", views.ContentCreateView.as_view(), name="content-new"),
     path("contents/<int:pk>/", views.ContentDetailView.as_view(), name="content"),
+    path("contents/<int:pk>/edit/", views.EmailVersionEditView.as_view(), name="content-edit"),
     path("contents/<int:pk>/preview/", views.ContentPreviewView.as_view(), name="content-preview"),
     path("contents/<int:pk>/send-test/", views.ContentSendTestView.as_view(), name="content-send-test"),
     path("campaigns/<int:pk>/approve/", views.CampaignApproveView.as_view(), name="campaign-approve"),

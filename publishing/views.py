@@ -21,7 +21,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 from django.views.generic import TemplateView
 
-from aicmo.roles import APPROVE
+from aicmo.roles import APPROVE, WRITE
 from aicmo.tenancy import get_scoped_or_404
 from aicmo.views import WorkspaceView
 from crm.selectors import contact_by_email
@@ -29,13 +29,21 @@ from media.downloads import rendition_response
 from media.services import RenditionBusy
 
 from . import selectors
-from .models import Campaign, Content, InboundHook
+from .forms import (
+    AUDIENCE_FIELDS,
+    AudienceForm,
+    CampaignForm,
+    ContentCreateForm,
+    EmailVersionForm,
+    ScheduleForm,
+)
+from .models import Campaign, CampaignStatus, Channel, Content, InboundHook
 from .services import approval as approval_services
+from .services import campaign_builder, conversions, inbound, tracking
 from .services import campaigns as campaign_services
 from .services import content as content_services
-from .services import conversions, inbound, tracking
 from .services import preview as preview_services
-from .services.audience import audience_estimate
+from .services.audience import audience_estimate, audience_preview
 from .services.sending import delivery_counts
 
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
@@ -150,6 +158,8 @@ class CampaignDetailView(WorkspaceView, TemplateView):
         ctx["actions"] = sorted(ACTIONS)
         ctx["approval_required"] = approval_services.approval_required(self.workspace)
         ctx["can_approve"] = self.tenant.allows(APPROVE) and campaign.status in approval_services.REVIEWABLE
+        ctx["can_write"] = self.tenant.allows(WRITE)
+        ctx["schedule_form"] = ScheduleForm() if campaign.status == CampaignStatus.DRAFT else None
         return ctx
 
 
@@ -259,6 +269,166 @@ class ContentSendTestView(WorkspaceView):
         return HttpResponseRedirect(f"{url}?contact={wanted}" if wanted else url)
 
 
+class ContentCreateView(WorkspaceView, TemplateView):
+    """GET: the "new content" form (viewers see that their role cannot create). POST:
+    `content.content_create`, then on to the email editor."""
+
+    template_name = "publishing/content_new.html"
+
+    def get(self, request):
+        return self._render(ContentCreateForm())
+
+    def _render(self, form, status=200):
+        ctx = self.get_context_data(form=form, can_write=self.tenant.allows(WRITE))
+        return self.render_to_response(ctx, status=status)
+
+    def post(self, request):
+        form = ContentCreateForm(request.POST)
+        if form.is_valid():
+            try:
+                content = content_services.content_create(
+                    workspace=self.workspace, name=form.cleaned_data["name"], by=request.user
+                )
+            except ValidationError as exc:
+                form.add_service_errors(exc)
+            else:
+                messages.success(request, f"Content {content.name} created: now write its email.")
+                return HttpResponseRedirect(reverse("publishing:content-edit", args=[content.pk]))
+        return self._render(form, status=400)
+
+
+class EmailVersionEditView(WorkspaceView, TemplateView):
+    """The email editor of one content. POST: `content.email_version_save`; its errors (template lines,
+    unknown fields, sender, images) land on the fields and the form is shown again (400), nothing written.
+    After a save the page loads again, so the preview frame and the pre-send checks show what was saved."""
+
+    template_name = "publishing/content_edit.html"
+
+    def _content(self, pk: int) -> Content:
+        return get_scoped_or_404(Content.objects.for_workspace(self.workspace), self.request, pk=pk)
+
+    def _render(self, content, form, status=200):
+        version = content.versions.filter(channel=Channel.EMAIL).select_related("sender", "layout").first()
+        images = selectors.email_image_assets(self.workspace)[:200]
+        ctx = self.get_context_data(
+            content=content,
+            version=version,
+            form=form if self.tenant.allows(WRITE) else None,
+            check=content_services.email_version_check(version).as_dict(),
+            images=[(asset, content_services.image_markup(asset)) for asset in images],
+        )
+        return self.render_to_response(ctx, status=status)
+
+    def get(self, request, pk: int):
+        content = self._content(pk)
+        version = content.versions.filter(channel=Channel.EMAIL).first()
+        return self._render(content, EmailVersionForm(workspace=self.workspace, version=version))
+
+    def post(self, request, pk: int):
+        content = self._content(pk)
+        form = EmailVersionForm(request.POST, workspace=self.workspace)
+        if form.is_valid():
+            try:
+                content_services.email_version_save(content=content, by=request.user, **form.service_data())
+            except ValidationError as exc:
+                form.add_service_errors(exc)
+            else:
+                messages.success(request, "Email saved.")
+                return HttpResponseRedirect(reverse("publishing:content-edit", args=[content.pk]))
+        return self._render(content, form, status=400)
+
+
+class CampaignBuilderView(WorkspaceView, TemplateView):
+    """New campaign, or edit a draft: `campaign_builder.campaign_save` (content, audience, time zone,
+    limits, UTM, A/B test). Viewers and campaigns past draft get the settings read-only."""
+
+    template_name = "publishing/campaign_form.html"
+
+    def _campaign(self, pk) -> Campaign | None:
+        if pk is None:
+            return None
+        return get_scoped_or_404(
+            Campaign.objects.for_workspace(self.workspace).select_related("content"), self.request, pk=pk
+        )
+
+    def _estimate(self, campaign, form, editable: bool) -> dict | None:
+        """For a form sent back with errors, the audience it picked; else the saved campaign's."""
+        if form.is_bound and not any(key in form.errors for key in AUDIENCE_FIELDS):
+            try:
+                return audience_preview(workspace=self.workspace, audience=form.audience()).as_dict()
+            except ValidationError:
+                return None
+        return audience_estimate(campaign).as_dict() if campaign is not None and editable else None
+
+    def _render(self, campaign, form, status=200):
+        editable = campaign is None or campaign.status == CampaignStatus.DRAFT
+        ctx = self.get_context_data(
+            campaign=campaign,
+            form=form if editable and self.tenant.allows(WRITE) else None,
+            editable=editable,
+            can_write=self.tenant.allows(WRITE),
+            estimate=self._estimate(campaign, form, editable),
+        )
+        return self.render_to_response(ctx, status=status)
+
+    def get(self, request, pk: int | None = None):
+        campaign = self._campaign(pk)
+        return self._render(campaign, CampaignForm(workspace=self.workspace, campaign=campaign))
+
+    def post(self, request, pk: int | None = None):
+        campaign = self._campaign(pk)
+        form = CampaignForm(request.POST, workspace=self.workspace, campaign=campaign)
+        if form.is_valid():
+            try:
+                campaign = campaign_builder.campaign_save(
+                    workspace=self.workspace, campaign=campaign, by=request.user, **form.service_data()
+                )
+            except ValidationError as exc:
+                form.add_service_errors(exc)
+            else:
+                messages.success(request, f"Campaign {campaign.name} saved.")
+                return HttpResponseRedirect(reverse("publishing:campaign", args=[campaign.pk]))
+        return self._render(campaign, form, status=400)
+
+
+class AudienceEstimateView(WorkspaceView):
+    """HTMX fragment for the builder: expected recipients and why the others are left out, for the
+    audience picked so far (`audience.audience_preview`; nothing is saved)."""
+
+    def get(self, request):
+        form = AudienceForm(request.GET, workspace=self.workspace)
+        estimate, errors = None, []
+        if form.is_valid():
+            try:
+                estimate = audience_preview(workspace=self.workspace, audience=form.audience()).as_dict()
+            except ValidationError as exc:
+                errors = exc.messages
+        else:
+            errors = [f"{form[name].label}: {' '.join(errs)}" for name, errs in form.errors.items()]
+        return render(
+            request, "publishing/partials/audience_estimate.html", {"estimate": estimate, "errors": errors}
+        )
+
+
+class CampaignScheduleView(WorkspaceView):
+    """POST ``when`` (wall-clock in the campaign's time zone): `campaigns.campaign_schedule`."""
+
+    def post(self, request, pk: int):
+        campaign = get_scoped_or_404(Campaign.objects.for_workspace(self.workspace), request, pk=pk)
+        form = ScheduleForm(request.POST)
+        try:
+            if not form.is_valid():
+                raise ValidationError(form.errors["when"])
+            campaign = campaign_services.campaign_schedule(
+                campaign=campaign, when=form.cleaned_data["when"], by=request.user
+            )
+        except ValidationError as exc:
+            messages.error(request, "Not scheduled: " + "; ".join(exc.messages))
+        else:
+            messages.success(request, "Scheduled.")
+        return HttpResponseRedirect(reverse("publishing:campaign", args=[campaign.pk]))
+
+
 def demo_outbox_dir():
     from pathlib import Path
 
@@ -331,6 +501,7 @@ class DemoOutboxView(LoginRequiredMixin, View):
 
 ACTIONS = {
     "send": campaign_services.campaign_send_now,
+    "unschedule": campaign_services.campaign_unschedule,
     "pause": campaign_services.campaign_pause,
     "resume": campaign_services.campaign_resume,
     "cancel": campaign_services.campaign_cancel,

@@ -26,9 +26,20 @@ class StrictPageSizeMixin:
 
 
 class PageNumberPagination(StrictPageSizeMixin, pagination.PageNumberPagination):
+    """``?page=`` must be an integer ≥ 1 when given, as the schema says (``page=``, ``page=x`` and DRF's
+    undocumented ``page=last`` are a 400, not page 1); a page past the last is DRF's 404 "Invalid page."."""
+
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 500
+
+    def get_page_number(self, request, paginator):
+        raw = request.query_params.get(self.page_query_param)
+        if raw is None:
+            return 1
+        if not (raw.isascii() and raw.isdigit() and int(raw) >= 1):
+            raise serializers.ValidationError({self.page_query_param: ["A page number: 1, 2, 3, …"]})
+        return int(raw)
 
 
 class EventCursorPagination(StrictPageSizeMixin, pagination.CursorPagination):

@@ -125,6 +125,14 @@ def audience_estimate(campaign: Campaign) -> AudienceReport:
     return report
 
 
+def audience_preview(*, workspace, audience: dict | None) -> AudienceReport:
+    """The estimate for an audience not saved yet (the campaign builder, as the marketer picks segments and
+    lists): ``audience`` is cleaned like a campaign's (`audience_clean`: ValidationError for unknown or
+    other workspaces' ids), then counted for the email channel without writing anything."""
+    clean = audience_clean(workspace, audience)
+    return audience_estimate(Campaign(workspace_id=getattr(workspace, "pk", workspace), audience=clean))
+
+
 def _token() -> str:
     return secrets.token_urlsafe(16)
 

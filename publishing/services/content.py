@@ -283,6 +283,12 @@ def images_check(workspace, html: str) -> tuple[list[str], list[int]]:
     return problems, sorted({pk for _line, pk in wanted})
 
 
+def image_markup(asset: MediaAsset) -> str:
+    """The ``<img>`` an author puts in an email's HTML for ``asset``: ``src="asset:<id>"`` (what
+    `images_check` accepts and rendering resolves to a signed URL) with its alt text, HTML-escaped."""
+    return f'<img src="asset:{asset.pk}" alt="{Markup.escape(asset.alt_text or asset.title or "")}">'
+
+
 def image_url(asset_id: int) -> str:
     """Public, signed URL of an asset's image for mail clients (no login)."""
     from .tracking import public_url

@@ -26,7 +26,12 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 HOSTILE = '"><img src=x data-pwned onerror="window.__pwned=1"><script>window.__pwned=1</script>'
 SKIPPED_PREFIXES = ("admin/", "api/")
 # Pages that are not pages: files and HTMX fragments answer, but are not crawled for layout and axe.
-FRAGMENTS = {"job-progress", "crm:import-result", "publishing:campaign-counts"}
+FRAGMENTS = {
+    "job-progress",
+    "crm:import-result",
+    "publishing:campaign-counts",
+    "publishing:audience-estimate",
+}
 FILES = {"crm:export", "crm:import-errors", "job-download", "media:asset-file", "media:rendition-file"}
 # Public or one-off pages with their own tests.
 NOT_CRAWLED = {
@@ -103,9 +108,11 @@ def _ids(workspace) -> dict[str, int]:
         "crm:field": first(CustomFieldDefinition.objects.filter(workspace=workspace)),
         "media:asset": first(MediaAsset.objects.filter(workspace=workspace)),
         "publishing:campaign": first(Campaign.objects.filter(workspace=workspace)),
+        "publishing:campaign-edit": first(Campaign.objects.filter(workspace=workspace, status="draft")),
         "publishing:campaign-counts": first(Campaign.objects.filter(workspace=workspace)),
         "publishing:campaign-report": first(Campaign.objects.filter(workspace=workspace)),
         "publishing:content": first(Content.objects.filter(workspace=workspace)),
+        "publishing:content-edit": first(Content.objects.filter(workspace=workspace)),
         "analytics:campaign": first(Campaign.objects.filter(workspace=workspace)),
     }
 
@@ -147,6 +154,16 @@ def _seed():
         workspace=workspace, kind="crm.import", label=HOSTILE, total=1, status="succeeded"
     )
     ImportRun.objects.create(workspace=workspace, job=job, file="crm/imports/done.csv", original_name=HOSTILE)
+    from crm.models import Segment
+    from publishing.models import Content
+    from publishing.services.campaigns import campaign_create
+
+    campaign_create(  # a draft, so the builder and the schedule form are crawled too
+        workspace=workspace,
+        name=HOSTILE,
+        content=Content.objects.filter(workspace=workspace).first(),
+        audience={"segments": [Segment.objects.filter(workspace=workspace).first().pk]},
+    )
     return workspace
 
 

@@ -100,3 +100,18 @@ def test_unknown_choice_values_are_400_not_all_rows(api_client_for, url, param):
     resp = api_client_for("viewer").get(url, param)
     assert resp.status_code == 400
     assert list(resp.json()["error"]["fields"]) == list(param)
+
+
+@pytest.mark.parametrize("page", ["", "x", "0", "-1", "1.5", "last", "١"])
+def test_a_page_that_is_not_a_positive_integer_is_a_400(api_client_for, page):
+    client = api_client_for("viewer")
+    ContactFactory(workspace=client.workspace)
+    response = client.get("/api/v1/crm/contacts/", {"page": page})
+    assert response.status_code == 400 and "page" in response.json()["error"]["fields"]
+
+
+def test_pages_in_range_answer_and_past_the_last_is_a_404(api_client_for):
+    client = api_client_for("viewer")
+    ContactFactory.create_batch(3, workspace=client.workspace)
+    assert client.get("/api/v1/crm/contacts/", {"page": "2", "page_size": "2"}).json()["count"] == 3
+    assert client.get("/api/v1/crm/contacts/", {"page": "3", "page_size": "2"}).status_code == 404

@@ -28,7 +28,6 @@ import pytest
 from django.db import connection
 
 from aicmo.celery import app
-from aicmo.localredis import free_port
 from aicmo.models import Job, JobStatus
 from crm import services
 from crm.models import Contact, EnrichmentRecord, ListMembership
@@ -39,7 +38,7 @@ from publishing.tasks import campaigns_tick_task
 from tests.crm.factories import ContactFactory, ContactListFactory
 from tests.factories import WorkspaceFactory
 from tests.fixtures.services import _reset_celery_connections, subprocess_database_url, wait_until
-from tests.publishing.conftest import make_content, smtp_account
+from tests.publishing.conftest import Processes, make_content, smtp_account
 from tests.publishing.test_worker_crash import received
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,13 +88,11 @@ def process_group(pgid: int) -> set[int]:
 
 def start_sink(tmp_path: Path) -> tuple[subprocess.Popen, int, Path]:
     """The SMTP sink process (tests/publishing/sink_process.py), every recipient held ``SINK_DELAY``."""
-    port, log = free_port(), tmp_path / "sink.jsonl"
-    recipients = [f"multihost{i}@example.com" for i in range(RECIPIENTS)]
-    argv = [sys.executable, str(ROOT / "tests/publishing/sink_process.py"), str(port), str(log)]
-    argv += ["--slow", *recipients, "--delay", str(SINK_DELAY)]
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, cwd=ROOT)  # noqa: S603
-    assert process.stdout.readline().strip() == "ready"
-    return process, port, log
+    sinks = Processes(tmp_path, broker_url="", redis_url="")
+    port, log, _marker = sinks.sink(
+        slow=[f"multihost{i}@example.com" for i in range(RECIPIENTS)], delay=SINK_DELAY
+    )
+    return sinks.procs[0], port, log
 
 
 def start_host(name: str, queues: str, env: dict, tmp_path: Path) -> Host:

@@ -3,9 +3,18 @@ test SMTP sink (the real gateway SMTP adapter and chain)."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from django.utils import timezone
 
+from aicmo.localredis import free_port
 from crm.models import ListMembership
 from gateway.capabilities import Capability
 from gateway.crypto import encrypt_credentials
@@ -13,6 +22,7 @@ from gateway.models import ProviderAccount
 from publishing.models import Content, Sender
 from publishing.services import content as content_services
 from tests.crm.factories import ContactFactory, ContactListFactory
+from tests.fixtures.services import subprocess_database_url
 from tests.gateway.test_adapters_mail import dovecot  # noqa: F401 - the gateway tests' real IMAP server fixture
 
 HTML = (
@@ -21,6 +31,36 @@ HTML = (
     '<a href="https://acme.example/offer">Offer</a>'
     '<a href="{{ unsubscribe_url }}">Unsubscribe</a></body></html>'
 )
+
+
+MAILGUN_KEY = "key-workspace-signing-0123456789"
+
+
+def mailgun_body(message_id: str, *, event="failed", severity="permanent", token="tok-1", key=MAILGUN_KEY):
+    """Mailgun's JSON webhook shape (signature block + event-data), signed HMAC-SHA256(timestamp+token)."""
+    timestamp = "1534108637"
+    signature = hmac.new(key.encode(), f"{timestamp}{token}".encode(), hashlib.sha256).hexdigest()
+    return json.dumps(
+        {
+            "signature": {"timestamp": timestamp, "token": token, "signature": signature},
+            "event-data": {
+                "event": event,
+                "severity": severity,
+                "reason": "bounce",
+                "timestamp": 1534108637.153125,
+                "id": "Fs7-5t81S2ilwd-UuzJ6eg",
+                "recipient": "someone@example.org",
+                "delivery-status": {
+                    "code": 550,
+                    "message": "5.1.1 <script>alert(1)</script> mailbox unknown",
+                    "description": "Not delivered",
+                },
+                "message": {"headers": {"message-id": message_id.strip("<>"), "subject": "Hi"}},
+                "user-variables": {},
+                "tags": [],
+            },
+        }
+    )
 
 
 def make_sender(workspace, email="news@acme.example", verified=True) -> Sender:
@@ -119,3 +159,119 @@ def drain_tracking():
     from publishing.services.event_buffer import tracking_events_drain
 
     return tracking_events_drain()
+
+
+# ------------------------------------------------------------------ worker and sink processes
+
+ROOT = Path(__file__).resolve().parents[2]
+LEASE_SECONDS = 3
+
+
+@pytest.fixture
+def celery_on_redis(redis_server, settings, monkeypatch):
+    """This process publishes tasks to the test Redis (database 1), where the worker subprocess consumes."""
+    from aicmo.celery import app
+    from tests.fixtures.services import _reset_celery_connections
+
+    for name in ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND"):
+        monkeypatch.delenv(name, raising=False)
+    url = redis_server.url_for_db(1)
+    settings.REDIS_URL = redis_server.url
+    saved = {k: app.conf.get(k) for k in ("broker_url", "result_backend", "task_always_eager")}
+    app.conf.update(broker_url=url, result_backend=url, task_always_eager=False)
+    _reset_celery_connections(app)
+    app.backend.client.flushdb()
+    try:
+        yield url
+    finally:
+        _reset_celery_connections(app)
+        app.conf.update(saved)
+
+
+class Processes:
+    def __init__(self, tmp_path: Path, broker_url: str, redis_url: str) -> None:
+        self.tmp_path, self.broker_url, self.redis_url = tmp_path, broker_url, redis_url
+        self.procs: list[subprocess.Popen] = []
+        self.allow: list[str] = []  # the sink's host:port, for the workers' SSRF guard
+
+    def sink(self, *, slow: list[str], delay: float) -> tuple[int, Path, Path]:
+        port, log, marker = free_port(), self.tmp_path / "sink.jsonl", self.tmp_path / "marker"
+        self.allow.append(f"127.0.0.1:{port}")
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                str(ROOT / "tests/publishing/sink_process.py"),
+                str(port),
+                str(log),
+                "--slow",
+                *slow,
+                "--marker",
+                str(marker),
+                "--delay",
+                str(delay),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        self.procs.append(proc)
+        assert proc.stdout.readline().strip() == "ready"
+        return port, log, marker
+
+    def worker(self, name: str, extra_env: dict | None = None) -> subprocess.Popen:
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "aicmo.settings",
+            "AICMO_ENV": "test",
+            "DATABASE_URL": subprocess_database_url(),
+            "REDIS_URL": self.redis_url,
+            "CELERY_BROKER_URL": self.broker_url,
+            "CELERY_RESULT_BACKEND": self.broker_url,
+            "PUBLISHING_CLAIM_LEASE_SECONDS": str(LEASE_SECONDS),
+            "PUBLISHING_SEND_BATCH_SIZE": "5",
+            "PUBLISHING_SEND_CONCURRENCY": "1",
+            "AICMO_GATEWAY_LOOPBACK_ALLOW": ",".join(self.allow),
+            **(extra_env or {}),
+        }
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "aicmo",
+                "worker",
+                "-P",
+                "solo",
+                "-n",
+                f"{name}@%h",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "-l",
+                "warning",
+            ],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.tmp_path / f"{name}.log", "w"),  # noqa: SIM115
+        )
+        self.procs.append(proc)
+        return proc
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+
+
+@pytest.fixture
+def processes(tmp_path, celery_on_redis, redis_server):
+    procs = Processes(tmp_path, celery_on_redis, redis_server.url)
+    yield procs
+    procs.stop()

@@ -4,8 +4,6 @@ replay, matching to a really sent delivery, suppression rules and tenant isolati
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import json
 import socket
 
@@ -25,10 +23,9 @@ from publishing.services import campaigns, inbound, sending
 from publishing.tasks import replies_fetch_task
 from tests.gateway.test_adapters_mail import _append, _dsn, _reply
 
-from .conftest import imap_account, make_campaign, send_to_one, smtp_account
+from .conftest import MAILGUN_KEY, imap_account, mailgun_body, make_campaign, send_to_one, smtp_account
 
 pytestmark = pytest.mark.django_db
-MAILGUN_KEY = "key-workspace-signing-0123456789"
 
 
 @pytest.fixture
@@ -41,33 +38,6 @@ def delivery(workspace, smtp_sink, fast_gateway):
 
 def url(hook) -> str:
     return reverse("publishing:inbound-webhook", args=[hook.provider, hook.key])
-
-
-def mailgun_body(message_id: str, *, event="failed", severity="permanent", token="tok-1", key=MAILGUN_KEY):
-    """Mailgun's JSON webhook shape (signature block + event-data), signed HMAC-SHA256(timestamp+token)."""
-    timestamp = "1534108637"
-    signature = hmac.new(key.encode(), f"{timestamp}{token}".encode(), hashlib.sha256).hexdigest()
-    return json.dumps(
-        {
-            "signature": {"timestamp": timestamp, "token": token, "signature": signature},
-            "event-data": {
-                "event": event,
-                "severity": severity,
-                "reason": "bounce",
-                "timestamp": 1534108637.153125,
-                "id": "Fs7-5t81S2ilwd-UuzJ6eg",
-                "recipient": "someone@example.org",
-                "delivery-status": {
-                    "code": 550,
-                    "message": "5.1.1 <script>alert(1)</script> mailbox unknown",
-                    "description": "Not delivered",
-                },
-                "message": {"headers": {"message-id": message_id.strip("<>"), "subject": "Hi"}},
-                "user-variables": {},
-                "tags": [],
-            },
-        }
-    )
 
 
 def post_mailgun(hook, body):

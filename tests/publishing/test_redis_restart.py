@@ -19,7 +19,8 @@ from publishing.tasks import campaigns_tick_task
 from tests.crm.factories import ContactFactory
 from tests.fixtures.services import _reset_celery_connections, wait_until
 
-from .test_worker_crash import Processes, received, setup_campaign, statuses
+from .conftest import Processes
+from .test_worker_crash import received, setup_campaign, statuses
 
 N = 40
 

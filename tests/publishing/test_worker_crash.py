@@ -9,133 +9,18 @@ import collections
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from aicmo.localredis import free_port
 from publishing.models import Campaign, CampaignStatus, Delivery, DeliveryStatus
 from publishing.services import campaigns
 from publishing.tasks import campaigns_tick_task
 from tests.crm.factories import ContactFactory
-from tests.fixtures.services import subprocess_database_url, wait_until
+from tests.fixtures.services import wait_until
 
 from .conftest import make_audience, make_content, smtp_account
-
-ROOT = Path(__file__).resolve().parents[2]
-LEASE_SECONDS = 3
-
-
-@pytest.fixture
-def celery_on_redis(redis_server, settings, monkeypatch):
-    """This process publishes tasks to the test Redis (database 1), where the worker subprocess consumes."""
-    from aicmo.celery import app
-    from tests.fixtures.services import _reset_celery_connections
-
-    for name in ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND"):
-        monkeypatch.delenv(name, raising=False)
-    url = redis_server.url_for_db(1)
-    settings.REDIS_URL = redis_server.url
-    saved = {k: app.conf.get(k) for k in ("broker_url", "result_backend", "task_always_eager")}
-    app.conf.update(broker_url=url, result_backend=url, task_always_eager=False)
-    _reset_celery_connections(app)
-    app.backend.client.flushdb()
-    try:
-        yield url
-    finally:
-        _reset_celery_connections(app)
-        app.conf.update(saved)
-
-
-class Processes:
-    def __init__(self, tmp_path: Path, broker_url: str, redis_url: str) -> None:
-        self.tmp_path, self.broker_url, self.redis_url = tmp_path, broker_url, redis_url
-        self.procs: list[subprocess.Popen] = []
-        self.allow: list[str] = []  # the sink's host:port, for the workers' SSRF guard
-
-    def sink(self, *, slow: list[str], delay: float) -> tuple[int, Path, Path]:
-        port, log, marker = free_port(), self.tmp_path / "sink.jsonl", self.tmp_path / "marker"
-        self.allow.append(f"127.0.0.1:{port}")
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                str(ROOT / "tests/publishing/sink_process.py"),
-                str(port),
-                str(log),
-                "--slow",
-                *slow,
-                "--marker",
-                str(marker),
-                "--delay",
-                str(delay),
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
-            cwd=ROOT,
-        )
-        self.procs.append(proc)
-        assert proc.stdout.readline().strip() == "ready"
-        return port, log, marker
-
-    def worker(self, name: str) -> subprocess.Popen:
-        env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "aicmo.settings",
-            "AICMO_ENV": "test",
-            "DATABASE_URL": subprocess_database_url(),
-            "REDIS_URL": self.redis_url,
-            "CELERY_BROKER_URL": self.broker_url,
-            "CELERY_RESULT_BACKEND": self.broker_url,
-            "PUBLISHING_CLAIM_LEASE_SECONDS": str(LEASE_SECONDS),
-            "PUBLISHING_SEND_BATCH_SIZE": "5",
-            "PUBLISHING_SEND_CONCURRENCY": "1",
-            "AICMO_GATEWAY_LOOPBACK_ALLOW": ",".join(self.allow),
-        }
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "aicmo",
-                "worker",
-                "-P",
-                "solo",
-                "-n",
-                f"{name}@%h",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-                "-l",
-                "warning",
-            ],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=open(self.tmp_path / f"{name}.log", "w"),  # noqa: SIM115
-        )
-        self.procs.append(proc)
-        return proc
-
-    def stop(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-
-
-@pytest.fixture
-def processes(tmp_path, celery_on_redis, redis_server):
-    procs = Processes(tmp_path, celery_on_redis, redis_server.url)
-    yield procs
-    procs.stop()
 
 
 def received(log: Path) -> collections.Counter:
