@@ -65,6 +65,12 @@ class EmailVersionForm(ServiceErrorsMixin, forms.Form):
         help_text="Personalize with {{ contact.first_name }}, {{ company.name }}, {{ custom.key }}; images are "
         'approved media assets, <img src="asset:ID">.',
     )
+    mjml = forms.CharField(
+        required=False,
+        label="MJML source (optional)",
+        widget=forms.Textarea(attrs={"rows": 10, "spellcheck": "false", "class": "code"}),
+        help_text="Responsive email markup (mjml.io). When filled, the HTML above is compiled from it on save.",
+    )
     text = forms.CharField(
         required=False,
         label="Text part",
@@ -82,6 +88,7 @@ class EmailVersionForm(ServiceErrorsMixin, forms.Form):
                 "preheader": version.preheader,
                 "layout": version.layout_id,
                 "html": version.html,
+                "mjml": version.mjml,
                 "text": "" if version.text_generated else version.text,
             }
         super().__init__(*args, **kwargs)

@@ -95,6 +95,8 @@ class ContentVersion(WorkspaceOwned):
     reply_to = models.EmailField(max_length=254, blank=True)
     layout = models.ForeignKey(Layout, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     html = models.TextField(blank=True)
+    # Optional MJML source; when present, ``html`` is compiled from it on every save.
+    mjml = models.TextField(blank=True)
     text = models.TextField(blank=True)
     text_generated = models.BooleanField(default=False)
     # social / ads

@@ -109,6 +109,7 @@ class EmailVersionSerializer(serializers.ModelSerializer):
             "reply_to",
             "layout",
             "html",
+            "mjml",
             "text",
             "text_generated",
             "updated_at",
