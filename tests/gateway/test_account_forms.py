@@ -237,3 +237,21 @@ def test_account_page_query_count(client_for, smtp_sink, django_assert_max_num_q
     account = smtp_account_for_sink(client.workspace, smtp_sink)
     with django_assert_max_num_queries(10):
         assert client.get(f"/gateway/accounts/{account.pk}/").status_code == 200
+
+
+def test_failed_selfcheck_recommendation_in_words_with_the_detail_behind_a_click(client_for, vendor_server):
+    client = client_for("admin")
+    account = ProviderAccount.objects.create(
+        workspace=client.workspace, capability="verify_email", adapter="hunter", name="Hunter",
+        base_url=vendor_server.base_url,
+    )  # fmt: skip
+    HealthCheck.objects.create(
+        workspace=client.workspace, account=account, at=account.created_at, ok=False, latency_ms=3,
+        error_kind="transient", message="[transient] hunter: ConnectError: connection refused",
+    )  # fmt: skip
+    html = client.get("/gateway/").content.decode()
+    recs = html.split('id="recs-title"', 1)[1].split("</section>", 1)[0]
+    assert "Hunter (Hunter) failed its last self-check: " + ErrorKind.TRANSIENT.words.lower() in recs
+    summary, detail = recs.split("<details><summary>Technical detail</summary>", 1)
+    assert "ConnectError" not in summary and "ConnectError: connection refused" in detail
+    assert f'href="/gateway/accounts/{account.pk}/">Fix this account' in recs
