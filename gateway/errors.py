@@ -37,6 +37,12 @@ class ErrorKind(enum.StrEnum):
     NO_MATCH = "no_match"  # success without data
 
     @property
+    def words(self) -> str:
+        """What this kind means to the person who configured the account (dashboards show this; the raw
+        kind and message stay one click away)."""
+        return KIND_WORDS[self]
+
+    @property
     def retryable(self) -> bool:
         return self in (ErrorKind.TRANSIENT, ErrorKind.THROTTLED)
 
@@ -44,6 +50,23 @@ class ErrorKind(enum.StrEnum):
     def counts_as_failure(self) -> bool:
         """Whether the breaker / health should count this against the provider account."""
         return self in (ErrorKind.TRANSIENT, ErrorKind.THROTTLED, ErrorKind.REAUTH)
+
+
+KIND_WORDS = {
+    ErrorKind.TRANSIENT: "The provider could not be reached or had a temporary failure",
+    ErrorKind.THROTTLED: "The provider is limiting how often we may call it",
+    ErrorKind.REAUTH: "The provider rejected the credentials",
+    ErrorKind.BAD_INPUT: "The provider or the gateway refused the request as configured",
+    ErrorKind.NO_MATCH: "The provider answered, without data",
+}
+
+
+def kind_words(kind: str) -> str:
+    """``ErrorKind(kind).words``, or a plain fallback for a kind this version does not know."""
+    try:
+        return ErrorKind(kind).words
+    except ValueError:
+        return "The call failed"
 
 
 class ProviderError(Exception):

@@ -17,7 +17,7 @@ from redis.exceptions import RedisError
 
 from . import breaker
 from .capabilities import Capability
-from .errors import DNS_CAUSE
+from .errors import DNS_CAUSE, kind_words
 from .health import (
     FAILING_CHECK_KINDS,
     FAILURES_KEPT,
@@ -239,9 +239,10 @@ def recommendations(workspace, health: list[AccountHealth] | None = None) -> lis
                 Recommendation(
                     WARNING,
                     "selfcheck_failed",
-                    f"{who} failed its last self-check: {check.message}",
+                    f"{who} failed its last self-check: {kind_words(check.error_kind).lower()}",
                     a.capability,
                     a.pk,
+                    {"kind": check.error_kind, "message": check.message},
                 )
             )
     for capability, rows in sorted(by_capability.items()):

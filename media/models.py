@@ -45,9 +45,15 @@ def rendition_upload_to(instance: Rendition, filename: str) -> str:
 
 
 class MediaLibrary(WorkspaceOwned):
+    # Uploads that name no library go to this one (API and dashboard: services.library_get_default).
+    DEFAULT_NAME = "Main library"
+
     name = models.CharField(max_length=120)
     description = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    archived_at = models.DateTimeField(
+        null=True, blank=True, help_text="Set: hidden from upload and move choices; uploads into it refused."
+    )
 
     class Meta:
         ordering = ["name"]
@@ -58,6 +64,10 @@ class MediaLibrary(WorkspaceOwned):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def is_default(self) -> bool:
+        return self.name == self.DEFAULT_NAME
 
 
 class Tag(WorkspaceOwned):

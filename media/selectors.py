@@ -19,10 +19,29 @@ HIGH_RATIO = 1.5
 LOW_RATIO = 0.5
 
 
-def libraries_for(workspace: Workspace) -> QuerySet[MediaLibrary]:
-    return (
-        MediaLibrary.objects.for_workspace(workspace).annotate(asset_count=Count("assets")).order_by("name")
-    )
+def libraries_for(workspace: Workspace, *, include_archived: bool = True) -> QuerySet[MediaLibrary]:
+    """The workspace's libraries by name, each with ``asset_count``; ``include_archived=False`` leaves out
+    archived ones (the upload and move choices)."""
+    qs = MediaLibrary.objects.for_workspace(workspace).annotate(asset_count=Count("assets")).order_by("name")
+    return qs if include_archived else qs.filter(archived_at__isnull=True)
+
+
+def default_library_for(workspace: Workspace) -> MediaLibrary | None:
+    """The library ``services.library_get_default`` answers, without creating it (None: not yet made)."""
+    return MediaLibrary.objects.for_workspace(workspace).filter(name=MediaLibrary.DEFAULT_NAME).first()
+
+
+def asset_footprint(asset: MediaAsset) -> dict:
+    """What deleting ``asset`` removes besides its file: ``{"usages": [AssetUsage, ...] (newest first, at
+    most 100), "usage_count", "renditions", "performance_days", "suggestions"}`` (counts)."""
+    usages = asset.usages.order_by("-used_at", "-id")
+    return {
+        "usages": list(usages[:100]),
+        "usage_count": usages.count(),
+        "renditions": asset.renditions.count(),
+        "performance_days": asset.performance.count(),
+        "suggestions": asset.suggestions.count(),
+    }
 
 
 def tags_for(workspace: Workspace) -> QuerySet[Tag]:

@@ -71,13 +71,33 @@ class UploadResult:
 # --- libraries and tags ---------------------------------------------------------------------------------
 
 
+def _clean_library_name(workspace_id: int, name: str, *, exclude: int | None = None) -> str:
+    name = (name or "").replace("\x00", "").strip()
+    if not name:
+        raise ValidationError({"name": "Give the library a name."})
+    if len(name) > 120:
+        raise ValidationError({"name": "At most 120 characters."})
+    clash = MediaLibrary.objects.filter(workspace_id=workspace_id, name=name)
+    if exclude is not None:
+        clash = clash.exclude(pk=exclude)
+    if clash.exists():
+        raise ValidationError({"name": "A library with this name already exists."})
+    return name
+
+
 def library_create(*, workspace: Workspace, name: str, description: str = "", by=None) -> MediaLibrary:
-    library = MediaLibrary.objects.create(workspace=workspace, name=name.strip(), description=description)
+    """A new library. ValidationError ``{"name": ...}`` for a blank, over-long or taken name."""
+    name = _clean_library_name(workspace.pk, name)
+    library = MediaLibrary.objects.create(workspace=workspace, name=name, description=description)
     audit_record(workspace=workspace, actor=by, verb="media.library.created", target=library)
     return library
 
 
 def library_update(*, library: MediaLibrary, by=None, **fields) -> MediaLibrary:
+    """Rename / describe; ValidationError ``{"name": ...}`` as for ``library_create``. (Renaming the
+    default library means the next upload without a library starts a new "Main library".)"""
+    if "name" in fields:
+        fields["name"] = _clean_library_name(library.workspace_id, fields["name"], exclude=library.pk)
     changes = {}
     for name in ("name", "description"):
         if name in fields and getattr(library, name) != fields[name]:
@@ -95,8 +115,30 @@ def library_update(*, library: MediaLibrary, by=None, **fields) -> MediaLibrary:
     return library
 
 
+def library_archive(*, library: MediaLibrary, by=None) -> MediaLibrary:
+    """Hide the library from upload and move choices and refuse uploads into it. Its assets are left as
+    they are (status, files, usage); they stay listed, searchable and usable in content. The default
+    library cannot be archived (ValidationError)."""
+    if library.is_default:
+        raise ValidationError("The default library uploads without a library go to cannot be archived.")
+    if library.archived_at is None:
+        library.archived_at = timezone.now()
+        library.save(update_fields=["archived_at"])
+        audit_record(workspace=library.workspace, actor=by, verb="media.library.archived", target=library)
+    return library
+
+
+def library_unarchive(*, library: MediaLibrary, by=None) -> MediaLibrary:
+    if library.archived_at is not None:
+        library.archived_at = None
+        library.save(update_fields=["archived_at"])
+        audit_record(workspace=library.workspace, actor=by, verb="media.library.unarchived", target=library)
+    return library
+
+
 def library_get_default(*, workspace: Workspace) -> MediaLibrary:
-    library, _ = MediaLibrary.objects.get_or_create(workspace=workspace, name="Main library")
+    """The library uploads without one go to (API and dashboard alike), created on first use."""
+    library, _ = MediaLibrary.objects.get_or_create(workspace=workspace, name=MediaLibrary.DEFAULT_NAME)
     return library
 
 
@@ -173,6 +215,10 @@ def asset_upload(
     raises `UploadRejected` before anything is written.
     """
     workspace = library.workspace
+    if library.archived_at is not None:
+        raise UploadRejected(
+            "library_archived", f"The library “{library.name}” is archived: restore it or pick another one."
+        )
     inspection = inspect_upload(file)
     existing = MediaAsset.objects.for_workspace(workspace).filter(sha256=inspection.sha256).first()
     if existing is not None:
@@ -265,6 +311,8 @@ def asset_update(
     if library is not None and library.pk != asset.library_id:
         if library.workspace_id != asset.workspace_id:
             raise ValidationError({"library": "Unknown library."})
+        if library.archived_at is not None:
+            raise ValidationError({"library": f"The library “{library.name}” is archived."})
         changes["library"] = [asset.library_id, library.pk]
         asset.library = library
     asset.save()
@@ -917,7 +965,9 @@ __all__ = [
     "asset_update",
     "asset_upload",
     "library_compute_suggestions",
+    "library_archive",
     "library_create",
+    "library_unarchive",
     "rendition_get_or_build",
     "rendition_specs",
     "suggestion_act",

@@ -53,11 +53,19 @@ class IndexView(WorkspaceTemplateView):
             params.get("page")
         )
         thumbs = selectors.thumbnails_for(page.object_list)
+        libraries = list(selectors.libraries_for(self.workspace))
+        # Upload into the library being viewed; otherwise into the default one the API uses too.
+        upload_library = filters["library"] or getattr(
+            selectors.default_library_for(self.workspace), "pk", None
+        )
         ctx.update(
             page=page,
             assets=[(a, thumbs.get(a.pk)) for a in page.object_list],
             filters=filters,
-            libraries=list(selectors.libraries_for(self.workspace)),
+            libraries=libraries,
+            upload_libraries=[lib for lib in libraries if lib.archived_at is None],
+            upload_library=upload_library,
+            viewed_library=next((lib for lib in libraries if lib.pk == filters["library"]), None),
             tags=list(selectors.tags_for(self.workspace).values_list("name", flat=True)),
             kinds=AssetKind.choices,
             statuses=AssetStatus.choices,
@@ -76,11 +84,12 @@ class UploadView(WorkspaceView):
             if request.POST.get("library") else services.library_get_default(workspace=self.workspace)  # fmt: skip
         files = request.FILES.getlist("file")
         wants_json = request.headers.get("Accept", "").startswith("application/json")
+        back = HttpResponseRedirect(f"{reverse('media:index')}?library={library.pk}")
         if not files:
             if wants_json:
                 return JsonResponse({"error": {"code": "invalid", "message": "No file sent."}}, status=400)
             messages.error(request, "Choose at least one file.")
-            return HttpResponseRedirect(reverse("media:index"))
+            return back
         results = []
         for upload in files:
             try:
@@ -106,8 +115,8 @@ class UploadView(WorkspaceView):
             elif result.duplicate:
                 messages.info(request, f"{name} is already in the library as “{result.asset.title}”.")
             else:
-                messages.success(request, f"{name} uploaded.")
-        return HttpResponseRedirect(reverse("media:index"))
+                messages.success(request, f"{name} uploaded to {library.name}.")
+        return back
 
 
 class AssetDetailView(WorkspaceTemplateView):
@@ -129,7 +138,11 @@ class AssetDetailView(WorkspaceTemplateView):
             performance=perf,
             suggestions=asset.suggestions.filter(status=SuggestionStatus.OPEN),
             near=selectors.near_duplicates(asset=asset),
-            libraries=list(selectors.libraries_for(self.workspace)),
+            libraries=[
+                lib
+                for lib in selectors.libraries_for(self.workspace)
+                if lib.archived_at is None or lib.pk == asset.library_id
+            ],  # fmt: skip
             can_write=self.tenant.allows(WRITE),
             can_approve=self.tenant.allows(APPROVE),
             reviewable=(AssetStatus.DRAFT, AssetStatus.REJECTED, AssetStatus.APPROVED),
@@ -265,3 +278,121 @@ class InsightsView(WorkspaceTemplateView):
         ctx["min_impressions"] = selectors.MIN_IMPRESSIONS
         ctx["can_write"] = self.tenant.allows(WRITE)
         return ctx
+
+
+class LibraryListView(WorkspaceTemplateView):
+    """GET: every library with its asset count; POST (WRITE): create one through ``library_create``."""
+
+    template_name = "media/libraries.html"
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        ctx.update(
+            libraries=list(selectors.libraries_for(self.workspace)),
+            default_name=MediaLibrary.DEFAULT_NAME,
+            can_write=self.tenant.allows(WRITE),
+        )
+        ctx.setdefault("form", {"name": "", "description": "", "errors": {}})
+        return ctx
+
+    def post(self, request):
+        name, description = request.POST.get("name", ""), request.POST.get("description", "")
+        try:
+            library = services.library_create(
+                workspace=self.workspace,
+                name=name,
+                description=description.replace("\x00", ""),
+                by=request.user,
+            )
+        except ValidationError as exc:
+            form = {"name": name, "description": description, "errors": exc.message_dict}
+            return self.render_to_response(self.get_context_data(form=form), status=400)
+        messages.success(request, f"Library “{library.name}” created. Upload into it here.")
+        return HttpResponseRedirect(f"{reverse('media:index')}?library={library.pk}")
+
+
+class LibraryEditView(WorkspaceTemplateView):
+    """GET: rename / describe form and the archive or restore button; POST (WRITE): ``library_update``."""
+
+    template_name = "media/library_edit.html"
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        library = kwargs.get("library") or get_scoped_or_404(
+            MediaLibrary.objects.all(), self.request, pk=kwargs["pk"]
+        )
+        ctx.update(
+            library=library,
+            asset_count=library.assets.count(),
+            can_write=self.tenant.allows(WRITE),
+        )
+        ctx.setdefault("form", {"name": library.name, "description": library.description, "errors": {}})
+        return ctx
+
+    def post(self, request, pk):
+        library = get_scoped_or_404(MediaLibrary.objects.all(), request, pk=pk)
+        name, description = request.POST.get("name", ""), request.POST.get("description", "")
+        try:
+            services.library_update(
+                library=library, by=request.user, name=name, description=description.replace("\x00", "")
+            )
+        except ValidationError as exc:
+            library.refresh_from_db()
+            form = {"name": name, "description": description, "errors": exc.message_dict}
+            return self.render_to_response(
+                self.get_context_data(pk=pk, library=library, form=form), status=400
+            )
+        messages.success(request, "Library saved.")
+        return HttpResponseRedirect(reverse("media:library", args=[library.pk]))
+
+
+class LibraryArchiveView(WorkspaceTemplateView):
+    """GET: what archiving does (its assets stay as they are); POST (WRITE): archive or, with
+    ``restore``, un-archive."""
+
+    template_name = "media/library_archive.html"
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        library = get_scoped_or_404(MediaLibrary.objects.all(), self.request, pk=kwargs["pk"])
+        ctx.update(
+            library=library,
+            asset_count=library.assets.count(),
+            used_count=library.assets.filter(usages__isnull=False).distinct().count(),
+            can_write=self.tenant.allows(WRITE),
+        )
+        return ctx
+
+    def post(self, request, pk):
+        library = get_scoped_or_404(MediaLibrary.objects.all(), request, pk=pk)
+        try:
+            if request.POST.get("restore"):
+                services.library_unarchive(library=library, by=request.user)
+                messages.success(request, f"“{library.name}” restored: uploads can go into it again.")
+            else:
+                services.library_archive(library=library, by=request.user)
+                messages.success(request, f"“{library.name}” archived. Its assets are unchanged.")
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+        return HttpResponseRedirect(reverse("media:library", args=[library.pk]))
+
+
+class AssetDeleteView(WorkspaceTemplateView):
+    """GET: where the asset is used and what goes with it; POST (WRITE): ``asset_delete``."""
+
+    template_name = "media/asset_delete.html"
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        asset = get_scoped_or_404(MediaAsset.objects.select_related("library"), self.request, pk=kwargs["pk"])
+        ctx.update(
+            asset=asset, footprint=selectors.asset_footprint(asset), can_write=self.tenant.allows(WRITE)
+        )
+        return ctx
+
+    def post(self, request, pk):
+        asset = get_scoped_or_404(MediaAsset.objects.all(), request, pk=pk)
+        title, library_id = asset.title, asset.library_id
+        services.asset_delete(asset=asset, by=request.user)
+        messages.success(request, f"“{title}” deleted.")
+        return HttpResponseRedirect(f"{reverse('media:index')}?library={library_id}")

@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 import httpx
 
-from gateway.adapters.base import Adapter
+from gateway.adapters.base import Adapter, FieldSpec
 from gateway.capabilities import Capability, CrmRecord, CrmSyncResult
 from gateway.errors import ErrorKind, ProviderError, error_from_response
 
@@ -27,6 +27,24 @@ class AirtableAdapter(Adapter):
     credential_fields = ("api_key",)
     option_fields = ("base_id", "table", "email_field", "min_interval")
     default_base_url = "https://api.airtable.com"
+    docs_url = "https://airtable.com/developers/web/guides/personal-access-tokens"
+    field_specs = {
+        "api_key": FieldSpec(
+            "Personal access token",
+            "Airtable → Developer hub → Personal access tokens, with data.records:write on the base.",
+            kind="secret",
+            required=True,
+        ),
+        "base_id": FieldSpec("Base id", "Starts with app…, from the base's URL.", required=True),
+        "table": FieldSpec("Table", "The table contacts go to. Blank: Contacts."),
+        "email_field": FieldSpec("E-mail field", "The column matched on. Blank: Email."),
+        "min_interval": FieldSpec(
+            "Pause between requests (seconds)",
+            "Airtable allows 5 requests/s per base. Blank: 0.2.",
+            kind="number",
+            minimum=0,
+        ),
+    }
     CHUNK: ClassVar[int] = 10
     THROTTLE_WAIT: ClassVar[float] = 30.0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, ClassVar
 
@@ -33,6 +34,21 @@ from gateway.ssrf import HTTP_SCHEMES, UnsafeURL, check_url, guarded_client
 from gateway.tls import tls_context
 
 
+@dataclass(frozen=True)
+class FieldSpec:
+    """How one credential or option is asked for on the dashboard's account form.
+
+    ``kind``: ``text``, ``secret`` (credentials: write-only, never shown back), ``email``, ``number``
+    (a float; ``minimum`` when given) or ``bool`` (a checkbox, stored as ``true``/``false``).
+    """
+
+    label: str
+    help: str = ""
+    kind: str = "text"
+    required: bool = False
+    minimum: float | None = None
+
+
 class Adapter:
     """Base class for provider adapters.
 
@@ -46,6 +62,10 @@ class Adapter:
     capabilities: ClassVar[frozenset[Capability]] = frozenset()
     credential_fields: ClassVar[tuple[str, ...]] = ()
     option_fields: ClassVar[tuple[str, ...]] = ()
+    # The form spec of every name in credential_fields + option_fields (tests/gateway/test_forms.py
+    # holds them equal), and the vendor page explaining where to find those values.
+    field_specs: ClassVar[Mapping[str, FieldSpec]] = {}
+    docs_url: ClassVar[str] = ""
     default_base_url: ClassVar[str] = ""
     url_schemes: ClassVar[dict[str, int]] = HTTP_SCHEMES  # allowed base URL schemes -> default port
     base_url_required: ClassVar[bool] = False

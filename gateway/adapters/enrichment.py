@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 import httpx
 
-from gateway.adapters.base import Adapter
+from gateway.adapters.base import Adapter, FieldSpec
 from gateway.capabilities import Capability, EnrichmentResult, PersonQuery, Verdict, VerificationResult
 from gateway.errors import ErrorKind, ProviderError, error_from_response, parse_retry_after
 
@@ -39,6 +39,15 @@ class ApolloAdapter(Adapter):
     capabilities = frozenset({Capability.ENRICH_PERSON})
     credential_fields = ("api_key",)
     default_base_url = "https://api.apollo.io"
+    docs_url = "https://docs.apollo.io/docs/create-api-key"
+    field_specs = {
+        "api_key": FieldSpec(
+            "API key",
+            "Apollo → Settings → Integrations → API: a master key (bulk match needs it).",
+            kind="secret",
+            required=True,
+        ),
+    }
     BULK_SIZE: ClassVar[int] = 10
 
     def default_headers(self) -> dict[str, str]:
@@ -156,6 +165,10 @@ class HunterAdapter(Adapter):
     capabilities = frozenset({Capability.VERIFY_EMAIL})
     credential_fields = ("api_key",)
     default_base_url = "https://api.hunter.io"
+    docs_url = "https://hunter.io/api-documentation/v2#email-verifier"
+    field_specs = {
+        "api_key": FieldSpec("API key", "Hunter → API: your secret API key.", kind="secret", required=True),
+    }
     PENDING_RETRY_AFTER: ClassVar[float] = 5.0
 
     def default_headers(self) -> dict[str, str]:
@@ -233,6 +246,25 @@ class DropcontactAdapter(Adapter):
     credential_fields = ("api_key",)
     option_fields = ("poll_interval", "max_wait", "language")
     default_base_url = "https://api.dropcontact.com"
+    docs_url = "https://developer.dropcontact.com/"
+    field_specs = {
+        "api_key": FieldSpec(
+            "API key", "Dropcontact → API: your access token.", kind="secret", required=True
+        ),
+        "poll_interval": FieldSpec(
+            "Poll interval (seconds)",
+            "How often to ask whether a batch is ready. Blank: 5.",
+            kind="number",
+            minimum=0.1,
+        ),
+        "max_wait": FieldSpec(
+            "Longest wait (seconds)",
+            "Give up on a batch after this long and retry later. Blank: 180.",
+            kind="number",
+            minimum=1,
+        ),
+        "language": FieldSpec("Language", "Language of returned job titles, e.g. en or fr. Blank: en."),
+    }
     BATCH_SIZE: ClassVar[int] = 250
 
     def default_headers(self) -> dict[str, str]:

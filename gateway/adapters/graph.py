@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 
-from gateway.adapters.base import Adapter
+from gateway.adapters.base import Adapter, FieldSpec
 from gateway.errors import ErrorKind, ProviderError, error_from_response
 
 
@@ -52,6 +52,15 @@ class GraphAdapter(Adapter):
 
     credential_fields = ("access_token",)
     default_base_url = "https://graph.facebook.com"
+    field_specs = {
+        "access_token": FieldSpec(
+            "Access token",
+            "A long-lived system-user token from Meta Business Settings.",
+            kind="secret",
+            required=True,
+        ),
+        "api_version": FieldSpec("Graph API version", "e.g. v21.0. Blank: v21.0."),
+    }
 
     @property
     def version(self) -> str:

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 import idna
 
-from gateway.adapters.base import Adapter
+from gateway.adapters.base import Adapter, FieldSpec
 from gateway.capabilities import Capability, InboundKind, InboundMessage, OutgoingEmail, SendResult
 from gateway.errors import ErrorKind, ProviderError, classify_exception
 from gateway.ssrf import UnsafeURL, check_host, check_url, guarded_create_connection
@@ -87,6 +87,15 @@ class _MailServerAdapter(Adapter):
 
     credential_fields = ("username", "password")
     default_base_url = ""
+    field_specs = {
+        "username": FieldSpec("User name", "The login the mail server expects (often the address)."),
+        "password": FieldSpec("Password", "The mailbox or app password.", kind="secret"),
+        "verify_tls": FieldSpec(
+            "Verify the server's certificate",
+            "Leave on. Turn off only for a local demo server with a self-signed certificate.",
+            kind="bool",
+        ),
+    }
     base_url_required = True
     schemes: ClassVar[dict[str, str]] = {}  # URL scheme -> "starttls" | "ssl" | "none"
 
@@ -111,6 +120,17 @@ class SMTPAdapter(_MailServerAdapter):
     label = "SMTP"
     capabilities = frozenset({Capability.SEND_EMAIL})
     option_fields = ("from_email", "from_name", "reply_to", "verify_tls")
+    docs_url = "https://www.rfc-editor.org/rfc/rfc6409"
+    field_specs = {
+        **_MailServerAdapter.field_specs,
+        "from_email": FieldSpec(
+            "From address", "Sender address of every mail. Blank: the user name.", kind="email"
+        ),
+        "from_name": FieldSpec("From name", "Shown next to the address, e.g. your company name."),
+        "reply_to": FieldSpec(
+            "Reply-to address", "Where replies go when not the From address.", kind="email"
+        ),
+    }
     url_schemes: ClassVar[dict[str, int]] = {"smtp": 587, "smtps": 465, "smtp+plain": 25}
     schemes: ClassVar[dict[str, str]] = {"smtp": "starttls", "smtps": "ssl", "smtp+plain": "none"}
     base_url_help = "smtp://host:587 (STARTTLS), smtps://host:465 (TLS) or smtp+plain://host:25 (no TLS)"
@@ -418,6 +438,11 @@ class IMAPAdapter(_MailServerAdapter):
     label = "IMAP"
     capabilities = frozenset({Capability.FETCH_REPLIES})
     option_fields = ("mailbox", "verify_tls")
+    docs_url = "https://www.rfc-editor.org/rfc/rfc9051"
+    field_specs = {
+        **_MailServerAdapter.field_specs,
+        "mailbox": FieldSpec("Mailbox", "The folder replies arrive in. Blank: INBOX."),
+    }
     url_schemes: ClassVar[dict[str, int]] = {"imap": 143, "imaps": 993, "imap+plain": 143}
     schemes: ClassVar[dict[str, str]] = {"imap": "starttls", "imaps": "ssl", "imap+plain": "none"}
     base_url_help = "imap://host:143 (STARTTLS), imaps://host:993 (TLS) or imap+plain://host:143 (no TLS)"

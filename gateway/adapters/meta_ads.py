@@ -7,6 +7,7 @@ from datetime import date
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, ClassVar
 
+from gateway.adapters.base import FieldSpec
 from gateway.adapters.graph import GraphAdapter
 from gateway.capabilities import AdCampaignResult, AdCampaignSpec, AdInsight, AdStatus, Capability
 from gateway.errors import ErrorKind
@@ -42,6 +43,11 @@ class MetaAdsAdapter(GraphAdapter):
     label = "Meta Ads"
     capabilities = frozenset({Capability.RUN_ADS, Capability.FETCH_AD_INSIGHTS})
     option_fields = ("ad_account_id", "api_version")
+    docs_url = "https://developers.facebook.com/docs/marketing-api/get-started"
+    field_specs = {
+        **GraphAdapter.field_specs,
+        "ad_account_id": FieldSpec("Ad account id", "The number after act_ in Ads Manager.", required=True),
+    }
     PAGE_LIMIT: ClassVar[int] = 20
 
     @property

@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 import httpx
 
-from gateway.adapters.base import Adapter
+from gateway.adapters.base import Adapter, FieldSpec
 from gateway.adapters.graph import GraphAdapter, as_int
 from gateway.capabilities import Capability, SocialMetrics, SocialNetwork, SocialPost, SocialPostResult
 from gateway.errors import ErrorKind, ProviderError, error_from_response
@@ -25,6 +25,19 @@ class LinkedInAdapter(Adapter):
     credential_fields = ("access_token",)
     option_fields = ("author_urn", "api_version")
     default_base_url = "https://api.linkedin.com"
+    docs_url = "https://learn.microsoft.com/en-us/linkedin/marketing/community-management/shares/posts-api"
+    field_specs = {
+        "access_token": FieldSpec(
+            "Access token",
+            "An OAuth token with w_organization_social (or w_member_social).",
+            kind="secret",
+            required=True,
+        ),
+        "author_urn": FieldSpec(
+            "Author", "urn:li:organization:… for a page or urn:li:person:… for a member.", required=True
+        ),
+        "api_version": FieldSpec("API version", "YYYYMM. Blank: 202505."),
+    }
 
     def default_headers(self) -> dict[str, str]:
         return {
@@ -129,6 +142,13 @@ class XAdapter(Adapter):
     credential_fields = ("access_token",)
     option_fields = ("username",)
     default_base_url = "https://api.x.com"
+    docs_url = "https://docs.x.com/x-api/posts/creation-of-a-post"
+    field_specs = {
+        "access_token": FieldSpec(
+            "Access token", "An OAuth 2.0 user token with tweet.write.", kind="secret", required=True
+        ),
+        "username": FieldSpec("User name", "The account's @handle without @, used in post links."),
+    }
     MAX_LENGTH: ClassVar[int] = 280
 
     def default_headers(self) -> dict[str, str]:
@@ -199,6 +219,17 @@ class InstagramAdapter(GraphAdapter):
     network = SocialNetwork.INSTAGRAM
     capabilities = frozenset({Capability.POST_SOCIAL})
     option_fields = ("ig_user_id", "api_version", "container_wait")
+    docs_url = "https://developers.facebook.com/docs/instagram-platform/content-publishing"
+    field_specs = {
+        **GraphAdapter.field_specs,
+        "ig_user_id": FieldSpec("Instagram user id", "The professional account's numeric id.", required=True),
+        "container_wait": FieldSpec(
+            "Longest wait for media (seconds)",
+            "How long to wait for Instagram to process. Blank: 30.",
+            kind="number",
+            minimum=1,
+        ),
+    }
 
     @property
     def user_id(self) -> str:

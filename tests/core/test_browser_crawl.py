@@ -53,7 +53,13 @@ NOT_CRAWLED = {
     "publishing:conversion": "a conversion pixel behind a signed token; tests/publishing/test_conversions.py",
     "publishing:inbound-webhook": "provider webhooks (POST); tests/publishing/test_inbound.py",
 }
-MANAGE_ONLY = {"audit-log", "workspace-settings"}
+MANAGE_ONLY = {
+    "audit-log",
+    "workspace-settings",
+    "gateway:account-add",
+    "gateway:account-edit",
+    "gateway:account-delete",
+}
 STAFF_ONLY = {"ops"}  # operators only: 404 for everyone else
 
 
@@ -77,7 +83,8 @@ def _dashboard_patterns():
 def _ids(workspace) -> dict[str, int]:
     """One real id per parameterised page, from the seeded workspace (plus the rows this test adds)."""
     from crm.models import Company, Contact, ContactList, CustomFieldDefinition, ImportRun, Segment, Tag
-    from media.models import MediaAsset
+    from gateway.models import ProviderAccount
+    from media.models import MediaAsset, MediaLibrary
     from publishing.models import Campaign, Content
 
     def first(qs):
@@ -107,6 +114,11 @@ def _ids(workspace) -> dict[str, int]:
         "crm:import-errors": first(ImportRun.objects.filter(workspace=workspace)),
         "crm:field": first(CustomFieldDefinition.objects.filter(workspace=workspace)),
         "media:asset": first(MediaAsset.objects.filter(workspace=workspace)),
+        "media:asset-delete": first(MediaAsset.objects.filter(workspace=workspace)),
+        "media:library": first(MediaLibrary.objects.filter(workspace=workspace)),
+        "media:library-archive": first(MediaLibrary.objects.filter(workspace=workspace)),
+        "gateway:account-edit": first(ProviderAccount.objects.filter(workspace=workspace)),
+        "gateway:account-delete": first(ProviderAccount.objects.filter(workspace=workspace)),
         "publishing:campaign": first(Campaign.objects.filter(workspace=workspace)),
         "publishing:campaign-edit": first(Campaign.objects.filter(workspace=workspace, status="draft")),
         "publishing:campaign-counts": first(Campaign.objects.filter(workspace=workspace)),

@@ -152,3 +152,14 @@ def test_recent_failures_of_real_calls_on_dashboard_and_health_api(
     assert failure["capability"] == "verify_email" and failure["account"] == primary.pk
     assert rows[fallback.name]["recent_failures"] == []
     assert "globex-only failure" not in api.get("/api/v1/gateway/health/").content.decode()
+
+
+def test_breaker_states_in_words(client_for, gateway_fast):
+    client = client_for("viewer")
+    fine = ProviderAccountFactory(workspace=client.workspace, name="Fine")
+    tripped = ProviderAccountFactory(workspace=client.workspace, name="Tripped")
+    for _ in range(3):
+        breaker.record(tripped.pk, ok=False, cause="HTTP 503", config=breaker.breaker_config())
+    html = client.get("/gateway/").content.decode()
+    assert html.count('data-breaker="closed">Calls flow') == 1 and fine.name in html
+    assert 'data-breaker="open">Paused after failures' in html
