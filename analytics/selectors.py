@@ -29,6 +29,11 @@ def _sums() -> dict:
     }
 
 
+def counter_sums() -> dict:
+    """Column → ``SUM`` aggregate of every rollup counter (0, not null, over no rows)."""
+    return _sums()
+
+
 def zero_counters() -> dict:
     return {f: 0 for f in COUNTER_FIELDS}
 
