@@ -112,14 +112,8 @@ class CohortViewSet(CSVAwareMixin, WorkspaceGenericViewSet):
     def save_list(self, request):
         body = CohortListSerializer(data=request.data, context={"workspace": self.workspace})
         body.is_valid(raise_exception=True)
-        d = body.validated_data
         saved, added = cohorts.cohort_cell_save_list(
-            workspace=self.workspace,
-            query=d["query"],
-            cohort=d["cohort"],
-            period=d["period"],
-            name=d["name"],
-            by=request.user,
+            workspace=self.workspace, by=request.user, **body.validated_data
         )
         return Response(
             {"id": saved.pk, "name": saved.name, "contacts": added}, status=status.HTTP_201_CREATED

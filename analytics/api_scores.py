@@ -33,6 +33,7 @@ class ScoreSettingsSerializer(serializers.ModelSerializer):
     inactive_days = serializers.IntegerField(
         min_value=1, max_value=3650, help_text="no human event for this long: tier inactive"
     )
+    updated_at = serializers.DateTimeField(read_only=True, allow_null=True, help_text="null: never changed")
 
     class Meta:
         model = ScoreSettings

@@ -56,7 +56,15 @@ class TrendQuerySerializer(serializers.Serializer):
         campaign = attrs.get("campaign")
         if campaign and not Campaign.objects.for_workspace(workspace).filter(pk=campaign).exists():
             raise serializers.ValidationError({"campaign": "No such campaign."})
-        return {**attrs, "first": first, "last": last}
+        # exactly the keyword arguments of `trends.trend`
+        return {
+            "metric": attrs["metric"],
+            "first": first,
+            "last": last,
+            "campaign_id": campaign,
+            "channel": attrs.get("channel"),
+            "k": attrs["k"],
+        }
 
 
 class TrendViewSet(CSVAwareMixin, WorkspaceGenericViewSet):
@@ -75,15 +83,7 @@ class TrendViewSet(CSVAwareMixin, WorkspaceGenericViewSet):
         query = TrendQuerySerializer(data=request.query_params, context={"workspace": self.workspace})
         query.is_valid(raise_exception=True)
         q = query.validated_data
-        result = trends.trend(
-            self.workspace,
-            metric=q["metric"],
-            first=q["first"],
-            last=q["last"],
-            campaign_id=q.get("campaign"),
-            channel=q.get("channel"),
-            k=q["k"],
-        )
+        result = trends.trend(self.workspace, **q)
         if self.wants_csv():
             return csv_download(result["points"], f"trend-{q['metric']}.csv")
         return Response(result)

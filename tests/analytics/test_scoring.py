@@ -286,3 +286,32 @@ def test_contact_history_api(api_client_for, other_workspace):
     assert csv_body.splitlines() == ["day,score,tier", "2026-06-01,26,low"]
     stranger = api_client_for(role=Role.ADMIN, workspace_=other_workspace)
     assert stranger.get(url).status_code == 404
+
+
+def test_score_tasks_are_on_the_beat_schedule_and_the_rollups_queue(db):
+    from django_celery_beat.models import PeriodicTask
+
+    from aicmo.celery import app
+
+    tick = PeriodicTask.objects.get(task="analytics.tasks.score_tick_task")
+    decay = PeriodicTask.objects.get(task="analytics.tasks.score_decay_task")
+    assert (tick.interval.every, tick.interval.period) == (5, "minutes")
+    assert (decay.interval.every, decay.interval.period) == (1, "days")
+    for name in ("score_tick_task", "score_decay_task", "scores_job_task"):
+        assert app.amqp.router.route({}, f"analytics.tasks.{name}")["queue"].name == "rollups"
+
+
+def test_a_rule_change_is_recomputed_by_a_rollups_worker(celery_worker_on):
+    from tests.crm.test_celery import wait_finished
+    from tests.factories import WorkspaceFactory
+
+    workspace = WorkspaceFactory(slug="scores-worker")
+    [campaign] = make_campaigns(workspace, 1)
+    deliveries = make_deliveries(campaign, make_contacts(workspace, 20))
+    random_events(deliveries, 200, start=NOW - timedelta(days=20), days=20, seed=2)
+    with celery_worker_on(["rollups"]):
+        _, job = score_settings_update(workspace=workspace, changes={"weights": {"click": 6}})
+        job = wait_finished(job.pk)
+    assert job.status == JobStatus.SUCCEEDED and job.done == job.total == 20
+    now = ContactScore.objects.values_list("raw_at", flat=True).first()
+    assert stored(workspace) == expected_scores(workspace, now, {**DEFAULTS, "weights": {"click": 6.0}})
