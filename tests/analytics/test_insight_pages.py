@@ -10,7 +10,7 @@ from datetime import date, timedelta
 import pytest
 
 from aicmo.models import Role
-from analytics.models import DailyRollup, ScoreSettings
+from analytics.models import CampaignRollup, DailyRollup, ScoreSettings
 from crm.models import Contact, ContactList
 from publishing.models import EngagementEvent
 from tests.analytics.generated import event, make_campaigns, make_contacts, make_deliveries
@@ -119,3 +119,17 @@ def test_scores_page_viewer_reads_admin_changes(client_for, django_capture_on_co
     bad = admin.post(SCORES, {"high_threshold": "20"}, follow=True)
     assert "low &lt; medium &lt; high" in bad.content.decode() or "0 &lt; low" in bad.content.decode()
     assert ScoreSettings.objects.get(workspace=admin.workspace).high_threshold == 70
+
+
+def test_overview_kpi_chart_matches_the_api(client_for, api_client_for, series):
+    CampaignRollup.objects.create(
+        workspace=series.workspace, campaign=series, channel="email", sent=100, bounces=5, unique_opens_human=38,
+        unique_clicks=19,
+    )  # fmt: skip
+    page = client_for(role=Role.VIEWER).get("/analytics/").content.decode()
+    data = chart_data(page, "kpi-chart")
+    api = api_client_for(role=Role.VIEWER).get("/api/v1/analytics/figures/overview/").json()
+    assert data["labels"][:2] == ["Open rate", "CTR"] and 'id="kpis"' in page
+    keys = ["open_rate", "ctr", "ctor", "cvr", "unsubscribe_rate", "bounce_rate"]
+    assert data["series"][0]["data"] == [api[k] for k in keys]
+    assert data["series"][0]["data"][:3] == [0.4, 0.2, 0.5]
