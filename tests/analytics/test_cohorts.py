@@ -166,10 +166,13 @@ def test_first_order_cohorts_hold_everyone_in_period_zero(workspace, history):
     assert all(c["active"][0] == c["size"] for c in matrix["cohorts"])
 
 
-def test_api_csv_and_isolation(api_client_for, workspace, other_workspace, history):
+def test_api_csv_and_isolation(
+    api_client_for, workspace, other_workspace, history, django_assert_max_num_queries
+):
     client = api_client_for(role=Role.VIEWER)
     params = "?basis=first_seen&grain=month&activity=engagement&date_from=2026-01-15&date_to=2026-11-03&periods=12&currency=eur"
-    body = client.get(URL + params).json()
+    with django_assert_max_num_queries(8):  # auth, tenant, then the 3 cohort queries
+        body = client.get(URL + params).json()
     assert body["zone"] == "Europe/Berlin" and body["currency"] == "EUR"
     assert actual(body) == expected(
         workspace, "first_seen", "month", "engagement", date(2026, 1, 1), date(2026, 11, 1), 12, "EUR"

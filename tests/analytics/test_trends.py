@@ -107,13 +107,16 @@ def test_flat_series_has_no_anomalies_until_a_spike(workspace, campaign, other_w
     assert [a["day"] for a in spiked["anomalies"]] == [(FIRST + timedelta(days=30)).isoformat()]
 
 
-def test_api_csv_isolation_and_bad_input(api_client_for, workspace, campaign, other_workspace):
+def test_api_csv_isolation_and_bad_input(
+    api_client_for, workspace, campaign, other_workspace, django_assert_max_num_queries
+):
     put_series(workspace, campaign, noisy(60, {30: 90}))
     client = api_client_for(role=Role.VIEWER)
     query = (
         f"?metric=unique_clicks&date_from=2026-01-01&date_to=2026-03-01&campaign={campaign.pk}&channel=email"
     )
-    body = client.get(URL + query).json()
+    with django_assert_max_num_queries(9):  # auth, tenant, campaign check, then 3 rollup reads
+        body = client.get(URL + query).json()
     assert "2026-01-31" in [a["day"] for a in body["anomalies"]]
     lines = b"".join(client.get(URL + query + "&format=csv").streaming_content).decode().splitlines()
     assert lines[0] == "day,value,ma7,ma28,expected,residual,anomaly" and len(lines) == 61
