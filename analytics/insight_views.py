@@ -10,6 +10,7 @@ from django.shortcuts import redirect
 from django.views.generic import TemplateView
 
 from aicmo.roles import MANAGE
+from aicmo.tenancy import get_scoped_or_404
 from aicmo.views import WorkspaceView
 from crm.models import Contact, Tier
 from publishing.models import Channel, EngagementKind
@@ -18,7 +19,7 @@ from . import cohorts, scoring, trends
 from .api_cohorts import CohortListSerializer, CohortQuerySerializer
 from .api_scores import ScoreSettingsSerializer
 from .api_trends import TrendQuerySerializer
-from .selectors import campaigns_for
+from .selectors import campaigns_for, score_history
 
 
 def _errors(serializer) -> list[str]:
@@ -181,3 +182,24 @@ class ScoresView(WorkspaceView, TemplateView):
             return redirect("analytics:scores")
         messages.success(request, "Score rule saved; recomputing every score." if job else "Nothing changed.")
         return redirect("analytics:scores")
+
+
+class ContactScoresView(WorkspaceView, TemplateView):
+    """One contact's score and tier and the days they changed (the contact timeline's score track)."""
+
+    template_name = "analytics/contact_scores.html"
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        contact = get_scoped_or_404(Contact.objects.all(), self.request, pk=kwargs["pk"])
+        history = score_history(self.workspace, contact.pk)
+        ctx.update(
+            contact=contact,
+            history=history,
+            chart={
+                "type": "line",
+                "labels": [h["day"].isoformat() for h in history],
+                "series": [{"label": "Score", "data": [h["score"] for h in history]}],
+            },
+        )
+        return ctx

@@ -133,3 +133,25 @@ def test_overview_kpi_chart_matches_the_api(client_for, api_client_for, series):
     keys = ["open_rate", "ctr", "ctor", "cvr", "unsubscribe_rate", "bounce_rate"]
     assert data["series"][0]["data"] == [api[k] for k in keys]
     assert data["series"][0]["data"][:3] == [0.4, 0.2, 0.5]
+
+
+def test_contact_score_history_page(client_for, other_workspace):
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from analytics.scoring import scores_refresh
+
+    viewer = client_for(role=Role.VIEWER)
+    [campaign] = make_campaigns(viewer.workspace, 1)
+    [d] = make_deliveries(campaign, make_contacts(viewer.workspace, 1))
+    now = datetime(2026, 6, 1, 12, tzinfo=ZoneInfo("UTC"))
+    EngagementEvent.objects.bulk_create([event(d, "click", now)])
+    scores_refresh(workspace_id=viewer.workspace.pk, now=now)
+    url = f"/analytics/contacts/{d.contact_id}/scores/"
+    html = viewer.get(url).content.decode()
+    assert chart_data(html, "score-chart") == {
+        "type": "line", "labels": ["2026-06-01"], "series": [{"label": "Score", "data": [26]}],
+    }  # fmt: skip
+    assert 'id="score-history"' in html
+    stranger = client_for(role=Role.ADMIN, workspace_=other_workspace)
+    assert stranger.get(url).status_code == 404

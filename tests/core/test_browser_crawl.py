@@ -107,6 +107,7 @@ def _ids(workspace) -> dict[str, int]:
         "publishing:campaign-report": first(Campaign.objects.filter(workspace=workspace)),
         "publishing:content": first(Content.objects.filter(workspace=workspace)),
         "analytics:campaign": first(Campaign.objects.filter(workspace=workspace)),
+        "analytics:contact-scores": hostile.pk,
     }
 
 
