@@ -23,7 +23,7 @@ from aicmo.roles import READ
 from crm.models import Contact
 from publishing.models import Campaign
 
-from . import attribution, importing, metrics, orders, selectors
+from . import api_cohorts, api_scores, api_trends, attribution, importing, metrics, orders, selectors
 from .downloads import CSVAwareMixin, csv_download
 from .models import Order, OrderSource
 from .rollups import workspace_zone
@@ -318,5 +318,9 @@ router = DefaultRouter()
 router.register("orders", OrderViewSet, basename="analytics-order")
 router.register("campaigns", CampaignReportViewSet, basename="analytics-campaign")
 router.register("figures", FiguresViewSet, basename="analytics-figures")
+router.register("scores", api_scores.ScoreSettingsViewSet, basename="analytics-scores")
+router.register("scores/contacts", api_scores.ContactScoreViewSet, basename="analytics-contact-scores")
+router.register("cohorts", api_cohorts.CohortViewSet, basename="analytics-cohorts")
+router.register("trends", api_trends.TrendViewSet, basename="analytics-trends")
 
 urlpatterns = router.urls

@@ -149,3 +149,88 @@ class RollupWatermark(WorkspaceOwned):
 
     def __str__(self) -> str:
         return f"workspace {self.workspace_id} at event {self.last_event_id}"
+
+
+class ScoreSettings(WorkspaceOwned):
+    """A workspace's engagement-score rule (see `analytics.scoring` for the formula and the defaults).
+
+    ``weights`` maps an engagement kind to its points (0–100; kinds left out weigh 0). ``scale`` is the raw
+    sum that normalizes to 63 (100 × (1 − e⁻¹)). Tier thresholds are score lower bounds."""
+
+    weights = models.JSONField(default=dict, blank=True)
+    half_life_days = models.FloatField(default=30.0)
+    scale = models.FloatField(default=10.0)
+    high_threshold = models.PositiveSmallIntegerField(default=70)
+    medium_threshold = models.PositiveSmallIntegerField(default=40)
+    low_threshold = models.PositiveSmallIntegerField(default=10)
+    inactive_days = models.PositiveIntegerField(default=90)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "score settings"
+        constraints = [
+            models.UniqueConstraint(fields=["workspace"], name="analytics_scoresettings_unique_ws"),
+            models.CheckConstraint(
+                condition=Q(half_life_days__gt=0), name="analytics_scoresettings_half_life"
+            ),
+            models.CheckConstraint(condition=Q(scale__gt=0), name="analytics_scoresettings_scale"),
+            models.CheckConstraint(
+                condition=Q(high_threshold__lte=100)
+                & Q(medium_threshold__lt=models.F("high_threshold"))
+                & Q(low_threshold__lt=models.F("medium_threshold")),
+                name="analytics_scoresettings_thresholds",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"score settings of workspace {self.workspace_id}"
+
+
+class ContactScore(WorkspaceOwned):
+    """The decayed raw sum of one contact at ``raw_at`` (decay is multiplicative, so the daily pass ages it
+    without reading events), its last human event and the score/tier last written to the contact."""
+
+    contact = models.OneToOneField(Contact, on_delete=models.CASCADE, related_name="+")
+    raw = models.FloatField(default=0.0)
+    raw_at = models.DateTimeField()
+    last_human_at = models.DateTimeField(null=True, blank=True)
+    score = models.PositiveSmallIntegerField(default=0)
+    tier = models.CharField(max_length=10, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["workspace", "contact"], name="analytics_cscore_ws_contact")]
+
+    def __str__(self) -> str:
+        return f"contact {self.contact_id}: {self.score} ({self.tier})"
+
+
+class ScoreHistory(WorkspaceOwned):
+    """A contact's score and tier at the end of a workspace-local day on which either changed."""
+
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    score = models.PositiveSmallIntegerField()
+    tier = models.CharField(max_length=10)
+
+    class Meta:
+        ordering = ["contact_id", "day"]
+        constraints = [
+            models.UniqueConstraint(fields=["contact", "day"], name="analytics_scorehistory_unique_day")
+        ]
+
+    def __str__(self) -> str:
+        return f"contact {self.contact_id} {self.day}: {self.score}"
+
+
+class ScoreWatermark(WorkspaceOwned):
+    """The highest engagement event id already scored, and the local day of the last decay pass."""
+
+    last_event_id = models.BigIntegerField(default=0)
+    scored_at = models.DateTimeField(null=True, blank=True)
+    decayed_on = models.DateField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["workspace"], name="analytics_scorewm_unique_ws")]
+
+    def __str__(self) -> str:
+        return f"workspace {self.workspace_id} scored to event {self.last_event_id}"

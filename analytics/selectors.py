@@ -13,7 +13,7 @@ from aicmo.models import Workspace
 from publishing.models import Campaign
 
 from . import metrics
-from .models import COUNTER_FIELDS, CampaignRollup, DailyRollup
+from .models import COUNTER_FIELDS, CampaignRollup, DailyRollup, ScoreHistory
 
 MONEY = ("revenue", "spend")
 VARIANT_TESTS = ("open_rate", "ctr", "cvr")
@@ -27,6 +27,11 @@ def _sums() -> dict:
         )
         for f in COUNTER_FIELDS
     }
+
+
+def counter_sums() -> dict:
+    """Column → ``SUM`` aggregate of every rollup counter (0, not null, over no rows)."""
+    return _sums()
 
 
 def zero_counters() -> dict:
@@ -166,3 +171,13 @@ def overview(workspace: Workspace | int) -> dict:
     totals = CampaignRollup.objects.for_workspace(workspace).aggregate(**_sums())
     campaigns = CampaignRollup.objects.for_workspace(workspace).values("campaign_id").distinct().count()
     return {"campaigns": campaigns, **_row(totals)}
+
+
+def score_history(workspace, contact_id: int) -> list[dict]:
+    """[{day, score, tier}] of one contact, oldest first: the local days its score or tier changed."""
+    return list(
+        ScoreHistory.objects.for_workspace(workspace)
+        .filter(contact_id=contact_id)
+        .order_by("day")
+        .values("day", "score", "tier")
+    )

@@ -22,3 +22,24 @@ def order_import_task(job_id: int) -> int:
     from .importing import order_import_execute
 
     return order_import_execute(job_id=job_id)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def score_tick_task() -> int:
+    from .scoring import score_tick
+
+    return score_tick()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def score_decay_task() -> list[int]:
+    from .scoring import score_decay_daily
+
+    return score_decay_daily()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def scores_job_task(job_id: int) -> int:
+    from .scoring import scores_job_run
+
+    return scores_job_run(job_id=job_id)

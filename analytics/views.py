@@ -11,6 +11,14 @@ from aicmo.views import WorkspaceView
 from . import selectors
 
 PAGE_SIZE = 50
+KPI_RATES = (
+    ("open_rate", "Open rate"),
+    ("ctr", "CTR"),
+    ("ctor", "CTOR"),
+    ("cvr", "CVR"),
+    ("unsubscribe_rate", "Unsubscribe rate"),
+    ("bounce_rate", "Bounce rate"),
+)
 
 
 class CampaignListView(WorkspaceView, TemplateView):
@@ -21,7 +29,14 @@ class CampaignListView(WorkspaceView, TemplateView):
         campaigns = selectors.campaigns_for(self.workspace).order_by("-created_at", "-id")
         page = Paginator(campaigns, PAGE_SIZE).get_page(self.request.GET.get("page"))
         ctx.update(page=page, rows=selectors.campaign_rows(self.workspace, list(page.object_list)))
-        ctx["overview"] = selectors.overview(self.workspace)
+        ctx["overview"] = overview = selectors.overview(self.workspace)
+        ctx["kpis"] = kpis = [{"label": label, "value": overview[key]} for key, label in KPI_RATES]
+        ctx["kpi_chart"] = {
+            "type": "bar",
+            "percent": True,
+            "labels": [k["label"] for k in kpis],
+            "series": [{"label": "All campaigns", "data": [k["value"] for k in kpis]}],
+        }
         return ctx
 
 

@@ -181,6 +181,7 @@ def contact_erase(*, contact: Contact, by=None) -> Contact:
         setattr(contact, name, "")
     contact.custom, contact.provenance, contact.typed_fields = {}, {}, []
     contact.verification, contact.erased_at = "", timezone.now()
+    contact.engagement_score, contact.engagement_tier = 0, ""  # a profile of the person: erased too
     contact.save()
     contact.tags.clear()
     contact.enrichment_records.all().delete()

@@ -135,12 +135,25 @@ def contacts_record_engagement(*, engaged: dict[int, dt.datetime]) -> int:
     return moved
 
 
-def contacts_set_scores(*, workspace: Workspace, scores: dict[int, int]) -> int:
-    """Bulk score write for analytics rollups (no lifecycle change, no per-row save)."""
-    contacts = list(Contact.objects.for_workspace(workspace).filter(pk__in=list(scores)).only("pk"))
+def contacts_set_scores(
+    *, workspace: Workspace, scores: dict[int, int], tiers: dict[int, str] | None = None
+) -> int:
+    """Bulk score write for analytics (no lifecycle change, no per-row save): ``{contact_id: 0–100}`` and,
+    optionally, the tier analytics decided for each (else `tier_for_score`). Erased contacts and ids of
+    other workspaces are skipped. Returns how many contacts were written. Queries: 1 read + 1 UPDATE per
+    500 contacts."""
+    tiers = tiers or {}
+    unknown = set(tiers.values()) - set(Tier.values)
+    if unknown:
+        raise ValueError(f"Unknown tier(s): {sorted(unknown)}")
+    contacts = list(
+        Contact.objects.for_workspace(workspace)
+        .filter(pk__in=list(scores), erased_at__isnull=True)
+        .only("pk")
+    )
     for c in contacts:
         c.engagement_score = max(0, min(100, int(scores[c.pk])))
-        c.engagement_tier = tier_for_score(c.engagement_score)
+        c.engagement_tier = tiers.get(c.pk) or tier_for_score(c.engagement_score)
     Contact.objects.bulk_update(contacts, ["engagement_score", "engagement_tier"], batch_size=500)
     return len(contacts)
 

@@ -126,6 +126,7 @@ def _ids(workspace) -> dict[str, int]:
         "publishing:content": first(Content.objects.filter(workspace=workspace)),
         "publishing:content-edit": first(Content.objects.filter(workspace=workspace)),
         "analytics:campaign": first(Campaign.objects.filter(workspace=workspace)),
+        "analytics:contact-scores": hostile.pk,
     }
 
 
