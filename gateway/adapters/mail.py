@@ -22,6 +22,7 @@ import idna
 
 from gateway.adapters.base import Adapter
 from gateway.capabilities import Capability, InboundKind, InboundMessage, OutgoingEmail, SendResult
+from gateway.dkimsign import DkimSigningError, dkim_sign
 from gateway.errors import ErrorKind, ProviderError, classify_exception
 from gateway.ssrf import UnsafeURL, check_host, check_url, guarded_create_connection
 from gateway.tls import tls_context
@@ -225,6 +226,19 @@ class SMTPAdapter(_MailServerAdapter):
             raise self.fail(ErrorKind.BAD_INPUT, f"Invalid email header: {exc}") from exc
         return message
 
+    def message_bytes(self, message: EmailMessage, msg: OutgoingEmail, *, international: bool) -> bytes:
+        """The bytes put on the wire (CRLF; UTF-8 headers only when the envelope needs SMTPUTF8, as
+        ``smtplib.send_message`` would write them), DKIM-signed with ``msg.dkim`` when given: the signed
+        bytes are the sent bytes."""
+        policy = message.policy.clone(utf8=True) if international else message.policy
+        data = message.as_bytes(policy=policy.clone(linesep="\r\n"))
+        if msg.dkim is None:
+            return data
+        try:
+            return dkim_sign(data, msg.dkim)
+        except DkimSigningError as exc:
+            raise self.fail(ErrorKind.BAD_INPUT, str(exc)) from exc
+
     def send_email(self, msg: OutgoingEmail) -> SendResult:
         """Send one message. An address with a non-ASCII local part goes out with SMTPUTF8 (RFC 6531) when
         the server offers it; otherwise this message fails as bad input (the server works, the address
@@ -235,9 +249,11 @@ class SMTPAdapter(_MailServerAdapter):
             recipient, to_intl = smtp_mailbox(parseaddr(msg.to)[1])
         except ValueError as exc:
             raise self.fail(ErrorKind.BAD_INPUT, str(exc)) from exc
+        international = from_intl or to_intl
+        data = self.message_bytes(message, msg, international=international)
         for attempt in (1, 2):
             conn = self.connection
-            if (from_intl or to_intl) and not conn.has_extn("smtputf8"):
+            if international and not conn.has_extn("smtputf8"):
                 who = f"recipient {recipient!r}" if to_intl else f"sender {envelope_from!r}"
                 raise self.fail(
                     ErrorKind.BAD_INPUT,
@@ -245,7 +261,12 @@ class SMTPAdapter(_MailServerAdapter):
                     "server does not offer it, so the message cannot be sent through this account",
                 )
             try:
-                conn.send_message(message, from_addr=envelope_from, to_addrs=[recipient])
+                conn.sendmail(
+                    envelope_from,
+                    [recipient],
+                    data,
+                    mail_options=("SMTPUTF8", "BODY=8BITMIME") if international else (),
+                )
                 break
             except smtplib.SMTPServerDisconnected as exc:
                 # A reused connection may have been dropped by the server while idle: reconnect once.

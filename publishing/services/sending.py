@@ -39,7 +39,7 @@ from aicmo.models import JobStatus
 from crm.models import Contact
 from crm.selectors import contacts_receivable
 from gateway import services as gateway_services
-from gateway.capabilities import OutgoingEmail
+from gateway.capabilities import DkimKey, OutgoingEmail
 from gateway.errors import ProviderError, ProvidersUnavailable
 
 from ..models import (
@@ -53,7 +53,7 @@ from ..models import (
     TrackedLink,
 )
 from ..personalization import custom_field_keys, recipient_context
-from . import abtests, limits, tracking
+from . import abtests, dkim, limits, tracking
 from .content import email_render
 
 log = logging.getLogger(__name__)
@@ -185,10 +185,18 @@ def _tracker(delivery: Delivery, links: dict[str, TrackedLink]):
 
 
 def message_build(
-    *, campaign: Campaign, version: ContentVersion, delivery: Delivery, links, custom_keys, message_id: str
+    *,
+    campaign: Campaign,
+    version: ContentVersion,
+    delivery: Delivery,
+    links,
+    custom_keys,
+    message_id: str,
+    dkim_keys: dict[str, DkimKey] | None = None,
 ) -> OutgoingEmail:
     """The recipient's message: multipart/alternative (text + HTML), our Message-ID, RFC 8058 one-click
-    List-Unsubscribe (https + mailto) and a Feedback-ID ``campaign:workspace:channel:aicmo``."""
+    List-Unsubscribe (https + mailto), a Feedback-ID ``campaign:workspace:channel:aicmo``, and the DKIM
+    key of the From domain when ``dkim_keys`` (``{sender address: key}``, `dkim.signing_keys`) has one."""
     sender = version.sender
     unsubscribe = tracking.unsubscribe_url(delivery)
     rendered = email_render(
@@ -212,6 +220,7 @@ def message_build(
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
             "Feedback-ID": f"{campaign.pk}:{campaign.workspace_id}:{campaign.channel}:aicmo",
         },
+        dkim=(dkim_keys or {}).get(sender.email),
     )
 
 
@@ -240,6 +249,9 @@ def campaign_send_batch(*, campaign_id: int) -> BatchOutcome:
     variant_versions = abtests.variant_versions(campaign, version)
     links = {link.url: link for link in TrackedLink.objects.filter(campaign=campaign)}
     keys = custom_field_keys(campaign.workspace_id)
+    dkim_keys = dkim.signing_keys(
+        campaign.workspace_id, {v.sender.email for v in (version, *variant_versions.values()) if v.sender}
+    )
     deliveries = list(
         Delivery.objects.filter(pk__in=ids, claimed_by=me)
         .select_related("contact__company", "campaign")
@@ -271,6 +283,7 @@ def campaign_send_batch(*, campaign_id: int) -> BatchOutcome:
                 links=links,
                 custom_keys=keys,
                 message_id=message_id,
+                dkim_keys=dkim_keys,
             )
         except Exception as exc:  # a template error for this recipient: record it, go on with the others
             log.warning("campaign %s delivery %s: render failed: %s", campaign_id, delivery.pk, exc)
