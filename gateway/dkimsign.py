@@ -7,8 +7,6 @@ refolding and trailing whitespace changes by relays), rsa-sha256.
 
 from __future__ import annotations
 
-import dkim
-
 from gateway.capabilities import DkimKey
 
 # Signed when present (a header that is absent is left out of ``h=`` rather than signed as empty).
@@ -33,6 +31,8 @@ def dkim_sign(data: bytes, key: DkimKey) -> bytes:
     """``data`` (a whole message, CRLF line endings) with a ``DKIM-Signature`` header prepended.
 
     Raises DkimSigningError when dkimpy refuses the key or the message."""
+    import dkim  # imported on first use: dkimpy (and dnspython) stay out of processes that never sign
+
     present = {
         line.split(b":", 1)[0].strip().lower()
         for line in data.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
