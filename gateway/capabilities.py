@@ -90,6 +90,19 @@ class VerificationResult:
 
 
 @dataclass(frozen=True)
+class DkimKey:
+    """A DKIM signing key (RFC 6376) for one sending domain: the signature's ``d=`` and ``s=``, and the
+    RSA private key as PKCS#1 PEM (``-----BEGIN RSA PRIVATE KEY-----``, the form dkimpy reads)."""
+
+    domain: str
+    selector: str
+    private_key_pem: str
+
+    def __repr__(self) -> str:  # never the key material in logs or tracebacks
+        return f"DkimKey(domain={self.domain!r}, selector={self.selector!r})"
+
+
+@dataclass(frozen=True)
 class OutgoingEmail:
     to: str
     subject: str
@@ -99,6 +112,7 @@ class OutgoingEmail:
     reply_to: str = ""  # empty: the account's configured Reply-To (if any)
     message_id: str = ""  # empty: the adapter mints one; callers that track replies pass their own
     headers: dict[str, str] = field(default_factory=dict)
+    dkim: DkimKey | None = None  # sign the final MIME bytes with this key (adapters that build them)
 
 
 @dataclass(frozen=True)

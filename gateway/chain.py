@@ -215,15 +215,19 @@ class _Chain:
             ratelimit.hold(account.pk, error.retry_after)
         return False, error
 
-    def run(self, accounts: list[ProviderAccount], args, kwargs):
+    def run(self, accounts: list[ProviderAccount], args, kwargs, *, ordered: bool = False):
+        """``ordered``: ``accounts`` were just ordered by `order_accounts` (a batch's), so the first round
+        uses that order instead of reading the breaker states again; later rounds re-read them."""
         budget = self.budget
         deadline = time.monotonic() + budget.max_seconds
         excluded: set[int] = set()
         round_no = 0
+        first = True
         while True:
             soonest: float | None = None  # monotonic time at which a refused account may be tried
             tried = False
-            for account in order_accounts([a for a in accounts if a.pk not in excluded]):
+            live = [a for a in accounts if a.pk not in excluded]
+            for account in live if (first and ordered) else order_accounts(live):
                 if self.attempts >= budget.max_attempts:
                     break
                 gate = (
@@ -254,6 +258,7 @@ class _Chain:
                 elif outcome.retry_after:
                     at = time.monotonic() + outcome.retry_after
                     soonest = at if soonest is None else min(soonest, at)
+            first = False
             if len(excluded) == len(accounts):
                 raise self.unavailable(None, "every provider account needs re-authentication")
             now = time.monotonic()
@@ -292,6 +297,35 @@ def call(
     """
     capability = str(capability)
     accounts, why = candidate_accounts(workspace, capability, adapter_keys=adapter_keys)
+    return call_accounts(
+        accounts,
+        why,
+        *args,
+        workspace=workspace,
+        capability=capability,
+        method=method,
+        budget=budget,
+        use_breaker=use_breaker,
+        **kwargs,
+    )
+
+
+def call_accounts(
+    accounts: list[ProviderAccount],
+    why: str,
+    *args,
+    workspace,
+    capability: str,
+    method: str | None = None,
+    budget: RetryBudget | None = None,
+    use_breaker: bool = True,
+    ordered: bool = False,
+    **kwargs,
+):
+    """`call` over accounts the caller already read with `candidate_accounts` (``why``: its reason when
+    empty) — for callers that make many calls in a row (``gateway.services.EmailBatch``). ``ordered``: see
+    ``_Chain.run``. Same errors as `call`."""
+    capability = str(capability)
     chain = _Chain(
         workspace=workspace,
         capability=capability,
@@ -302,7 +336,7 @@ def call(
     if not accounts:
         raise chain.unavailable(None, why)
     try:
-        return chain.run(accounts, args, kwargs)
+        return chain.run(accounts, args, kwargs, ordered=ordered)
     except RedisError as exc:
         # Without the shared breaker and rate limit we cannot call providers safely: retry the work later.
         log.warning("gateway call for %s deferred: Redis unavailable (%s)", capability, exc)

@@ -6,6 +6,7 @@ Facade functions take the workspace and typed values, return typed results, and 
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
@@ -16,13 +17,14 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
+from redis.exceptions import RedisError
 
 from aicmo.audit import audit_record
 
 from . import breaker, ratelimit
 from . import capabilities as cap
 from .capabilities import Capability
-from .chain import call
+from .chain import call, call_accounts, candidate_accounts, order_accounts
 from .crypto import decrypt_credentials, encrypt_credentials, mask_secret, rotate_token
 from .errors import ErrorKind, ProviderError
 from .health import account_set_state
@@ -242,6 +244,38 @@ def _with_message_id(message: cap.OutgoingEmail) -> cap.OutgoingEmail:
 
 def send_email(*, workspace, message: cap.OutgoingEmail) -> cap.SendResult:
     return call(_with_message_id(message), workspace=workspace, capability=Capability.SEND_EMAIL)
+
+
+class EmailBatch:
+    """``send_email`` for a run of messages of one workspace (a campaign's batch): the accounts are read
+    from the database and ordered by live health once, on the first message; every message still goes
+    through the chain's breaker gate, rate limit, retries, failover and health recording. An account
+    marked as needing re-authentication during the run is left out of the following messages. Make one per
+    batch, so configuration changes are seen at the next batch."""
+
+    def __init__(self, *, workspace) -> None:
+        self.workspace = workspace
+        self._accounts: list[ProviderAccount] | None = None
+        self._why = ""
+        self._ordered = False
+
+    def send(self, message: cap.OutgoingEmail) -> cap.SendResult:
+        """Same result and errors as `send_email`."""
+        if self._accounts is None:
+            self._accounts, self._why = candidate_accounts(self.workspace, Capability.SEND_EMAIL)
+            # Redis down: left unordered; the chain reports it as ProvidersUnavailable on the call itself.
+            with contextlib.suppress(RedisError):
+                self._accounts, self._ordered = order_accounts(self._accounts), True
+        accounts = [a for a in self._accounts if a.state != AccountState.NEEDS_REAUTH]
+        why = self._why or "every provider account needs re-authentication"
+        return call_accounts(
+            accounts,
+            why,
+            _with_message_id(message),
+            workspace=self.workspace,
+            capability=Capability.SEND_EMAIL,
+            ordered=self._ordered,
+        )
 
 
 def send_plain_email(*, workspace, to: str, subject: str, text: str, html: str = "") -> cap.SendResult:

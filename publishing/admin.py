@@ -17,6 +17,7 @@ from .models import (
     Content,
     ContentVersion,
     Delivery,
+    DkimKey,
     EngagementEvent,
     InboundHook,
     Layout,
@@ -27,6 +28,7 @@ from .services import abtests as abtest_services
 from .services import approval as approval_services
 from .services import campaigns as campaign_services
 from .services import content as content_services
+from .services import dkim as dkim_services
 from .services import inbound as inbound_services
 
 
@@ -258,6 +260,94 @@ class InboundHookAdmin(ManageOnlyAdmin):
             workspace=obj.workspace, provider=obj.provider, secret=form.cleaned_data["secret"]
         )
         obj.pk = created.pk
+
+
+class DkimKeyForm(forms.ModelForm):
+    private_key = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 6, "autocomplete": "off"}),
+        help_text="Leave empty to generate a new RSA 2048 key, or paste an unencrypted RSA private key (PEM).",
+    )
+
+    class Meta:
+        model = DkimKey
+        fields = ["workspace", "domain", "selector"]
+
+    def clean(self):
+        data = super().clean()
+        try:
+            dkim_services.dkim_key_check(
+                domain=data.get("domain", ""),
+                selector=data.get("selector", ""),
+                private_key_pem=data.get("private_key", ""),
+            )
+        except ValidationError as exc:
+            for field, errors in exc.message_dict.items():
+                self.add_error(field, errors)
+        return data
+
+
+@admin.register(DkimKey)
+class DkimKeyAdmin(ManageOnlyAdmin):
+    """DKIM keys per sending domain: created through ``dkim_key_create`` (generated or uploaded); shows the
+    DNS record to publish, never the private key."""
+
+    form = DkimKeyForm
+    list_display = ["domain", "selector", "workspace", "active", "dns_name", "created_at"]
+    list_filter = ["active", "workspace"]
+    actions = ["activate"]
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ["workspace", "domain", "selector", "private_key"]
+        return [
+            "workspace",
+            "domain",
+            "selector",
+            "active",
+            "activated_at",
+            "dns_name",
+            "dns_value",
+            "private_key_hint",
+        ]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [] if obj is None else self.get_fields(request, obj)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is not None:
+            kwargs["form"] = forms.ModelForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    @admin.display(description="DNS TXT name")
+    def dns_name(self, obj) -> str:
+        return dkim_services.dns_record(obj).name
+
+    @admin.display(description="DNS TXT value")
+    def dns_value(self, obj) -> str:
+        return dkim_services.dns_record(obj).value
+
+    @admin.display(description="Private key")
+    def private_key_hint(self, obj) -> str:
+        return "Stored encrypted; never shown."
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return
+        created = dkim_services.dkim_key_create(
+            workspace=obj.workspace,
+            domain=form.cleaned_data["domain"],
+            selector=form.cleaned_data["selector"],
+            private_key_pem=form.cleaned_data.get("private_key", ""),
+            by=request.user,
+        )
+        obj.pk = created.pk
+
+    @admin.action(description="Sign the domain's mail with this key")
+    def activate(self, request, queryset):
+        for key in queryset:
+            dkim_services.dkim_key_activate(key=key, by=request.user)
+        self.message_user(request, f"{queryset.count()} key(s) activated.", messages.SUCCESS)
 
 
 @admin.register(ABTest)

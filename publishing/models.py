@@ -361,3 +361,34 @@ class ABVariant(WorkspaceOwned):
 
     def __str__(self) -> str:
         return self.label
+
+
+class DkimKey(WorkspaceOwned):
+    """A DKIM key of one sending domain (RFC 6376): mail whose From address is on ``domain`` is signed
+    with the domain's active key. The private key (PKCS#1 PEM) is stored encrypted like provider
+    credentials (``gateway.crypto``) and never shown again; ``public_key`` is the base64 DER
+    SubjectPublicKeyInfo published at ``<selector>._domainkey.<domain>``. Rotation: add a key with a new
+    selector, publish its record, activate it; the old record stays published until mail signed with it
+    has been delivered."""
+
+    domain = models.CharField(max_length=253)  # lowercase A-label
+    selector = models.CharField(max_length=63)
+    private_key_encrypted = models.TextField()
+    public_key = models.TextField()
+    active = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    activated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["domain", "-active", "-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "domain", "selector"], name="pub_dkim_unique_selector"
+            ),
+            models.UniqueConstraint(
+                fields=["workspace", "domain"], condition=Q(active=True), name="pub_dkim_one_active"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.selector}._domainkey.{self.domain}"

@@ -8,8 +8,9 @@ sees plain dicts built from the allow-list (`recipient_context`), never model in
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
-from jinja2 import TemplateSyntaxError, nodes
+from jinja2 import Template, TemplateSyntaxError, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
 from crm.models import Contact, CustomFieldDefinition
@@ -36,6 +37,22 @@ def _environment(autoescape: bool) -> SandboxedEnvironment:
 
 HTML_ENV = _environment(autoescape=True)
 TEXT_ENV = _environment(autoescape=False)
+
+
+@lru_cache(maxsize=512)
+def _compiled(autoescape: bool, source: str) -> Template:
+    return (HTML_ENV if autoescape else TEXT_ENV).from_string(source)
+
+
+def html_template(source: str) -> Template:
+    """``source`` compiled in the autoescaping sandbox, once per process (jinja's ``from_string`` compiles
+    on every call: a campaign renders the same few sources for every recipient)."""
+    return _compiled(True, source)
+
+
+def text_template(source: str) -> Template:
+    """``source`` compiled in the non-escaping sandbox (subjects, preheaders, text parts), cached likewise."""
+    return _compiled(False, source)
 
 
 def custom_field_keys(workspace) -> frozenset[str]:

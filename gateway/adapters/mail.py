@@ -22,6 +22,7 @@ import idna
 
 from gateway.adapters.base import Adapter, FieldSpec
 from gateway.capabilities import Capability, InboundKind, InboundMessage, OutgoingEmail, SendResult
+from gateway.dkimsign import DkimSigningError, dkim_sign
 from gateway.errors import ErrorKind, ProviderError, classify_exception
 from gateway.ssrf import UnsafeURL, check_host, check_url, guarded_create_connection
 from gateway.tls import tls_context
@@ -69,6 +70,43 @@ def _norm_id(value: str) -> str:
 
 def _ids(value: str | None) -> list[str]:
     return [m.lower() for m in re.findall(r"<([^<>\s]+)>", value or "")]
+
+
+FOLD_AT = 78  # RFC 5322 §2.1.1: lines SHOULD be at most 78 characters (and MUST be at most 998)
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def _folded_ascii(name: str, value: str) -> str | None:
+    """``value`` folded at its spaces so lines stay within 78 characters where a space allows it (RFC 5322
+    §2.2.3), or None when it is not plain printable ASCII or a word would make a line pass 998.
+
+    The standard library's folding turns a word longer than a line into RFC 2047 encoded-words, which is
+    wrong for structured headers such as ``List-Unsubscribe: <https://…long…>`` (RFC 2369 wants the URLs
+    as written: mail clients did not find them); a long word is kept whole on its own line instead."""
+    if not value.isascii() or _CONTROL.search(value):
+        return None
+    lines, line, room = [], "", FOLD_AT - len(name) - 2
+    for word in value.split(" "):
+        if line and len(line) + 1 + len(word) > room:
+            lines.append(line)
+            line, room = word, FOLD_AT - 1
+        else:
+            line = f"{line} {word}" if line else word
+    lines.append(line)
+    if len(name) + 2 + len(lines[0]) > 998 or any(len(x) + 1 > 998 for x in lines[1:]):
+        return None
+    return "\n ".join(lines)
+
+
+def _set_text_header(message: EmailMessage, name: str, value: str) -> None:
+    """Plain ASCII values are stored folded as written (`_folded_ascii`), which is also much cheaper than
+    the header parser; anything else (non-ASCII: RFC 2047; line breaks: refused as header injection) goes
+    through the policy's header factory. Raises ValueError like ``message[name] = value``."""
+    folded = _folded_ascii(name, value)
+    if folded is None:
+        message[name] = value
+    else:
+        message.set_raw(name, folded)
 
 
 class _GuardedSMTP(smtplib.SMTP):
@@ -224,16 +262,16 @@ class SMTPAdapter(_MailServerAdapter):
             to_name, to_address = parseaddr(msg.to)
             to_address = smtp_mailbox(to_address)[0]
             message["To"] = formataddr((to_name, to_address)) if to_name else to_address
-            message["Subject"] = msg.subject
+            _set_text_header(message, "Subject", msg.subject)
             reply_to = msg.reply_to or self.options.get("reply_to")
             if reply_to:
                 message["Reply-To"] = str(reply_to)
             message["Message-ID"] = msg.message_id or make_msgid(domain=domain)
-            message["Date"] = email.utils.format_datetime(datetime.now(UTC))
+            _set_text_header(message, "Date", email.utils.format_datetime(datetime.now(UTC)))
             for name, value in msg.headers.items():
                 if name.lower() in {"from", "to", "subject", "message-id", "date", "reply-to", "bcc", "cc"}:
                     raise self.fail(ErrorKind.BAD_INPUT, f"Header {name!r} cannot be overridden")
-                message[name] = value
+                _set_text_header(message, name, value)
             if msg.text:
                 message.set_content(msg.text)
             if msg.html:
@@ -245,6 +283,20 @@ class SMTPAdapter(_MailServerAdapter):
             raise self.fail(ErrorKind.BAD_INPUT, f"Invalid email header: {exc}") from exc
         return message
 
+    def message_bytes(self, message: EmailMessage, msg: OutgoingEmail, *, international: bool) -> bytes:
+        """The bytes put on the wire (CRLF; UTF-8 headers only when the envelope needs SMTPUTF8, as
+        ``smtplib.send_message`` would write them), DKIM-signed with ``msg.dkim`` when given: the signed
+        bytes are the sent bytes."""
+        policy = message.policy.clone(utf8=True) if international else message.policy
+        # refold_source="none": the values `_set_text_header` folded are written as they are.
+        data = message.as_bytes(policy=policy.clone(linesep="\r\n", refold_source="none"))
+        if msg.dkim is None:
+            return data
+        try:
+            return dkim_sign(data, msg.dkim)
+        except DkimSigningError as exc:
+            raise self.fail(ErrorKind.BAD_INPUT, str(exc)) from exc
+
     def send_email(self, msg: OutgoingEmail) -> SendResult:
         """Send one message. An address with a non-ASCII local part goes out with SMTPUTF8 (RFC 6531) when
         the server offers it; otherwise this message fails as bad input (the server works, the address
@@ -255,9 +307,11 @@ class SMTPAdapter(_MailServerAdapter):
             recipient, to_intl = smtp_mailbox(parseaddr(msg.to)[1])
         except ValueError as exc:
             raise self.fail(ErrorKind.BAD_INPUT, str(exc)) from exc
+        international = from_intl or to_intl
+        data = self.message_bytes(message, msg, international=international)
         for attempt in (1, 2):
             conn = self.connection
-            if (from_intl or to_intl) and not conn.has_extn("smtputf8"):
+            if international and not conn.has_extn("smtputf8"):
                 who = f"recipient {recipient!r}" if to_intl else f"sender {envelope_from!r}"
                 raise self.fail(
                     ErrorKind.BAD_INPUT,
@@ -265,7 +319,12 @@ class SMTPAdapter(_MailServerAdapter):
                     "server does not offer it, so the message cannot be sent through this account",
                 )
             try:
-                conn.send_message(message, from_addr=envelope_from, to_addrs=[recipient])
+                conn.sendmail(
+                    envelope_from,
+                    [recipient],
+                    data,
+                    mail_options=("SMTPUTF8", "BODY=8BITMIME") if international else (),
+                )
                 break
             except smtplib.SMTPServerDisconnected as exc:
                 # A reused connection may have been dropped by the server while idle: reconnect once.

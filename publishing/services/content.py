@@ -31,12 +31,12 @@ from media.models import AssetStatus, MediaAsset
 
 from ..models import Channel, Content, ContentVersion, Layout, Sender
 from ..personalization import (
-    HTML_ENV,
     LAYOUT_NAMES,
-    TEXT_ENV,
     custom_field_keys,
+    html_template,
     sample_context,
     template_check,
+    text_template,
 )
 
 GMAIL_CLIP_BYTES = 102 * 1024  # Gmail clips messages whose HTML exceeds ~102 KB
@@ -377,12 +377,12 @@ def email_render(
         "unsubscribe_url": unsubscribe_url,
         "preferences_url": unsubscribe_url,
     }
-    subject = " ".join(TEXT_ENV.from_string(version.subject).render(ctx).split())
-    preheader = TEXT_ENV.from_string(version.preheader).render(ctx).strip()
-    body = HTML_ENV.from_string(version.html).render(ctx)
+    subject = " ".join(text_template(version.subject).render(ctx).split())
+    preheader = text_template(version.preheader).render(ctx).strip()
+    body = html_template(version.html).render(ctx)
     layout = version.layout
     if layout is not None:
-        html = HTML_ENV.from_string(layout.html).render(
+        html = html_template(layout.html).render(
             # the body was rendered by the autoescaping environment above: it is safe HTML already
             {**ctx, "body": Markup(body), "preheader": preheader, "subject": subject}  # noqa: S704
         )
@@ -390,7 +390,7 @@ def email_render(
         html = body
         if preheader:
             html = _hidden_preheader(preheader) + html
-    text = text_from_html(html) if version.text_generated else TEXT_ENV.from_string(version.text).render(ctx)
+    text = text_from_html(html) if version.text_generated else text_template(version.text).render(ctx)
     html = _resolve_images(html)
     if rewrite_html is not None:
         html = rewrite_html(html)

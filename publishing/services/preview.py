@@ -22,6 +22,7 @@ from gateway.errors import ProviderError, ProvidersUnavailable
 
 from ..models import Channel, Content, ContentVersion
 from ..personalization import custom_field_keys, recipient_context, sample_context
+from . import dkim
 from .content import RenderedEmail, email_render
 
 MAX_TEST_RECIPIENTS = 10
@@ -90,6 +91,7 @@ def content_send_test(
     sender = version.sender
     if sender is None or not sender.is_verified:
         raise ValidationError({"sender": ["Choose a verified sender before sending a test."]})
+    signing_key = dkim.signing_key(content.workspace_id, sender.email)
     results: dict[str, str] = {}
     for address in recipients:
         message = OutgoingEmail(
@@ -100,6 +102,7 @@ def content_send_test(
             from_email=formataddr((version.from_name or sender.name, sender.email)),
             reply_to=version.reply_to,
             headers={"X-AICMO-Test": "true", "Feedback-ID": f"test:{content.workspace_id}:email:aicmo"},
+            dkim=signing_key,
         )
         try:
             gateway_services.send_email(workspace=content.workspace, message=message)

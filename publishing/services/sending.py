@@ -23,7 +23,7 @@ import re
 import socket
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import formataddr, make_msgid
 from html import escape, unescape
@@ -31,7 +31,7 @@ from urllib.parse import quote
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, F, Q
+from django.db.models import Count, Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from aicmo.jobs import ItemError, job_advance, job_finish
@@ -39,7 +39,7 @@ from aicmo.models import JobStatus
 from crm.models import Contact
 from crm.selectors import contacts_receivable
 from gateway import services as gateway_services
-from gateway.capabilities import OutgoingEmail
+from gateway.capabilities import DkimKey, OutgoingEmail
 from gateway.errors import ProviderError, ProvidersUnavailable
 
 from ..models import (
@@ -49,11 +49,12 @@ from ..models import (
     ContentVersion,
     Delivery,
     DeliveryStatus,
+    EngagementEvent,
     EngagementKind,
     TrackedLink,
 )
 from ..personalization import custom_field_keys, recipient_context
-from . import abtests, limits, tracking
+from . import abtests, dkim, limits, tracking
 from .content import email_render
 
 log = logging.getLogger(__name__)
@@ -185,10 +186,18 @@ def _tracker(delivery: Delivery, links: dict[str, TrackedLink]):
 
 
 def message_build(
-    *, campaign: Campaign, version: ContentVersion, delivery: Delivery, links, custom_keys, message_id: str
+    *,
+    campaign: Campaign,
+    version: ContentVersion,
+    delivery: Delivery,
+    links,
+    custom_keys,
+    message_id: str,
+    dkim_keys: dict[str, DkimKey] | None = None,
 ) -> OutgoingEmail:
     """The recipient's message: multipart/alternative (text + HTML), our Message-ID, RFC 8058 one-click
-    List-Unsubscribe (https + mailto) and a Feedback-ID ``campaign:workspace:channel:aicmo``."""
+    List-Unsubscribe (https + mailto), a Feedback-ID ``campaign:workspace:channel:aicmo``, and the DKIM
+    key of the From domain when ``dkim_keys`` (``{sender address: key}``, `dkim.signing_keys`) has one."""
     sender = version.sender
     unsubscribe = tracking.unsubscribe_url(delivery)
     rendered = email_render(
@@ -212,6 +221,7 @@ def message_build(
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
             "Feedback-ID": f"{campaign.pk}:{campaign.workspace_id}:{campaign.channel}:aicmo",
         },
+        dkim=(dkim_keys or {}).get(sender.email),
     )
 
 
@@ -221,9 +231,70 @@ def _mark(delivery_id: int, me: str, only: str | None = None, **fields) -> int:
     return Delivery.objects.filter(pk=delivery_id, claimed_by=me, status__in=statuses).update(**fields)
 
 
+def _sent_event(delivery: Delivery, provider: str, at: datetime) -> EngagementEvent:
+    """The ``sent`` event of a delivery; ``dedupe_key`` makes it one per delivery (a repair and a late
+    flush of the same row cannot both insert it)."""
+    return EngagementEvent(
+        workspace_id=delivery.workspace_id,
+        kind=EngagementKind.SENT,
+        channel=delivery.campaign.channel,
+        campaign_id=delivery.campaign_id,
+        delivery_id=delivery.pk,
+        contact_id=delivery.contact_id,
+        occurred_at=at,
+        metadata={"provider": provider},
+        dedupe_key=f"sent:{delivery.pk}",
+    )
+
+
+@dataclass
+class _Settled:
+    """What a batch has sent but not yet counted: ``sent`` events and job counters are written in one
+    transaction per flush (every lease renewal and when the batch ends), not one per message."""
+
+    job_id: int | None
+    events: list = field(default_factory=list)
+    done: int = 0
+    settled_uncertain: int = 0
+
+    def flush(self) -> None:
+        if not (self.events or self.done or self.settled_uncertain):
+            return
+        with transaction.atomic():
+            if self.events:
+                EngagementEvent.objects.bulk_create(self.events, ignore_conflicts=True)
+            if self.job_id:
+                job_advance(job_id=self.job_id, done=self.done, failed=-self.settled_uncertain)
+        self.events, self.done, self.settled_uncertain = [], 0, 0
+
+
+def _sent_repair(campaign_id: int, job_id: int | None, now: datetime) -> int:
+    """Recovery rule for the deferred counting: a ``sent`` row without its ``sent`` event whose claim is
+    older than the lease belonged to a worker that died between the sent mark and its flush (a live worker
+    flushes at every lease renewal, so its rows are never that old): write the events and count them in
+    the job. Returns how many were repaired."""
+    rows = list(
+        Delivery.objects.filter(campaign_id=campaign_id, status=DeliveryStatus.SENT)
+        .filter(Q(claimed_at__lt=now - claim_lease()) | Q(claimed_at__isnull=True))
+        .exclude(Exists(EngagementEvent.objects.filter(delivery=OuterRef("pk"), kind=EngagementKind.SENT)))
+        .select_related("campaign")
+    )
+    if rows:
+        settled = _Settled(job_id=job_id, done=len(rows))
+        settled.events = [_sent_event(d, d.provider, d.sent_at or now) for d in rows]
+        settled.flush()
+        log.warning("campaign %s: %s sent delivery(ies) counted after a worker loss", campaign_id, len(rows))
+    return len(rows)
+
+
 def campaign_send_batch(*, campaign_id: int) -> BatchOutcome:
     """Recover dead claims, claim one batch and send it. Safe to run in any number of workers at once and
-    to re-run: only queued rows are claimed and only the current claimer calls the provider."""
+    to re-run: only queued rows are claimed and only the current claimer calls the provider.
+
+    Per message two writes: the start mark (which also re-checks that the campaign is still sending, so a
+    pause or cancel takes effect before the next message) and the sent mark. Per batch: the claim, the
+    suppression re-check and every skip in one statement each, the sent events and job counters in one
+    transaction per flush (`_Settled`), the gateway accounts read once (``EmailBatch``)."""
     claims_recover(campaign_id=campaign_id)
     if not _is_sending(campaign_id):
         return BatchOutcome(stopped=True)
@@ -240,6 +311,9 @@ def campaign_send_batch(*, campaign_id: int) -> BatchOutcome:
     variant_versions = abtests.variant_versions(campaign, version)
     links = {link.url: link for link in TrackedLink.objects.filter(campaign=campaign)}
     keys = custom_field_keys(campaign.workspace_id)
+    dkim_keys = dkim.signing_keys(
+        campaign.workspace_id, {v.sender.email for v in (version, *variant_versions.values()) if v.sender}
+    )
     deliveries = list(
         Delivery.objects.filter(pk__in=ids, claimed_by=me)
         .select_related("contact__company", "campaign")
@@ -251,17 +325,20 @@ def campaign_send_batch(*, campaign_id: int) -> BatchOutcome:
             Contact.objects.filter(pk__in=[d.contact_id for d in deliveries]), "email"
         ).values_list("pk", flat=True)
     )
-    renewed_at = None
-    sent = failed = skipped = 0
+    suppressed = [d.pk for d in deliveries if d.contact_id not in receivable]
+    skipped = 0
+    if suppressed:
+        skipped = Delivery.objects.filter(
+            pk__in=suppressed, claimed_by=me, status=DeliveryStatus.SENDING
+        ).update(status=DeliveryStatus.SKIPPED, skip_reason="suppressed_since_snapshot")
+        job_advance(job_id=campaign.job_id, done=skipped)
+    deliveries = [d for d in deliveries if d.contact_id in receivable]
+    mailer = gateway_services.EmailBatch(workspace=campaign.workspace)
+    settled = _Settled(job_id=campaign.job_id)
+    # The claim is as fresh as a renewal: the first renewal is due a quarter lease from now.
+    renewed_at = timezone.now()
+    sent = failed = 0
     for delivery in deliveries:
-        if not _is_sending(campaign_id):
-            _release(me, campaign_id)
-            return BatchOutcome(sent=sent, failed=failed, skipped=skipped, stopped=True)
-        if delivery.contact_id not in receivable:
-            _mark(delivery.pk, me, status=DeliveryStatus.SKIPPED, skip_reason="suppressed_since_snapshot")
-            skipped += 1
-            job_advance(job_id=campaign.job_id, done=1)
-            continue
         message_id = delivery.message_id or make_msgid(domain=version.sender.email.rpartition("@")[2])
         try:
             message = message_build(
@@ -271,6 +348,7 @@ def campaign_send_batch(*, campaign_id: int) -> BatchOutcome:
                 links=links,
                 custom_keys=keys,
                 message_id=message_id,
+                dkim_keys=dkim_keys,
             )
         except Exception as exc:  # a template error for this recipient: record it, go on with the others
             log.warning("campaign %s delivery %s: render failed: %s", campaign_id, delivery.pk, exc)
@@ -285,6 +363,7 @@ def campaign_send_batch(*, campaign_id: int) -> BatchOutcome:
             time.sleep(wait)
             wait, limit = limits.send_wait(campaign, version.sender)
         if wait:
+            settled.flush()
             retry_at = timezone.now() + timedelta(seconds=wait)
             _release(me, campaign_id, retry_at=retry_at, error=f"Speed limit: {limit}.")
             Campaign.objects.filter(pk=campaign_id).update(
@@ -292,20 +371,33 @@ def campaign_send_batch(*, campaign_id: int) -> BatchOutcome:
             )
             return BatchOutcome(sent=sent, failed=failed, skipped=skipped, retry_at=retry_at)
         now = timezone.now()
-        started = Delivery.objects.filter(
-            pk=delivery.pk, claimed_by=me, status=DeliveryStatus.SENDING
-        ).update(send_started_at=now, message_id=message_id, attempts=F("attempts") + 1)
-        if not started:  # our claim was recovered meanwhile: someone else owns the row now
-            continue
-        if renewed_at is None or now - renewed_at >= claim_lease() / LEASE_RENEWALS:
+        started = (
+            Delivery.objects.filter(
+                pk=delivery.pk,
+                claimed_by=me,
+                status=DeliveryStatus.SENDING,
+                campaign__status=CampaignStatus.SENDING,
+            )
+            .exclude(campaign__job__status=JobStatus.CANCELLED)
+            .update(send_started_at=now, message_id=message_id, attempts=F("attempts") + 1)
+        )
+        if not started:
+            if not _is_sending(campaign_id):  # paused or cancelled: hand back what was not started
+                settled.flush()
+                _release(me, campaign_id)
+                return BatchOutcome(sent=sent, failed=failed, skipped=skipped, stopped=True)
+            continue  # our claim was recovered meanwhile: someone else owns the row now
+        if now - renewed_at >= claim_lease() / LEASE_RENEWALS:
             # Renewed a few times per lease, not per message: a claim is never older than lease/4 + one call.
             Delivery.objects.filter(
                 campaign_id=campaign_id, claimed_by=me, status=DeliveryStatus.SENDING
             ).update(claimed_at=now)
             renewed_at = now
+            settled.flush()  # so a sent row without its event is never older than the lease (`_sent_repair`)
         try:
-            result = gateway_services.send_email(workspace=campaign.workspace, message=message)
+            result = mailer.send(message)
         except ProvidersUnavailable as exc:
+            settled.flush()
             # The chain already spent its retry budget: wait at least MIN_WAIT before the next round.
             retry_at = max(exc.retry_at or now + DEFAULT_WAIT, timezone.now() + MIN_WAIT)
             # The chain reports "nobody accepted the message": it waits and is sent again, not failed.
@@ -324,9 +416,10 @@ def campaign_send_batch(*, campaign_id: int) -> BatchOutcome:
                 job_id=campaign.job_id, failed=1, errors=[ItemError(item=delivery.email, message=str(exc))]
             )
             continue
+        sent_at = timezone.now()
         sent_fields = {
             "status": DeliveryStatus.SENT,
-            "sent_at": timezone.now(),
+            "sent_at": sent_at,
             "provider": result.provider[:60],
             "message_id": result.message_id or message_id,
             "error": "",
@@ -336,12 +429,12 @@ def campaign_send_batch(*, campaign_id: int) -> BatchOutcome:
         was_uncertain = not _mark(delivery.pk, me, only=DeliveryStatus.SENDING, **sent_fields) and bool(
             _mark(delivery.pk, me, only=DeliveryStatus.UNCERTAIN, **sent_fields)
         )
-        delivery.sent_at = timezone.now()
-        tracking.event_record(
-            delivery=delivery, kind=EngagementKind.SENT, metadata={"provider": result.provider}
-        )
+        delivery.sent_at = sent_at
+        settled.events.append(_sent_event(delivery, result.provider, sent_at))
+        settled.done += 1
+        settled.settled_uncertain += int(was_uncertain)
         sent += 1
-        job_advance(job_id=campaign.job_id, done=1, failed=-1 if was_uncertain else 0)
+    settled.flush()
     if sent and campaign.waiting_reason:
         Campaign.objects.filter(pk=campaign_id).update(waiting_reason="")
     return BatchOutcome(sent=sent, failed=failed, skipped=skipped, more=True)
@@ -368,6 +461,23 @@ def campaign_finish_if_complete(*, campaign_id: int) -> datetime | None:
         if open_rows.exists():
             waiting = open_rows.filter(status=DeliveryStatus.QUEUED, retry_at__isnull=False)
             return waiting.order_by("retry_at").values_list("retry_at", flat=True).first()
+        now = timezone.now()
+        _sent_repair(campaign_id, campaign.job_id, now)
+        # Sent rows whose worker has not counted them yet (it flushes within a quarter lease), or whose
+        # worker died and whose claim is not yet old enough to repair: finish once they are settled.
+        unsettled = (
+            Delivery.objects.filter(
+                campaign_id=campaign_id, status=DeliveryStatus.SENT, claimed_at__isnull=False
+            )
+            .exclude(
+                Exists(EngagementEvent.objects.filter(delivery=OuterRef("pk"), kind=EngagementKind.SENT))
+            )
+            .order_by("claimed_at")
+            .values_list("claimed_at", flat=True)
+            .first()
+        )
+        if unsettled is not None:
+            return max(unsettled + claim_lease(), now + MIN_WAIT)
         counts = delivery_counts(campaign_id)
         # Nothing delivered and something failed (e.g. every address refused as bad input): failed, not sent.
         failed = counts[DeliveryStatus.SENT] == 0 and counts[DeliveryStatus.FAILED] > 0

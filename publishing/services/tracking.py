@@ -12,13 +12,14 @@ from __future__ import annotations
 import re
 import secrets
 from datetime import timedelta
+from functools import lru_cache
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from django.conf import settings
 from django.core import signing
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.urls import reverse
+from django.urls import get_script_prefix, get_urlconf, reverse
 from django.utils import timezone
 
 from crm import services as crm_services
@@ -54,13 +55,28 @@ def public_url(path: str) -> str:
     return settings.PUBLIC_BASE_URL.rstrip("/") + path
 
 
+_ARG_SLOT = "0slot0"
+
+
+@lru_cache(maxsize=64)
+def _route(name: str, prefix: str, urlconf) -> tuple[str, str]:
+    head, _, tail = reverse(name, args=[_ARG_SLOT], urlconf=urlconf).partition(_ARG_SLOT)
+    return head, tail
+
+
+def _token_url(name: str, token: str) -> str:
+    """``public_url(reverse(name, args=[token]))`` for a signed token (URL-safe characters only, which
+    reverse() would leave as they are), resolving the route once per URL name instead of per message."""
+    head, tail = _route(name, get_script_prefix(), get_urlconf())
+    return public_url(head + token + tail)
+
+
 def open_url(delivery: Delivery) -> str:
-    return public_url(reverse("publishing:track-open", args=[_sign(SALT_OPEN, delivery.token)]))
+    return _token_url("publishing:track-open", _sign(SALT_OPEN, delivery.token))
 
 
 def click_url(delivery: Delivery, link: TrackedLink) -> str:
-    token = _sign(SALT_CLICK, f"{delivery.token}.{link.key}")
-    return public_url(reverse("publishing:track-click", args=[token]))
+    return _token_url("publishing:track-click", _sign(SALT_CLICK, f"{delivery.token}.{link.key}"))
 
 
 def unsubscribe_token(delivery: Delivery) -> str:
@@ -68,7 +84,7 @@ def unsubscribe_token(delivery: Delivery) -> str:
 
 
 def unsubscribe_url(delivery: Delivery) -> str:
-    return public_url(reverse("publishing:unsubscribe", args=[unsubscribe_token(delivery)]))
+    return _token_url("publishing:unsubscribe", unsubscribe_token(delivery))
 
 
 def delivery_for_token(salt: str, token: str) -> Delivery | None:

@@ -244,3 +244,50 @@ def test_a_slow_worker_whose_claim_was_taken_for_dead_settles_the_row_as_sent(
     assert first.status == DeliveryStatus.SENT
     job = Job.objects.get(pk=campaign.job_id)
     assert (job.done, job.failed) == (1, 0)
+
+
+def test_sent_rows_a_dead_worker_never_counted_are_repaired_when_the_campaign_finishes(
+    campaign, smtp_sink, settings
+):
+    """Recovery rule of the deferred counting: `sent` events and job counts are flushed per batch, so a
+    worker killed between a sent mark and its flush leaves sent rows without events. A live worker
+    flushes at every lease renewal; rows older than the lease are a dead worker's and are counted when
+    the campaign finishes (younger ones make it wait)."""
+    settings.PUBLISHING_SEND_BATCH_SIZE = 5
+    campaigns.campaign_send_now(campaign=campaign)
+    sending.campaign_send_batch(campaign_id=campaign.pk)
+    smtp_sink.wait_for(5)
+    campaign.refresh_from_db()
+    assert campaign.job.done == 5
+    # What the killed worker would have left: sent marks, but neither events nor job counts.
+    EngagementEvent.objects.filter(campaign=campaign, kind="sent").delete()
+    Job.objects.filter(pk=campaign.job_id).update(done=0)
+    # Claims younger than the lease: maybe a live worker about to flush; the campaign waits for it.
+    retry_at = sending.campaign_finish_if_complete(campaign_id=campaign.pk)
+    assert retry_at is not None and retry_at > timezone.now()
+    campaign.refresh_from_db()
+    assert campaign.status == CampaignStatus.SENDING
+    assert not EngagementEvent.objects.filter(campaign=campaign, kind="sent").exists()
+    # Once the lease has passed, the rows are counted once, at their own send time.
+    Delivery.objects.filter(campaign=campaign).update(claimed_at=timezone.now() - timedelta(minutes=5))
+    assert sending.campaign_finish_if_complete(campaign_id=campaign.pk) is None
+    assert sending.campaign_finish_if_complete(campaign_id=campaign.pk) is None
+    campaign.refresh_from_db()
+    assert campaign.status == CampaignStatus.SENT
+    events = EngagementEvent.objects.filter(campaign=campaign, kind="sent")
+    assert sorted(events.values_list("delivery_id", flat=True)) == sorted(
+        Delivery.objects.filter(campaign=campaign).values_list("pk", flat=True)
+    )
+    assert all(e.occurred_at == e.delivery.sent_at for e in events.select_related("delivery"))
+    job = Job.objects.get(pk=campaign.job_id)
+    assert (job.status, job.done, job.total) == ("succeeded", 5, 5)
+
+
+def test_one_sent_event_per_delivery_is_a_database_guarantee(campaign, smtp_sink):
+    campaigns.campaign_send_now(campaign=campaign)
+    drain(campaign.pk)
+    delivery = Delivery.objects.filter(campaign=campaign).select_related("campaign").first()
+    again = sending._Settled(job_id=None)
+    again.events.append(sending._sent_event(delivery, "smtp", timezone.now()))
+    again.flush()  # a late flush after a repair inserts nothing
+    assert EngagementEvent.objects.filter(delivery=delivery, kind="sent").count() == 1

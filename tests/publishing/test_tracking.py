@@ -163,3 +163,19 @@ def test_no_forged_token_redirects_unsubscribes_or_records(token):
     assert tracking.track_open(token=token) is False
     assert tracking.unsubscribe(token=token, source="t") is None
     assert not EngagementEvent.objects.exists() and not Suppression.objects.exists()
+
+
+@given(
+    token=st.text(
+        alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.:", min_size=1, max_size=80
+    )
+)
+@hsettings(max_examples=200)
+def test_token_urls_equal_reverse_for_every_signed_token_shape(token):
+    """The cached route gives what reverse() gives for any token made of the signer's characters."""
+    from django.urls import reverse
+
+    from publishing.services.tracking import _token_url, public_url
+
+    for name in ("publishing:track-open", "publishing:track-click", "publishing:unsubscribe"):
+        assert _token_url(name, token) == public_url(reverse(name, args=[token]))

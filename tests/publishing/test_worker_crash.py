@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from publishing.models import Campaign, CampaignStatus, Delivery, DeliveryStatus
+from publishing.models import Campaign, CampaignStatus, Delivery, DeliveryStatus, EngagementEvent
 from publishing.services import campaigns
 from publishing.tasks import campaigns_tick_task
 from tests.crm.factories import ContactFactory
@@ -88,6 +88,14 @@ def test_sigkill_mid_send_then_restart_sends_everyone_once_and_marks_the_in_flig
             assert counts[contact.email] == 1, contact.email
     campaign.refresh_from_db()
     assert campaign.job.failed == 1 and campaign.job.done == n - 1
+    # person5 was sent by the killed worker just before the slow one; its `sent` event and job count were
+    # still waiting for the batch's flush and were written by the recovery rule (`sending._sent_repair`).
+    events = collections.Counter(
+        EngagementEvent.objects.filter(campaign=campaign, kind="sent").values_list(
+            "delivery__email", flat=True
+        )
+    )
+    assert events == {c.email: 1 for c in contacts if c.email != slow}
 
 
 @pytest.mark.django_db(transaction=True)
