@@ -433,6 +433,8 @@ AICMO_RETENTION = [
 ]
 # {workspace id: highest engagement event id rolled up}: raw events are pruned only below it.
 PUBLISHING_EVENTS_ROLLED_UP = "analytics.rollups.events_rolled_up"
+# Told (workspace id, cut-off) before raw events are pruned: analytics stops rebuilding older days.
+PUBLISHING_EVENTS_PRUNED = "analytics.rollups.events_pruned"
 # Called with a workspace id after its time zone changed (aicmo/timezones.py).
 AICMO_WORKSPACE_ZONE_CHANGED = ["analytics.rollups.workspace_zone_changed"]
 # What outside crm uses a segment or a list (crm.usage): deleting one in use is refused, naming the users.

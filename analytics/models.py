@@ -143,6 +143,9 @@ class RollupWatermark(WorkspaceOwned):
 
     last_event_id = models.BigIntegerField(default=0)
     rolled_at = models.DateTimeField(null=True, blank=True)
+    # Raw events before this instant may have been pruned (publishing's retention): older days are never
+    # rebuilt from raw events again; their daily rows are the record. Null: nothing pruned yet.
+    pruned_before = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["workspace"], name="analytics_watermark_unique_ws")]

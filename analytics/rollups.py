@@ -205,15 +205,28 @@ def events_rolled_up() -> dict[int, int]:
     return dict(RollupWatermark.objects.values_list("workspace_id", "last_event_id"))
 
 
-def first_rebuildable_day(workspace_id: int, now: datetime | None = None) -> date | None:
-    """The oldest local day whose raw events retention still keeps (``None``: all are kept). Older days
-    are never rebuilt: their raw events may be gone and their daily rows are the only record."""
-    from publishing.retention import events_cutoff
+def events_pruned(workspace_id: int, before: datetime) -> None:
+    """``PUBLISHING_EVENTS_PRUNED`` hook: publishing's retention is about to delete raw events of this
+    workspace older than ``before``; from then on days before it are not rebuilt (`first_rebuildable_day`).
+    Called before the deletion, so a crash in between only protects days that still have their events."""
+    mark, _ = RollupWatermark.objects.get_or_create(workspace_id=workspace_id)
+    if mark.pruned_before is None or mark.pruned_before < before:
+        RollupWatermark.objects.filter(pk=mark.pk).update(pruned_before=before)
 
-    cutoff = events_cutoff(now)
-    if cutoff is None:
+
+def first_rebuildable_day(workspace_id: int) -> date | None:
+    """The oldest local day whose raw events were never pruned (``None``: nothing pruned). Older days are
+    never rebuilt: their raw events may be gone and their daily rows are the only record. A late event
+    for such a day (older than the retention age when it arrives, which tracking never produces) is not
+    counted."""
+    pruned_before = (
+        RollupWatermark.objects.filter(workspace_id=workspace_id)
+        .values_list("pruned_before", flat=True)
+        .first()
+    )
+    if pruned_before is None:
         return None
-    return timezone.localtime(cutoff, workspace_zone(workspace_id)).date() + timedelta(days=1)
+    return timezone.localtime(pruned_before, workspace_zone(workspace_id)).date() + timedelta(days=1)
 
 
 def rollup_days(*, workspace_id: int, days: Iterable[date]) -> RollupResult:

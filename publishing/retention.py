@@ -11,8 +11,9 @@ deleted only when all of these hold:
 - its campaign is *cold*: no event of that campaign is younger than the cut-off, so a campaign's lifetime
   unique counts (recomputed from raw events when any of its days is re-rolled) never lose half their input.
 
-Analytics refuses to rebuild days older than the same cut-off (``analytics.rollups.rollup_days``), so a
-backfill can never turn pruned days into zeros.
+Before deleting, the function named in ``PUBLISHING_EVENTS_PRUNED`` is told the cut-off per workspace;
+analytics records it and from then on refuses to rebuild older days (``analytics.rollups.rollup_days``),
+so a backfill can never turn pruned days into zeros.
 """
 
 from __future__ import annotations
@@ -45,8 +46,10 @@ def prune_events(now=None) -> int:
     if cutoff is None or not settings.PUBLISHING_EVENTS_ROLLED_UP:
         return 0
     rolled_up: dict[int, int] = import_string(settings.PUBLISHING_EVENTS_ROLLED_UP)()
+    pruned = import_string(settings.PUBLISHING_EVENTS_PRUNED)
     total = 0
     for workspace_id, last_event_id in sorted(rolled_up.items()):
+        pruned(workspace_id, cutoff)
         events = EngagementEvent.objects.filter(workspace_id=workspace_id)
         hot = events.filter(occurred_at__gte=cutoff, campaign_id__isnull=False).values("campaign_id")
         prunable = events.filter(

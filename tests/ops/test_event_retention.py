@@ -104,5 +104,23 @@ def test_retention_runs_the_event_entry(settings):
 def test_the_backfill_command_says_which_days_it_keeps(world, workspace, capsys):
     from django.core.management import call_command
 
+    prune_events(now=NOW)
     call_command("analytics_backfill", "--from", str(date(2020, 1, 1)), "--to", str(NOW.date()))
     assert "kept as they are" in capsys.readouterr().out
+
+
+def test_before_any_pruning_an_old_late_event_is_still_counted(world, workspace):
+    """Only days whose raw events were actually pruned are protected; a workspace that never pruned
+    rolls up an event of any age (e.g. a provider webhook carrying an old timestamp)."""
+    late = event(world["cold_deliveries"][1], EngagementKind.BOUNCE_HARD, OLD - timedelta(days=30))
+    EngagementEvent.objects.bulk_create([late])
+    rollup_workspace(workspace_id=workspace.pk, now=NOW)
+    day = (OLD - timedelta(days=30)).date()
+    assert DailyRollup.objects.get(workspace=workspace, day=day).bounces == 1
+
+
+def test_after_pruning_the_cut_off_is_recorded_and_older_days_are_not_rebuilt(world, workspace):
+    from analytics.models import RollupWatermark
+
+    prune_events(now=NOW)
+    assert RollupWatermark.objects.get(workspace=workspace).pruned_before == NOW - timedelta(days=730)
