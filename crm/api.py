@@ -7,7 +7,12 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+    inline_serializer,
+)
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -20,8 +25,10 @@ from aicmo.api import (
     WorkspaceReadOnlyViewSet,
     WorkspaceRelatedField,
     WorkspaceViewSet,
+    id_parameter,
 )
 from aicmo.api.core import JobSerializer
+from aicmo.conflicts import CONFLICT
 from aicmo.roles import MANAGE, READ
 from aicmo.tenancy import resolve_ids
 
@@ -51,7 +58,7 @@ from .selectors import attach_tag_names, contacts_for, lists_for
 
 BULK_LIMIT = 1000
 PREVIEW_LIMIT = 50
-SEGMENT_PARAM = OpenApiParameter("segment", int, description="Only contacts matching this segment's rules.")
+SEGMENT_PARAM = id_parameter("segment", "Only contacts matching this segment's rules.")
 
 
 def _ensure_unique(serializer, model, message: str, **lookup) -> None:
@@ -60,7 +67,7 @@ def _ensure_unique(serializer, model, message: str, **lookup) -> None:
     if serializer.instance is not None:
         qs = qs.exclude(pk=serializer.instance.pk)
     if qs.exists():
-        raise serializers.ValidationError(message)
+        raise serializers.ValidationError(message, code=CONFLICT)
 
 
 def segment_error_400(exc: SegmentRuleError, key: str | None = None) -> serializers.ValidationError:
@@ -226,8 +233,27 @@ class MembersSerializer(serializers.Serializer):
     contact_ids = WorkspaceIdsField(queryset=Contact.objects.all(), max_length=10_000)
 
 
+@extend_schema_field(
+    {
+        "type": "object",
+        "description": 'A group {"op": "and"|"or", "rules": [group or condition, …]} or a condition '
+        '{"field", "operator", "value"}; the grammar and the fields, tags and operators that exist are '
+        "checked against the workspace (a 400 keyed by path, e.g. `rules.rules[0].field`).",
+    }
+)
+class RulesField(serializers.JSONField):
+    """Segment rules: a JSON object (the grammar is `crm.segments.validate_rules`)."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
+            raise serializers.ValidationError("Expected an object (a group or a condition).")
+        return super().to_internal_value(data)
+
+
 class SegmentSerializer(serializers.ModelSerializer):
     """Shape only: names and rules are checked by `services.segment_save`, as for the dashboard and admin."""
+
+    rules = RulesField()
 
     class Meta:
         model = Segment
@@ -236,7 +262,7 @@ class SegmentSerializer(serializers.ModelSerializer):
 
 
 class RulesSerializer(serializers.Serializer):
-    rules = serializers.JSONField()
+    rules = RulesField()
 
 
 class CustomFieldSerializer(serializers.ModelSerializer):
@@ -563,6 +589,7 @@ class CompanyViewSet(WorkspaceViewSet):
         """What deleting this company touches: how many contacts lose it."""
         return Response(services.company_dependents(self.get_object()))
 
+    @extend_schema(request=CompanyMergeSerializer)
     @action(detail=True, methods=["post"])
     def merge(self, request, pk=None):
         pair = _merge_pair(self, CompanyMergeSerializer)
