@@ -27,9 +27,10 @@ SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 # Revoking the key that drives the run would turn every later call into a 401; revocation is covered by
 # tests/core/test_tenancy_api.py and its schema by the other operations' shared responses.
 EXCLUDED = r"^/api/v1/api-keys/\{id\}/revoke/$"
-# Not yet held: positive_data_acceptance. Much valid-by-schema input is refused by rules OpenAPI does not
-# express (unique names per workspace, ids that must exist, segment rule grammar, an uploaded file's
-# content, an existing username). docs/API.md lists them; every other check must pass.
+# Not yet held: positive_data_acceptance. State conflicts answer 409 (accepted by the check), but some
+# valid-by-schema input is still a 400 by rules the schema does not express (ids in a body that name no
+# row, an uploaded file's content, deliverable email addresses, segment rule grammar, a run's selection).
+# docs/API.md ("Contract test") lists them; every other check must pass.
 NOT_YET = "positive_data_acceptance"
 
 
