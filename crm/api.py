@@ -55,6 +55,7 @@ from .segments import (
     segment_error_messages,
 )
 from .selectors import attach_tag_names, contacts_for, lists_for
+from .services.fields import KEY_PATTERN
 
 BULK_LIMIT = 1000
 PREVIEW_LIMIT = 50
@@ -269,6 +270,10 @@ class CustomFieldSerializer(serializers.ModelSerializer):
     """Shape only: `services.custom_field_create/update` validate keys, types and existing values.
     ``convert`` (write-only) lets a retype clear the stored values that do not fit the new type."""
 
+    key = serializers.RegexField(
+        KEY_PATTERN, max_length=60,
+        error_messages={"invalid": "Use lowercase letters, digits, '-' or '_' (at most 60)."},
+    )  # fmt: skip
     convert = serializers.BooleanField(write_only=True, required=False, default=False)
     # The model keeps any JSON; segments and forms read a list of option strings.
     choices = serializers.ListField(child=serializers.CharField(max_length=200), required=False)
@@ -276,7 +281,6 @@ class CustomFieldSerializer(serializers.ModelSerializer):
     class Meta:
         model = CustomFieldDefinition
         fields = ["id", "key", "label", "type", "choices", "convert"]
-        extra_kwargs = {"key": {"validators": []}}
 
 
 class ConsentSerializer(serializers.ModelSerializer):

@@ -4,6 +4,7 @@ set of error responses."""
 import copy
 
 from django.core.exceptions import FieldDoesNotExist
+from django.core.validators import RegexValidator
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from rest_framework import serializers
@@ -37,6 +38,9 @@ def _blank_read_only_choice(field) -> bool:
         return False
 
 
+NO_NUL = r"^[^\x00]*$"
+
+
 def decimal_pattern(field: serializers.DecimalField) -> str:
     """The strings a DecimalField accepts: at least one digit, within its whole and decimal places, and no
     sign when its minimum is not negative. (drf-spectacular's own pattern also matches "", "-" and ".",
@@ -58,6 +62,15 @@ class AutoSchema(SpectacularAutoSchema):
         schema = super()._map_serializer_field(field, direction, bypass_extensions)
         if isinstance(field, serializers.DecimalField) and "pattern" in schema and not field.localize:
             schema = {**schema, "pattern": decimal_pattern(field)}
+        if (
+            direction == "request"
+            and isinstance(field, serializers.CharField)
+            and schema.get("type") == "string"
+            and "pattern" not in schema
+            and not any(isinstance(v, RegexValidator) for v in field.validators)  # documented as its pattern
+        ):
+            # every DRF CharField refuses NUL (ProhibitNullCharactersValidator): say so
+            schema = {**schema, "pattern": NO_NUL}
         return schema
 
     def get_filter_backends(self):

@@ -45,6 +45,11 @@ class FieldChange:
         }
 
 
+# The keys `slugify(key) == key` accepts, as a regular expression the API schema can state: lowercase ASCII
+# letters and digits, joined by "_" and "-" but never starting or ending with one nor holding "--".
+KEY_PATTERN = r"^[a-z0-9]+(?:(?:(?:_|-_)+-?|-)[a-z0-9]+)*$"
+
+
 def _clean_definition(*, workspace, key: str, label: str, type: str, choices, exclude_pk=None) -> dict:
     errors = {}
     if not key or slugify(key) != key or len(key) > CustomFieldDefinition._meta.get_field("key").max_length:
