@@ -68,3 +68,12 @@ def test_writes_that_need_a_field_say_so(schema):
     layout = _request_props(schema, "LayoutRequest")["html"]
     assert re.search(layout["pattern"], "<div>{{ body | safe }}</div>")
     assert not re.search(layout["pattern"], "<div>no body</div>")
+
+
+def test_a_repeated_conversion_answers_a_documented_200(schema, api_client_for):
+    responses = schema["paths"]["/api/v1/publishing/conversions/"]["post"]["responses"]
+    assert {"200", "201"} <= set(responses)
+    client = api_client_for(role="marketer")
+    body = {"order_id": "A-1", "value": "10", "currency": "EUR"}
+    assert client.post("/api/v1/publishing/conversions/", body, format="json").status_code == 201
+    assert client.post("/api/v1/publishing/conversions/", body, format="json").status_code == 200
