@@ -7,7 +7,12 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+    inline_serializer,
+)
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -20,9 +25,11 @@ from aicmo.api import (
     WorkspaceReadOnlyViewSet,
     WorkspaceRelatedField,
     WorkspaceViewSet,
+    id_parameter,
 )
 from aicmo.api.core import JobSerializer
 from aicmo.api.idempotency import idempotent
+from aicmo.conflicts import CONFLICT
 from aicmo.roles import MANAGE, READ
 from aicmo.tenancy import resolve_ids
 
@@ -49,10 +56,11 @@ from .segments import (
     segment_error_messages,
 )
 from .selectors import attach_tag_names, contacts_for, lists_for
+from .services.fields import KEY_PATTERN
 
 BULK_LIMIT = 1000
 PREVIEW_LIMIT = 50
-SEGMENT_PARAM = OpenApiParameter("segment", int, description="Only contacts matching this segment's rules.")
+SEGMENT_PARAM = id_parameter("segment", "Only contacts matching this segment's rules.")
 
 
 def _ensure_unique(serializer, model, message: str, **lookup) -> None:
@@ -61,7 +69,7 @@ def _ensure_unique(serializer, model, message: str, **lookup) -> None:
     if serializer.instance is not None:
         qs = qs.exclude(pk=serializer.instance.pk)
     if qs.exists():
-        raise serializers.ValidationError(message)
+        raise serializers.ValidationError(message, code=CONFLICT)
 
 
 def segment_error_400(exc: SegmentRuleError, key: str | None = None) -> serializers.ValidationError:
@@ -227,8 +235,27 @@ class MembersSerializer(serializers.Serializer):
     contact_ids = WorkspaceIdsField(queryset=Contact.objects.all(), max_length=10_000)
 
 
+@extend_schema_field(
+    {
+        "type": "object",
+        "description": 'A group {"op": "and"|"or", "rules": [group or condition, …]} or a condition '
+        '{"field", "operator", "value"}; the grammar and the fields, tags and operators that exist are '
+        "checked against the workspace (a 400 keyed by path, e.g. `rules.rules[0].field`).",
+    }
+)
+class RulesField(serializers.JSONField):
+    """Segment rules: a JSON object (the grammar is `crm.segments.validate_rules`)."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
+            raise serializers.ValidationError("Expected an object (a group or a condition).")
+        return super().to_internal_value(data)
+
+
 class SegmentSerializer(serializers.ModelSerializer):
     """Shape only: names and rules are checked by `services.segment_save`, as for the dashboard and admin."""
+
+    rules = RulesField()
 
     class Meta:
         model = Segment
@@ -237,13 +264,17 @@ class SegmentSerializer(serializers.ModelSerializer):
 
 
 class RulesSerializer(serializers.Serializer):
-    rules = serializers.JSONField()
+    rules = RulesField()
 
 
 class CustomFieldSerializer(serializers.ModelSerializer):
     """Shape only: `services.custom_field_create/update` validate keys, types and existing values.
     ``convert`` (write-only) lets a retype clear the stored values that do not fit the new type."""
 
+    key = serializers.RegexField(
+        KEY_PATTERN, max_length=60,
+        error_messages={"invalid": "Use lowercase letters, digits, '-' or '_' (at most 60)."},
+    )  # fmt: skip
     convert = serializers.BooleanField(write_only=True, required=False, default=False)
     # The model keeps any JSON; segments and forms read a list of option strings.
     choices = serializers.ListField(child=serializers.CharField(max_length=200), required=False)
@@ -251,7 +282,6 @@ class CustomFieldSerializer(serializers.ModelSerializer):
     class Meta:
         model = CustomFieldDefinition
         fields = ["id", "key", "label", "type", "choices", "convert"]
-        extra_kwargs = {"key": {"validators": []}}
 
 
 class ConsentSerializer(serializers.ModelSerializer):
@@ -564,6 +594,7 @@ class CompanyViewSet(WorkspaceViewSet):
         """What deleting this company touches: how many contacts lose it."""
         return Response(services.company_dependents(self.get_object()))
 
+    @extend_schema(request=CompanyMergeSerializer)
     @action(detail=True, methods=["post"])
     def merge(self, request, pk=None):
         pair = _merge_pair(self, CompanyMergeSerializer)

@@ -3,6 +3,7 @@ usage, performance, download), statistics and suggestions. Views decide who; ser
 
 from __future__ import annotations
 
+from django.core.validators import RegexValidator
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
@@ -12,9 +13,16 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 
-from aicmo.api import WorkspaceGenericViewSet, WorkspaceRelatedField, WorkspaceViewSet, error_response
+from aicmo.api import (
+    WorkspaceGenericViewSet,
+    WorkspaceRelatedField,
+    WorkspaceViewSet,
+    error_response,
+    id_parameter,
+)
 from aicmo.api.core import JobSerializer
 from aicmo.api.idempotency import idempotent
+from aicmo.conflicts import CONFLICT
 from aicmo.roles import APPROVE, READ
 
 from . import selectors, services
@@ -60,7 +68,7 @@ def _choice_param(params, name: str, choices) -> str:
 
 
 ASSET_LIST_PARAMS = [
-    OpenApiParameter("library", int, description="Library id."),
+    id_parameter("library", "Library id."),
     OpenApiParameter("kind", str, enum=AssetKind.values),
     OpenApiParameter("status", str, enum=AssetStatus.values),
     OpenApiParameter("tag", str, description="Tag name."),
@@ -86,7 +94,7 @@ class MediaLibrarySerializer(serializers.ModelSerializer):
         if self.instance is not None:
             qs = qs.exclude(pk=self.instance.pk)
         if qs.exists():
-            raise serializers.ValidationError("A library with this name already exists.")
+            raise serializers.ValidationError("A library with this name already exists.", code=CONFLICT)
         return value.strip()
 
 
@@ -183,6 +191,13 @@ class ReviewSerializer(serializers.Serializer):
     note = serializers.CharField(required=False, allow_blank=True, default="")
 
 
+class RejectSerializer(serializers.Serializer):
+    note = serializers.CharField(
+        max_length=2000, validators=[RegexValidator(r"\S", "Say why the asset is rejected.")],
+        help_text="Why the asset is rejected (required, not blank).",
+    )  # fmt: skip
+
+
 class UsageSerializer(serializers.ModelSerializer):
     class Meta:
         model = AssetUsage
@@ -235,7 +250,7 @@ class MediaAssetViewSet(WorkspaceViewSet):
     queryset = MediaAsset.objects.none()
     query_parameters = {
         "list": ASSET_LIST_PARAMS,
-        "stats": [OpenApiParameter("library", int, description="Library id; all libraries when absent.")],
+        "stats": [id_parameter("library", "Library id; all libraries when absent.")],
         "performers": [OpenApiParameter("channel", str, required=True)],
     }
 
@@ -288,8 +303,8 @@ class MediaAssetViewSet(WorkspaceViewSet):
     def perform_destroy(self, instance):
         services.asset_delete(asset=instance, by=self.request.user)
 
-    def _review(self, request, fn):
-        form = ReviewSerializer(data=request.data)
+    def _review(self, request, fn, serializer=ReviewSerializer):
+        form = serializer(data=request.data)
         form.is_valid(raise_exception=True)
         asset = fn(asset=self.get_object(), by=request.user, note=form.validated_data["note"],
                    role=request.tenant.role)  # fmt: skip
@@ -300,10 +315,10 @@ class MediaAssetViewSet(WorkspaceViewSet):
     def approve(self, request, pk=None):
         return self._review(request, services.asset_approve)
 
-    @extend_schema(request=ReviewSerializer)
+    @extend_schema(request=RejectSerializer)
     @action(detail=True, methods=["post"])
     def reject(self, request, pk=None):
-        return self._review(request, services.asset_reject)
+        return self._review(request, services.asset_reject, RejectSerializer)
 
     @extend_schema(request=None)
     @action(detail=True, methods=["post"])
@@ -321,8 +336,8 @@ class MediaAssetViewSet(WorkspaceViewSet):
         if request.method == "GET":
             return Response(RenditionSerializer(asset.renditions.order_by("spec"), many=True).data)
         if not services.rendition_specs(asset):
-            return error_response(
-                "no_renditions", "Only raster images and videos have renditions.", status.HTTP_400_BAD_REQUEST
+            return error_response(  # a property of this asset, not of the request: a state conflict
+                "no_renditions", "Only raster images and videos have renditions.", status.HTTP_409_CONFLICT
             )
         form = RenditionRequestSerializer(data=request.data)  # a JSON list or scalar body is a 400 too
         form.is_valid(raise_exception=True)
@@ -427,7 +442,7 @@ class SuggestionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Worksp
             OpenApiParameter(
                 "status", str, enum=[*SuggestionState.values, "all"], description='Default "open".'
             ),
-            OpenApiParameter("asset", int, description="Asset id."),
+            id_parameter("asset", "Asset id."),
         ]
     }
 

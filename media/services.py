@@ -19,6 +19,7 @@ from django.db.models import Q, Sum
 from django.utils import timezone
 
 from aicmo.audit import audit_record
+from aicmo.conflicts import Conflict
 from aicmo.jobs import ItemError, job_advance, job_fail, job_finish, job_mark_running, job_start
 from aicmo.models import Job, Membership, Role, Workspace
 from aicmo.roles import APPROVE, role_allows
@@ -58,8 +59,8 @@ class RenditionBusy(Exception):
     """Another builder holds the rendition lock longer than this caller is willing to wait."""
 
 
-class AssetStateError(ValidationError):
-    """A lifecycle rule refused the operation (e.g. attaching an archived asset)."""
+class AssetStateError(Conflict):
+    """A lifecycle rule refused the operation (e.g. attaching an archived asset): a 409 in the API."""
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,9 @@ generic views, so importing the viewset module eagerly here would be circular.""
 from importlib import import_module
 
 _EXPORTS = {
+    "ID_SCHEMA": "base",
     "MAX_ID": "base",
+    "id_parameter": "base",
     "WorkspaceGenericViewSet": "base",
     "WorkspaceIdsField": "base",
     "WorkspaceReadOnlyViewSet": "base",

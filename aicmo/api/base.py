@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework import exceptions, mixins, serializers, viewsets
 from rest_framework.permissions import IsAuthenticated
 
@@ -80,6 +81,13 @@ class WorkspaceRelatedField(serializers.PrimaryKeyRelatedField):
 
 # Ids are BigAutoField: a larger number names no row, and SQLite cannot even bind it (OverflowError).
 MAX_ID = 2**63 - 1
+ID_SCHEMA = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+
+
+def id_parameter(name: str, description: str) -> OpenApiParameter:
+    """An optional id query parameter, documented with the range every id check enforces (1 … MAX_ID):
+    a schema-valid value is never refused for its shape."""
+    return OpenApiParameter(name, ID_SCHEMA, description=description)
 
 
 class WorkspaceIdsField(serializers.ListField):
@@ -102,7 +110,9 @@ class WorkspaceIdsField(serializers.ListField):
 
 
 __all__ = [
+    "ID_SCHEMA",
     "MAX_ID",
+    "id_parameter",
     "WorkspaceIdsField",
     "WorkspaceGenericViewSet",
     "WorkspaceReadOnlyViewSet",

@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from aicmo import apikeys, invitations, jobs, workspaces
+from aicmo.conflicts import CONFLICT
 from aicmo.exports import audit_export_start
 from aicmo.models import ApiKey, AuditEvent, Invitation, InvitationStatus, Job, JobError, Membership, Role
 from aicmo.roles import MANAGE, WRITE
@@ -164,6 +165,13 @@ class MembershipRoleSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=Role.choices)
 
 
+ROLE_BODY = {
+    "type": "object",
+    "properties": {"role": {"type": "string", "enum": list(Role.values)}},
+    "required": ["role"],
+}
+
+
 class MembershipViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
@@ -182,7 +190,8 @@ class MembershipViewSet(
         self.required_permission = None if self.request.method in ("GET", "HEAD", "OPTIONS") else MANAGE
         return super().get_permissions()
 
-    @extend_schema(request=MembershipRoleSerializer, responses=MembershipSerializer)
+    # PATCH too needs the role (drf-spectacular would document a PATCH body's fields as optional)
+    @extend_schema(request={"application/json": ROLE_BODY}, responses=MembershipSerializer)
     def partial_update(self, request, *args, **kwargs):
         membership = self.get_object()
         form = MembershipRoleSerializer(data=request.data)  # a JSON list or scalar body is a 400 here too
@@ -191,8 +200,8 @@ class MembershipViewSet(
             membership = workspaces.membership_set(
                 membership=membership, role=form.validated_data["role"], by=request.user
             )
-        except workspaces.LastAdminError as exc:
-            raise serializers.ValidationError({"role": [str(exc)]}) from exc
+        except workspaces.LastAdminError as exc:  # the workspace's state, not the request: a 409
+            raise serializers.ValidationError({"role": [str(exc)]}, code=CONFLICT) from exc
         return Response(self.get_serializer(membership).data)
 
     @extend_schema(request=MembershipRoleSerializer, responses=MembershipSerializer)

@@ -6,10 +6,12 @@ from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions, status
+from rest_framework.fields import get_error_detail
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.views import set_rollback
 
+from aicmo.conflicts import CONFLICT, CONFLICT_CODES
 from aicmo.dblocks import BUSY_CODE, BUSY_MESSAGE, BUSY_RETRY_AFTER_SECONDS, is_database_locked
 
 
@@ -32,6 +34,22 @@ def _flatten(detail) -> dict[str, list[str]]:
     return {"non_field_errors": [str(detail)]}
 
 
+def _codes(detail) -> set[str]:
+    """The codes of every message in a DRF error detail (ErrorDetail leaves of dicts and lists)."""
+    if isinstance(detail, dict):
+        return set().union(*(_codes(value) for value in detail.values())) if detail else set()
+    if isinstance(detail, list):
+        return set().union(*(_codes(value) for value in detail)) if detail else set()
+    return {getattr(detail, "code", None) or "invalid"}
+
+
+def is_conflict(exc: exceptions.ValidationError) -> bool:
+    """Every message is a state conflict (``aicmo.conflicts``): answer 409, not 400. One malformed field
+    beside it keeps the 400, since the request would fail whatever the state."""
+    codes = _codes(exc.detail)
+    return bool(codes) and codes <= CONFLICT_CODES
+
+
 def error_body(code: str, message: str, fields: dict | None = None) -> dict:
     return {"error": {"code": code, "message": message, "fields": fields or {}}}
 
@@ -47,7 +65,7 @@ def exception_handler(exc, context):
             headers={"Retry-After": str(BUSY_RETRY_AFTER_SECONDS)},
         )
     if isinstance(exc, DjangoValidationError):
-        exc = exceptions.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
+        exc = exceptions.ValidationError(get_error_detail(exc))  # keeps each message's code
     elif isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
@@ -61,7 +79,11 @@ def exception_handler(exc, context):
         message = general[0] if general else "Invalid input."
         if general[1:]:
             fields["non_field_errors"] = general
-        response.data = error_body("invalid", message, fields)
+        if is_conflict(exc):
+            response.status_code = status.HTTP_409_CONFLICT
+            response.data = error_body(CONFLICT, message, fields)
+        else:
+            response.data = error_body("invalid", message, fields)
     else:
         detail = getattr(exc, "detail", str(exc))
         code = getattr(detail, "code", None) or getattr(exc, "default_code", "error")

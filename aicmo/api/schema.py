@@ -4,6 +4,7 @@ set of error responses."""
 import copy
 
 from django.core.exceptions import FieldDoesNotExist
+from django.core.validators import RegexValidator
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from rest_framework import serializers
@@ -37,6 +38,20 @@ def _blank_read_only_choice(field) -> bool:
         return False
 
 
+NO_NUL = r"^[^\x00]*$"
+
+
+def decimal_pattern(field: serializers.DecimalField) -> str:
+    """The strings a DecimalField accepts: at least one digit, within its whole and decimal places, and no
+    sign when its minimum is not negative. (drf-spectacular's own pattern also matches "", "-" and ".",
+    which the field refuses.)"""
+    sign = "" if field.min_value is not None and field.min_value >= 0 else "-?"
+    whole, places = field.max_whole_digits, field.decimal_places
+    fraction = rf"(?:\.\d{{0,{places}}})?" if places else ""
+    after_point = rf"|\.\d{{1,{places}}}" if places else ""
+    return rf"^{sign}(?:\d{{1,{max(whole, 1)}}}{fraction}{after_point})$"
+
+
 class AutoSchema(SpectacularAutoSchema):
     """Documents query parameters by the same rules ``aicmo.api.filters.query_param_names`` enforces."""
 
@@ -44,7 +59,19 @@ class AutoSchema(SpectacularAutoSchema):
         if _blank_read_only_choice(field):
             field = copy.copy(field)
             field.allow_blank = True
-        return super()._map_serializer_field(field, direction, bypass_extensions)
+        schema = super()._map_serializer_field(field, direction, bypass_extensions)
+        if isinstance(field, serializers.DecimalField) and "pattern" in schema and not field.localize:
+            schema = {**schema, "pattern": decimal_pattern(field)}
+        if (
+            direction == "request"
+            and isinstance(field, serializers.CharField)
+            and schema.get("type") == "string"
+            and "pattern" not in schema
+            and not any(isinstance(v, RegexValidator) for v in field.validators)  # documented as its pattern
+        ):
+            # every DRF CharField refuses NUL (ProhibitNullCharactersValidator): say so
+            schema = {**schema, "pattern": NO_NUL}
+        return schema
 
     def get_filter_backends(self):
         return list(getattr(self.view, "filter_backends", [])) if filters_apply(self.view) else []
@@ -89,7 +116,8 @@ ERROR_DESCRIPTIONS = {
     "403": "The caller's role does not allow this operation.",
     "404": "No such object in the caller's workspace (or no workspace for the caller).",
     "405": "Method not allowed.",
-    "409": "A request with this Idempotency-Key is still being processed.",
+    "409": "Conflicts with the current state: a name already used in the workspace, an action the object's "
+    "state does not allow now (aicmo.conflicts), or a request with the same Idempotency-Key still running.",
     "415": "Unsupported request content type.",
     "422": "This Idempotency-Key was used for a different request.",
     "429": "Throttled; retry after the `Retry-After` seconds.",
@@ -99,15 +127,18 @@ ERROR_DESCRIPTIONS = {
 def error_statuses(operation: dict, method: str) -> list[str]:
     """The error statuses an operation can answer, from its shape: every authenticated operation can be
     401/403/404 (no workspace)/429; 400 when it takes a body, query or path parameters; 415 with a body;
-    409 and 422 when it takes an ``Idempotency-Key``."""
+    409 when it writes (POST/PUT/PATCH/DELETE: a state conflict, `aicmo.conflicts`); 409 and 422 when it
+    takes an ``Idempotency-Key``."""
     statuses = ["401", "403", "404", "429"]
     params = operation.get("parameters", [])
     if "requestBody" in operation or params or method in {"post", "put", "patch"}:
         statuses.append("400")
     if "requestBody" in operation:
         statuses.append("415")
+    if method in {"post", "put", "patch", "delete"}:
+        statuses.append("409")
     if any(p.get("in") == "header" and p.get("name") == "Idempotency-Key" for p in params):
-        statuses += ["409", "422"]  # aicmo.api.idempotency
+        statuses += [code for code in ("409", "422") if code not in statuses]  # aicmo.api.idempotency
     return statuses
 
 

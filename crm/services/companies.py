@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from aicmo.audit import audit_record
+from aicmo.conflicts import taken
 from aicmo.models import Workspace
 
 from ..models import Company, Contact
@@ -19,7 +20,7 @@ def _clean(*, workspace, name: str, domain: str, exclude_pk=None) -> dict:
     if not domain or len(domain) > 253 or "\x00" in domain or " " in domain:
         errors["domain"] = "Give a domain such as acme.com."
     elif Company.objects.for_workspace(workspace).filter(domain=domain).exclude(pk=exclude_pk).exists():
-        errors["domain"] = "A company with this domain already exists."
+        errors["domain"] = taken("A company with this domain already exists.")
     if len(name) > 200 or "\x00" in name:
         errors["name"] = "At most 200 characters, no NUL characters."
     if errors:

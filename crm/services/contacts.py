@@ -9,6 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from aicmo.audit import audit_record
+from aicmo.conflicts import Conflict
 from aicmo.models import Workspace
 from aicmo.workspaces import named_rows_ensure
 
@@ -97,7 +98,7 @@ def contact_create(
     """Create a contact from person-entered data (`typed`): those fields are protected from enrichment."""
     email = _email_or_error(data.get("email", ""))
     if Contact.objects.for_workspace(workspace).filter(email=email).exists():
-        raise ValidationError({"email": "A contact with this email already exists."})
+        raise Conflict({"email": "A contact with this email already exists."})
     erasure_ensure_allowed(workspace, email)
     contact = Contact(workspace=workspace, email=email, source=data.get("source") or source)
     _apply_person_data(contact, data, typed=typed, workspace=workspace)
@@ -118,7 +119,7 @@ def contact_update(
             .exclude(pk=contact.pk)
             .exists()
         ):
-            raise ValidationError({"email": "A contact with this email already exists."})
+            raise Conflict({"email": "A contact with this email already exists."})
         erasure_ensure_allowed(contact.workspace_id, email)
         contact.email = email
     _apply_person_data(contact, data, typed=typed, workspace=contact.workspace, fill_blanks=fill_blanks)

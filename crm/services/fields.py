@@ -11,6 +11,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from aicmo.audit import audit_record
+from aicmo.conflicts import taken
 from aicmo.models import Workspace
 
 from ..models import Contact, CustomFieldDefinition, FieldType, ImportRun, ImportStatus
@@ -44,6 +45,11 @@ class FieldChange:
         }
 
 
+# The keys `slugify(key) == key` accepts, as a regular expression the API schema can state: lowercase ASCII
+# letters and digits, joined by "_" and "-" but never starting or ending with one nor holding "--".
+KEY_PATTERN = r"^[a-z0-9]+(?:(?:(?:_|-_)+-?|-)[a-z0-9]+)*$"
+
+
 def _clean_definition(*, workspace, key: str, label: str, type: str, choices, exclude_pk=None) -> dict:
     errors = {}
     if not key or slugify(key) != key or len(key) > CustomFieldDefinition._meta.get_field("key").max_length:
@@ -51,7 +57,7 @@ def _clean_definition(*, workspace, key: str, label: str, type: str, choices, ex
     elif (
         CustomFieldDefinition.objects.for_workspace(workspace).filter(key=key).exclude(pk=exclude_pk).exists()
     ):
-        errors["key"] = "This key is already used."
+        errors["key"] = taken("This key is already used.")
     label = (label or "").strip()
     if not label or len(label) > 120 or "\x00" in label:
         errors["label"] = "Give a label of at most 120 characters."

@@ -21,6 +21,7 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 from aicmo.audit import audit_record
+from aicmo.conflicts import Conflict
 from aicmo.models import Workspace
 
 from ..models import (
@@ -79,11 +80,12 @@ def erasure_refusal(erased_at: dt.datetime) -> str:
 
 
 def erasure_ensure_allowed(workspace: Workspace | int, email: str) -> None:
-    """Raise a ValidationError on ``email`` if the address was erased here (no fresh consent recorded)."""
+    """Raise a Conflict (a ValidationError; 409 in the API) on ``email`` if the address was erased here (no
+    fresh consent recorded)."""
     erased = erasure_check(workspace, [email])
     if erased:
         at = next(iter(erased.values()))
-        raise ValidationError(
+        raise Conflict(
             {
                 "email": f"This address was {erasure_refusal(at)}; an admin must record fresh consent "
                 "before it can be added again."

@@ -9,6 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from aicmo.audit import audit_record
+from aicmo.conflicts import Conflict, taken
 from aicmo.models import Workspace
 
 from ..models import (
@@ -29,7 +30,7 @@ def list_create(*, workspace: Workspace, name: str, description: str = "", by=No
     if len(name) > limit or "\x00" in name or "\x00" in (description or ""):
         raise ValidationError({"name": f"At most {limit} characters, no NUL characters."})
     if ContactList.objects.for_workspace(workspace).filter(name=name).exists():
-        raise ValidationError({"name": "A list with this name already exists."})
+        raise Conflict({"name": "A list with this name already exists."})
     contact_list = ContactList.objects.create(workspace=workspace, name=name, description=description or "")
     audit_record(workspace=workspace, actor=by, verb="crm.list.created", target=contact_list)
     return contact_list
@@ -71,7 +72,7 @@ def segment_save(
     elif "\x00" in name or "\x00" in (description or ""):
         errors["name"] = "Name and description must not contain NUL characters."
     elif others.exists():
-        errors["name"] = "A segment with this name already exists."
+        errors["name"] = taken("A segment with this name already exists.")
     if errors:
         raise ValidationError(errors)
     segment = segment or Segment(workspace=workspace)
@@ -96,7 +97,7 @@ def _collection_name(model, workspace, name: str, noun: str, exclude_pk=None) ->
     if len(name) > limit or "\x00" in name:
         raise ValidationError({"name": f"At most {limit} characters, no NUL characters."})
     if model.objects.for_workspace(workspace).filter(name=name).exclude(pk=exclude_pk).exists():
-        raise ValidationError({"name": f"A {noun} with this name already exists."})
+        raise Conflict({"name": f"A {noun} with this name already exists."})
     return name
 
 

@@ -9,6 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from aicmo.audit import audit_record
+from aicmo.conflicts import Conflict
 from aicmo.models import Workspace
 
 from ..models import Contact, Tag
@@ -21,7 +22,7 @@ def _clean_name(workspace, name: str, exclude_pk=None) -> str:
     if not name or len(name) > Tag._meta.get_field("name").max_length or "\x00" in name:
         raise ValidationError({"name": "Give a tag name of at most 80 characters."})
     if Tag.objects.for_workspace(workspace).filter(name=name).exclude(pk=exclude_pk).exists():
-        raise ValidationError({"name": "This tag already exists."})
+        raise Conflict({"name": "This tag already exists."})
     return name
 
 

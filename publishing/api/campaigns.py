@@ -3,6 +3,7 @@ engagement events (read-only)."""
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
@@ -11,12 +12,14 @@ from rest_framework.response import Response
 from aicmo.api import WorkspaceGenericViewSet, WorkspaceReadOnlyViewSet, WorkspaceRelatedField
 from aicmo.api.core import JobSerializer
 from aicmo.api.idempotency import idempotent
-from aicmo.roles import READ
+from aicmo.roles import APPROVE, READ
 
 from ..models import Campaign, Content, Delivery, DeliveryStatus, EngagementEvent
 from ..selectors import campaigns_for, deliveries_for, events_for
+from ..services import approval
 from ..services import campaigns as services
 from ..services.audience import audience_estimate
+from ..services.tracking import UTM_KEYS, utm_clean
 from .content import CheckSerializer
 
 
@@ -33,9 +36,50 @@ class AudienceSerializer(serializers.Serializer):
     )
 
 
+UTM_MAX_LENGTH = 200
+# Positive whole numbers of messages (PositiveIntegerField's column); null: no cap of the campaign's own.
+LIMIT_MAX = 2**31 - 1
+
+
+@extend_schema_field(
+    {
+        "type": "object",
+        "properties": {
+            key: {"type": "string", "maxLength": UTM_MAX_LENGTH, "nullable": True} for key in UTM_KEYS
+        },
+        "additionalProperties": False,
+        "description": "Defaults appended to every tracked link that does not carry its own `utm_*`; "
+        "blank or null values are dropped.",
+    }
+)
+class UtmField(serializers.JSONField):
+    """A campaign's UTM defaults, cleaned by `tracking.utm_clean` (the admin form's rule too)."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
+            raise serializers.ValidationError("Give the UTM parameters as an object of utm_* keys.")
+        too_long = [k for k, v in data.items() if isinstance(v, str) and len(v) > UTM_MAX_LENGTH]
+        if too_long:
+            raise serializers.ValidationError(f"{too_long[0]} must be text of at most 200 characters.")
+        try:
+            return utm_clean(data)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.message_dict["utm"]) from None
+
+
+def limit_field() -> serializers.IntegerField:
+    return serializers.IntegerField(min_value=1, max_value=LIMIT_MAX, allow_null=True, required=False)
+
+
 class CampaignSerializer(serializers.ModelSerializer):
     content = WorkspaceRelatedField(queryset=Content.objects.all())
     audience = AudienceSerializer(required=False)
+    utm = UtmField(required=False)
+    max_per_second = limit_field()
+    max_per_hour = limit_field()
+    needs_approval = serializers.SerializerMethodField(
+        help_text="The workspace requires a reviewer's approval and this campaign has none yet."
+    )
     job = JobSerializer(read_only=True, allow_null=True)
     counts = serializers.SerializerMethodField()
 
@@ -54,6 +98,12 @@ class CampaignSerializer(serializers.ModelSerializer):
             "finished_at",
             "waiting_reason",
             "snapshot",
+            "utm",
+            "max_per_second",
+            "max_per_hour",
+            "needs_approval",
+            "approved_at",
+            "approved_by",
             "counts",
             "job",
             "created_at",
@@ -62,6 +112,8 @@ class CampaignSerializer(serializers.ModelSerializer):
         read_only_fields = [
             "channel",
             "status",
+            "approved_at",
+            "approved_by",
             "scheduled_at",
             "started_at",
             "finished_at",
@@ -70,6 +122,14 @@ class CampaignSerializer(serializers.ModelSerializer):
             "created_at",
             "updated_at",
         ]
+
+    def get_needs_approval(self, obj) -> bool:
+        if obj.approved_at is not None:
+            return False
+        required = self.context.setdefault("approval_required", {})  # one query per workspace and request
+        if obj.workspace_id not in required:
+            required[obj.workspace_id] = approval.approval_required(obj.workspace_id)
+        return required[obj.workspace_id]
 
     @extend_schema_field(serializers.DictField(child=serializers.IntegerField()))
     def get_counts(self, obj) -> dict:
@@ -115,12 +175,12 @@ class CampaignViewSet(
     WorkspaceGenericViewSet,
 ):
     """Campaigns. Drafts are edited with PUT/PATCH; actions move the state machine (draft → scheduled →
-    sending ↔ paused → sent, plus missed, cancelled, failed) and answer 400 naming the state when refused.
+    sending ↔ paused → sent, plus missed, cancelled, failed) and answer 409 naming the state when refused.
     ``send``, ``resume`` and ``resend-uncertain`` accept an ``Idempotency-Key`` header."""
 
     queryset = Campaign.objects.all()
     serializer_class = CampaignSerializer
-    action_permissions = {"estimate": READ, "check": READ, "deliveries": READ}
+    action_permissions = {"estimate": READ, "check": READ, "deliveries": READ, "approve": APPROVE}
     paginated_actions = ("deliveries",)
     query_parameters = {
         "deliveries": [
@@ -149,6 +209,9 @@ class CampaignViewSet(
             content=data["content"],
             audience=data.get("audience"),
             time_zone=data.get("time_zone", ""),
+            utm=data.get("utm"),
+            max_per_second=data.get("max_per_second"),
+            max_per_hour=data.get("max_per_hour"),
             by=request.user,
         )
         return self._fresh(campaign, status.HTTP_201_CREATED)
@@ -179,6 +242,16 @@ class CampaignViewSet(
         serializer.is_valid(raise_exception=True)
         campaign = services.campaign_schedule(
             campaign=campaign, when=serializer.validated_data["scheduled_at"], by=request.user
+        )
+        return self._fresh(campaign)
+
+    @extend_schema(request=None, responses=CampaignSerializer)
+    @action(detail=True, methods=["post"])
+    def approve(self, request, pk=None):
+        """A reviewer's or admin's approval (the workspace's review rule, `services.approval`); 409 once the
+        campaign is past review (sending, sent, cancelled …). Audited; any later edit withdraws it."""
+        campaign = approval.campaign_approve(
+            campaign=self.get_object(), by=request.user, role=request.tenant.role
         )
         return self._fresh(campaign)
 

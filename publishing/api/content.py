@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.core.validators import RegexValidator
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
@@ -56,7 +57,18 @@ class LayoutSerializer(serializers.ModelSerializer):
         model = Layout
         fields = ["id", "name", "html", "css", "created_at", "updated_at"]
         read_only_fields = ["created_at", "updated_at"]
-        extra_kwargs = {"name": {"validators": []}}
+        extra_kwargs = {
+            "name": {"validators": []},
+            # documented as a pattern so the schema says what `services.content.layout_save` requires
+            "html": {
+                "validators": [
+                    RegexValidator(
+                        services.LAYOUT_BODY,
+                        "The layout must contain {{ body }} where the email's content goes.",
+                    )
+                ]
+            },
+        }
 
 
 class LayoutViewSet(

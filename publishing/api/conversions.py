@@ -29,7 +29,11 @@ class ConversionViewSet(WorkspaceGenericViewSet):
     queryset = EngagementEvent.objects.none()
     serializer_class = ConversionSerializer
 
-    @extend_schema(request=ConversionSerializer, responses={201: EngagementEventSerializer})
+    # 200: the same order id again — the stored conversion, nothing recorded twice
+    @extend_schema(
+        request=ConversionSerializer,
+        responses={201: EngagementEventSerializer, 200: EngagementEventSerializer},
+    )
     def create(self, request):
         serializer = ConversionSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

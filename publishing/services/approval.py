@@ -5,11 +5,12 @@ approval, and a scheduled or missed campaign goes back to draft until it is appr
 
 from __future__ import annotations
 
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
 
 from aicmo.audit import audit_record
+from aicmo.conflicts import Conflict
 from aicmo.models import Workspace
 from aicmo.roles import APPROVE, role_allows
 
@@ -41,21 +42,22 @@ def publishing_settings_save(*, workspace: Workspace, approval_required: bool, b
 
 
 def require_approved(campaign: Campaign) -> None:
-    """Raise a ValidationError when the workspace requires approval and the campaign has none."""
+    """Raise a Conflict (a ValidationError; 409 in the API) when the workspace requires approval and the
+    campaign has none."""
     if campaign.approved_at is None and approval_required(campaign.workspace_id):
-        raise ValidationError({"campaign": ["This campaign needs a reviewer's approval first."]})
+        raise Conflict({"campaign": ["This campaign needs a reviewer's approval first."]})
 
 
 @transaction.atomic
 def campaign_approve(*, campaign: Campaign, by, role: str) -> Campaign:
     """Approve a draft (or scheduled/missed) campaign as ``by`` acting with ``role``.
 
-    PermissionDenied unless the role may approve; ValidationError when the campaign is past review."""
+    PermissionDenied unless the role may approve; Conflict (a ValidationError) when it is past review."""
     if not role_allows(role, APPROVE):
         raise PermissionDenied("Only a reviewer or an admin can approve a campaign.")
     campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
     if campaign.status not in REVIEWABLE:
-        raise ValidationError(f"A campaign that is {campaign.get_status_display().lower()} is past review.")
+        raise Conflict(f"A campaign that is {campaign.get_status_display().lower()} is past review.")
     campaign.approved_at = timezone.now()
     campaign.approved_by = by if getattr(by, "is_authenticated", False) else None
     campaign.save(update_fields=["approved_at", "approved_by", "updated_at"])

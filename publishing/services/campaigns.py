@@ -17,6 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from aicmo.audit import audit_record
+from aicmo.conflicts import Conflict
 from aicmo.jobs import job_advance, job_finish, job_mark_running, job_start
 from aicmo.models import Job, JobStatus, Workspace
 from aicmo.timezones import zone_clean
@@ -52,7 +53,7 @@ ACTION_WORDS = {
 }
 
 
-class CampaignStateError(ValidationError):
+class CampaignStateError(Conflict):
     """An action the campaign's current state does not allow."""
 
 
@@ -99,8 +100,14 @@ def campaign_create(
     content: Content,
     audience: dict | None = None,
     time_zone: str = "",
+    utm: dict | None = None,
+    max_per_second: int | None = None,
+    max_per_hour: int | None = None,
     by=None,
 ) -> Campaign:
+    """A draft email campaign. ``utm``: defaults for tracked links (`tracking.utm_clean`); ``max_per_*``:
+    messages per second / hour for this campaign (`limit_clean`; None: no cap of its own). ValidationError
+    keyed by field."""
     if content.workspace_id != workspace.pk:
         raise ValidationError({"content": "Unknown content."})
     if not (name or "").strip():
@@ -114,6 +121,9 @@ def campaign_create(
         channel=Channel.EMAIL,
         audience=audience_clean(workspace, audience),
         time_zone=tz,
+        utm=tracking.utm_clean(utm),
+        max_per_second=limit_clean("max_per_second", max_per_second),
+        max_per_hour=limit_clean("max_per_hour", max_per_hour),
         created_by=by if getattr(by, "is_authenticated", False) else None,
     )
     _audit(campaign, by, "created")
@@ -122,7 +132,8 @@ def campaign_create(
 
 @transaction.atomic
 def campaign_update(*, campaign: Campaign, by=None, **fields) -> Campaign:
-    """Edit name, content, audience or time zone of a draft."""
+    """Edit name, content, audience, time zone, ``utm`` or ``max_per_second``/``max_per_hour`` of a draft
+    (any edit withdraws its approval). CampaignStateError (a 409 in the API) unless it is a draft."""
     campaign = _locked(campaign)
     if campaign.status != S.DRAFT:
         raise CampaignStateError("Only a draft can be edited; unschedule it first.")

@@ -24,6 +24,7 @@ from django.utils import timezone
 from markupsafe import Markup
 
 from aicmo.audit import audit_record
+from aicmo.conflicts import Conflict, taken
 from aicmo.models import Workspace
 from crm.normalize import InvalidEmail, normalize_email
 from media import services as media_services
@@ -72,7 +73,7 @@ def sender_create(
     except InvalidEmail as exc:
         raise ValidationError({"email": str(exc)}) from None
     if Sender.objects.for_workspace(workspace).filter(email=email).exists():
-        raise ValidationError({"email": "This sender already exists."})
+        raise Conflict({"email": "This sender already exists."})
     sender = Sender.objects.create(
         workspace=workspace,
         email=email,
@@ -120,13 +121,17 @@ def _check(errors: dict, name: str, source: str, custom_keys, extra=()) -> None:
         errors[name] = [str(p) for p in problems]
 
 
+# Where a layout places the email's content: ``{{ body }}``, optionally filtered (the API schema's pattern).
+LAYOUT_BODY = r"\{\{\s*body\s*(\|[^}]*)?\}\}"
+
+
 def layout_save(
     *, workspace: Workspace, name: str, html: str, css: str = "", layout: Layout | None = None, by=None
 ) -> Layout:
     """Create or update a base layout. Its HTML must place ``{{ body }}`` and compile."""
     errors: dict = {}
     _check(errors, "html", html, custom_field_keys(workspace), LAYOUT_NAMES)
-    if "html" not in errors and not re.search(r"{{\s*body\s*(\|[^}]*)?}}", html):
+    if "html" not in errors and not re.search(LAYOUT_BODY, html):
         errors["html"] = ["The layout must contain {{ body }} where the email's content goes."]
     image_problems, _ids = images_check(workspace, html)
     if image_problems:
@@ -137,7 +142,7 @@ def layout_save(
     if layout is not None:
         clash = clash.exclude(pk=layout.pk)
     if clash.exists():
-        errors["name"] = ["A layout with this name already exists."]
+        errors["name"] = [taken("A layout with this name already exists.")]
     if errors:
         raise ValidationError(errors)
     layout = layout or Layout(workspace=workspace)

@@ -99,7 +99,7 @@ def test_last_admin_cannot_be_demoted(api_client_for):
     client = api_client_for(Role.ADMIN)
     me = Membership.objects.get(user=client.user)
     resp = client.patch(f"/api/v1/members/{me.pk}/", {"role": "viewer"})
-    assert resp.status_code == 400
+    assert resp.status_code == 409 and resp.json()["error"]["code"] == "conflict"
     assert "admin" in resp.json()["error"]["fields"]["role"][0]
 
 

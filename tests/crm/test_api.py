@@ -41,7 +41,7 @@ def test_contact_crud(api_client_for):
     )
     assert body["provenance"]["first_name"]["source"] == "typed"
     dup = client.post(f"{BASE}/contacts/", {"email": "NEW@ex.com"})
-    assert dup.status_code == 400 and "email" in dup.json()["error"]["fields"]
+    assert dup.status_code == 409 and "email" in dup.json()["error"]["fields"]
     pk = body["id"]
     resp = client.patch(f"{BASE}/contacts/{pk}/", {"title": "CEO"})
     assert resp.status_code == 200 and resp.json()["title"] == "CEO"

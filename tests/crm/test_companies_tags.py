@@ -72,7 +72,7 @@ def test_api_companies_and_tags_use_services(api_client_for):
     ws = client.workspace
     resp = client.post(f"{BASE}/companies/", {"domain": "WWW.Beta.com", "name": "Beta"}, format="json")
     assert resp.status_code == 201 and resp.json()["domain"] == "beta.com"
-    assert client.post(f"{BASE}/companies/", {"domain": "beta.com"}, format="json").status_code == 400
+    assert client.post(f"{BASE}/companies/", {"domain": "beta.com"}, format="json").status_code == 409
     beta = resp.json()["id"]
     other = client.post(f"{BASE}/companies/", {"domain": "beta.io"}, format="json").json()["id"]
     ContactFactory(workspace=ws, company_id=other)
@@ -85,7 +85,7 @@ def test_api_companies_and_tags_use_services(api_client_for):
 
     tag = client.post(f"{BASE}/tags/", {"name": " news "}, format="json").json()
     assert tag["name"] == "news"
-    assert client.post(f"{BASE}/tags/", {"name": "news"}, format="json").status_code == 400
+    assert client.post(f"{BASE}/tags/", {"name": "news"}, format="json").status_code == 409
     resp = client.patch(f"{BASE}/tags/{tag['id']}/", {"name": "letters"}, format="json")
     assert resp.status_code == 200 and resp.json()["name"] == "letters"
     assert client.get(f"{BASE}/tags/{tag['id']}/dependents/").json() == {"contacts": 0, "segments": []}

@@ -51,7 +51,7 @@ def test_service_and_api_doors_refuse_an_erased_address(erased, api_client_for):
         services.contact_update(contact=other, data={"email": "GONE@ex.com"})
     client = api_client_for("marketer")
     resp = client.post(f"{BASE}/contacts/", {"email": "gone@ex.com"}, format="json")
-    assert resp.status_code == 400 and "erased on" in resp.json()["error"]["fields"]["email"][0]
+    assert resp.status_code == 409 and "erased on" in resp.json()["error"]["fields"]["email"][0]
     resp = client.post(
         f"{BASE}/contacts/bulk/",
         {"contacts": [{"email": "gone@ex.com"}, {"email": "new@ex.com"}]},

@@ -100,7 +100,7 @@ def test_marketer_cannot_approve_reviewer_can(api_client_for, workspace):
     )
     resp = marketer.post(f"{API}/assets/{asset_id}/archive/")
     assert resp.status_code == 200 and resp.json()["status"] == AssetStatus.ARCHIVED
-    assert reviewer.post(f"{API}/assets/{asset_id}/approve/").status_code == 400  # archived: not reviewable
+    assert reviewer.post(f"{API}/assets/{asset_id}/approve/").status_code == 409  # archived: not reviewable
 
 
 def test_update_and_delete(api_client_for, media_root):
@@ -170,7 +170,9 @@ def test_duplicates_stats_performers_and_suggestions(api_client_for):
     assert "low_ctr" in codes and "missing_alt" in codes
     resp = client.post(f"{API}/suggestions/{codes['missing_alt']['id']}/dismiss/")
     assert resp.status_code == 200 and resp.json()["status"] == "dismissed"
-    assert client.post(f"{API}/suggestions/{codes['missing_alt']['id']}/act/").status_code == 400
+    assert (
+        client.post(f"{API}/suggestions/{codes['missing_alt']['id']}/act/").status_code == 409
+    )  # dismissed: a state conflict
 
 
 def test_suggestion_refresh_job(api_client_for, django_capture_on_commit_callbacks, monkeypatch):
@@ -192,7 +194,7 @@ def test_libraries_crud(api_client_for):
     client = api_client_for("marketer")
     resp = client.post(f"{API}/libraries/", {"name": "Campaigns"}, format="json")
     assert resp.status_code == 201
-    assert client.post(f"{API}/libraries/", {"name": "Campaigns"}, format="json").status_code == 400
+    assert client.post(f"{API}/libraries/", {"name": "Campaigns"}, format="json").status_code == 409
     resp = client.patch(
         f"{API}/libraries/{resp.json()['id']}/", {"description": "All of them"}, format="json"
     )

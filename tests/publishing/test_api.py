@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from aicmo.models import AuditEvent, Role
 from publishing.models import Campaign, Delivery
+from publishing.services.approval import publishing_settings_save
 from tests.crm.factories import ContactListFactory
 
 from .conftest import make_audience, make_content, make_sender
@@ -41,7 +43,7 @@ def test_sender_verification_is_for_admins(api_client_for):
     resp = admin.post(f"{API}/senders/{sender_id}/verify/")
     assert resp.status_code == 200 and resp.json()["is_verified"] is True
     again = marketer.post(f"{API}/senders/", {"email": "news@acme.example"}, format="json")
-    assert again.status_code == 400 and "already exists" in again.json()["error"]["fields"]["email"][0]
+    assert again.status_code == 409 and "already exists" in again.json()["error"]["fields"]["email"][0]
 
 
 def test_email_version_400_names_field_and_line(marketer):
@@ -77,10 +79,11 @@ def test_campaign_lifecycle_and_invalid_transitions(marketer, campaign, django_c
     url = f"{API}/campaigns/{campaign['id']}"
     assert marketer.get(f"{url}/estimate/").json() == {"expected": 3, "targeted": 3, "left_out": {}}
     resp = marketer.post(f"{url}/pause/")
-    assert (
-        resp.status_code == 400
-        and resp.json()["error"]["message"] == "Cannot pause a campaign that is draft."
-    )
+    assert resp.status_code == 409 and resp.json()["error"] == {
+        "code": "conflict",
+        "message": "Cannot pause a campaign that is draft.",
+        "fields": {},
+    }
     resp = marketer.post(f"{url}/schedule/", {"scheduled_at": "2000-01-01T09:00:00"}, format="json")
     assert resp.status_code == 400 and "future" in resp.json()["error"]["fields"]["scheduled_at"][0]
     resp = marketer.post(f"{url}/send/", HTTP_IDEMPOTENCY_KEY="k-1")
@@ -91,7 +94,7 @@ def test_campaign_lifecycle_and_invalid_transitions(marketer, campaign, django_c
     assert replay.json() == resp.json()
     assert Delivery.objects.filter(campaign_id=campaign["id"]).count() == 3  # started once
     resp = marketer.post(f"{url}/send/")
-    assert resp.status_code == 400 and "sending" in resp.json()["error"]["message"]
+    assert resp.status_code == 409 and "sending" in resp.json()["error"]["message"]
     assert marketer.post(f"{url}/pause/").json()["status"] == "paused"
     assert marketer.post(f"{url}/resume/").json()["status"] == "sending"
     assert marketer.post(f"{url}/cancel/").json()["status"] == "cancelled"
@@ -136,6 +139,7 @@ def test_viewer_reads_but_cannot_act(api_client_for, campaign, marketer):
         ("post", "/pause/"),
         ("post", "/cancel/"),
         ("post", "/resend-uncertain/"),
+        ("post", "/approve/"),
     ],
 )
 def test_other_workspace_campaign_is_404(api_client_for, other_workspace, campaign, method, suffix):
@@ -204,3 +208,93 @@ def test_schema_documents_publishing(marketer):
     paths = resp.json()["paths"]
     assert "/api/v1/publishing/campaigns/{id}/send/" in paths
     assert "/api/v1/publishing/contents/{id}/email/" in paths
+
+
+def test_campaign_utm_and_speed_limits_through_the_api(marketer, campaign):
+    url = f"{API}/campaigns/{campaign['id']}/"
+    assert (campaign["utm"], campaign["max_per_second"], campaign["max_per_hour"]) == ({}, None, None)
+    resp = marketer.patch(
+        url,
+        {"utm": {"utm_source": " news ", "utm_medium": "", "utm_term": None}, "max_per_second": 5},
+        format="json",
+    )
+    assert resp.status_code == 200, resp.json()
+    body = resp.json()
+    assert (body["utm"], body["max_per_second"], body["max_per_hour"]) == ({"utm_source": "news"}, 5, None)
+    stored = Campaign.objects.get(pk=campaign["id"])
+    assert (stored.utm, stored.max_per_second) == ({"utm_source": "news"}, 5)
+    resp = marketer.patch(url, {"max_per_second": None, "max_per_hour": 1000}, format="json")
+    assert (resp.json()["max_per_second"], resp.json()["max_per_hour"]) == (None, 1000)
+    created = marketer.post(
+        f"{API}/campaigns/",
+        {
+            "name": "Slow",
+            "content": campaign["content"],
+            "utm": {"utm_campaign": "spring"},
+            "max_per_hour": 60,
+        },
+        format="json",
+    )
+    assert created.status_code == 201, created.json()
+    assert (created.json()["utm"], created.json()["max_per_hour"]) == ({"utm_campaign": "spring"}, 60)
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"utm": {"utm_sorce": "x"}}, "utm"),
+        ({"utm": {"utm_source": "x" * 201}}, "utm"),
+        ({"utm": {"utm_source": 5}}, "utm"),
+        ({"utm": "utm_source=x"}, "utm"),
+        ({"utm": None}, "utm"),
+        ({"max_per_second": 0}, "max_per_second"),
+        ({"max_per_hour": -1}, "max_per_hour"),
+        ({"max_per_hour": 2**31}, "max_per_hour"),
+        ({"max_per_hour": "ten"}, "max_per_hour"),
+    ],
+)
+def test_bad_utm_or_limits_are_400_naming_the_field(marketer, campaign, body, field):
+    resp = marketer.patch(f"{API}/campaigns/{campaign['id']}/", body, format="json")
+    assert resp.status_code == 400 and field in resp.json()["error"]["fields"]
+    stored = Campaign.objects.get(pk=campaign["id"])
+    assert (stored.utm, stored.max_per_second, stored.max_per_hour) == ({}, None, None)
+
+
+@pytest.mark.parametrize(
+    ("role", "allowed"),
+    [(Role.VIEWER, False), (Role.MARKETER, False), (Role.REVIEWER, True), (Role.ADMIN, True)],
+)
+def test_only_reviewers_and_admins_approve(api_client_for, marketer, campaign, role, allowed):
+    publishing_settings_save(workspace=marketer.workspace, approval_required=True)
+    url = f"{API}/campaigns/{campaign['id']}"
+    assert marketer.get(f"{url}/").json()["needs_approval"] is True
+    refused = marketer.post(f"{url}/send/")
+    assert refused.status_code == 409 and "approval" in refused.json()["error"]["fields"]["campaign"][0]
+    caller = api_client_for(role=role, workspace_=marketer.workspace)
+    resp = caller.post(f"{url}/approve/")
+    stored = Campaign.objects.get(pk=campaign["id"])
+    if not allowed:
+        assert resp.status_code == 403 and stored.approved_at is None
+        assert not AuditEvent.objects.filter(verb="publishing.campaign.approved").exists()
+        return
+    assert resp.status_code == 200, resp.json()
+    body = resp.json()
+    assert body["needs_approval"] is False and body["approved_by"] == caller.user.pk
+    assert body["approved_at"] and stored.approved_by_id == caller.user.pk
+    assert AuditEvent.objects.filter(verb="publishing.campaign.approved", actor=caller.user).count() == 1
+    edited = marketer.patch(f"{url}/", {"utm": {"utm_source": "x"}}, format="json").json()
+    assert (edited["needs_approval"], edited["approved_at"], edited["approved_by"]) == (True, None, None)
+
+
+def test_approving_a_campaign_past_review_is_409(api_client_for, marketer, campaign):
+    reviewer = api_client_for(role=Role.REVIEWER, workspace_=marketer.workspace)
+    url = f"{API}/campaigns/{campaign['id']}"
+    assert marketer.post(f"{url}/cancel/").status_code == 200
+    resp = reviewer.post(f"{url}/approve/")
+    assert resp.status_code == 409 and resp.json()["error"]["code"] == "conflict"
+    assert "past review" in resp.json()["error"]["message"]
+    assert Campaign.objects.get(pk=campaign["id"]).approved_at is None
+
+
+def test_needs_approval_is_false_without_the_rule(marketer, campaign):
+    assert campaign["needs_approval"] is False and campaign["approved_at"] is None
