@@ -103,6 +103,7 @@ def scope(queryset: QuerySet, request_or_workspace) -> QuerySet:
 
 # Ids per IN (...) query: well under SQLite's 32,766 bound variables and PostgreSQL's 65,535.
 RESOLVE_CHUNK = 10_000
+MAX_ID = 2**63 - 1  # bigint primary keys
 # How many missing ids an error message names (the count is always given).
 MISSING_SHOWN = 20
 
@@ -121,8 +122,11 @@ def resolve_ids(queryset_or_model: QuerySet | type[Model], ids: Iterable[int], w
     wanted = list(dict.fromkeys(ids))
     scoped = scope(queryset, workspace)
     found: set[int] = set()
-    for start in range(0, len(wanted), RESOLVE_CHUNK):
-        chunk = wanted[start : start + RESOLVE_CHUNK]
+    # Ids no database row can have (0, negative, past bigint) are missing without a query: SQLite cannot
+    # even bind an int past 64 bits.
+    lookable = [i for i in wanted if 0 < i <= MAX_ID]
+    for start in range(0, len(lookable), RESOLVE_CHUNK):
+        chunk = lookable[start : start + RESOLVE_CHUNK]
         found.update(scoped.filter(pk__in=chunk).values_list("pk", flat=True))
     missing = [i for i in wanted if i not in found]
     if missing:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Q, QuerySet
 
+from aicmo.tenancy import resolve_ids
 from crm.models import Contact, ContactList, Segment, Suppression, Verdict
 from crm.selectors import contacts_for_selection, contacts_receivable
 
@@ -39,10 +40,10 @@ def audience_clean(workspace, audience: dict | None) -> dict:
             continue
         model = Segment if "segments" in key else ContactList
         ids = sorted(set(raw))
-        found = set(model.objects.for_workspace(workspace).filter(pk__in=ids).values_list("pk", flat=True))
-        missing = [i for i in ids if i not in found]
-        if missing:
-            errors[f"audience.{key}"] = [f"Unknown id(s): {', '.join(map(str, missing))}."]
+        try:
+            resolve_ids(model, ids, workspace)  # the one id-resolution rule (foreign or impossible ids)
+        except ValidationError as exc:
+            errors[f"audience.{key}"] = exc.messages
         clean[key] = ids
     if errors:
         raise ValidationError(errors)

@@ -171,7 +171,7 @@ def test_api_csv_and_isolation(
 ):
     client = api_client_for(role=Role.VIEWER)
     params = "?basis=first_seen&grain=month&activity=engagement&date_from=2026-01-15&date_to=2026-11-03&periods=12&currency=eur"
-    with django_assert_max_num_queries(8):  # auth, tenant, then the 3 cohort queries
+    with django_assert_max_num_queries(10):  # auth, tenant, the workspace zone, then the 3 cohort queries
         body = client.get(URL + params).json()
     assert body["zone"] == "Europe/Berlin" and body["currency"] == "EUR"
     assert actual(body) == expected(
@@ -206,7 +206,9 @@ def test_save_cell_as_static_list(api_client_for, workspace, history):
     assert response.status_code == 201, response.content
     saved = ContactList.objects.get(pk=response.json()["id"])
     assert response.json()["contacts"] == n == saved.contacts.count()
-    assert client.post(SAVE, {**body, "name": "Came back"}, format="json").status_code == 400  # name taken
+    assert (
+        client.post(SAVE, {**body, "name": "Came back"}, format="json").status_code == 409
+    )  # name taken: a conflict (aicmo.conflicts)
     viewer = api_client_for(role=Role.VIEWER)
     assert viewer.post(SAVE, {**body, "name": "Other"}, format="json").status_code == 403
     assert ContactList.objects.count() == 1

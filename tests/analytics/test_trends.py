@@ -115,7 +115,7 @@ def test_api_csv_isolation_and_bad_input(
     query = (
         f"?metric=unique_clicks&date_from=2026-01-01&date_to=2026-03-01&campaign={campaign.pk}&channel=email"
     )
-    with django_assert_max_num_queries(9):  # auth, tenant, campaign check, then 3 rollup reads
+    with django_assert_max_num_queries(11):  # auth, tenant, campaign check, workspace zone, 3 rollup reads
         body = client.get(URL + query).json()
     assert "2026-01-31" in [a["day"] for a in body["anomalies"]]
     lines = b"".join(client.get(URL + query + "&format=csv").streaming_content).decode().splitlines()

@@ -84,7 +84,8 @@ def analytics_rows(workspace, contact, campaign_id: int) -> dict[str, int]:
         currency="EUR",
         source="api",
     )
-    return {"analytics/orders": order.pk, "analytics/campaigns": campaign_id}
+    # analytics/scores: a contact's score history (scores/contacts/{id}/history/)
+    return {"analytics/orders": order.pk, "analytics/campaigns": campaign_id, "analytics/scores": contact.pk}
 
 
 def one_row_per_resource(workspace, member_factory) -> dict[str, int]:

@@ -94,3 +94,14 @@ def test_resolve_ids_accepts_exactly_the_own_workspace_ids(picks, pools, workspa
             resolve_ids(Contact.objects.all(), ids, workspace)
         named = info.value.messages[0]
         assert all(str(i) in named for i in ids if i not in own)
+
+
+@pytest.mark.parametrize("bad", [0, -5, 2**63, 2**100])
+def test_resolve_ids_reports_ids_no_row_can_have_without_querying(workspace, bad, django_assert_num_queries):
+    from django.core.exceptions import ValidationError
+
+    from aicmo.tenancy import resolve_ids
+    from crm.models import Contact
+
+    with django_assert_num_queries(0), pytest.raises(ValidationError, match=str(bad)):
+        resolve_ids(Contact, [bad], workspace)

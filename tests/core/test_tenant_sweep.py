@@ -20,6 +20,7 @@ MISSING_ID = 987654321
 BODIES = {
     "/api/v1/crm/lists/{id}/add/": {"contact_ids": [1]},
     "/api/v1/crm/lists/{id}/remove/": {"contact_ids": [1]},
+    "/api/v1/media/assets/{id}/reject/": {"note": "Off brand."},
 }
 RESOURCE = re.compile(r"^/api/v1/(?P<resource>[\w-]+(?:/[\w-]+)?)/")
 # List operations that return no tenant rows of their own (or not as a list of objects), with why.
@@ -28,6 +29,9 @@ NOT_ROW_LISTS = {
     "/api/v1/analytics/figures/overview/": "workspace totals, no rows (analytics tests)",
     "/api/v1/analytics/figures/channels/": "one row per channel of the caller's rollups (analytics tests)",
     "/api/v1/analytics/figures/attribution/": "per-campaign credit of the caller's orders (analytics tests)",
+    "/api/v1/analytics/cohorts/retention/": "a matrix of the caller's cohorts (test_cohorts isolation)",
+    "/api/v1/analytics/scores/settings/": "the caller's scoring rule, one object",
+    "/api/v1/analytics/trends/series/": "a series of the caller's rollups (test_trends isolation)",
     "/api/v1/workspaces/": "the caller's memberships, checked in test_tenancy_api",
     "/api/v1/crm/contacts/export/": "CSV; checked below by content",
     "/api/v1/crm/segments/fields/": "field catalogue, no rows",

@@ -105,7 +105,7 @@ def test_audience_ids_of_another_workspace_are_unknown(workspace, other_workspac
         campaigns.campaign_create(
             workspace=workspace, name="C", content=make_content(workspace), audience={"lists": [foreign.pk]}
         )
-    assert err.value.message_dict == {"audience.lists": [f"Unknown id(s): {foreign.pk}."]}
+    assert err.value.message_dict == {"audience.lists": [f"Not found in this workspace: {foreign.pk}."]}
 
 
 @pytest.mark.parametrize("bad", [{"lists": "1"}, {"lists": [True]}, {"people": [1]}, ["x"]])
@@ -191,3 +191,12 @@ def test_campaigns_to_wake_skips_campaigns_a_worker_claimed_from_recently(
     )
     Delivery.objects.filter(pk=first.pk).update(status=DeliveryStatus.SENT)
     assert campaigns_to_wake(now=later, lease=lease) == []  # waiting for retry_at
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2**63, 44484948904246696462830796800])
+def test_audience_ids_no_row_can_have_are_unknown_not_a_crash(workspace, bad):
+    with pytest.raises(ValidationError) as err:
+        campaigns.campaign_create(
+            workspace=workspace, name="C", content=make_content(workspace), audience={"segments": [bad]}
+        )
+    assert err.value.message_dict == {"audience.segments": [f"Not found in this workspace: {bad}."]}
