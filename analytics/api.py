@@ -24,6 +24,7 @@ from publishing.models import Campaign
 
 from . import attribution, importing, metrics, orders, selectors
 from .downloads import CSVAwareMixin, csv_download
+from .lifetime_api import CustomerValueViewSet, LifetimeFitViewSet
 from .models import Order, OrderSource
 from .rollups import workspace_zone
 
@@ -316,5 +317,7 @@ router = DefaultRouter()
 router.register("orders", OrderViewSet, basename="analytics-order")
 router.register("campaigns", CampaignReportViewSet, basename="analytics-campaign")
 router.register("figures", FiguresViewSet, basename="analytics-figures")
+router.register("lifetime/fits", LifetimeFitViewSet, basename="analytics-lifetime-fit")
+router.register("lifetime/customers", CustomerValueViewSet, basename="analytics-lifetime-customer")
 
 urlpatterns = router.urls

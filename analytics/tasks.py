@@ -17,3 +17,10 @@ def order_import_task(job_id: int) -> int:
     from .importing import order_import_execute
 
     return order_import_execute(job_id=job_id)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def lifetime_fit_task(job_id: int) -> int:
+    from .lifetime import lifetime_fit_run
+
+    return lifetime_fit_run(job_id=job_id)

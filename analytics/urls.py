@@ -7,4 +7,5 @@ app_name = "analytics"
 urlpatterns = [
     path("", views.CampaignListView.as_view(), name="index"),
     path("campaigns/<int:pk>/", views.CampaignReportView.as_view(), name="campaign"),
+    path("lifetime/", views.LifetimeValueView.as_view(), name="lifetime"),
 ]
