@@ -317,7 +317,7 @@ router = DefaultRouter()
 router.register("orders", OrderViewSet, basename="analytics-order")
 router.register("campaigns", CampaignReportViewSet, basename="analytics-campaign")
 router.register("figures", FiguresViewSet, basename="analytics-figures")
-router.register("lifetime/fits", LifetimeFitViewSet, basename="analytics-lifetime-fit")
-router.register("lifetime/customers", CustomerValueViewSet, basename="analytics-lifetime-customer")
+router.register("lifetime-fits", LifetimeFitViewSet, basename="analytics-lifetime-fit")
+router.register("customer-values", CustomerValueViewSet, basename="analytics-lifetime-customer")
 
 urlpatterns = router.urls

@@ -1,5 +1,6 @@
-"""Lifetime value API under /api/v1/analytics/lifetime/: fits (list, read, latest, start a fit job with
-an ``Idempotency-Key``), per-contact values (filters, ordering, pagination) and their distributions."""
+"""Lifetime value API under /api/v1/analytics/: ``lifetime-fits/`` (list, read, latest, start a fit job
+with an ``Idempotency-Key``) and ``customer-values/`` (per-contact values with filters, ordering and
+pagination; ``distribution/`` of them)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from .models import CustomerValue, LifetimeFit
 
 
 class LifetimeFitSerializer(serializers.ModelSerializer):
-    job_status = serializers.CharField(source="job.status", default=None, read_only=True)
+    job_status = serializers.CharField(source="job.status", default=None, read_only=True, allow_null=True)
 
     class Meta:
         model = LifetimeFit
@@ -72,6 +73,7 @@ class CustomerValueSerializer(serializers.ModelSerializer):
     class Meta:
         model = CustomerValue
         fields = [
+            "id",
             "contact",
             "fit",
             "orders",

@@ -25,8 +25,8 @@ from tests.crm.factories import ContactFactory
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 CALIBRATION_END = date(1997, 9, 30)  # 39 weeks after 1997-01-01, the papers' calibration period
-FITS = "/api/v1/analytics/lifetime/fits/"
-CUSTOMERS = "/api/v1/analytics/lifetime/customers/"
+FITS = "/api/v1/analytics/lifetime-fits/"
+CUSTOMERS = "/api/v1/analytics/customer-values/"
 
 
 def local(day: date, hour: int = 12) -> datetime:

@@ -28,6 +28,8 @@ NOT_ROW_LISTS = {
     "/api/v1/analytics/figures/overview/": "workspace totals, no rows (analytics tests)",
     "/api/v1/analytics/figures/channels/": "one row per channel of the caller's rollups (analytics tests)",
     "/api/v1/analytics/figures/attribution/": "per-campaign credit of the caller's orders (analytics tests)",
+    "/api/v1/analytics/customer-values/distribution/": "counts over the caller's values (analytics tests)",
+    "/api/v1/analytics/lifetime-fits/latest/": "one object, the caller's latest fit (analytics tests)",
     "/api/v1/workspaces/": "the caller's memberships, checked in test_tenancy_api",
     "/api/v1/crm/contacts/export/": "CSV; checked below by content",
     "/api/v1/crm/segments/fields/": "field catalogue, no rows",
