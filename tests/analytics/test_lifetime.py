@@ -5,6 +5,7 @@ against a reference NTILE, and the API and dashboard (roles, validation, tenant 
 from __future__ import annotations
 
 import csv
+import time as time_module
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -384,3 +385,29 @@ def test_dashboard_form_starts_a_fit_and_shows_errors(client_for):
     assert LifetimeFit.objects.get().months == 3
     viewer = client_for(role=Role.VIEWER)
     assert viewer.post("/analytics/lifetime/", {}).status_code == 403
+
+
+def test_fit_started_through_the_api_runs_on_a_rollups_worker(api_client_for, workspace, celery_worker_on):
+    """The POST commits the Job and queues the task; a real worker consuming only ``rollups`` runs it."""
+    for i, contact in enumerate(ContactFactory.create_batch(40, workspace=workspace)):
+        for k in range(1 + i % 5):
+            Order.objects.create(
+                workspace=workspace, contact=contact, external_id=f"{i}-{k}",
+                ordered_at=local(date(2025, 1, 1) + timedelta(days=11 * k + i)), amount=Decimal(15 + i % 7 + k),
+                currency="USD", source="api",
+            )  # fmt: skip
+    client = api_client_for(role=Role.MARKETER)
+    with celery_worker_on(["rollups"]):
+        response = client.post(FITS, {"observation_date": "2025-03-31", "currency": "USD"}, format="json")
+        assert response.status_code == 202
+        job_id = response.json()["id"]
+        for _ in range(300):
+            job = Job.objects.get(pk=job_id)
+            if job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED):
+                break
+            time_module.sleep(0.1)
+    assert job.status == JobStatus.SUCCEEDED, job.message
+    assert job.done == job.total == 40
+    assert CustomerValue.objects.filter(workspace=workspace, fit__job_id=job_id).count() == 40
+    latest = client.get(FITS + "latest/").json()
+    assert latest["job"] == job_id and latest["job_status"] == "succeeded"
