@@ -35,6 +35,7 @@ from aicmo.jobs import (
     JobCancelled,
     job_advance,
     job_check_cancelled,
+    job_fail,
     job_finish,
     job_mark_running,
     job_set_total,
@@ -410,6 +411,11 @@ def lifetime_fit_run(*, job_id: int) -> int:
         CustomerValue.objects.filter(workspace_id=fit.workspace_id).exclude(fit=fit).delete()
     except JobCancelled:
         return 0
+    except Exception as exc:
+        fit.error = f"{fit.error} {type(exc).__name__}: {exc}".strip()
+        LifetimeFit.objects.filter(pk=fit.pk).update(error=fit.error)
+        job_fail(job_id=job_id, message=fit.error)
+        raise
     fit.finished_at = timezone.now()
     fit.save(update_fields=["finished_at"])
     job_finish(

@@ -9,6 +9,7 @@ from django.core.paginator import Paginator
 from django.shortcuts import redirect
 from django.views.generic import TemplateView
 
+from aicmo.models import JobStatus
 from aicmo.tenancy import get_scoped_or_404
 from aicmo.views import WorkspaceView
 
@@ -51,7 +52,7 @@ class LifetimeValueView(WorkspaceView, TemplateView):
         ctx["fit"] = fit
         ctx["running"] = (
             lifetime_selectors.fits_for(self.workspace)
-            .filter(finished_at__isnull=True)
+            .filter(job__status__in=[JobStatus.QUEUED, JobStatus.RUNNING])
             .order_by("-id")
             .first()
         )

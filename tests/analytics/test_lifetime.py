@@ -383,6 +383,7 @@ def test_dashboard_form_starts_a_fit_and_shows_errors(client_for):
     ok = client.post("/analytics/lifetime/", {"observation_date": "2025-06-30", "months": "3"})
     assert ok.status_code == 302
     assert LifetimeFit.objects.get().months == 3
+    assert "A fit as of 2025-06-30 is queued." in client.get("/analytics/lifetime/").content.decode()
     viewer = client_for(role=Role.VIEWER)
     assert viewer.post("/analytics/lifetime/", {}).status_code == 403
 
@@ -411,3 +412,26 @@ def test_fit_started_through_the_api_runs_on_a_rollups_worker(api_client_for, wo
     assert CustomerValue.objects.filter(workspace=workspace, fit__job_id=job_id).count() == 40
     latest = client.get(FITS + "latest/").json()
     assert latest["job"] == job_id and latest["job_status"] == "succeeded"
+
+
+def test_an_unexpected_error_fails_the_job_and_records_it(workspace, monkeypatch):
+    contact = ContactFactory(workspace=workspace)
+    Order.objects.create(
+        workspace=workspace, contact=contact, external_id="1", ordered_at=local(date(2025, 1, 1)),
+        amount=Decimal("9.99"), currency="USD", source="api",
+    )  # fmt: skip
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(lifetime.clv, "bgnbd_fit", broken)
+    job = lifetime.lifetime_fit_start(
+        workspace=workspace, options=lifetime.clean_fit_options(workspace=workspace, currency="USD")
+    )
+    with pytest.raises(RuntimeError):
+        lifetime.lifetime_fit_run(job_id=job.pk)
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED and "disk full" in job.message
+    fit = LifetimeFit.objects.get(job=job)
+    assert "RuntimeError: disk full" in fit.error and fit.finished_at is None
+    assert not CustomerValue.objects.exists()
