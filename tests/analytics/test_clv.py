@@ -63,7 +63,7 @@ def simulated():
 
 
 def test_bgnbd_recovers_simulated_parameters(simulated):
-    """20,000 simulated customers: every parameter within 10 % (their standard errors here are 2–5 %),
+    """20,000 simulated customers: every parameter within 10 % (five other seeds gave errors up to 9.8 %),
     and the fitted likelihood is at least the likelihood of the true parameters (it is the maximum)."""
     true_bg, _, x, t_x, T, _ = simulated
     fit = clv.bgnbd_fit(x, t_x, T)
