@@ -126,9 +126,11 @@ def _day_queryset(workspace_id: int, currency: str, start: datetime, end: dateti
 
 
 def _stream(sql: str, params: list, size: int = CHUNK) -> Iterator[list[tuple]]:
-    """Rows in lists of ``size`` through a server-side cursor on PostgreSQL (Django's chunked cursor), so
-    a million contacts never sit in the client's memory as rows."""
-    with connection.chunked_cursor() as cursor:
+    """Rows in lists of ``size`` through a server-side cursor on PostgreSQL (Django's chunked cursor, as
+    ``QuerySet.iterator`` uses, and like it not behind ``DISABLE_SERVER_SIDE_CURSORS``, e.g. pgbouncer in
+    transaction mode), so a million contacts never sit in the client's memory as rows."""
+    server_side = not connection.settings_dict.get("DISABLE_SERVER_SIDE_CURSORS")
+    with connection.chunked_cursor() if server_side else connection.cursor() as cursor:
         cursor.execute(sql, params)
         while rows := cursor.fetchmany(size):
             yield rows
