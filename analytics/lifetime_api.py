@@ -168,7 +168,6 @@ class CustomerValueViewSet(mixins.ListModelMixin, WorkspaceGenericViewSet):
     serializer_class = CustomerValueSerializer
     filterset_class = CustomerValueFilter
     ordering_fields = ["clv", "p_alive", "revenue", "expected_purchases", "contact"]
-    ordering = ["-clv", "contact"]
     action_permissions = {"distribution": READ}
 
     @extend_schema(responses=OpenApiTypes.OBJECT)

@@ -203,7 +203,7 @@ class CustomerValue(WorkspaceOwned):
     segment = models.CharField(max_length=24)
 
     class Meta:
-        ordering = ["-clv", "contact_id"]
+        ordering = [models.F("clv").desc(nulls_last=True), "contact_id"]  # unpredicted last, on any backend
         indexes = [
             models.Index(fields=["workspace", "clv"], name="analytics_cv_ws_clv"),
             models.Index(fields=["workspace", "segment"], name="analytics_cv_ws_segment"),

@@ -435,3 +435,24 @@ def test_an_unexpected_error_fails_the_job_and_records_it(workspace, monkeypatch
     fit = LifetimeFit.objects.get(job=job)
     assert "RuntimeError: disk full" in fit.error and fit.finished_at is None
     assert not CustomerValue.objects.exists()
+
+
+def test_customer_values_list_unpredicted_contacts_last(api_client_for, workspace):
+    """Default order: highest CLV first, contacts without a prediction (null) last on every backend."""
+    fit = LifetimeFit.objects.create(
+        workspace=workspace,
+        observation_date=date(2025, 1, 1),
+        currency="USD",
+        months=12,
+        monthly_discount=0.01,
+    )
+    for contact, value in zip(
+        ContactFactory.create_batch(3, workspace=workspace), [5.0, None, 9.0], strict=True
+    ):
+        CustomerValue.objects.create(
+            workspace=workspace, contact=contact, fit=fit, orders=1, revenue=1, aov=1, first_order=fit.observation_date,
+            last_order=fit.observation_date, frequency=0, recency_days=0, age_days=0, clv=value, r_score=1,
+            f_score=1, m_score=1, segment="Hibernating",
+        )  # fmt: skip
+    client = api_client_for(role=Role.VIEWER)
+    assert [r["clv"] for r in client.get(CUSTOMERS).json()["results"]] == [9.0, 5.0, None]
