@@ -29,7 +29,10 @@ class ConversionViewSet(WorkspaceGenericViewSet):
     queryset = EngagementEvent.objects.none()
     serializer_class = ConversionSerializer
 
-    @extend_schema(request=ConversionSerializer, responses={201: EngagementEventSerializer})
+    @extend_schema(
+        request=ConversionSerializer,
+        responses={201: EngagementEventSerializer, 200: EngagementEventSerializer},
+    )
     def create(self, request):
         serializer = ConversionSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
