@@ -25,6 +25,7 @@ from publishing.models import Campaign
 
 from . import api_cohorts, api_scores, api_trends, attribution, importing, metrics, orders, selectors
 from .downloads import CSVAwareMixin, csv_download
+from .lifetime_api import CustomerValueViewSet, LifetimeFitViewSet
 from .models import Order, OrderSource
 from .rollups import workspace_zone
 
@@ -322,5 +323,7 @@ router.register("scores", api_scores.ScoreSettingsViewSet, basename="analytics-s
 router.register("scores/contacts", api_scores.ContactScoreViewSet, basename="analytics-contact-scores")
 router.register("cohorts", api_cohorts.CohortViewSet, basename="analytics-cohorts")
 router.register("trends", api_trends.TrendViewSet, basename="analytics-trends")
+router.register("lifetime-fits", LifetimeFitViewSet, basename="analytics-lifetime-fit")
+router.register("customer-values", CustomerValueViewSet, basename="analytics-lifetime-customer")
 
 urlpatterns = router.urls

@@ -237,3 +237,71 @@ class ScoreWatermark(WorkspaceOwned):
 
     def __str__(self) -> str:
         return f"workspace {self.workspace_id} scored to event {self.last_event_id}"
+
+
+class LifetimeFit(WorkspaceOwned):
+    """One fit of the lifetime-value models (`analytics.lifetime`): the observation date the summary was
+    built as of, the horizon and discount of the CLV, the parameters and diagnostics (JSON shapes of
+    `analytics.clv.Fit.as_dict` and `Calibration.as_dict`). Per-contact results are `CustomerValue` rows."""
+
+    job = models.ForeignKey("aicmo.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    observation_date = models.DateField()
+    holdout_end = models.DateField(null=True, blank=True)
+    currency = models.CharField(max_length=3)
+    months = models.PositiveSmallIntegerField()
+    monthly_discount = models.FloatField()
+    customers = models.PositiveIntegerField(default=0)
+    bgnbd = models.JSONField(default=dict, blank=True)
+    gamma_gamma = models.JSONField(default=dict, blank=True)
+    calibration = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["workspace", "-created_at"], name="analytics_ltfit_ws_created")]
+
+    def __str__(self) -> str:
+        return f"fit {self.pk} as of {self.observation_date}"
+
+
+class CustomerValue(WorkspaceOwned):
+    """A contact's lifetime value as of the latest finished fit: history (orders, revenue, AOV, first/last
+    order day), the model inputs (repeat purchase days, recency and age in days), the predictions over the
+    fit's horizon and the RFM quintile scores and segment. One row per contact, replaced by each fit."""
+
+    contact = models.OneToOneField(Contact, on_delete=models.CASCADE, related_name="+")
+    fit = models.ForeignKey(LifetimeFit, on_delete=models.CASCADE, related_name="values")
+    orders = models.PositiveIntegerField()
+    revenue = models.DecimalField(max_digits=16, decimal_places=2)
+    aov = models.DecimalField(max_digits=16, decimal_places=2)
+    first_order = models.DateField()
+    last_order = models.DateField()
+    frequency = models.PositiveIntegerField()
+    recency_days = models.PositiveIntegerField()
+    age_days = models.PositiveIntegerField()
+    expected_purchases = models.FloatField(null=True)
+    p_alive = models.FloatField(null=True)
+    expected_spend = models.FloatField(null=True)
+    clv = models.FloatField(null=True)
+    r_score = models.PositiveSmallIntegerField()
+    f_score = models.PositiveSmallIntegerField()
+    m_score = models.PositiveSmallIntegerField()
+    segment = models.CharField(max_length=24)
+
+    class Meta:
+        ordering = [models.F("clv").desc(nulls_last=True), "contact_id"]  # unpredicted last, on any backend
+        indexes = [
+            models.Index(fields=["workspace", "clv"], name="analytics_cv_ws_clv"),
+            models.Index(fields=["workspace", "segment"], name="analytics_cv_ws_segment"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(r_score__range=(1, 5)) & Q(f_score__range=(1, 5)) & Q(m_score__range=(1, 5)),
+                name="analytics_cv_scores_1_5",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"contact {self.contact_id} clv {self.clv}"

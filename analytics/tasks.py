@@ -43,3 +43,10 @@ def scores_job_task(job_id: int) -> int:
     from .scoring import scores_job_run
 
     return scores_job_run(job_id=job_id)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def lifetime_fit_task(job_id: int) -> int:
+    from .lifetime import lifetime_fit_run
+
+    return lifetime_fit_run(job_id=job_id)

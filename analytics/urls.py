@@ -11,4 +11,5 @@ urlpatterns = [
     path("cohorts/", insight_views.CohortsView.as_view(), name="cohorts"),
     path("scores/", insight_views.ScoresView.as_view(), name="scores"),
     path("contacts/<int:pk>/scores/", insight_views.ContactScoresView.as_view(), name="contact-scores"),
+    path("lifetime/", views.LifetimeValueView.as_view(), name="lifetime"),
 ]

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import date
+
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
+from django.shortcuts import redirect
 from django.views.generic import TemplateView
 
+from aicmo.models import JobStatus
 from aicmo.tenancy import get_scoped_or_404
 from aicmo.views import WorkspaceView
 
-from . import selectors
+from . import lifetime, lifetime_selectors, selectors
 
 PAGE_SIZE = 50
 KPI_RATES = (
@@ -48,3 +53,55 @@ class CampaignReportView(WorkspaceView, TemplateView):
         campaign = get_scoped_or_404(selectors.campaigns_for(self.workspace), self.request, pk=kwargs["pk"])
         ctx["report"] = selectors.campaign_report(self.workspace, campaign)
         return ctx
+
+
+class LifetimeValueView(WorkspaceView, TemplateView):
+    """Lifetime value: the latest fit's diagnostics and calibration table, CLV and P(alive) distributions,
+    RFM segments and the R × F grid as tables; a form (write role) starts a fit job."""
+
+    template_name = "analytics/lifetime.html"
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        fit = lifetime_selectors.latest_fit(self.workspace)
+        ctx["fit"] = fit
+        ctx["running"] = (
+            lifetime_selectors.fits_for(self.workspace)
+            .filter(job__status__in=[JobStatus.QUEUED, JobStatus.RUNNING])
+            .order_by("-id")
+            .first()
+        )
+        ctx["distribution"] = lifetime_selectors.value_distribution(self.workspace) if fit else None
+        ctx["top"] = list(
+            lifetime_selectors.customer_values(self.workspace)
+            .exclude(clv__isnull=True)
+            .select_related("contact")
+            .order_by("-clv", "contact_id")[:20]
+        )
+        ctx.setdefault("errors", {})
+        return ctx
+
+    def post(self, request, *args, **kwargs):
+        errors = {}
+        values = {}
+        for name, parse in (
+            ("observation_date", date.fromisoformat),
+            ("holdout_end", date.fromisoformat),
+            ("months", int),
+            ("monthly_discount", float),
+        ):
+            raw = request.POST.get(name, "").strip()[:20]
+            if raw:
+                try:
+                    values[name] = parse(raw)
+                except ValueError:
+                    errors[name] = "Not a valid value."
+        if not errors:
+            try:
+                options = lifetime.clean_fit_options(workspace=self.workspace, **values)
+            except ValidationError as exc:
+                errors = {k: " ".join(v) for k, v in exc.message_dict.items()}
+            else:
+                lifetime.lifetime_fit_start(workspace=self.workspace, options=options, by=request.user)
+                return redirect("analytics:lifetime")
+        return self.render_to_response(self.get_context_data(errors=errors), status=400)

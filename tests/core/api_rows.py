@@ -73,7 +73,7 @@ def publishing_rows(workspace, contact) -> dict[str, int]:
 
 
 def analytics_rows(workspace, contact, campaign_id: int) -> dict[str, int]:
-    from analytics.models import Order
+    from analytics.models import CustomerValue, LifetimeFit, Order
 
     order = Order.objects.create(
         workspace=workspace,
@@ -84,8 +84,25 @@ def analytics_rows(workspace, contact, campaign_id: int) -> dict[str, int]:
         currency="EUR",
         source="api",
     )
-    # analytics/scores: a contact's score history (scores/contacts/{id}/history/)
-    return {"analytics/orders": order.pk, "analytics/campaigns": campaign_id, "analytics/scores": contact.pk}
+    fit = LifetimeFit.objects.create(
+        workspace=workspace,
+        observation_date=timezone.now().date(),
+        currency="EUR",
+        months=12,
+        monthly_discount=0.01,
+    )
+    value = CustomerValue.objects.create(
+        workspace=workspace, contact=contact, fit=fit, orders=1, revenue=10, aov=10,
+        first_order=fit.observation_date, last_order=fit.observation_date, frequency=0, recency_days=0,
+        age_days=0, r_score=1, f_score=1, m_score=1, segment="Hibernating",
+    )  # fmt: skip
+    return {
+        "analytics/orders": order.pk,
+        "analytics/campaigns": campaign_id,
+        "analytics/lifetime-fits": fit.pk,
+        "analytics/customer-values": value.pk,
+        "analytics/scores": contact.pk,  # a contact's score history (scores/contacts/{id}/history/)
+    }
 
 
 def one_row_per_resource(workspace, member_factory) -> dict[str, int]:

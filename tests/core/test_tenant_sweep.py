@@ -32,6 +32,8 @@ NOT_ROW_LISTS = {
     "/api/v1/analytics/cohorts/retention/": "a matrix of the caller's cohorts (test_cohorts isolation)",
     "/api/v1/analytics/scores/settings/": "the caller's scoring rule, one object",
     "/api/v1/analytics/trends/series/": "a series of the caller's rollups (test_trends isolation)",
+    "/api/v1/analytics/customer-values/distribution/": "counts over the caller's values (analytics tests)",
+    "/api/v1/analytics/lifetime-fits/latest/": "one object, the caller's latest fit (analytics tests)",
     "/api/v1/workspaces/": "the caller's memberships, checked in test_tenancy_api",
     "/api/v1/crm/contacts/export/": "CSV; checked below by content",
     "/api/v1/crm/segments/fields/": "field catalogue, no rows",
