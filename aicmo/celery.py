@@ -29,7 +29,8 @@ def database_locked_countdown(retries: int, *, base_delay: float, max_delay: flo
 
 
 class Task(celery.Task):
-    """Retries "database is locked" / "database table is locked" with backoff and jitter, and refuses a
+    """Retries "database is locked" / "database table is locked" and an unreachable database server
+    (:func:`aicmo.dblocks.is_database_unavailable`) with backoff and jitter, and refuses a
     delivery after ``settings.AICMO_TASK_MAX_DELIVERIES`` earlier ones killed their worker (see
     :mod:`aicmo.deliveries`).
 
@@ -83,13 +84,14 @@ class Task(celery.Task):
                 delivery_done(self.request.id, self.request.retries)
 
     def retries_database_lock(self, exc: BaseException) -> bool:
-        """Whether ``exc`` will be retried by this class (a lock error with retries left): a task that
+        """Whether ``exc`` will be retried by this class (a lock error or an unreachable database server,
+        with retries left): a task that
         records final failures itself checks this so a retried attempt is not recorded as failed."""
         from django.conf import settings
 
-        from .dblocks import is_database_locked
+        from .dblocks import is_database_transient
 
-        if self.request.called_directly or not is_database_locked(exc):
+        if self.request.called_directly or not is_database_transient(exc):
             return False
         return self.request.retries < settings.AICMO_DB_LOCKED_RETRY["max_retries"]
 

@@ -203,7 +203,7 @@ def s3_storage_options() -> dict:
 if AICMO_STORAGE == "s3":
     _default_storage = {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": s3_storage_options()}
 elif AICMO_STORAGE == "local":
-    _default_storage = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+    _default_storage = {"BACKEND": "aicmo.storage.LocalStorage"}  # all-or-nothing writes, 507 when full
 else:
     raise ImproperlyConfigured(f"AICMO_STORAGE must be 'local' or 's3', not {AICMO_STORAGE!r}.")
 STORAGES = {

@@ -78,3 +78,4 @@ urlpatterns = [
 ]
 
 handler404 = views.page_not_found
+handler500 = "aicmo.dblocks.server_error"

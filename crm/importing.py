@@ -364,6 +364,8 @@ class RowSource:
                     cells = next(reader)
                 except StopIteration:
                     return
+                except csv.Error as exc:  # e.g. a cell over csv.field_size_limit(): this record only
+                    cells = UnreadableRow(str(exc))
                 yield first_line, cells
 
         self._rows = rows()
@@ -703,12 +705,34 @@ def _split_name(value: str) -> tuple[str, str]:
     return first, last.strip()
 
 
+class UnreadableRow(list):
+    """The cells of a CSV record the parser refused (``csv.Error``, e.g. a cell longer than
+    ``csv.field_size_limit()``, 128 KiB): empty, with the parser's reason; reported as a row error."""
+
+    def __init__(self, reason: str):
+        super().__init__()
+        self.reason = reason
+
+
 def _parse_row(line, cells, plan, run, batch: _Batch) -> dict | None:
     """One row as a dict of target → value, or None (blank row, or reported to `batch.errors`).
 
     Every value is checked here against the column it is stored in (length from the model field, email by
     `normalize_email`, domain by IDNA, custom values by their type), so no row value can make the database
     refuse a batch: an over-long or malformed value is a row error naming its column."""
+    if isinstance(cells, UnreadableRow):
+        batch.errors.append(
+            ImportRowError(
+                workspace_id=run.workspace_id,
+                run_id=run.pk,
+                line=line,
+                column="",
+                reason=f"The row could not be read: {cells.reason}."[:_ERROR_REASON_MAX],
+                value="",
+            )
+        )
+        batch.bad_lines.add(line)
+        return None
     joined = "".join(cells)
     if not joined.strip():
         return None

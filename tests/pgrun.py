@@ -152,36 +152,33 @@ class Server:
             **run_as(self.user),
         )
         for _attempt in range(3):
-            self.port = free_port()
-            argv = [
-                str(self.bindir / "postgres"),
-                "-D",
-                str(self.data),
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-            ]
-            argv += ["-k", ""]  # TCP only: no Unix socket directory to create or clean up
-            for name, value in FAST_SETTINGS.items():
-                argv += ["-c", f"{name}={value}"]
-            with open(self.logfile, "ab") as logf:
-                self.process = subprocess.Popen(
-                    argv,
-                    stdout=logf,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    cwd=self.root,
-                    env=self._env(),
-                    start_new_session=True,  # a terminal Ctrl-C reaches the tests, not the server
-                    **run_as(self.user),
-                )
-            if wait_ready(self.port, self.process):
+            if self.launch(free_port()):
                 return
             self.stop(remove=False)
         raise RuntimeError(
             f"PostgreSQL did not start; log:\n{self.logfile.read_text(errors='replace')[-3000:]}"
         )
+
+    def launch(self, port: int) -> bool:
+        """Start the server on ``port`` over the existing data directory; True once it answers. Also
+        used to bring a stopped server back on the same port (tests/reliability/test_database_outage.py)."""
+        self.port = port
+        argv = [str(self.bindir / "postgres"), "-D", str(self.data), "-h", "127.0.0.1", "-p", str(port)]
+        argv += ["-k", ""]  # TCP only: no Unix socket directory to create or clean up
+        for name, value in FAST_SETTINGS.items():
+            argv += ["-c", f"{name}={value}"]
+        with open(self.logfile, "ab") as logf:
+            self.process = subprocess.Popen(
+                argv,
+                stdout=logf,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.root,
+                env=self._env(),
+                start_new_session=True,  # a terminal Ctrl-C reaches the tests, not the server
+                **run_as(self.user),
+            )
+        return wait_ready(port, self.process)
 
     @property
     def url(self) -> str:

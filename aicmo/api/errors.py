@@ -12,7 +12,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.views import set_rollback
 
 from aicmo.conflicts import CONFLICT, CONFLICT_CODES
-from aicmo.dblocks import BUSY_CODE, BUSY_MESSAGE, BUSY_RETRY_AFTER_SECONDS, is_database_locked
+from aicmo.dblocks import transient_error
 
 
 def _flatten(detail) -> dict[str, list[str]]:
@@ -55,14 +55,16 @@ def error_body(code: str, message: str, fields: dict | None = None) -> dict:
 
 
 def exception_handler(exc, context):
-    if is_database_locked(exc):
-        # Transient (another writer held SQLite's lock past the busy timeout): nothing was written, the
-        # same request succeeds later. 503 + Retry-After, never a 500.
+    transient = transient_error(exc)
+    if transient is not None:
+        # Not the request's fault (another writer held SQLite's lock past the busy timeout, the database
+        # server is unreachable, file storage is full): nothing was written, the same request succeeds
+        # later. 503 / 507 + Retry-After, never a 500.
         set_rollback()
         return Response(
-            error_body(BUSY_CODE, BUSY_MESSAGE),
-            status=status.HTTP_503_SERVICE_UNAVAILABLE,
-            headers={"Retry-After": str(BUSY_RETRY_AFTER_SECONDS)},
+            error_body(transient.code, transient.message),
+            status=transient.status,
+            headers={"Retry-After": str(transient.retry_after)},
         )
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(get_error_detail(exc))  # keeps each message's code

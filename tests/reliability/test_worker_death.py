@@ -8,7 +8,6 @@ tests/pgrun.py). The tasks live in tests/reliability/worker_tasks.py, loaded wit
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ from aicmo.celery import app
 from aicmo.deliveries import died_message
 from aicmo.jobs import job_start
 from aicmo.models import Job, JobStatus
-from tests.fixtures.services import subprocess_database_url
+from tests.fixtures.services import stop_process_group, subprocess_database_url
 from tests.reliability.worker_tasks import die_every_time_task, die_first_time_task
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -72,12 +71,7 @@ def worker_process(redis_server, tmp_path, settings):
     try:
         yield broker
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_process_group(proc)
         log.close()
         print((tmp_path / "worker.log").read_text()[-5000:])
 
