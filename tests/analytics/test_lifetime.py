@@ -177,10 +177,9 @@ def test_orders_after_the_observation_date_or_in_another_currency_do_not_count(w
     assert int(summary.age_days[0]) == 59
 
 
-def test_local_days_decide_purchase_days(workspace, settings):
+def test_local_days_decide_purchase_days(workspace, berlin):
     """Two orders 30 minutes apart across local midnight are two purchase days, two across UTC midnight
-    on one local day are one (Berlin, UTC+1 in winter)."""
-    settings.TIME_ZONE = "Europe/Berlin"
+    on one local day are one (the workspace's zone, Berlin, UTC+1 in winter)."""
     a, b = ContactFactory.create_batch(2, workspace=workspace)
     berlin = ZoneInfo("Europe/Berlin")
     stamps = {
