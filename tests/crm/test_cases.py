@@ -129,7 +129,7 @@ def test_c08_every_door_finds_the_same_mailbox(api_client_for):
     assert created.status_code == 201 and created.json()["email"] == "info@bäckerei.example"
     ws = client_api.workspace
     dup = client_api.post(f"{BASE}/contacts/", {"email": "info@ba\u0308ckerei.example"}, format="json")
-    assert dup.status_code == 400 and "already exists" in json.dumps(dup.json())
+    assert dup.status_code == 409 and "already exists" in json.dumps(dup.json())
     bulk = client_api.post(
         f"{BASE}/contacts/bulk/",
         {
