@@ -177,7 +177,48 @@ def _seed():
         content=Content.objects.filter(workspace=workspace).first(),
         audience={"segments": [Segment.objects.filter(workspace=workspace).first().pk]},
     )
+    _hostile_everywhere(workspace)
     return workspace
+
+
+def _hostile_everywhere(workspace) -> None:
+    """The hostile string in every other text a person or a provider sets, on rows the crawled pages show
+    (each page's first row is the one its detail page crawls)."""
+    from crm.models import Segment
+    from crm.services import custom_field_create, list_create, segment_save
+    from gateway.models import ProviderAccount
+    from media import services as media_services
+    from media.models import MediaAsset
+    from publishing.models import Campaign, Content, Delivery, EngagementEvent, Sender
+
+    short = HOSTILE[:60]
+    segment_save(
+        workspace=workspace,
+        name=HOSTILE[:120],
+        rules={"op": "and", "rules": [{"field": "email", "operator": "contains", "value": "@"}]},
+    )
+    list_create(workspace=workspace, name=HOSTILE[:120], description=HOSTILE)
+    custom_field_create(workspace=workspace, key="hostile_field", label=HOSTILE[:100])
+    media_services.library_create(workspace=workspace, name=HOSTILE[:100], description=HOSTILE)
+    asset = MediaAsset.objects.filter(workspace=workspace).order_by("pk").first()
+    media_services.asset_update(asset=asset, title=HOSTILE[:200], description=HOSTILE, alt_text=short)
+    # a provider's own words (an error message it returned) and the account's name
+    ProviderAccount.objects.filter(workspace=workspace).update(name=short, state_cause=HOSTILE)
+    Sender.objects.filter(workspace=workspace).update(name=short)
+    content = Content.objects.filter(workspace=workspace).order_by("pk").first()
+    Content.objects.filter(pk=content.pk).update(name=HOSTILE[:200])
+    content.versions.update(subject=HOSTILE, preheader=HOSTILE)
+    # a bounce reason and a user agent as providers and mail clients send them
+    campaign = Campaign.objects.filter(workspace=workspace).order_by("pk").first()
+    delivery = Delivery.objects.filter(campaign=campaign).first()
+    if delivery is not None:
+        Delivery.objects.filter(pk=delivery.pk).update(error=HOSTILE)
+        EngagementEvent.objects.create(
+            workspace=workspace, kind="bounce_hard", campaign=campaign, delivery=delivery,
+            contact_id=delivery.contact_id, occurred_at=campaign.created_at,
+            metadata={"reason": HOSTILE, "user_agent": HOSTILE},
+        )  # fmt: skip
+    assert Segment.objects.filter(workspace=workspace, name=HOSTILE[:120]).exists()
 
 
 def _check_page(page, url) -> list[str]:
