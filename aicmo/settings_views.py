@@ -19,7 +19,7 @@ from .models import ApiKey, Invitation, Membership, Role
 from .roles import MANAGE
 from .selectors import invitations_open_for
 from .tenancy import get_scoped_or_404
-from .timezones import user_time_zone, user_time_zone_set, workspace_time_zone_set, zone_names
+from .timezones import user_time_zone, user_time_zone_set, workspace_time_zone_set, zone_choices
 from .twofactor import workspace_set_two_factor
 from .views import WorkspaceView
 from .workspaces import LastAdminError, membership_remove, membership_set
@@ -49,11 +49,6 @@ class ApiKeyForm(forms.Form):
         self.fields["expires_at"].label = f"Expires at (optional, {timezone.get_current_timezone_name()})"
 
 
-def _zone_choices(blank_label: str | None = None) -> list[tuple[str, str]]:
-    choices = [(name, name.replace("_", " ")) for name in zone_names()]
-    return [("", blank_label), *choices] if blank_label is not None else choices
-
-
 class WorkspaceZoneForm(forms.Form):
     time_zone = forms.ChoiceField(
         label="Time zone",
@@ -62,7 +57,7 @@ class WorkspaceZoneForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["time_zone"].choices = _zone_choices()
+        self.fields["time_zone"].choices = zone_choices()
 
 
 class PreferencesForm(forms.Form):
@@ -70,7 +65,7 @@ class PreferencesForm(forms.Form):
 
     def __init__(self, *args, workspace_zone: str, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["time_zone"].choices = _zone_choices(
+        self.fields["time_zone"].choices = zone_choices(
             f"The workspace's ({workspace_zone.replace('_', ' ')})"
         )
 

@@ -35,6 +35,12 @@ def zone_names() -> tuple[str, ...]:
     return tuple(sorted(zoneinfo.available_timezones()))
 
 
+def zone_choices(blank_label: str | None = None) -> list[tuple[str, str]]:
+    """(name, label) pairs for a form's zone picker; a first ``("", blank_label)`` choice when given."""
+    choices = [(name, name.replace("_", " ")) for name in zone_names()]
+    return [("", blank_label), *choices] if blank_label is not None else choices
+
+
 def zone_clean(value, *, field: str = "time_zone", blank: bool = False) -> str:
     """A known IANA zone name (surrounding space stripped), or ``""`` when ``blank`` allows it;
     ``ValidationError({field: ...})`` otherwise. Case matters, as in the tz database."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 import django_filters
 from django.core.exceptions import ValidationError
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -109,15 +109,6 @@ class CustomerValueFilter(django_filters.FilterSet):
         fields = ["contact", "segment", "r_score", "f_score", "m_score"]
 
 
-IDEMPOTENCY_KEY = OpenApiParameter(
-    "Idempotency-Key",
-    str,
-    location=OpenApiParameter.HEADER,
-    required=False,
-    description="Repeat a start safely: the first answer is replayed for 24 hours.",
-)
-
-
 class LifetimeFitViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, WorkspaceGenericViewSet):
     """Fits of the lifetime-value models, newest first. POST starts a fit job (202 with the Job)."""
 
@@ -128,12 +119,7 @@ class LifetimeFitViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Works
 
     @extend_schema(
         request=LifetimeFitStartSerializer,
-        parameters=[IDEMPOTENCY_KEY],
-        responses={
-            202: JobSerializer,
-            409: OpenApiResponse(description="A request with this Idempotency-Key is still being processed."),
-            422: OpenApiResponse(description="This Idempotency-Key was used for a different request."),
-        },
+        responses={202: JobSerializer},  # the header and its 409/422: aicmo.api.idempotency + the schema hook
     )
     @idempotent
     def create(self, request):

@@ -10,7 +10,7 @@ from datetime import datetime
 from django import forms
 from django.core.exceptions import ValidationError
 
-from aicmo.timezones import zone_names
+from aicmo.timezones import zone_choices
 from crm.models import ContactList, Segment
 
 from . import selectors
@@ -108,10 +108,6 @@ class _IdsField(forms.ModelMultipleChoiceField):
         super().__init__(queryset=None, required=False, **kwargs)
 
 
-def _time_zones() -> list[tuple[str, str]]:
-    return [(name, name) for name in zone_names()]
-
-
 AUDIENCE_FIELDS = ("segments", "lists", "exclude_segments", "exclude_lists")
 
 
@@ -141,7 +137,7 @@ class CampaignForm(AudienceForm):
     name = forms.CharField(max_length=200, widget=forms.TextInput(attrs={"autocomplete": "off"}))
     content = forms.ModelChoiceField(queryset=None, empty_label="— choose content —", required=False)
     time_zone = forms.ChoiceField(
-        choices=_time_zones, label="Time zone", help_text="Schedules are given in this zone, stored in UTC."
+        choices=zone_choices, label="Time zone", help_text="Schedules are given in this zone, stored in UTC."
     )
     max_per_second = forms.CharField(
         required=False, label="At most per second", widget=forms.TextInput(attrs={"inputmode": "numeric"})
