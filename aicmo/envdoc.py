@@ -32,7 +32,7 @@ DESCRIPTIONS: dict[str, str] = {
     "See *Rotating SECRET_KEY*.",
     "SECRET_KEY_FALLBACKS": "Comma-separated previous signing keys still accepted during a rotation.",
     "FIELD_ENCRYPTION_KEYS": "**Required in production.** Comma-separated Fernet keys, newest first, encrypting "
-    "provider credentials. See *Rotating the credentials key*.",
+    "stored secrets (provider credentials, hook secrets, DKIM keys). See *Rotating the credentials key*.",
     "DEBUG": "Django debug pages. Never in production.",
     "ALLOWED_HOSTS": "**Required in production.** Comma-separated host names the site answers to "
     "(probes and /metrics bypass it).",

@@ -13,7 +13,7 @@ from django.db.models import Q
 from aicmo.models import WorkspaceOwned
 
 from .capabilities import Capability
-from .crypto import decrypt_credentials
+from .crypto import EncryptedTokenField, decrypt_credentials
 from .errors import DNS_CAUSE
 from .tls import validate_ca_pem
 
@@ -59,7 +59,7 @@ class ProviderAccount(WorkspaceOwned):
         help_text="PEM text of the private CA certificate(s) to trust for this provider, in addition to "
         "the system store. Blank: system store only.",
     )
-    credentials_encrypted = models.TextField(blank=True, editable=False)
+    credentials_encrypted = EncryptedTokenField(blank=True, editable=False)
     credentials_hint = models.CharField(max_length=40, blank=True, editable=False)
     credentials_changed_at = models.DateTimeField(null=True, blank=True, editable=False)
     state = models.CharField(max_length=16, choices=AccountState.choices, default=AccountState.HEALTHY)

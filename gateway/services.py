@@ -25,7 +25,7 @@ from . import breaker, ratelimit
 from . import capabilities as cap
 from .capabilities import Capability
 from .chain import call, call_accounts, candidate_accounts, order_accounts
-from .crypto import decrypt_credentials, encrypt_credentials, mask_secret, rotate_token
+from .crypto import decrypt_credentials, encrypt_credentials, encrypted_columns, mask_secret, rotate_token
 from .errors import ErrorKind, ProviderError
 from .health import account_set_state
 from .models import AccountState, ProviderAccount
@@ -189,26 +189,37 @@ def account_reset_breaker(*, account: ProviderAccount, by) -> None:
     audit_record(workspace=account.workspace, actor=by, verb="gateway.breaker_reset", target=account)
 
 
-def rotate_credentials(*, batch_size: int = 200) -> int:
-    """Re-encrypt every stored credential with the newest FIELD_ENCRYPTION_KEYS entry; returns the count."""
-    rotated = 0
-    last_pk = 0
-    while True:
-        with transaction.atomic():
-            rows = list(
-                ProviderAccount.objects.select_for_update()
-                .filter(pk__gt=last_pk)
-                .exclude(credentials_encrypted="")
-                .order_by("pk")[:batch_size]
-            )
+def rotate_credentials(*, batch_size: int = 200) -> dict[str, int]:
+    """Re-encrypt every stored secret with the newest FIELD_ENCRYPTION_KEYS entry.
+
+    Walks every :class:`~gateway.crypto.EncryptedTokenField` of the installed apps (provider credentials,
+    inbound-hook secrets, DKIM private keys, …) in primary-key batches, each row locked while it is
+    rewritten. Returns ``{"app_label.Model.field": rows re-encrypted}``. Raises ``CredentialsUnreadable``
+    when no configured key reads a stored token (nothing after that row is touched; rows before it keep
+    their new tokens, which every configured key set containing the newest key reads)."""
+    counts: dict[str, int] = {}
+    for model, field in encrypted_columns():
+        label = f"{model._meta.label}.{field}"
+        counts[label] = 0
+        last_pk = 0
+        while True:
+            with transaction.atomic():
+                rows = list(
+                    model._base_manager.select_for_update()
+                    .filter(pk__gt=last_pk)
+                    .exclude(**{field: ""})
+                    .order_by("pk")
+                    .values_list("pk", field)[:batch_size]
+                )
+                for pk, token in rows:
+                    new = rotate_token(token)
+                    decrypt_credentials(new)  # proves the newest key reads what was just written
+                    model._base_manager.filter(pk=pk).update(**{field: new})
+                    counts[label] += 1
             if not rows:
-                return rotated
-            for account in rows:
-                new = rotate_token(account.credentials_encrypted)
-                decrypt_credentials(new)  # proves the newest key reads what was just written
-                ProviderAccount.objects.filter(pk=account.pk).update(credentials_encrypted=new)
-                rotated += 1
-            last_pk = rows[-1].pk
+                break
+            last_pk = rows[-1][0]
+    return counts
 
 
 # -- facade -----------------------------------------------------------------------------------------------

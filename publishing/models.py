@@ -9,6 +9,7 @@ from django.db.models import Q
 
 from aicmo.models import Job, WorkspaceOwned
 from crm.models import Contact
+from gateway.crypto import EncryptedTokenField
 
 
 class Channel(models.TextChoices):
@@ -293,7 +294,7 @@ class InboundHook(WorkspaceOwned):
 
     provider = models.CharField(max_length=20, choices=InboundProvider.choices)
     key = models.CharField(max_length=32, unique=True)
-    secret_encrypted = models.TextField()  # gateway.crypto (Fernet), like provider credentials
+    secret_encrypted = EncryptedTokenField()
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -373,7 +374,7 @@ class DkimKey(WorkspaceOwned):
 
     domain = models.CharField(max_length=253)  # lowercase A-label
     selector = models.CharField(max_length=63)
-    private_key_encrypted = models.TextField()
+    private_key_encrypted = EncryptedTokenField()
     public_key = models.TextField()
     active = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -31,7 +31,7 @@ def test_rotation_to_a_new_key(settings, workspace):
     assert account.get_credentials() == {"api_key": "rotate-me"}  # old tokens still readable meanwhile
     out = StringIO()
     call_command("gateway_rotate_credentials", stdout=out)
-    assert "1 provider account" in out.getvalue()
+    assert "gateway.ProviderAccount.credentials_encrypted: 1 re-encrypted" in out.getvalue()
     account.refresh_from_db()
     assert account.credentials_encrypted != old_token
     settings.FIELD_ENCRYPTION_KEYS = [new_key]  # the old key can now be dropped

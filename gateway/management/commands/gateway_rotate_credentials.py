@@ -1,4 +1,5 @@
-"""Re-encrypt every provider credential with the newest FIELD_ENCRYPTION_KEYS entry.
+"""Re-encrypt every stored secret (provider credentials, inbound-hook secrets, DKIM private keys) with the
+newest FIELD_ENCRYPTION_KEYS entry.
 
 Rotation: put the new key first in FIELD_ENCRYPTION_KEYS (keep the old one after it), deploy, run this
 command, then drop the old key.
@@ -10,8 +11,10 @@ from gateway.services import rotate_credentials
 
 
 class Command(BaseCommand):
-    help = "Re-encrypt stored provider credentials with the newest encryption key."
+    help = "Re-encrypt stored secrets (provider credentials, hook secrets, DKIM keys) with the newest key."
 
     def handle(self, *args, **opts):
-        count = rotate_credentials()
-        self.stdout.write(self.style.SUCCESS(f"Re-encrypted credentials of {count} provider account(s)."))
+        counts = rotate_credentials()
+        for column, count in counts.items():
+            self.stdout.write(f"{column}: {count} re-encrypted")
+        self.stdout.write(self.style.SUCCESS(f"Re-encrypted {sum(counts.values())} stored secret(s)."))
