@@ -117,6 +117,17 @@ def job_fail(*, job_id: int, message: str) -> Job:
     return job_finish(job_id=job_id, status=JobStatus.FAILED, message=message)
 
 
+def failure_is_final(exc: BaseException) -> bool:
+    """False when the Celery task running this code will retry ``exc`` itself — a transient database
+    error (lock lost, server unreachable) with retries left, see :class:`aicmo.celery.Task`. Code that
+    marks its job (or run) failed before re-raising asks this first: an attempt that is retried must not
+    leave a failed job behind, or the retry finds it finished and does nothing. True outside a worker."""
+    from celery import current_task
+
+    will_retry = getattr(current_task, "retries_database_lock", None)
+    return not (will_retry is not None and will_retry(exc))
+
+
 def job_cancel(*, job: Job, by) -> Job:
     """Cancel a job that has not finished; workers notice through `job_check_cancelled`."""
     with transaction.atomic():

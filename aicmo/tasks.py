@@ -2,7 +2,7 @@ from celery import shared_task
 from django.utils import timezone
 
 from .invitations import InvitationSendDeferred
-from .jobs import JobCancelled, job_fail
+from .jobs import JobCancelled, failure_is_final, job_fail
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
@@ -14,7 +14,7 @@ def audit_export_task(self, job_id: int) -> None:
     except JobCancelled:
         return
     except Exception as exc:
-        if not self.retries_database_lock(exc):  # a retried attempt is not a failed job
+        if failure_is_final(exc):  # a retried attempt is not a failed job
             job_fail(job_id=job_id, message=f"Export failed: {exc.__class__.__name__}: {exc}")
         raise
 

@@ -27,6 +27,7 @@ from aicmo.audit import audit_record
 from aicmo.jobs import (
     ItemError,
     JobCancelled,
+    failure_is_final,
     job_advance,
     job_check_cancelled,
     job_fail,
@@ -225,7 +226,8 @@ def order_import_execute(*, job_id: int) -> int:
     except JobCancelled:
         return 0
     except Exception as exc:
-        job_fail(job_id=job_id, message=f"Import stopped: {exc}")
+        if failure_is_final(exc):
+            job_fail(job_id=job_id, message=f"Import stopped: {exc}")
         raise
     job.refresh_from_db()
     job_finish(job_id=job_id, result={**job.result, "file": job.params["name"]})

@@ -33,6 +33,7 @@ from django.utils import timezone
 
 from aicmo.jobs import (
     JobCancelled,
+    failure_is_final,
     job_advance,
     job_check_cancelled,
     job_fail,
@@ -414,9 +415,10 @@ def lifetime_fit_run(*, job_id: int) -> int:
     except JobCancelled:
         return 0
     except Exception as exc:
-        fit.error = f"{fit.error} {type(exc).__name__}: {exc}".strip()
-        LifetimeFit.objects.filter(pk=fit.pk).update(error=fit.error)
-        job_fail(job_id=job_id, message=fit.error)
+        if failure_is_final(exc):
+            fit.error = f"{fit.error} {type(exc).__name__}: {exc}".strip()
+            LifetimeFit.objects.filter(pk=fit.pk).update(error=fit.error)
+            job_fail(job_id=job_id, message=fit.error)
         raise
     fit.finished_at = timezone.now()
     fit.save(update_fields=["finished_at"])

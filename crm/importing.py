@@ -24,7 +24,15 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from aicmo.audit import audit_record
-from aicmo.jobs import job_advance, job_fail, job_finish, job_mark_running, job_set_total, job_start
+from aicmo.jobs import (
+    failure_is_final,
+    job_advance,
+    job_fail,
+    job_finish,
+    job_mark_running,
+    job_set_total,
+    job_start,
+)
 from aicmo.models import Workspace
 
 from .models import Company, Contact, CustomFieldDefinition, ImportRowError, ImportRun, ImportStatus, Tag
@@ -619,9 +627,10 @@ def import_execute(*, run_id: int, crash_after_batches: int | None = None) -> in
     try:
         processed = _execute_rows(run, crash_after_batches)
     except Exception as exc:
-        ImportRun.objects.filter(pk=run.pk).update(status=ImportStatus.FAILED, finished_at=timezone.now())
-        if run.job_id:
-            job_fail(job_id=run.job_id, message=f"Import stopped: {exc}")
+        if failure_is_final(exc):
+            ImportRun.objects.filter(pk=run.pk).update(status=ImportStatus.FAILED, finished_at=timezone.now())
+            if run.job_id:
+                job_fail(job_id=run.job_id, message=f"Import stopped: {exc}")
         raise
     run.refresh_from_db()
     run.status, run.finished_at = ImportStatus.DONE, timezone.now()

@@ -16,8 +16,9 @@ from celery.signals import task_failure, task_retry
 from django.db import connection, connections
 from django.db.utils import DatabaseError, IntegrityError, OperationalError
 
-from aicmo.celery import database_locked_countdown
+from aicmo.celery import app, database_locked_countdown
 from aicmo.dblocks import BUSY_CODE, BUSY_MESSAGE, is_database_locked
+from aicmo.jobs import failure_is_final
 from aicmo.models import Job, JobStatus, Role
 from aicmo.tasks import audit_export_task
 from tests.factories import JobFactory
@@ -160,3 +161,19 @@ def test_a_retried_suggestions_refresh_counts_each_library_once(workspace):
     suggestions_refresh(job_id=job.pk)
     job.refresh_from_db()
     assert (job.status, job.done, job.total) == (JobStatus.SUCCEEDED, 3, 3)
+
+
+@app.task(bind=True, name="tests.core.failure_is_final_probe")
+def failure_is_final_probe(self, message: str) -> bool:
+    return failure_is_final(OperationalError(message))
+
+
+def test_a_failure_the_running_task_will_retry_is_not_final(settings):
+    """Services that mark their job failed before re-raising (imports, lifetime fits, exports) ask
+    `failure_is_final` first: a retried attempt must not leave the job failed for the retry to skip."""
+    settings.AICMO_DB_LOCKED_RETRY = {"max_retries": 2, "base_delay": 0.05, "max_delay": 0.1}
+    assert failure_is_final(OperationalError("database is locked"))  # no task running: final
+    assert failure_is_final_probe("database is locked") is True  # called directly: raised at once
+    assert failure_is_final_probe.apply(args=["database is locked"]).get() is False  # will be retried
+    assert failure_is_final_probe.apply(args=["database is locked"], retries=2).get() is True  # spent
+    assert failure_is_final_probe.apply(args=["no such column: x"]).get() is True  # not transient
