@@ -34,7 +34,7 @@ from aicmo.audit import audit_record
 from aicmo.models import Workspace
 from gateway import services as gateway
 from gateway.capabilities import Capability, WebhookEvent
-from gateway.crypto import decrypt_credentials, encrypt_credentials
+from gateway.crypto import CredentialsUnreadable, decrypt_credentials, encrypt_credentials
 from gateway.errors import ProviderError, ProvidersUnavailable
 from gateway.models import ProviderAccount
 from gateway.signing import generate_secret
@@ -523,9 +523,12 @@ def delivery_attempt(*, delivery_id: int) -> str:
             timestamp=delivery.occurred_at,
         )
         try:
+            secret = endpoint_secret(endpoint)
             result = gateway.dispatch_webhook(
-                workspace=delivery.workspace, url=endpoint.url, secret=endpoint_secret(endpoint), event=event
+                workspace=delivery.workspace, url=endpoint.url, secret=secret, event=event
             )
+        except CredentialsUnreadable:
+            outcome = Outcome(S.FAILED, None, "The signing secret cannot be decrypted: rotate the secret.")
         except (ProviderError, ProvidersUnavailable) as exc:
             outcome = _classify(exc, delivery.attempts)
         else:

@@ -421,3 +421,13 @@ def test_due_deliveries_are_queued_once_until_their_lease_expires(workspace, htt
     assert webhooks.deliveries_dispatch_due() == 0  # queued already
     assert webhooks.deliveries_dispatch_due(now=timezone.now() + timedelta(minutes=11)) == 1
     assert webhooks.deliveries_dispatch_due(now=timezone.now() + timedelta(hours=2)) == 2  # and the later one
+
+
+def test_an_unreadable_secret_fails_the_delivery_instead_of_looping(workspace, httpserver, redis_client):
+    endpoint, _ = make_endpoint(workspace, answer(httpserver, 200))
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(secret_encrypted="gAAAAAnot-a-fernet-token")
+
+    delivery = attempt(webhooks.endpoint_send_test(endpoint=endpoint))
+
+    assert delivery.status == S.FAILED and "rotate the secret" in delivery.last_error
+    assert delivery.claimed_until is None and not httpserver.log
