@@ -362,12 +362,13 @@ CELERY_RESULT_EXPIRES = timedelta(days=1)
 # million-recipient send cannot starve enrichment or the dashboard's rollups. A worker started without
 # `-Q` consumes every queue listed here (that is what `make run` does). Routes are glob patterns on task
 # names, first match wins; a task that matches none goes to `default`.
-AICMO_QUEUES = ("default", "sending", "tracking", "enrichment", "imports", "rollups", "media")
+AICMO_QUEUES = ("default", "sending", "tracking", "enrichment", "imports", "rollups", "media", "webhooks")
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_QUEUES = [Queue(name, routing_key=name) for name in AICMO_QUEUES]
 CELERY_TASK_CREATE_MISSING_QUEUES = False
 CELERY_TASK_ROUTES = [
     {
+        "publishing.tasks.webhook_*": {"queue": "webhooks"},
         "crm.tasks.*enrich*": {"queue": "enrichment"},
         "crm.tasks.*run_lane*": {"queue": "enrichment"},
         "crm.tasks.*import*": {"queue": "imports"},

@@ -211,7 +211,9 @@ class _Chain:
             return True, result
         if error.kind == ErrorKind.REAUTH:
             services.account_mark_needs_reauth(account=account, cause=str(error))
-        elif error.kind == ErrorKind.THROTTLED and error.retry_after:
+        elif error.kind == ErrorKind.THROTTLED and error.retry_after and self.use_breaker:
+            # Without the breaker the answer is the far end's, not the account's (a webhook receiver's
+            # 429): holding the account would stall every other endpoint behind it.
             ratelimit.hold(account.pk, error.retry_after)
         return False, error
 

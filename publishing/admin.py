@@ -23,6 +23,9 @@ from .models import (
     Layout,
     PublishingSettings,
     Sender,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEventType,
 )
 from .services import abtests as abtest_services
 from .services import approval as approval_services
@@ -30,6 +33,7 @@ from .services import campaigns as campaign_services
 from .services import content as content_services
 from .services import dkim as dkim_services
 from .services import inbound as inbound_services
+from .services import webhooks as webhook_services
 
 
 class ReadOnlyMixin:
@@ -396,3 +400,102 @@ class ABTestAdmin(WorkspaceAdmin):
                 )
                 continue
             self.message_user(request, f"{abtest.campaign}: variant {comparison.leader} goes to the rest.")
+
+
+def _each(request, items, call, label) -> None:
+    """``call(item)`` for each item; a ValidationError becomes an error message naming ``label(item)``."""
+    for item in items:
+        try:
+            call(item)
+        except ValidationError as exc:
+            messages.error(request, f"{label(item)}: {' '.join(exc.messages)}")
+
+
+class WebhookEndpointForm(forms.ModelForm):
+    event_types = forms.MultipleChoiceField(
+        choices=WebhookEventType.choices, widget=forms.CheckboxSelectMultiple
+    )
+
+    class Meta:
+        model = WebhookEndpoint
+        fields = ["workspace", "url", "description", "event_types", "active"]
+
+    def clean_url(self):
+        try:
+            return webhook_services.url_clean(self.cleaned_data.get("url"))
+        except ValidationError as exc:
+            raise ValidationError(exc.message_dict["url"]) from exc
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(ManageOnlyAdmin):
+    """Outbound webhook endpoints, written through ``services.webhooks``; a new or rotated secret is shown
+    once, in the confirmation message."""
+
+    form = WebhookEndpointForm
+    list_display = ["url", "description", "workspace", "active", "consecutive_failures", "disabled_reason"]
+    list_filter = ["active", "workspace"]
+    search_fields = ["url", "description"]
+    readonly_fields = ["secret_hint", "disabled_reason", "disabled_at", "consecutive_failures"]
+    actions = ["rotate_secret", "send_test"]
+
+    def save_model(self, request, obj, form, change):
+        data = {k: form.cleaned_data[k] for k in ("url", "description", "event_types", "active")}
+        try:
+            if change:
+                webhook_services.endpoint_update(endpoint=obj, by=request.user, **data)
+            else:
+                endpoint, secret = webhook_services.endpoint_create(
+                    workspace=form.cleaned_data["workspace"], by=request.user, **data
+                )
+                obj.pk = endpoint.pk
+                messages.warning(request, f"Signing secret (shown once): {secret}")
+        except ValidationError as exc:
+            messages.error(request, "; ".join(exc.messages))
+
+    def delete_model(self, request, obj):
+        webhook_services.endpoint_delete(endpoint=obj, by=request.user)
+
+    def delete_queryset(self, request, queryset):
+        for endpoint in queryset:
+            webhook_services.endpoint_delete(endpoint=endpoint, by=request.user)
+
+    @admin.action(description="Rotate the signing secret (the new one is shown once)")
+    def rotate_secret(self, request, queryset):
+        for endpoint in queryset:
+            secret = webhook_services.endpoint_rotate_secret(endpoint=endpoint, by=request.user)
+            messages.warning(request, f"{endpoint.url}: new signing secret (shown once): {secret}")
+
+    @admin.action(description="Send a test event")
+    def send_test(self, request, queryset):
+        _each(
+            request,
+            queryset,
+            lambda endpoint: webhook_services.endpoint_send_test(endpoint=endpoint, by=request.user),
+            lambda endpoint: endpoint.url,
+        )
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(ReadOnlyMixin, ManageOnlyAdmin):
+    list_display = [
+        "event_type",
+        "event_id",
+        "endpoint",
+        "status",
+        "attempts",
+        "last_status_code",
+        "created_at",
+    ]
+    list_filter = ["status", "event_type", "workspace"]
+    search_fields = ["event_id"]
+    actions = ["retry"]
+
+    @admin.action(description="Deliver again now (same webhook-id)")
+    def retry(self, request, queryset):
+        _each(
+            request,
+            queryset,
+            lambda delivery: webhook_services.delivery_retry(delivery=delivery, by=request.user),
+            lambda delivery: delivery.event_id,
+        )

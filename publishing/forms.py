@@ -14,7 +14,7 @@ from aicmo.timezones import zone_choices
 from crm.models import ContactList, Segment
 
 from . import selectors
-from .models import ABMetric, Campaign, Content, ContentVersion, Layout
+from .models import ABMetric, Campaign, Content, ContentVersion, Layout, WebhookEventType
 from .services.tracking import UTM_KEYS
 
 VARIANT_LABELS = ("A", "B", "C")
@@ -265,3 +265,23 @@ class ScheduleForm(forms.Form):
         if when.tzinfo is not None:
             raise ValidationError("Give the time without a zone: it is read in the campaign's time zone.")
         return when
+
+
+class WebhookEndpointForm(forms.Form):
+    """Shapes only; ``services.webhooks`` validates the URL (SSRF guard) and the event types."""
+
+    url = forms.CharField(
+        label="Receiver URL", max_length=2000, help_text="http(s) URL that accepts a POST of each event."
+    )
+    description = forms.CharField(max_length=200, required=False)
+    event_types = forms.MultipleChoiceField(
+        label="Events", choices=WebhookEventType.choices, widget=forms.CheckboxSelectMultiple
+    )
+    active = forms.BooleanField(required=False, initial=True, help_text="Unticked: nothing is delivered.")
+
+    def add_service_errors(self, exc: ValidationError) -> None:
+        if hasattr(exc, "error_dict"):
+            for field, errors in exc.message_dict.items():
+                self.add_error(field if field in self.fields else None, errors)
+        else:
+            self.add_error(None, exc.messages)

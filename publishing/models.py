@@ -393,3 +393,100 @@ class DkimKey(WorkspaceOwned):
 
     def __str__(self) -> str:
         return f"{self.selector}._domainkey.{self.domain}"
+
+
+class WebhookEventType(models.TextChoices):
+    """The outbound webhook events (docs/PUBLISHING.md, "Webhooks"): stable names integrators subscribe to."""
+
+    CAMPAIGN_SCHEDULED = "campaign.scheduled", "Campaign scheduled"
+    CAMPAIGN_SENT = "campaign.sent", "Campaign sent"
+    CAMPAIGN_FAILED = "campaign.failed", "Campaign failed"
+    EMAIL_DELIVERED = "email.delivered", "Email delivered"
+    EMAIL_OPENED = "email.opened", "Email opened"
+    EMAIL_CLICKED = "email.clicked", "Email link clicked"
+    EMAIL_REPLIED = "email.replied", "Email replied to"
+    EMAIL_BOUNCED = "email.bounced", "Email bounced"
+    EMAIL_COMPLAINED = "email.complained", "Spam complaint"
+    CONTACT_UNSUBSCRIBED = "contact.unsubscribed", "Contact unsubscribed"
+    CONVERSION_RECORDED = "conversion.recorded", "Conversion recorded"
+
+
+WEBHOOK_TEST_EVENT = "webhook.test"  # sent by "Send test event" whatever the subscription
+
+
+class WebhookEndpoint(WorkspaceOwned):
+    """A receiver URL of the workspace and the events it subscribed to. The ``whsec_…`` signing secret is
+    stored encrypted like provider credentials (``gateway.crypto``) and shown once, at creation and on
+    rotation. ``active`` False: nothing is delivered; ``disabled_reason`` says why (410 Gone, too many
+    failed deliveries in a row, or an admin)."""
+
+    url = models.CharField(max_length=2000)
+    description = models.CharField(max_length=200, blank=True)
+    event_types = models.JSONField(default=list)
+    secret_encrypted = models.TextField(editable=False)
+    secret_hint = models.CharField(max_length=20, blank=True, editable=False)
+    active = models.BooleanField(default=True)
+    disabled_reason = models.CharField(max_length=500, blank=True)
+    disabled_at = models.DateTimeField(null=True, blank=True)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["workspace", "active"], name="pub_webhook_ws_active")]
+
+    def __str__(self) -> str:
+        return self.description or self.url
+
+
+class WebhookDeliveryStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RETRYING = "retrying", "Retrying"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    DISCARDED = "discarded", "Discarded"
+
+
+class WebhookDelivery(WorkspaceOwned):
+    """One event for one endpoint. ``event_id`` is the ``webhook-id`` header, the same on every attempt, so
+    a receiver dedupes retries. Due when ``status`` is pending/retrying and ``next_attempt_at`` has passed;
+    ``claimed_until`` is the lease of an attempt in flight, ``enqueued_at`` when a task was queued for it."""
+
+    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries")
+    event_id = models.CharField(max_length=80)
+    event_type = models.CharField(max_length=40)
+    payload = models.JSONField(default=dict)
+    occurred_at = models.DateTimeField()
+    status = models.CharField(
+        max_length=10, choices=WebhookDeliveryStatus.choices, default=WebhookDeliveryStatus.PENDING
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"], name="pub_whdelivery_due"),
+            models.Index(fields=["endpoint", "created_at"], name="pub_whdelivery_endpoint"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["endpoint", "event_id"], name="pub_whdelivery_unique_event"),
+            models.CheckConstraint(
+                condition=Q(status__in=WebhookDeliveryStatus.values), name="pub_whdelivery_status_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.event_id} ({self.status})"

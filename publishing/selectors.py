@@ -21,6 +21,8 @@ from .models import (
     EngagementEvent,
     EngagementKind,
     Sender,
+    WebhookDelivery,
+    WebhookEndpoint,
 )
 
 
@@ -267,3 +269,16 @@ def campaign_report(campaign: Campaign) -> CampaignReport:
         total.add(r)
     variants = [rows[k] for k in sorted(rows)] or [ReportRow(label="all")]
     return CampaignReport(total=total, variants=variants, links=links)
+
+
+def webhook_endpoints_for(workspace: Workspace | int) -> QuerySet[WebhookEndpoint]:
+    return WebhookEndpoint.objects.for_workspace(workspace).order_by("-created_at", "-id")
+
+
+def webhook_deliveries_for(workspace: Workspace | int) -> QuerySet[WebhookDelivery]:
+    """Newest first, with the endpoint's URL and description (one query per page)."""
+    return (
+        WebhookDelivery.objects.for_workspace(workspace)
+        .select_related("endpoint")
+        .order_by("-created_at", "-id")
+    )

@@ -10,7 +10,7 @@ from django.utils import timezone
 from aicmo.models import Workspace
 from gateway.errors import ProviderError, ProvidersUnavailable
 
-from .services import abtests, campaigns, event_buffer, inbound, sending, tracking
+from .services import abtests, campaigns, event_buffer, inbound, sending, tracking, webhooks
 
 log = logging.getLogger(__name__)
 
@@ -80,3 +80,15 @@ def mailto_unsubscribes_task() -> int:
         except ProviderError as exc:
             log.warning("mailto unsubscribes of workspace %s not read: %s", workspace.pk, exc)
     return applied
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def webhook_dispatch_due_task() -> int:
+    """Beat (every 15 s) and every fan-out: queue one delivery task per due webhook delivery."""
+    return webhooks.deliveries_dispatch_due()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def webhook_deliver_task(delivery_id: int) -> str:
+    """One attempt of one webhook delivery (queue ``webhooks``); a duplicate or late task is a no-op."""
+    return webhooks.delivery_attempt(delivery_id=delivery_id)

@@ -21,9 +21,9 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 from django.views.generic import TemplateView
 
-from aicmo.roles import APPROVE, WRITE
+from aicmo.roles import APPROVE, MANAGE, WRITE
 from aicmo.tenancy import get_scoped_or_404
-from aicmo.views import WorkspaceView
+from aicmo.views import WorkspaceTemplateView, WorkspaceView
 from crm.selectors import contact_by_email
 from media.downloads import rendition_response
 from media.services import RenditionBusy
@@ -36,13 +36,15 @@ from .forms import (
     ContentCreateForm,
     EmailVersionForm,
     ScheduleForm,
+    WebhookEndpointForm,
 )
-from .models import Campaign, CampaignStatus, Channel, Content, InboundHook
+from .models import Campaign, CampaignStatus, Channel, Content, InboundHook, WebhookDelivery, WebhookEndpoint
 from .services import approval as approval_services
 from .services import campaign_builder, conversions, inbound, tracking
 from .services import campaigns as campaign_services
 from .services import content as content_services
 from .services import preview as preview_services
+from .services import webhooks as webhook_services
 from .services.audience import audience_estimate, audience_preview
 from .services.sending import delivery_counts
 
@@ -584,3 +586,159 @@ def conversion(request, token: str):
     return JsonResponse(
         {"id": result.event.pk, "created": result.created}, status=201 if result.created else 200
     )
+
+
+# -- outbound webhooks -------------------------------------------------------------------------------------
+
+WEBHOOK_SECRET_SESSION_KEY = "publishing_webhook_secret"  # noqa: S105 - a session key name; shown once
+WEBHOOK_LOG_SIZE = 50
+
+
+def _secret_once(request, endpoint_id: int, secret: str) -> None:
+    request.session[WEBHOOK_SECRET_SESSION_KEY] = {"id": endpoint_id, "secret": secret}
+
+
+class WebhookListView(WorkspaceTemplateView):
+    """Endpoints and the latest deliveries of all of them (admins manage; marketers and reviewers read)."""
+
+    template_name = "publishing/webhook_list.html"
+    required_permission = WRITE
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        ctx["endpoints"] = list(selectors.webhook_endpoints_for(self.workspace))
+        ctx["deliveries"] = list(selectors.webhook_deliveries_for(self.workspace)[:WEBHOOK_LOG_SIZE])
+        ctx["can_manage"] = self.tenant.allows(MANAGE)
+        return ctx
+
+
+class WebhookCreateView(WorkspaceView):
+    required_permission = MANAGE
+    post_permission = MANAGE
+
+    def get(self, request):
+        form = WebhookEndpointForm(initial={"active": True})
+        return render(request, "publishing/webhook_form.html", {"form": form})
+
+    def post(self, request):
+        form = WebhookEndpointForm(request.POST)
+        if form.is_valid():
+            try:
+                endpoint, secret = webhook_services.endpoint_create(
+                    workspace=self.workspace, by=request.user, **form.cleaned_data
+                )
+            except ValidationError as exc:
+                form.add_service_errors(exc)
+            else:
+                _secret_once(request, endpoint.pk, secret)
+                return HttpResponseRedirect(reverse("publishing:webhook", args=[endpoint.pk]))
+        return render(request, "publishing/webhook_form.html", {"form": form}, status=400)
+
+
+class WebhookDetailView(WorkspaceView):
+    """An endpoint, its form (admins), its actions and its delivery log. The secret is shown on the first
+    view after creation or rotation only."""
+
+    required_permission = WRITE
+    post_permission = MANAGE
+
+    def _endpoint(self, request, pk) -> WebhookEndpoint:
+        return get_scoped_or_404(WebhookEndpoint.objects.all(), request, pk=pk)
+
+    def get(self, request, pk):
+        endpoint = self._endpoint(request, pk)
+        form = WebhookEndpointForm(
+            initial={
+                "url": endpoint.url,
+                "description": endpoint.description,
+                "event_types": endpoint.event_types,
+                "active": endpoint.active,
+            }
+        )
+        return self._render(request, endpoint, form)
+
+    def post(self, request, pk):
+        endpoint = self._endpoint(request, pk)
+        form = WebhookEndpointForm(request.POST)
+        if form.is_valid():
+            try:
+                webhook_services.endpoint_update(endpoint=endpoint, by=request.user, **form.cleaned_data)
+            except ValidationError as exc:
+                form.add_service_errors(exc)
+            else:
+                messages.success(request, "Webhook endpoint saved.")
+                return HttpResponseRedirect(reverse("publishing:webhook", args=[endpoint.pk]))
+        return self._render(request, endpoint, form, status=400)
+
+    def _render(self, request, endpoint, form, status=200):
+        shown = request.session.get(WEBHOOK_SECRET_SESSION_KEY)
+        secret = None
+        if shown and shown.get("id") == endpoint.pk:
+            secret = request.session.pop(WEBHOOK_SECRET_SESSION_KEY)["secret"]
+        deliveries = selectors.webhook_deliveries_for(self.workspace).filter(endpoint=endpoint)
+        context = {
+            "endpoint": endpoint,
+            "form": form,
+            "secret": secret,
+            "deliveries": list(deliveries[:WEBHOOK_LOG_SIZE]),
+            "can_manage": self.tenant.allows(MANAGE),
+        }
+        return render(request, "publishing/webhook_detail.html", context, status=status)
+
+
+class WebhookActionView(WorkspaceView):
+    """POST ``rotate`` (a new secret, shown once) or ``test`` (queue a ``webhook.test`` event)."""
+
+    post_permission = MANAGE
+
+    def post(self, request, pk, action):
+        endpoint = get_scoped_or_404(WebhookEndpoint.objects.all(), request, pk=pk)
+        if action == "rotate":
+            _secret_once(
+                request,
+                endpoint.pk,
+                webhook_services.endpoint_rotate_secret(endpoint=endpoint, by=request.user),
+            )
+            messages.success(request, "New secret created; the old one no longer signs anything.")
+        elif action == "test":
+            try:
+                webhook_services.endpoint_send_test(endpoint=endpoint, by=request.user)
+            except ValidationError as exc:
+                messages.error(request, " ".join(exc.messages))
+            else:
+                messages.success(request, "Test event queued; its delivery appears below.")
+        else:
+            raise Http404("Unknown action.")
+        return HttpResponseRedirect(reverse("publishing:webhook", args=[endpoint.pk]))
+
+
+class WebhookDeleteView(WorkspaceView):
+    required_permission = MANAGE
+    post_permission = MANAGE
+
+    def get(self, request, pk):
+        endpoint = get_scoped_or_404(WebhookEndpoint.objects.all(), request, pk=pk)
+        return render(request, "publishing/webhook_delete.html", {"endpoint": endpoint})
+
+    def post(self, request, pk):
+        endpoint = get_scoped_or_404(WebhookEndpoint.objects.all(), request, pk=pk)
+        webhook_services.endpoint_delete(endpoint=endpoint, by=request.user)
+        messages.success(request, "Webhook endpoint deleted.")
+        return HttpResponseRedirect(reverse("publishing:webhooks"))
+
+
+class WebhookDeliveryRetryView(WorkspaceView):
+    post_permission = MANAGE
+
+    def post(self, request, pk):
+        delivery = get_scoped_or_404(WebhookDelivery.objects.all(), request, pk=pk)
+        try:
+            webhook_services.delivery_retry(delivery=delivery, by=request.user)
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+        else:
+            messages.success(request, f"Delivery {delivery.event_id} queued again.")
+        back = request.POST.get("next", "")
+        if back == "endpoint":
+            return HttpResponseRedirect(reverse("publishing:webhook", args=[delivery.endpoint_id]))
+        return HttpResponseRedirect(reverse("publishing:webhooks"))

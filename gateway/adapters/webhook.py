@@ -60,7 +60,12 @@ class WebhookAdapter(Adapter):
                 f"Webhook endpoint redirected ({status} to {location[:200]!r}); redirects are not followed",
                 status=status,
             )
-        raise error_from_response(response, provider=self.key)
+        error = error_from_response(response, provider=self.key)
+        if 400 <= status < 500 and status not in (408, 425, 429):
+            # The receiver refused this event (401/403 included): its answer is about the event, never
+            # about our gateway account, so it must not mark the account as needing re-authentication.
+            error.kind = ErrorKind.BAD_INPUT
+        raise error
 
     def health_check(self) -> None:
         """Nothing to authenticate against: a webhook account is healthy by construction."""

@@ -22,10 +22,19 @@ from aicmo.jobs import job_advance, job_finish, job_mark_running, job_start
 from aicmo.models import Job, JobStatus, Workspace
 from aicmo.timezones import zone_clean
 
-from ..models import Campaign, CampaignStatus, Channel, Content, ContentVersion, Delivery, DeliveryStatus
+from ..models import (
+    Campaign,
+    CampaignStatus,
+    Channel,
+    Content,
+    ContentVersion,
+    Delivery,
+    DeliveryStatus,
+    WebhookEventType,
+)
 from ..personalization import custom_field_keys, sample_context
 from ..selectors import campaigns_to_wake
-from . import abtests, tracking
+from . import abtests, tracking, webhooks
 from .approval import approval_withdraw, require_approved
 from .audience import audience_clean, audience_snapshot
 from .content import email_render, email_version_check, links_in, url_is_web
@@ -226,6 +235,7 @@ def campaign_schedule(
     require_approved(campaign)
     campaign.status, campaign.scheduled_at = S.SCHEDULED, at
     campaign.save(update_fields=["status", "scheduled_at", "updated_at"])
+    webhooks.campaign_event_emit(campaign=campaign, event_type=WebhookEventType.CAMPAIGN_SCHEDULED)
     _audit(
         campaign,
         by,

@@ -25,6 +25,7 @@ from crm import services as crm_services
 from crm.models import Contact
 
 from ..models import Delivery, EngagementEvent, EngagementKind
+from . import webhooks
 from .tracking import SALT_CLICK, _unsign
 
 SALT_CONVERSION = "publishing.conversion"
@@ -161,6 +162,7 @@ def conversion_record(
             )
             if contact is not None:
                 crm_services.contact_record_engagement(contact_id=contact.pk, at=at, converted=True)
+            webhooks.engagement_events_emit([event], {contact.pk: contact.email} if contact else {})
     except IntegrityError:  # the same order id recorded concurrently
         return ConversionResult(
             EngagementEvent.objects.get(workspace=workspace, dedupe_key=dedupe_key), False

@@ -38,6 +38,7 @@ from aicmo.redis import get_redis
 from crm import services as crm_services
 
 from ..models import Delivery, EngagementEvent, EngagementKind, TrackedLink
+from . import webhooks
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,16 @@ def events_insert(records: list[dict]) -> int:
         d.token: d
         for d in Delivery.objects.filter(token__in=tokens)
         .select_related("campaign")
-        .only("id", "token", "workspace_id", "contact_id", "campaign_id", "sent_at", "campaign__channel")
+        .only(
+            "id",
+            "token",
+            "email",
+            "workspace_id",
+            "contact_id",
+            "campaign_id",
+            "sent_at",
+            "campaign__channel",
+        )
     }
     links = (
         {
@@ -128,6 +138,8 @@ def events_insert(records: list[dict]) -> int:
     with transaction.atomic():
         EngagementEvent.objects.bulk_create(events, ignore_conflicts=True)
         crm_services.contacts_record_engagement(engaged=engaged)
+        # A re-drained record has the same key, hence the same webhook-id: not delivered twice.
+        webhooks.engagement_events_emit(events, {d.contact_id: d.email for d in deliveries.values()})
     return len(events)
 
 

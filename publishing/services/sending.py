@@ -52,9 +52,10 @@ from ..models import (
     EngagementEvent,
     EngagementKind,
     TrackedLink,
+    WebhookEventType,
 )
 from ..personalization import custom_field_keys, recipient_context
-from . import abtests, dkim, limits, tracking
+from . import abtests, dkim, limits, tracking, webhooks
 from .content import email_render
 
 log = logging.getLogger(__name__)
@@ -485,6 +486,11 @@ def campaign_finish_if_complete(*, campaign_id: int) -> datetime | None:
         campaign.finished_at = timezone.now()
         campaign.waiting_reason = ""
         campaign.save(update_fields=["status", "finished_at", "waiting_reason", "updated_at"])
+        webhooks.campaign_event_emit(
+            campaign=campaign,
+            event_type=WebhookEventType.CAMPAIGN_FAILED if failed else WebhookEventType.CAMPAIGN_SENT,
+            counts=counts,
+        )
         if campaign.job_id:
             job_finish(
                 job_id=campaign.job_id,

@@ -26,7 +26,7 @@ from crm import services as crm_services
 from crm.models import Channel as CrmChannel
 
 from ..models import Campaign, Delivery, EngagementEvent, EngagementKind, TrackedLink
-from . import event_buffer
+from . import event_buffer, webhooks
 
 SALT_OPEN = "publishing.tracking.open"
 SALT_CLICK = "publishing.tracking.click"
@@ -105,6 +105,7 @@ def is_machine(delivery: Delivery, user_agent: str, *, now=None) -> bool:
     return delivery.sent_at is not None and now - delivery.sent_at < MACHINE_WINDOW
 
 
+@transaction.atomic
 def event_record(
     *,
     delivery: Delivery,
@@ -114,8 +115,9 @@ def event_record(
     at=None,
     dedupe_key: str = "",
 ) -> EngagementEvent:
-    """One event of a delivery; a non-blank ``dedupe_key`` is unique per workspace (IntegrityError twice)."""
-    return EngagementEvent.objects.create(
+    """One event of a delivery; a non-blank ``dedupe_key`` is unique per workspace (IntegrityError twice).
+    Fans the event out to the workspace's webhook endpoints in the same transaction."""
+    event = EngagementEvent.objects.create(
         workspace_id=delivery.workspace_id,
         kind=kind,
         channel=delivery.campaign.channel,
@@ -127,6 +129,8 @@ def event_record(
         metadata=metadata or {},
         dedupe_key=dedupe_key,
     )
+    webhooks.engagement_events_emit([event], {delivery.contact_id: delivery.email})
+    return event
 
 
 def track_open(*, token: str, user_agent: str = "") -> bool:

@@ -39,6 +39,8 @@ def publishing_rows(workspace, contact) -> dict[str, int]:
         EngagementEvent,
         Layout,
         Sender,
+        WebhookDelivery,
+        WebhookEndpoint,
     )
 
     sender, _ = Sender.objects.get_or_create(
@@ -60,7 +62,20 @@ def publishing_rows(workspace, contact) -> dict[str, int]:
     abtest = ABTest.objects.create(workspace=workspace, campaign=tested, seed=1)
     for label in ("A", "B"):
         ABVariant.objects.create(workspace=workspace, abtest=abtest, label=label, subject=f"Subject {label}")
+    endpoint = WebhookEndpoint.objects.create(
+        workspace=workspace, url="https://hooks.example.com/row", event_types=["email.opened"]
+    )
+    hook_delivery = WebhookDelivery.objects.create(
+        workspace=workspace,
+        endpoint=endpoint,
+        event_id="evt_row",
+        event_type="email.opened",
+        occurred_at=timezone.now(),
+        status="failed",
+    )
     return {
+        "publishing/webhooks": endpoint.pk,
+        "publishing/webhook-deliveries": hook_delivery.pk,
         "publishing/abtests": abtest.pk,
         "publishing/senders": sender.pk,
         "publishing/layouts": Layout.objects.get_or_create(

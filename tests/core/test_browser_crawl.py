@@ -59,7 +59,11 @@ MANAGE_ONLY = {
     "gateway:account-add",
     "gateway:account-edit",
     "gateway:account-delete",
+    "publishing:webhook-new",
+    "publishing:webhook-delete",
 }
+# Readable by the roles that write (receiver URLs may carry a token): 403 for viewers.
+WRITE_ONLY = {"publishing:webhooks", "publishing:webhook"}
 STAFF_ONLY = {"ops"}  # operators only: 404 for everyone else
 
 
@@ -85,7 +89,7 @@ def _ids(workspace) -> dict[str, int]:
     from crm.models import Company, Contact, ContactList, CustomFieldDefinition, ImportRun, Segment, Tag
     from gateway.models import ProviderAccount
     from media.models import MediaAsset, MediaLibrary
-    from publishing.models import Campaign, Content
+    from publishing.models import Campaign, Content, WebhookEndpoint
 
     def first(qs):
         pk = qs.values_list("pk", flat=True).first()
@@ -127,6 +131,8 @@ def _ids(workspace) -> dict[str, int]:
         "publishing:content-edit": first(Content.objects.filter(workspace=workspace)),
         "analytics:campaign": first(Campaign.objects.filter(workspace=workspace)),
         "analytics:contact-scores": hostile.pk,
+        "publishing:webhook": first(WebhookEndpoint.objects.filter(workspace=workspace)),
+        "publishing:webhook-delete": first(WebhookEndpoint.objects.filter(workspace=workspace)),
     }
 
 
@@ -189,7 +195,15 @@ def _hostile_everywhere(workspace) -> None:
     from gateway.models import ProviderAccount
     from media import services as media_services
     from media.models import MediaAsset
-    from publishing.models import Campaign, Content, Delivery, EngagementEvent, Sender
+    from publishing.models import (
+        Campaign,
+        Content,
+        Delivery,
+        EngagementEvent,
+        Sender,
+        WebhookDelivery,
+        WebhookEndpoint,
+    )
 
     short = HOSTILE[:60]
     segment_save(
@@ -218,6 +232,20 @@ def _hostile_everywhere(workspace) -> None:
             contact_id=delivery.contact_id, occurred_at=campaign.created_at,
             metadata={"reason": HOSTILE, "user_agent": HOSTILE},
         )  # fmt: skip
+    # a webhook endpoint's description and URL, and a receiver's answer in the delivery log
+    endpoint = WebhookEndpoint.objects.create(
+        workspace=workspace,
+        url="https://hooks.example.com/" + HOSTILE.replace(" ", "%20"),
+        description=HOSTILE[:200],
+        event_types=["email.opened"],
+        active=False,
+        disabled_reason=HOSTILE,
+    )
+    WebhookDelivery.objects.create(
+        workspace=workspace, endpoint=endpoint, event_id="evt_hostile", event_type="email.opened",
+        occurred_at=endpoint.created_at, status="failed", attempts=1, last_status_code=500,
+        last_error=HOSTILE,
+    )  # fmt: skip
     assert Segment.objects.filter(workspace=workspace, name=HOSTILE[:120]).exists()
 
 
@@ -274,7 +302,7 @@ def test_every_dashboard_page_as_every_role(
                 if status != 404:
                     failures.append(f"{url}: {status}, expected 404 for a non-staff {role}")
                 continue
-            if name in MANAGE_ONLY and role != Role.ADMIN:
+            if name in MANAGE_ONLY and role != Role.ADMIN or name in WRITE_ONLY and role == Role.VIEWER:
                 if status != 403:
                     failures.append(f"{url}: {status}, expected 403 for {role}")
                 continue

@@ -13,6 +13,8 @@ from crm import services
 from tests.crm.factories import ContactFactory
 from tests.factories import JobFactory, MembershipFactory, UserFactory, WorkspaceFactory
 
+QUEUES = {"default", "sending", "tracking", "enrichment", "imports", "rollups", "media", "webhooks"}
+
 pytestmark = pytest.mark.django_db
 
 
@@ -63,7 +65,7 @@ def test_staff_sees_queues_beat_breakers_and_failed_jobs_of_all_workspaces(
     assert resp.status_code == 200
     page = resp.content.decode()
     queues = {q.name: q for q in resp.context["queues"]}
-    assert set(queues) == {"default", "sending", "tracking", "enrichment", "imports", "rollups", "media"}
+    assert set(queues) == QUEUES
     assert queues["imports"].depth == 4 and queues["sending"].depth == 0
     assert queues["imports"].oldest_age_seconds is not None
     assert {j.workspace.slug for j in resp.context["failed_jobs"]} == {"ws-a", "ws-b"}
@@ -120,12 +122,4 @@ def test_workers_panel_lists_a_live_worker_with_its_queues(live_celery_worker, c
     client.force_login(UserFactory(username="operator2", is_staff=True))
     resp = client.get("/ops/")
     workers = resp.context["workers"]
-    assert len(workers) == 1 and set(workers[0]["queues"]) == {
-        "default",
-        "sending",
-        "tracking",
-        "enrichment",
-        "imports",
-        "rollups",
-        "media",
-    }
+    assert len(workers) == 1 and set(workers[0]["queues"]) == QUEUES

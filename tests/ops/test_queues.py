@@ -32,6 +32,8 @@ def queue_of(task_name: str) -> str:
         ("publishing.tasks.tracking_flush_task", "tracking"),
         ("publishing.tasks.engagement_flush_task", "tracking"),
         ("analytics.tasks.rollup_task", "rollups"),
+        ("publishing.tasks.webhook_deliver_task", "webhooks"),
+        ("publishing.tasks.webhook_dispatch_due_task", "webhooks"),
         ("gateway.tasks.health_flush_task", "default"),
         ("aicmo.tasks.invitation_send_task", "default"),
         ("celery.ping", "default"),
