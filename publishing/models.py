@@ -423,7 +423,7 @@ class WebhookEndpoint(WorkspaceOwned):
     url = models.CharField(max_length=2000)
     description = models.CharField(max_length=200, blank=True)
     event_types = models.JSONField(default=list)
-    secret_encrypted = models.TextField(editable=False)
+    secret_encrypted = EncryptedTokenField(editable=False)
     secret_hint = models.CharField(max_length=20, blank=True, editable=False)
     active = models.BooleanField(default=True)
     disabled_reason = models.CharField(max_length=500, blank=True)
