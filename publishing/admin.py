@@ -379,6 +379,21 @@ class DkimKeyAdmin(ManageOnlyAdmin):
         )
         obj.pk = created.pk
 
+    def has_delete_permission(self, request, obj=None):
+        # the active key of a domain with other keys stays until another one is activated
+        allowed = super().has_delete_permission(request, obj)
+        return allowed and (obj is None or dkim_services.dkim_key_deletable(obj))
+
+    def delete_model(self, request, obj):
+        dkim_services.dkim_key_delete(key=obj, by=request.user)
+
+    def delete_queryset(self, request, queryset):
+        for key in queryset:
+            try:
+                dkim_services.dkim_key_delete(key=key, by=request.user)
+            except ValidationError as exc:
+                self.message_user(request, "; ".join(exc.messages), messages.ERROR)
+
     @admin.action(description="Sign the domain's mail with this key")
     def activate(self, request, queryset):
         for key in queryset:

@@ -1,5 +1,6 @@
 """Publishing API under /api/v1/publishing/: senders, layouts, contents (email version, checks),
-campaigns (estimate, schedule, send, pause, resume, cancel, resend uncertain, deliveries) and events."""
+campaigns (estimate, schedule, send, pause, resume, cancel, resend uncertain, deliveries) and events,
+DKIM keys and inbound provider hooks (admins)."""
 
 from rest_framework.routers import DefaultRouter
 
@@ -7,6 +8,7 @@ from .abtests import ABTestViewSet
 from .campaigns import CampaignViewSet, EngagementEventViewSet
 from .content import ContentViewSet, LayoutViewSet, SenderViewSet
 from .conversions import ConversionViewSet
+from .deliverability import DkimKeyViewSet, InboundHookViewSet
 
 router = DefaultRouter()
 router.register("senders", SenderViewSet, basename="publishing-sender")
@@ -16,5 +18,7 @@ router.register("campaigns", CampaignViewSet, basename="publishing-campaign")
 router.register("events", EngagementEventViewSet, basename="publishing-event")
 router.register("conversions", ConversionViewSet, basename="publishing-conversion")
 router.register("abtests", ABTestViewSet, basename="publishing-abtest")
+router.register("dkim-keys", DkimKeyViewSet, basename="publishing-dkim-key")
+router.register("inbound-hooks", InboundHookViewSet, basename="publishing-inbound-hook")
 
 urlpatterns = router.urls

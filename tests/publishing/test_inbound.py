@@ -15,6 +15,7 @@ from django.test import Client
 from django.urls import reverse
 from django_celery_beat.models import PeriodicTask
 
+from aicmo.models import AuditEvent
 from aicmo.roles import Role
 from crm.models import Contact, Suppression
 from gateway.crypto import decrypt_credentials
@@ -641,3 +642,59 @@ def test_setup_url_names_the_credentials_placeholder_only_for_basic_auth(workspa
     assert inbound.hook_setup_url(brevo) == inbound.hook_url(brevo).replace("://", "://USER:PASSWORD@", 1)
     assert inbound.hook_setup_url(mailgun) == inbound.hook_url(mailgun)
     assert inbound.hook_setup_url(brevo) in inbound.hook_setup_text(brevo)
+
+
+# ---------------------------------------------------------------- API: /api/v1/publishing/inbound-hooks/
+
+HOOKS = "/api/v1/publishing/inbound-hooks/"
+
+
+def test_api_creates_hooks_shows_setup_never_the_secret(api_client_for, delivery):
+    admin = api_client_for(role=Role.ADMIN)
+    resp = admin.post(HOOKS, {"provider": "amazon_ses", "secret": SES_AUTH}, format="json")
+    assert resp.status_code == 201, resp.content
+    hook = InboundHook.objects.get()
+    body = resp.json()
+    assert body["url"] == inbound.hook_url(hook) and body["setup_url"] == inbound.hook_setup_url(hook)
+    assert "USER:PASSWORD@" in body["setup_url"] and body["confirm_url"] == ""
+    # the hook works with the secret given through the API
+    assert post_sns(hook, ses_notification(delivery.message_id, "complaint")).json()["recorded"] == 1
+    post_sns(hook, subscription_confirmation())
+    listed = admin.get(HOOKS)
+    assert listed.json()["results"][0]["confirm_url"].startswith("https://sns.us-west-2.amazonaws.com/?")
+    for answer in (resp, listed, admin.get(f"{HOOKS}{hook.pk}/")):
+        assert SES_AUTH.encode() not in answer.content and b"secret" not in answer.content
+    assert admin.delete(f"{HOOKS}{hook.pk}/").status_code == 204
+    assert post_sns(hook, ses_notification(delivery.message_id, "delivery")).status_code == 404
+    verbs = set(
+        AuditEvent.objects.filter(verb__startswith="publishing.inbound_hook.").values_list("verb", flat=True)
+    )
+    assert verbs == {"publishing.inbound_hook.created", "publishing.inbound_hook.deleted"}
+
+
+@pytest.mark.parametrize(
+    ("body", "fields"),
+    [
+        ({"provider": "ses", "secret": "a:b"}, {"provider"}),
+        ({"provider": "brevo", "secret": "no-colon"}, {"secret"}),
+        ({"provider": "postmark"}, {"secret"}),
+        ({"provider": "mailgun", "secret": "   "}, {"secret"}),
+    ],
+)
+def test_api_bad_hook_input_is_400_naming_the_field(api_client_for, body, fields):
+    resp = api_client_for(role=Role.ADMIN).post(HOOKS, body, format="json")
+    assert resp.status_code == 400 and set(resp.json()["error"]["fields"]) == fields
+    assert not InboundHook.objects.exists()
+
+
+def test_api_hooks_are_admin_only_and_workspace_scoped(api_client_for, workspace, other_workspace):
+    theirs = inbound.hook_create(workspace=other_workspace, provider="brevo", secret="b:c")
+    marketer = api_client_for(role=Role.MARKETER)
+    assert marketer.get(HOOKS).status_code == 403
+    assert marketer.post(HOOKS, {"provider": "brevo", "secret": "a:b"}, format="json").status_code == 403
+    admin = api_client_for(role=Role.ADMIN)
+    assert admin.get(HOOKS).json()["results"] == []
+    assert admin.get(f"{HOOKS}{theirs.pk}/").status_code == 404
+    assert admin.delete(f"{HOOKS}{theirs.pk}/").status_code == 404
+    assert InboundHook.objects.filter(pk=theirs.pk).exists()
+    assert list(InboundHook.objects.values_list("workspace_id", flat=True)) == [other_workspace.pk]
