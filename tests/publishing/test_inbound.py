@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import socket
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
@@ -14,6 +15,9 @@ from django.core.exceptions import ValidationError
 from django.test import Client
 from django.urls import reverse
 from django_celery_beat.models import PeriodicTask
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from aicmo.models import AuditEvent
 from aicmo.roles import Role
@@ -698,3 +702,38 @@ def test_api_hooks_are_admin_only_and_workspace_scoped(api_client_for, workspace
     assert admin.delete(f"{HOOKS}{theirs.pk}/").status_code == 404
     assert InboundHook.objects.filter(pk=theirs.pk).exists()
     assert list(InboundHook.objects.values_list("workspace_id", flat=True)) == [other_workspace.pk]
+
+
+_ARN_PARTS = st.text(alphabet=st.characters(codec="utf-8"), max_size=40)
+
+
+@given(
+    arn=st.one_of(
+        _ARN_PARTS,
+        st.builds(lambda region, rest: f"arn:aws:sns:{region}:123456789012:{rest}", _ARN_PARTS, _ARN_PARTS),
+        st.sampled_from([TOPIC, "arn:aws:sns:ap-southeast-1:123456789012:t.fifo"]),
+    ),
+    token=st.one_of(_ARN_PARTS, st.just(SNS_TOKEN), st.text(alphabet="0123456789abcdef", min_size=16)),
+)
+@hypothesis_settings(max_examples=300, deadline=None)
+def test_sns_confirm_url_only_ever_points_at_the_topics_sns_endpoint(arn, token):
+    """Whatever a SubscriptionConfirmation carries, the link is SNS's own endpoint for the topic's region
+    with exactly the three ConfirmSubscription parameters, or nothing at all."""
+    try:
+        link = inbound.sns_confirm_url({"TopicArn": arn, "Token": token})
+    except ValueError:
+        return
+    parsed = urlsplit(link)
+    region = arn.split(":")[3]
+    assert (parsed.scheme, parsed.hostname, parsed.port, parsed.path) == (
+        "https",
+        f"sns.{region}.amazonaws.com",
+        None,
+        "/",
+    )
+    assert not parsed.username and not parsed.fragment
+    assert parse_qs(parsed.query, strict_parsing=True) == {
+        "Action": ["ConfirmSubscription"],
+        "TopicArn": [arn],
+        "Token": [token],
+    }
