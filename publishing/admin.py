@@ -8,6 +8,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
 from django.core.exceptions import ValidationError
+from django.utils.html import format_html
 
 from aicmo.admin import ManageOnlyAdmin, WorkspaceAdmin
 
@@ -223,13 +224,24 @@ class EngagementEventAdmin(ReadOnlyMixin, WorkspaceAdmin):
 class InboundHookForm(forms.ModelForm):
     secret = forms.CharField(
         widget=forms.PasswordInput,
-        help_text="Mailgun: webhook signing key. Postmark: basic auth user:password. "
+        help_text="Mailgun: webhook signing key. Postmark, Amazon SES (SNS), Brevo: basic auth user:password "
+        "(choose both; they go into the URL you give the provider). "
         "SendGrid: the signed event webhook's public key.",
     )
 
     class Meta:
         model = InboundHook
         fields = ["workspace", "provider"]
+
+    def clean(self):
+        data = super().clean()
+        if data.get("provider") and data.get("secret"):
+            try:
+                inbound_services.hook_secret_check(provider=data["provider"], secret=data["secret"])
+            except ValidationError as exc:
+                for field, errors in exc.message_dict.items():
+                    self.add_error(field, errors)
+        return data
 
 
 @admin.register(InboundHook)
@@ -239,14 +251,13 @@ class InboundHookAdmin(ManageOnlyAdmin):
     form = InboundHookForm
     list_display = ["provider", "workspace", "webhook_url", "created_at"]
     list_filter = ["provider", "workspace"]
+    shown = ["workspace", "provider", "webhook_url", "setup", "confirm_subscription"]
 
     def get_fields(self, request, obj=None):
-        return (
-            ["workspace", "provider", "secret"] if obj is None else ["workspace", "provider", "webhook_url"]
-        )
+        return ["workspace", "provider", "secret"] if obj is None else self.shown
 
     def get_readonly_fields(self, request, obj=None):
-        return [] if obj is None else ["workspace", "provider", "webhook_url"]
+        return [] if obj is None else self.shown
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         if obj is not None:
@@ -257,13 +268,38 @@ class InboundHookAdmin(ManageOnlyAdmin):
     def webhook_url(self, obj) -> str:
         return inbound_services.hook_url(obj)
 
+    @admin.display(description="URL to paste into the provider")
+    def setup(self, obj) -> str:
+        return inbound_services.hook_setup_text(obj)
+
+    @admin.display(description="Amazon SNS subscription")
+    def confirm_subscription(self, obj) -> str:
+        if not obj.confirm_url:
+            return "-"
+        return format_html(
+            'Waiting since {}: <a href="{}" target="_blank" rel="noopener noreferrer">confirm the '
+            "subscription at Amazon SNS</a>",
+            obj.confirm_requested_at,
+            obj.confirm_url,
+        )
+
     def save_model(self, request, obj, form, change):
         if change:
             return
         created = inbound_services.hook_create(
-            workspace=obj.workspace, provider=obj.provider, secret=form.cleaned_data["secret"]
+            workspace=obj.workspace,
+            provider=obj.provider,
+            secret=form.cleaned_data["secret"],
+            by=request.user,
         )
         obj.pk = created.pk
+
+    def delete_model(self, request, obj):
+        inbound_services.hook_delete(hook=obj, by=request.user)
+
+    def delete_queryset(self, request, queryset):
+        for hook in queryset:
+            inbound_services.hook_delete(hook=hook, by=request.user)
 
 
 class DkimKeyForm(forms.ModelForm):
@@ -346,6 +382,21 @@ class DkimKeyAdmin(ManageOnlyAdmin):
             by=request.user,
         )
         obj.pk = created.pk
+
+    def has_delete_permission(self, request, obj=None):
+        # the active key of a domain with other keys stays until another one is activated
+        allowed = super().has_delete_permission(request, obj)
+        return allowed and (obj is None or dkim_services.dkim_key_deletable(obj))
+
+    def delete_model(self, request, obj):
+        dkim_services.dkim_key_delete(key=obj, by=request.user)
+
+    def delete_queryset(self, request, queryset):
+        for key in queryset:
+            try:
+                dkim_services.dkim_key_delete(key=key, by=request.user)
+            except ValidationError as exc:
+                self.message_user(request, "; ".join(exc.messages), messages.ERROR)
 
     @admin.action(description="Sign the domain's mail with this key")
     def activate(self, request, queryset):

@@ -285,17 +285,25 @@ class InboundProvider(models.TextChoices):
     MAILGUN = "mailgun", "Mailgun"
     POSTMARK = "postmark", "Postmark"
     SENDGRID = "sendgrid", "SendGrid"
+    AMAZON_SES = "amazon_ses", "Amazon SES (SNS)"
+    BREVO = "brevo", "Brevo"
 
 
 class InboundHook(WorkspaceOwned):
     """A provider's tracking webhook for one workspace: the URL carries the random ``key``; requests are
-    verified with its secret, stored encrypted (Mailgun: webhook signing key; Postmark: basic auth ``user:password``;
-    SendGrid: the signed event webhook's public key, base64 DER)."""
+    verified with its secret, stored encrypted (Mailgun: webhook signing key; Postmark, Amazon SES and Brevo:
+    basic auth ``user:password``; SendGrid: the signed event webhook's public key, base64 DER).
+
+    Amazon SNS subscriptions are confirmed by a person: a verified ``SubscriptionConfirmation`` stores the
+    confirmation link (built by us for ``sns.<region>.amazonaws.com`` from the topic ARN and token, never
+    the URL in the request) in ``confirm_url`` until the first notification arrives."""
 
     provider = models.CharField(max_length=20, choices=InboundProvider.choices)
     key = models.CharField(max_length=32, unique=True)
     secret_encrypted = EncryptedTokenField()
     created_at = models.DateTimeField(auto_now_add=True)
+    confirm_url = models.URLField(max_length=2048, blank=True)
+    confirm_requested_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["provider", "id"]

@@ -529,12 +529,17 @@ class CampaignActionView(WorkspaceView):
 @require_POST
 def inbound_webhook(request, provider: str, key: str):
     """A provider's tracking webhook for one workspace (``InboundHook``): 200 once verified and recorded,
-    400 for a bad signature or payload, 404 for an unknown hook."""
+    401 with a basic-auth challenge when a basic-auth provider sent no credentials (Amazon SNS sends them
+    only after one), 400 for a bad signature or payload, 404 for an unknown hook."""
     hook = InboundHook.objects.filter(provider=provider, key=key).first()
     if hook is None:
         raise Http404("Unknown webhook.")
     try:
         result = inbound.webhook_receive(hook=hook, request=request)
+    except inbound.WebhookAuthRequired as err:
+        response = JsonResponse({"detail": str(err)}, status=401)
+        response["WWW-Authenticate"] = 'Basic realm="AICMO webhook"'
+        return response
     except inbound.WebhookRejected as err:
         return JsonResponse({"detail": str(err)}, status=400)
     return JsonResponse(

@@ -20,6 +20,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from aicmo.audit import audit_record
+from aicmo.conflicts import Conflict
 from aicmo.models import Workspace
 from gateway.capabilities import DkimKey as SigningKey
 from gateway.crypto import decrypt_credentials, encrypt_credentials
@@ -155,8 +156,39 @@ def dkim_key_create(
                 },
             )
     except IntegrityError:
-        raise ValidationError({"selector": [f"{domain} already has a key with this selector."]}) from None
+        raise Conflict({"selector": [f"{domain} already has a key with this selector."]}) from None
     return created
+
+
+def dkim_key_deletable(key: DkimKey) -> bool:
+    """False for the active key of a domain that has other keys (see ``dkim_key_delete``)."""
+    return not (
+        key.active
+        and DkimKey.objects.filter(workspace_id=key.workspace_id, domain=key.domain)
+        .exclude(pk=key.pk)
+        .exists()
+    )
+
+
+def dkim_key_delete(*, key: DkimKey, by=None) -> None:
+    """Remove a key. The active key of a domain that has other keys is a ``Conflict`` (activate another one
+    first, so the domain's mail does not silently go out unsigned); a domain's only key may go (its mail is
+    unsigned from then on). Audited ``publishing.dkim.deleted``."""
+    with transaction.atomic():
+        key = DkimKey.objects.select_for_update().get(pk=key.pk)
+        if not dkim_key_deletable(key):
+            raise Conflict(
+                f"{key.selector}._domainkey.{key.domain} signs the domain's mail: activate another key of "
+                f"{key.domain} before deleting it."
+            )
+        audit_record(
+            workspace=key.workspace,
+            actor=by,
+            verb="publishing.dkim.deleted",
+            target=key,
+            changes={"domain": key.domain, "selector": key.selector, "active": key.active},
+        )
+        key.delete()
 
 
 def dkim_key_activate(*, key: DkimKey, by=None) -> DkimKey:

@@ -5,6 +5,7 @@ Used by the API fuzzer (real ids for detail operations) and the tenant sweep (an
 
 from __future__ import annotations
 
+import functools
 import secrets
 import uuid
 
@@ -27,6 +28,17 @@ from tests.crm.factories import (
 from tests.factories import AuditEventFactory, JobFactory
 from tests.gateway.factories import ProviderAccountFactory
 from tests.media.factories import MediaAssetFactory, MediaLibraryFactory
+
+
+@functools.cache
+def _pem() -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
 
 
 def publishing_rows(workspace, contact) -> dict[str, int]:
@@ -73,9 +85,24 @@ def publishing_rows(workspace, contact) -> dict[str, int]:
         occurred_at=timezone.now(),
         status="failed",
     )
+    from publishing.services import dkim as dkim_services
+    from publishing.services import inbound as inbound_services
+
+    # a waiting key beside the active one, so a call that could delete or activate it would show; a fresh
+    # domain per call (the fuzzer asks for rows once per operation), one uploaded key (no RSA generation)
+    domain = f"row-{secrets.token_hex(4)}.example"
+    dkim_services.dkim_key_create(
+        workspace=workspace, domain=domain, selector="active", private_key_pem=_pem()
+    )
+    dkim_key = dkim_services.dkim_key_create(
+        workspace=workspace, domain=domain, selector="waiting", private_key_pem=_pem()
+    )
+    hook = inbound_services.hook_create(workspace=workspace, provider="brevo", secret="row:secret")
     return {
         "publishing/webhooks": endpoint.pk,
         "publishing/webhook-deliveries": hook_delivery.pk,
+        "publishing/dkim-keys": dkim_key.pk,
+        "publishing/inbound-hooks": hook.pk,
         "publishing/abtests": abtest.pk,
         "publishing/senders": sender.pk,
         "publishing/layouts": Layout.objects.get_or_create(

@@ -277,3 +277,145 @@ def test_marketer_cannot_add_keys_in_admin(staff_for, workspace):
     )
     assert resp.status_code == 403
     assert not DkimKey.objects.exists()
+
+
+# ---------------------------------------------------------------- API: /api/v1/publishing/dkim-keys/
+
+KEYS = "/api/v1/publishing/dkim-keys/"
+
+
+def test_api_generates_a_key_returns_the_record_never_the_private_key(api_client_for):
+    admin = api_client_for(role=Role.ADMIN)
+    resp = admin.post(KEYS, {"domain": "Mail.ACME.example", "selector": "api1"}, format="json")
+    assert resp.status_code == 201, resp.content
+    key = DkimKey.objects.get()
+    body = resp.json()
+    assert body["id"] == key.pk and body["domain"] == "mail.acme.example" and body["active"] is True
+    record = dkim_services.dns_record(key)
+    assert body["dns_record"] == {"name": record.name, "value": record.value, "chunks": record.chunks}
+    assert "".join(body["dns_record"]["chunks"]) == record.value and all(
+        len(c) <= 255 for c in body["dns_record"]["chunks"]
+    )
+    for answer in (resp, admin.get(f"{KEYS}{key.pk}/"), admin.get(KEYS)):
+        assert b"PRIVATE" not in answer.content and key.private_key_encrypted.encode() not in answer.content
+        assert b"private_key" not in answer.content
+    assert AuditEvent.objects.filter(verb="publishing.dkim.created", workspace=admin.workspace).exists()
+
+
+def test_api_uploaded_pem_publishes_its_public_half(api_client_for):
+    admin = api_client_for(role=Role.ADMIN)
+    private = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    resp = admin.post(
+        KEYS, {"domain": "acme.example", "selector": "up", "private_key": _pem(private)}, format="json"
+    )
+    assert resp.status_code == 201, resp.content
+    assert resp.json()["dns_record"]["value"] == f"v=DKIM1; k=rsa; p={_public_b64(private)}"
+
+
+@pytest.mark.parametrize(
+    ("body", "fields"),
+    [
+        ({"domain": "localhost", "selector": "s1"}, {"domain"}),
+        ({"domain": "acme.example", "selector": "bad selector"}, {"selector"}),
+        ({"domain": "acme.example", "selector": "s1", "private_key": "junk"}, {"private_key"}),
+        (
+            {"domain": "nodot", "selector": "-x-", "private_key": "junk"},
+            {"domain", "selector", "private_key"},
+        ),
+        ({"selector": "s1"}, {"domain"}),
+        ({"domain": "acme.example", "selector": "s" * 64}, {"selector"}),
+    ],
+)
+def test_api_bad_key_input_is_400_naming_each_field(api_client_for, body, fields):
+    resp = api_client_for(role=Role.ADMIN).post(KEYS, body, format="json")
+    assert resp.status_code == 400, resp.content
+    assert set(resp.json()["error"]["fields"]) == fields
+    assert not DkimKey.objects.exists()
+
+
+def test_api_rotation_duplicate_selector_and_delete_rules(api_client_for):
+    admin = api_client_for(role=Role.ADMIN)
+    first = admin.post(KEYS, {"domain": "acme.example", "selector": "old"}, format="json").json()
+    taken = admin.post(KEYS, {"domain": "ACME.example", "selector": "OLD"}, format="json")
+    assert taken.status_code == 409 and taken.json()["error"]["code"] == "conflict"
+    assert set(taken.json()["error"]["fields"]) == {"selector"}
+    new = admin.post(KEYS, {"domain": "acme.example", "selector": "new"}, format="json").json()
+    assert new["active"] is False  # waits until its record is published
+
+    # the signing key cannot go while the domain has another one
+    blocked = admin.delete(f"{KEYS}{first['id']}/")
+    assert blocked.status_code == 409 and DkimKey.objects.count() == 2
+
+    activated = admin.post(f"{KEYS}{new['id']}/activate/")
+    assert activated.status_code == 200 and activated.json()["active"] is True
+    assert admin.get(KEYS, {"active": "true"}).json()["results"][0]["selector"] == "new"
+    assert dkim_services.signing_key(admin.workspace.pk, "news@acme.example").selector == "new"
+
+    assert admin.delete(f"{KEYS}{first['id']}/").status_code == 204
+    assert admin.delete(f"{KEYS}{new['id']}/").status_code == 204  # the domain's only key may go
+    assert not DkimKey.objects.exists()
+    assert dkim_services.signing_key(admin.workspace.pk, "news@acme.example") is None
+    verbs = set(AuditEvent.objects.filter(verb__startswith="publishing.dkim.").values_list("verb", flat=True))
+    assert verbs == {"publishing.dkim.created", "publishing.dkim.activated", "publishing.dkim.deleted"}
+
+
+@pytest.mark.parametrize("role", [Role.VIEWER, Role.MARKETER, Role.REVIEWER])
+def test_api_keys_are_for_admins_only(api_client_for, workspace, role):
+    key = dkim_services.dkim_key_create(workspace=workspace, domain="acme.example", selector="s1")
+    client = api_client_for(role=role)
+    assert client.get(KEYS).status_code == 403
+    assert client.get(f"{KEYS}{key.pk}/").status_code == 403
+    assert client.post(KEYS, {"domain": "acme.example", "selector": "s2"}, format="json").status_code == 403
+    assert client.post(f"{KEYS}{key.pk}/activate/").status_code == 403
+    assert client.delete(f"{KEYS}{key.pk}/").status_code == 403
+    assert DkimKey.objects.count() == 1
+
+
+def test_api_another_workspaces_keys_are_404_and_unlisted(api_client_for, other_workspace):
+    theirs = dkim_services.dkim_key_create(workspace=other_workspace, domain="acme.example", selector="s1")
+    waiting = dkim_services.dkim_key_create(workspace=other_workspace, domain="acme.example", selector="s2")
+    admin = api_client_for(role=Role.ADMIN)
+    assert admin.get(KEYS).json()["results"] == []
+    assert admin.get(KEYS, {"domain": "acme.example"}).json()["results"] == []
+    assert admin.get(f"{KEYS}{theirs.pk}/").status_code == 404
+    assert admin.post(f"{KEYS}{waiting.pk}/activate/").status_code == 404
+    assert admin.delete(f"{KEYS}{waiting.pk}/").status_code == 404
+    # the same domain and selector in this workspace is no conflict with theirs
+    assert admin.post(KEYS, {"domain": "acme.example", "selector": "s1"}, format="json").status_code == 201
+    theirs.refresh_from_db(), waiting.refresh_from_db()
+    assert (theirs.active, waiting.active) == (True, False)
+
+
+def test_api_key_list_query_count_is_flat(api_client_for, django_assert_max_num_queries):
+    admin = api_client_for(role=Role.ADMIN)
+    private = _pem(rsa.generate_private_key(public_exponent=65537, key_size=1024))
+    for n in range(12):
+        dkim_services.dkim_key_create(
+            workspace=admin.workspace, domain=f"d{n}.example", selector="s1", private_key_pem=private
+        )
+    with django_assert_max_num_queries(8):  # session, membership, count, page: not per key
+        resp = admin.get(KEYS, {"page_size": 50})
+    assert resp.status_code == 200 and len(resp.json()["results"]) == 12
+
+
+def test_api_schema_documents_keys_and_their_errors(api_client_for):
+    schema = api_client_for(role=Role.ADMIN).get("/api/schema/", {"format": "json"}).json()
+    paths = schema["paths"]
+    create = paths[KEYS]["post"]
+    assert {"201", "400", "403", "409"} <= set(create["responses"])
+    assert "private_key" not in str(create["responses"]["201"])
+    assert {"204", "404", "409"} <= set(paths[KEYS + "{id}/"]["delete"]["responses"])
+    assert {"200", "404"} <= set(paths[KEYS + "{id}/activate/"]["post"]["responses"])
+    record = schema["components"]["schemas"]["DkimDnsRecord"]
+    assert set(record["properties"]) == {"name", "value", "chunks"}
+
+
+def test_admin_keeps_the_signing_key_while_the_domain_has_another(staff_for, workspace):
+    active = dkim_services.dkim_key_create(workspace=workspace, domain="acme.example", selector="s1")
+    waiting = dkim_services.dkim_key_create(workspace=workspace, domain="acme.example", selector="s2")
+    client = staff_for(Role.ADMIN)
+    assert client.get(f"/admin/publishing/dkimkey/{active.pk}/delete/").status_code == 403
+    resp = client.post(f"/admin/publishing/dkimkey/{waiting.pk}/delete/", {"post": "yes"})
+    assert resp.status_code == 302
+    assert list(DkimKey.objects.values_list("selector", flat=True)) == ["s1"]
+    assert AuditEvent.objects.filter(verb="publishing.dkim.deleted").count() == 1

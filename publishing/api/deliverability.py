@@ -1,0 +1,174 @@
+"""Deliverability settings, workspace admins only (``MANAGE``):
+
+- ``/api/v1/publishing/dkim-keys/``: DKIM keys per sending domain — list (``?domain=``, ``?active=``),
+  create (``private_key`` empty: a new RSA 2048 key; otherwise an unencrypted RSA PEM), read, delete,
+  ``POST {id}/activate/`` (rotation: sign the domain's mail with this key). Answers carry the DNS TXT record
+  to publish, never the private key. A selector already used for the domain is a 409; deleting the active
+  key of a domain that has other keys is a 409.
+- ``/api/v1/publishing/inbound-hooks/``: provider tracking webhooks — list, create (``provider``,
+  ``secret``), read, delete. Answers carry the URL to paste into the provider and, for Amazon SES, the
+  pending SNS subscription-confirmation link; never the secret.
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
+from rest_framework import mixins, serializers, status
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from aicmo.api import WorkspaceGenericViewSet
+from aicmo.roles import MANAGE
+
+from ..models import DkimKey, InboundHook, InboundProvider
+from ..services import dkim as dkim_services
+from ..services import inbound as inbound_services
+
+DnsRecordSerializer = inline_serializer(
+    "DkimDnsRecord",
+    {
+        "name": serializers.CharField(help_text="<selector>._domainkey.<domain>"),
+        "value": serializers.CharField(help_text="v=DKIM1; k=rsa; p=<base64 SubjectPublicKeyInfo>"),
+        "chunks": serializers.ListField(
+            child=serializers.CharField(),
+            help_text="The value as the ≤255-character strings of one TXT record (RFC 1035 §3.3.14).",
+        ),
+    },
+)
+
+
+class DkimKeySerializer(serializers.ModelSerializer):
+    dns_record = serializers.SerializerMethodField()
+
+    class Meta:
+        model = DkimKey
+        fields = ["id", "domain", "selector", "active", "created_at", "activated_at", "dns_record"]
+        read_only_fields = fields
+
+    @extend_schema_field(DnsRecordSerializer)
+    def get_dns_record(self, obj) -> dict:
+        record = dkim_services.dns_record(obj)
+        return {"name": record.name, "value": record.value, "chunks": record.chunks}
+
+
+class DkimKeyCreateSerializer(serializers.Serializer):
+    """Shapes only; ``dkim_key_create`` checks the domain (IDNA), selector and key, per field."""
+
+    domain = serializers.CharField(
+        max_length=300, help_text="The From addresses' domain, e.g. mail.acme.example"
+    )
+    selector = serializers.CharField(max_length=63, help_text="DNS label(s), e.g. aicmo2026")
+    private_key = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=20000,
+        trim_whitespace=False,
+        write_only=True,
+        help_text="Empty: generate an RSA 2048 key. Otherwise an unencrypted RSA private key, PKCS#1 or "
+        "PKCS#8 PEM, 1024–4096 bits. Never returned.",
+    )
+
+
+class DkimKeyViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, WorkspaceGenericViewSet
+):
+    """The workspace's DKIM keys (admins). Rotation: create a key with a new selector (the domain's first
+    key is active at once, later ones are not), publish its ``dns_record``, then ``activate`` it."""
+
+    queryset = DkimKey.objects.all()
+    serializer_class = DkimKeySerializer
+    required_permission = MANAGE
+    filterset_fields = ["domain", "active"]
+
+    @extend_schema(request=DkimKeyCreateSerializer, responses={201: DkimKeySerializer})
+    def create(self, request):
+        serializer = DkimKeyCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        key = dkim_services.dkim_key_create(
+            workspace=request.workspace,
+            domain=data["domain"],
+            selector=data["selector"],
+            private_key_pem=data.get("private_key", ""),
+            by=request.user,
+        )
+        return Response(DkimKeySerializer(key).data, status=status.HTTP_201_CREATED)
+
+    def perform_destroy(self, instance):
+        dkim_services.dkim_key_delete(key=instance, by=self.request.user)
+
+    @extend_schema(request=None, responses=DkimKeySerializer)
+    @action(detail=True, methods=["post"])
+    def activate(self, request, pk=None):
+        key = dkim_services.dkim_key_activate(key=self.get_object(), by=request.user)
+        return Response(DkimKeySerializer(key).data)
+
+
+class InboundHookSerializer(serializers.ModelSerializer):
+    url = serializers.SerializerMethodField(help_text="The hook's URL.")
+    setup_url = serializers.SerializerMethodField(
+        help_text="The URL to paste into the provider: basic-auth providers (postmark, amazon_ses, brevo) "
+        "with USER:PASSWORD@ to replace by the hook's credentials."
+    )
+    setup = serializers.SerializerMethodField(help_text="Where the URL goes and which events to send.")
+    confirm_url = serializers.CharField(
+        read_only=True,
+        help_text="Amazon SES: the SNS subscription-confirmation link to open in a browser (empty when none "
+        "is pending).",
+    )
+
+    class Meta:
+        model = InboundHook
+        fields = [
+            "id",
+            "provider",
+            "url",
+            "setup_url",
+            "setup",
+            "confirm_url",
+            "confirm_requested_at",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+    def get_url(self, obj) -> str:
+        return inbound_services.hook_url(obj)
+
+    def get_setup_url(self, obj) -> str:
+        return inbound_services.hook_setup_url(obj)
+
+    def get_setup(self, obj) -> str:
+        return inbound_services.hook_setup_text(obj)
+
+
+class InboundHookCreateSerializer(serializers.Serializer):
+    provider = serializers.ChoiceField(choices=InboundProvider.choices)
+    secret = serializers.CharField(
+        max_length=4000,
+        write_only=True,
+        help_text="Mailgun: the webhook signing key. Postmark, Amazon SES, Brevo: basic auth user:password. "
+        "SendGrid: the signed event webhook's verification key. Never returned.",
+    )
+
+
+class InboundHookViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, WorkspaceGenericViewSet
+):
+    """The workspace's provider tracking webhooks (admins)."""
+
+    queryset = InboundHook.objects.all()
+    serializer_class = InboundHookSerializer
+    required_permission = MANAGE
+    filterset_fields = ["provider"]
+
+    @extend_schema(request=InboundHookCreateSerializer, responses={201: InboundHookSerializer})
+    def create(self, request):
+        serializer = InboundHookCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        hook = inbound_services.hook_create(
+            workspace=request.workspace, by=request.user, **serializer.validated_data
+        )
+        return Response(InboundHookSerializer(hook).data, status=status.HTTP_201_CREATED)
+
+    def perform_destroy(self, instance):
+        inbound_services.hook_delete(hook=instance, by=self.request.user)
