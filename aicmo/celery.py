@@ -15,7 +15,14 @@ import random
 
 import celery
 from celery import Celery
-from celery.signals import before_task_publish, task_failure, task_prerun, task_retry, task_success
+from celery.signals import (
+    before_task_publish,
+    task_failure,
+    task_prerun,
+    task_retry,
+    task_success,
+    worker_init,
+)
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aicmo.settings")
 
@@ -99,6 +106,19 @@ class Task(celery.Task):
 app = Celery("aicmo", task_cls=Task)
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+# How a worker publishes (a task enqueueing its next step, ``self.retry``, fan-out) while the broker is away:
+# reconnect and try again, after 0, 1, 2, 3, 4 and then every 5 seconds, 60 times: about 4.7 minutes. With
+# Celery's default (3 tries in 0.6 s) a Redis restart made the hand-off fail; the task then ended in an
+# error, was acknowledged, and nothing ever ran the next step (an enrichment lane stopped for good:
+# tests/reliability/test_redis_restart_enrichment.py). Web processes keep the short default: a request must
+# not hang on the broker (their enqueues after commit report the failure instead).
+WORKER_PUBLISH_RETRY_POLICY = {"max_retries": 60, "interval_start": 0, "interval_step": 1, "interval_max": 5}
+
+
+@worker_init.connect(weak=False)
+def _worker_publish_retry(sender=None, **kwargs):
+    app.conf.task_publish_retry_policy = dict(WORKER_PUBLISH_RETRY_POLICY)
 
 
 @before_task_publish.connect(weak=False)

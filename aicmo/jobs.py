@@ -60,6 +60,12 @@ def job_set_total(*, job_id: int, total: int) -> None:
     Job.objects.filter(pk=job_id).update(total=max(0, total))
 
 
+def job_set_progress(*, job_id: int, done: int, failed: int = 0) -> None:
+    """Set the done/failed counters to absolute values: for a task that recounts its progress from the
+    state it finds (a redelivered task whose killed first run had already counted part of the work)."""
+    Job.objects.filter(pk=job_id).update(done=max(0, done), failed=max(0, failed), updated_at=timezone.now())
+
+
 def job_advance(*, job_id: int, done: int = 0, failed: int = 0, errors: Iterable[ItemError] = ()) -> None:
     """Add to the done/failed counters and record per-item errors."""
     errors = list(errors)

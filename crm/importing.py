@@ -592,10 +592,6 @@ def import_create(
         raise
 
 
-class SimulatedCrash(BaseException):
-    """Stands for a killed worker in tests and benchmarks (not an Exception: nothing may handle it)."""
-
-
 @dataclass
 class _Batch:
     rows: list[tuple[int, dict]] = field(default_factory=list)
@@ -613,11 +609,10 @@ def _count_lines(fh) -> int:
     return total
 
 
-def import_execute(*, run_id: int, crash_after_batches: int | None = None) -> int:
+def import_execute(*, run_id: int) -> int:
     """Process the file from the line after `checkpoint_line`; each batch commits atomically with the new
-    checkpoint, so a worker killed mid-file resumes exactly after the last committed batch.
-
-    `crash_after_batches` exists for tests and the benchmark to simulate a worker dying."""
+    checkpoint, so a worker killed mid-file resumes exactly after the last committed batch (shown with a
+    SIGKILLed worker in tests/reliability/test_worker_kill.py). Returns the rows processed by this call."""
     run = ImportRun.objects.select_related("workspace").filter(pk=run_id).first()
     if run is None or run.status == ImportStatus.DONE:
         return 0
@@ -625,7 +620,7 @@ def import_execute(*, run_id: int, crash_after_batches: int | None = None) -> in
         job_mark_running(job_id=run.job_id)
     ImportRun.objects.filter(pk=run.pk).update(status=ImportStatus.RUNNING)
     try:
-        processed = _execute_rows(run, crash_after_batches)
+        processed = _execute_rows(run)
     except Exception as exc:
         if failure_is_final(exc):
             ImportRun.objects.filter(pk=run.pk).update(status=ImportStatus.FAILED, finished_at=timezone.now())
@@ -649,10 +644,9 @@ def import_execute(*, run_id: int, crash_after_batches: int | None = None) -> in
     return processed
 
 
-def _execute_rows(run: ImportRun, crash_after_batches: int | None) -> int:
+def _execute_rows(run: ImportRun) -> int:
     customs = {d.key: d for d in CustomFieldDefinition.objects.for_workspace(run.workspace_id)}
     processed = 0
-    batches = 0
     with run.file.storage.open(run.file.name, "rb") as stored:
         raw = _binary(stored)
         if run.job_id:
@@ -674,10 +668,7 @@ def _execute_rows(run: ImportRun, crash_after_batches: int | None) -> int:
                 batch.rows.append((line, parsed))
             if len(batch.rows) + len(batch.bad_lines) >= BATCH_SIZE:
                 processed += _commit_batch(run, batch)
-                batches += 1
                 batch = _Batch()
-                if crash_after_batches is not None and batches >= crash_after_batches:
-                    raise SimulatedCrash("simulated worker crash")
         if batch.last_line:
             processed += _commit_batch(run, batch)
     return processed

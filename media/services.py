@@ -7,6 +7,7 @@ import datetime as dt
 import logging
 import statistics
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,15 @@ from django.utils import timezone
 
 from aicmo.audit import audit_record
 from aicmo.conflicts import Conflict
-from aicmo.jobs import ItemError, job_advance, job_fail, job_finish, job_mark_running, job_start
+from aicmo.jobs import (
+    ItemError,
+    job_advance,
+    job_fail,
+    job_finish,
+    job_mark_running,
+    job_set_progress,
+    job_start,
+)
 from aicmo.models import Job, Membership, Role, Workspace
 from aicmo.roles import APPROVE, role_allows
 from aicmo.workspaces import named_rows_ensure
@@ -46,7 +55,11 @@ from .validation import Inspection, UploadRejected, inspect_upload
 
 logger = logging.getLogger(__name__)
 
-RENDITION_LOCK_TIMEOUT = 300
+RENDITION_LOCK_TIMEOUT = 300  # seconds a builder waits for another one's lock on the same rendition
+# Seconds a builder's lock outlives its last renewal. The holder renews it every third of that while it
+# builds (however long), so a builder killed mid-build (SIGKILL, the OOM killer) holds the rendition back
+# for at most this long instead of the whole wait.
+RENDITION_LOCK_TTL = 15
 UNUSED_AFTER_DAYS = 90
 MIN_IMPRESSIONS = 1000
 LOW_CTR_RATIO = 0.5
@@ -527,19 +540,34 @@ def renditions_missing(asset: MediaAsset, specs: Iterable[str], existing: dict[s
 
 @contextlib.contextmanager
 def _rendition_lock(asset_id: int, spec: str, wait: float = RENDITION_LOCK_TIMEOUT) -> Iterator[None]:
-    """One builder per (asset, spec) across web requests and workers (Redis lock, auto-expiring)."""
+    """One builder per (asset, spec) across web requests and workers: a Redis lock of `RENDITION_LOCK_TTL`
+    seconds, renewed by a thread while the body runs. Raises RenditionBusy after `wait` seconds."""
     from aicmo.redis import get_redis
 
     lock = get_redis().lock(
         f"aicmo:media:rendition:{asset_id}:{spec}",
-        timeout=RENDITION_LOCK_TIMEOUT,
+        timeout=RENDITION_LOCK_TTL,
         blocking_timeout=wait,
+        thread_local=False,  # the token is renewed from another thread
     )
     if not lock.acquire():
         raise RenditionBusy(f"Rendition {spec} of asset {asset_id} is locked by another builder.")
+    done = threading.Event()
+
+    def renew() -> None:
+        while not done.wait(RENDITION_LOCK_TTL / 3):
+            try:
+                lock.reacquire()
+            except Exception as exc:  # noqa: BLE001 - Redis gone or the lock lapsed: the build goes on
+                logger.warning("rendition lock %s of asset %s not renewed: %s", spec, asset_id, exc)
+
+    keeper = threading.Thread(target=renew, name=f"rendition-lock-{asset_id}-{spec}", daemon=True)
+    keeper.start()
     try:
         yield
     finally:
+        done.set()
+        keeper.join()
         with contextlib.suppress(Exception):
             lock.release()
 
@@ -612,10 +640,12 @@ def asset_build_renditions(
                 decoded.append(rd.prepare(source, [rd.ALL_SPECS[n] for n in todo]))
         return decoded[0]
 
+    if job_id is not None:
+        # Counted from what exists, not added to: a redelivered task (its worker was killed) must not count
+        # the renditions its first run finished a second time.
+        job_set_progress(job_id=job_id, done=len(names) - len(todo))
     for name in names:
         if name not in todo:
-            if job_id is not None:
-                job_advance(job_id=job_id, done=1)
             continue
         try:
             _, did = _build_one(asset, name, force=force, prepared=prepared)

@@ -161,26 +161,6 @@ def test_dedupe_policies(workspace, policy, first_name, title, created, updated,
         assert dup.provenance["title"]["source"] == "import"
 
 
-def test_resume_after_crash_mid_file(workspace, monkeypatch):
-    monkeypatch.setattr(importing, "BATCH_SIZE", 10)
-    lines = ["Email,First Name"] + [f"p{i}@ex.com,P{i}" for i in range(35)]
-    lines[17] = "broken,X"
-    run = import_create(
-        workspace=workspace, fh=io.BytesIO("\n".join(lines).encode()), name="big.csv", enqueue=False
-    )
-    with pytest.raises(importing.SimulatedCrash):
-        import_execute(run_id=run.pk, crash_after_batches=2)
-    run.refresh_from_db()
-    assert run.checkpoint_line == 21 and run.status == ImportStatus.RUNNING
-    assert Contact.objects.for_workspace(workspace).count() == 19
-    import_execute(run_id=run.pk)
-    run.refresh_from_db()
-    assert run.status == ImportStatus.DONE
-    assert (run.created, run.failed) == (34, 1)
-    assert Contact.objects.for_workspace(workspace).count() == 34
-    assert list(run.row_errors.values_list("line", flat=True)) == [18]
-
-
 def test_xlsx_import(workspace):
     wb = Workbook()
     ws = wb.active

@@ -6,6 +6,7 @@ import datetime as dt
 import hashlib
 import io
 import threading
+import time
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -377,6 +378,23 @@ def test_on_demand_build_gives_up_when_lock_is_held(library, media_redis, settin
     finally:
         lock.release()
     assert not Rendition.objects.filter(asset=asset).exists()
+
+
+def test_rendition_lock_is_renewed_while_held_and_a_dead_holders_lapses(media_redis, monkeypatch):
+    """A build longer than the lock's TTL keeps its lock; a holder that died (SIGKILL: nobody renews its
+    lock) holds the rendition back for at most the TTL, not the whole wait (tests/reliability)."""
+    monkeypatch.setattr(services, "RENDITION_LOCK_TTL", 1)
+    key = "aicmo:media:rendition:1:og"
+    with services._rendition_lock(1, "og", wait=0):
+        time.sleep(2.5)  # a slow build: more than twice the TTL
+        assert media_redis.pttl(key) > 0
+        with pytest.raises(services.RenditionBusy), services._rendition_lock(1, "og", wait=0):
+            pass
+    assert not media_redis.exists(key)
+
+    media_redis.set(key, "token-of-a-dead-worker", px=1000)
+    with services._rendition_lock(1, "og", wait=5):
+        assert media_redis.get(key) != b"token-of-a-dead-worker"
 
 
 def test_upload_enqueues_suggestions(library, django_capture_on_commit_callbacks, monkeypatch):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +21,7 @@ from gateway.models import ProviderAccount
 from publishing.models import Content, Sender
 from publishing.services import content as content_services
 from tests.crm.factories import ContactFactory, ContactListFactory
-from tests.fixtures.services import subprocess_database_url
+from tests.fixtures.services import worker_env
 from tests.gateway.test_adapters_mail import dovecot  # noqa: F401 - the gateway tests' real IMAP server fixture
 
 HTML = (
@@ -219,20 +218,15 @@ class Processes:
         return port, log, marker
 
     def worker(self, name: str, extra_env: dict | None = None) -> subprocess.Popen:
-        env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "aicmo.settings",
-            "AICMO_ENV": "test",
-            "DATABASE_URL": subprocess_database_url(),
-            "REDIS_URL": self.redis_url,
-            "CELERY_BROKER_URL": self.broker_url,
-            "CELERY_RESULT_BACKEND": self.broker_url,
-            "PUBLISHING_CLAIM_LEASE_SECONDS": str(LEASE_SECONDS),
-            "PUBLISHING_SEND_BATCH_SIZE": "5",
-            "PUBLISHING_SEND_CONCURRENCY": "1",
-            "AICMO_GATEWAY_LOOPBACK_ALLOW": ",".join(self.allow),
+        env = worker_env(
+            self.broker_url,
+            self.redis_url,
+            PUBLISHING_CLAIM_LEASE_SECONDS=str(LEASE_SECONDS),
+            PUBLISHING_SEND_BATCH_SIZE="5",
+            PUBLISHING_SEND_CONCURRENCY="1",
+            AICMO_GATEWAY_LOOPBACK_ALLOW=",".join(self.allow),
             **(extra_env or {}),
-        }
+        )
         proc = subprocess.Popen(
             [
                 sys.executable,
