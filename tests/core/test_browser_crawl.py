@@ -127,6 +127,7 @@ def _ids(workspace) -> dict[str, int]:
         "publishing:content-edit": first(Content.objects.filter(workspace=workspace)),
         "analytics:campaign": first(Campaign.objects.filter(workspace=workspace)),
         "analytics:contact-scores": hostile.pk,
+        "analytics:contact": hostile.pk,
     }
 
 
