@@ -32,7 +32,7 @@ from crm.models import ConsentEvent, Contact, EnrichmentRecord, LifecycleTransit
 from publishing.models import EngagementEvent, EngagementKind
 
 from . import lifetime_selectors
-from .models import ContactScore, CustomerValue, Order
+from .models import CUSTOMER_VALUE_FIGURES, ContactScore, CustomerValue, Order
 from .selectors import score_history
 
 TIMELINE_COLUMNS = ("at", "source", "kind", "title", "detail", "amount", "currency", "ref")
@@ -117,24 +117,7 @@ def prediction(workspace: Workspace | int, contact_id: int) -> dict:
     value = (
         CustomerValue.objects.for_workspace(workspace)
         .filter(contact_id=contact_id, fit_id=fit.pk)
-        .values(
-            "orders",
-            "revenue",
-            "aov",
-            "first_order",
-            "last_order",
-            "frequency",
-            "recency_days",
-            "age_days",
-            "expected_purchases",
-            "p_alive",
-            "expected_spend",
-            "clv",
-            "r_score",
-            "f_score",
-            "m_score",
-            "segment",
-        )  # fmt: skip
+        .values(*CUSTOMER_VALUE_FIGURES)
         .first()
     )
     if value is None:
@@ -178,14 +161,21 @@ def contact_figures(workspace: Workspace | int, contact: Contact) -> dict:
     }
 
 
-def _row(at: str, source: str, kind, title, detail, amount=None, currency=None) -> dict:
-    # SQL column names carry a prefix: an annotation may not shadow a model field (``kind``, ``at``, …)
+def _part(rows: QuerySet, at: str, source: str, kind, title, detail, amount=None, currency=None) -> QuerySet:
+    """One source table's rows in the timeline's columns (unordered: a ``UNION`` branch may not order).
+    SQL names carry a prefix: an annotation may not shadow a model field (``kind``, ``at``, …)."""
     values = (
         F(at), _text(source), kind, title, detail,
         amount if amount is not None else Value(None, output_field=_MONEY),
         currency if currency is not None else _text(""), F("pk"),
     )  # fmt: skip
-    return {f"{PREFIX}{name}": value for name, value in zip(TIMELINE_COLUMNS, values, strict=True)}
+    return rows.order_by().values(
+        **{f"{PREFIX}{name}": value for name, value in zip(TIMELINE_COLUMNS, values, strict=True)}
+    )
+
+
+def _flag(field: str, yes: str, no: str) -> Case:
+    return Case(When(**{field: True}, then=_text(yes)), default=_text(no), output_field=_TEXT)
 
 
 def entry(row: dict) -> dict:
@@ -207,97 +197,29 @@ def timeline(workspace: Workspace | int, contact_id: int, *, include_audit: bool
 
     Slice it for a page (SQL ``LIMIT``/``OFFSET``); ``count()`` is one query. Columns are named
     ``entry_<column>``; `entry` gives a row its public names."""
-    events = (
-        EngagementEvent.objects.for_workspace(workspace)
-        .filter(contact_id=contact_id)
-        .order_by()
-        .values(
-            **_row(
-                "occurred_at",
-                "engagement",
-                Case(
-                    When(kind="open", machine=True, then=_text("open (machine)")),
-                    default=F("kind"),
-                    output_field=_TEXT,
-                ),
-                Coalesce(F("campaign__name"), _text("")),
-                F("channel"),
-                amount=F("value"),
-            )
-        )
-    )
-    orders = (
-        Order.objects.for_workspace(workspace)
-        .filter(contact_id=contact_id)
-        .order_by()
-        .values(
-            **_row(
-                "ordered_at",
-                "order",
-                _text("order"),
-                F("external_id"),
-                F("source"),
-                F("amount"),
-                F("currency"),
-            )
-        )
-    )
-    lifecycle = (
-        LifecycleTransition.objects.for_workspace(workspace)
-        .filter(contact_id=contact_id)
-        .order_by()
-        .values(
-            **_row(
-                "at",
-                "crm",
-                _text("lifecycle"),
-                Concat(F("from_stage"), _text(" → "), F("to_stage"), output_field=_TEXT),
-                F("reason"),
-            )
-        )
-    )
-    consent = (
-        ConsentEvent.objects.for_workspace(workspace)
-        .filter(contact_id=contact_id)
-        .order_by()
-        .values(
-            **_row(
-                "at",
-                "crm",
-                Case(
-                    When(granted=True, then=_text("consent given")),
-                    default=_text("consent withdrawn"),
-                    output_field=_TEXT,
-                ),
-                F("kind"),
-                F("source"),
-            )
-        )
-    )
-    enrichment = (
-        EnrichmentRecord.objects.for_workspace(workspace)
-        .filter(contact_id=contact_id)
-        .order_by()
-        .values(
-            **_row(
-                "fetched_at",
-                "crm",
-                _text("enrichment"),
-                F("provider"),
-                Case(
-                    When(matched=True, then=_text("matched")),
-                    default=_text("no match"),
-                    output_field=_TEXT,
-                ),
-            )
-        )
-    )
-    parts = [orders, lifecycle, consent, enrichment]
+
+    def mine(model):
+        return model.objects.for_workspace(workspace).filter(contact_id=contact_id)
+
+    machine_open = When(kind="open", machine=True, then=_text("open (machine)"))
+    events = _part(
+        mine(EngagementEvent), "occurred_at", "engagement",
+        Case(machine_open, default=F("kind"), output_field=_TEXT),
+        Coalesce(F("campaign__name"), _text("")), F("channel"), amount=F("value"),
+    )  # fmt: skip
+    stage_change = Concat(F("from_stage"), _text(" → "), F("to_stage"), output_field=_TEXT)
+    parts = [
+        _part(mine(Order), "ordered_at", "order", _text("order"), F("external_id"), F("source"), F("amount"),
+              F("currency")),
+        _part(mine(LifecycleTransition), "at", "crm", _text("lifecycle"), stage_change, F("reason")),
+        _part(mine(ConsentEvent), "at", "crm", _flag("granted", "consent given", "consent withdrawn"),
+              F("kind"), F("source")),
+        _part(mine(EnrichmentRecord), "fetched_at", "crm", _text("enrichment"), F("provider"),
+              _flag("matched", "matched", "no match")),
+    ]  # fmt: skip
     if include_audit:
-        parts.append(
-            AuditEvent.objects.for_workspace(workspace)
-            .filter(target_type=Contact._meta.label_lower, target_id=str(contact_id))
-            .order_by()
-            .values(**_row("at", "audit", _text("audit"), F("verb"), F("actor_label")))
+        about = AuditEvent.objects.for_workspace(workspace).filter(
+            target_type=Contact._meta.label_lower, target_id=str(contact_id)
         )
+        parts.append(_part(about, "at", "audit", _text("audit"), F("verb"), F("actor_label")))
     return events.union(*parts, all=True).order_by(f"-{PREFIX}at", f"-{PREFIX}source", f"-{PREFIX}ref")
