@@ -28,6 +28,7 @@ from . import (
     api_contacts,
     api_scores,
     api_trends,
+    assets,
     attribution,
     importing,
     kpis,
@@ -302,7 +303,13 @@ class FiguresViewSet(CSVAwareMixin, WorkspaceGenericViewSet):
     serializer_class = CampaignReportSerializer
     pagination_class = None
     filter_backends = []
-    action_permissions = {"overview": READ, "channels": READ, "attribution": READ, "kpis": READ}
+    action_permissions = {
+        "overview": READ,
+        "channels": READ,
+        "attribution": READ,
+        "kpis": READ,
+        "assets": READ,
+    }
     query_parameters = {"channels": [ChannelQuery], "attribution": [AttributionQuery], "kpis": [KpiQuery]}
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
@@ -334,6 +341,18 @@ class FiguresViewSet(CSVAwareMixin, WorkspaceGenericViewSet):
                 rows, f"kpis-{data['days']}d.csv", columns=["key", "label", "current", "previous", "change"]
             )
         return Response(data)
+
+    @extend_schema(
+        responses=OpenApiTypes.OBJECT,
+        description="Per media asset: the campaigns whose content carries it and their summed figures, and "
+        "the impressions and clicks channels reported for the asset itself (`analytics.assets`).",
+    )
+    @action(detail=False, methods=["get"])
+    def assets(self, request):
+        rows = assets.asset_performance(self.workspace)
+        if self.wants_csv():
+            return csv_download(rows, "asset-performance.csv")
+        return Response({"assets": rows})
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
     @action(detail=False, methods=["get"])

@@ -16,7 +16,7 @@ from aicmo.views import WorkspaceView
 from crm.models import Contact, Tier
 from publishing.models import Channel, EngagementKind
 
-from . import cohorts, contact360, scoring, trends
+from . import assets, cohorts, contact360, scoring, trends
 from .api_cohorts import CohortListSerializer, CohortQuerySerializer
 from .api_scores import ScoreSettingsSerializer
 from .api_trends import TrendQuerySerializer
@@ -247,6 +247,32 @@ class Contact360View(WorkspaceView, TemplateView):
                 "type": "line",
                 "labels": [h["day"].isoformat() for h in history],
                 "series": [{"label": "Score", "data": [h["score"] for h in history]}],
+            },
+        )
+        return ctx
+
+
+class AssetPerformanceView(WorkspaceView, TemplateView):
+    """Media asset performance: the campaigns carrying each asset and what channels reported for it, as a
+    chart of the top assets' CTRs beside the full table (the API's rows)."""
+
+    template_name = "analytics/assets.html"
+    CHARTED = 20
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        rows = assets.asset_performance(self.workspace)
+        charted = rows[: self.CHARTED]
+        ctx.update(
+            rows=rows,
+            chart={
+                "type": "bar",
+                "percent": True,
+                "labels": [f"{r['title'][:30] or r['asset_id']}" for r in charted],
+                "series": [
+                    {"label": "CTR of the campaigns carrying it", "data": [r["ctr"] for r in charted]},
+                    {"label": "Reported CTR", "data": [r["reported_ctr"] for r in charted]},
+                ],
             },
         )
         return ctx

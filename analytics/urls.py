@@ -12,5 +12,6 @@ urlpatterns = [
     path("scores/", insight_views.ScoresView.as_view(), name="scores"),
     path("contacts/<int:pk>/", insight_views.Contact360View.as_view(), name="contact"),
     path("contacts/<int:pk>/scores/", insight_views.ContactScoresView.as_view(), name="contact-scores"),
+    path("assets/", insight_views.AssetPerformanceView.as_view(), name="assets"),
     path("lifetime/", views.LifetimeValueView.as_view(), name="lifetime"),
 ]

@@ -78,6 +78,16 @@ def _drawn(page) -> dict:
     )
 
 
+def _as_viewer_at_390px(page, browser_login, live_server, user, workspace) -> list[str]:
+    """Log in at a phone's width; the returned list collects console errors and uncaught page errors."""
+    errors = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.set_viewport_size({"width": 390, "height": 844})
+    browser_login(page, live_server, user, workspace)
+    return errors
+
+
 def _no_overflow(page) -> int:
     return page.evaluate("() => document.documentElement.scrollWidth - document.documentElement.clientWidth")
 
@@ -98,11 +108,9 @@ def test_kpi_sparklines_and_campaign_daily_chart_draw_at_390px(
             for i in range(14)
         ]
     )  # fmt: skip
-    errors = []
-    browser_page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    browser_page.on("pageerror", lambda exc: errors.append(str(exc)))
-    browser_page.set_viewport_size({"width": 390, "height": 844})
-    browser_login(browser_page, live_server, member_factory(workspace, "viewer"), workspace)
+    errors = _as_viewer_at_390px(
+        browser_page, browser_login, live_server, member_factory(workspace, "viewer"), workspace
+    )
     browser_page.goto(live_server.url + "/analytics/?days=7")
     charts = _drawn(browser_page)
     sparks = {k: v for k, v in charts.items() if k.startswith("spark-")}
@@ -133,15 +141,45 @@ def test_contact_360_score_chart_draws_at_390px(
     for i in range(3):
         EngagementEvent.objects.bulk_create([event(d, "click", first + timedelta(days=i))])
         scores_refresh(workspace_id=workspace.pk, now=first + timedelta(days=i, hours=1))
-    errors = []
-    browser_page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    browser_page.on("pageerror", lambda exc: errors.append(str(exc)))
-    browser_page.set_viewport_size({"width": 390, "height": 844})
-    browser_login(browser_page, live_server, member_factory(workspace, "viewer"), workspace)
+    errors = _as_viewer_at_390px(
+        browser_page, browser_login, live_server, member_factory(workspace, "viewer"), workspace
+    )
     browser_page.goto(live_server.url + f"/analytics/contacts/{d.contact_id}/")
     chart = _drawn(browser_page)["score-chart"]
     assert chart["labels"] == ["2026-06-01", "2026-06-02", "2026-06-03"] and chart["width"] > 100
     assert chart["data"][0][0] == 26 and chart["data"][0][0] < chart["data"][0][2]
     assert browser_page.locator("#timeline tbody tr").count() == 3
+    assert _no_overflow(browser_page) <= 1
+    assert not errors, errors
+
+
+def test_asset_performance_chart_draws_at_390px(
+    browser_page, browser_login, live_server, member_factory, workspace, settings, tmp_path
+):
+    from media import services as media_services
+    from tests.media.factories import MediaAssetFactory
+
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    [campaign] = make_campaigns(workspace, 1)
+    from analytics.models import CampaignRollup
+
+    CampaignRollup.objects.create(
+        workspace=workspace,
+        campaign=campaign,
+        channel="email",
+        sent=200,
+        unique_opens_human=80,
+        unique_clicks=20,
+    )
+    asset = MediaAssetFactory(workspace=workspace, title="Hero image")
+    media_services.asset_record_usage(
+        asset=asset, ref=f"publishing.content:{campaign.content_id}", channel="email"
+    )
+    errors = _as_viewer_at_390px(
+        browser_page, browser_login, live_server, member_factory(workspace, "viewer"), workspace
+    )
+    browser_page.goto(live_server.url + "/analytics/assets/")
+    chart = _drawn(browser_page)["asset-chart"]
+    assert chart["labels"] == ["Hero image"] and chart["data"][0] == [0.1] and chart["width"] > 100
     assert _no_overflow(browser_page) <= 1
     assert not errors, errors
