@@ -1,7 +1,7 @@
 """Overview KPIs: the last 7 or 30 workspace-local days against the same number of days before them, each
 KPI with its daily series (the sparkline), plus campaigns in flight and the period's top channels.
 
-Read from `DailyRollup` only (the cost does not grow with raw events): five queries whatever the data.
+Read from `DailyRollup` only (the cost does not grow with raw events): four queries whatever the data.
 
 - Period: ``days`` local days ending on ``date_to`` (default: today in the workspace's zone, so the
   current day counts as far as it is rolled up); the previous period is the ``days`` days just before.
@@ -19,15 +19,17 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from django.db.models import Count
+from django.utils import timezone
 
 from aicmo.models import Workspace
+from aicmo.timezones import workspace_zone_name
 from publishing.models import Campaign, CampaignStatus
 
 from . import metrics
 from .models import COUNTER_FIELDS, DailyRollup
-from .rollups import local_today
 from .selectors import counter_sums, zero_counters
 
 PERIODS = (7, 30)
@@ -76,12 +78,11 @@ def overview_kpis(workspace: Workspace | int, *, days: int = 7, date_to: date | 
     revenue, ctr, ctor}]}``. Money as strings with 2 decimals, rates as floats or null, days ISO dates.
 
     ``campaigns_in_flight``: scheduled, sending or paused now; ``campaigns_active``: campaigns with a rolled
-    up row in the period. Top channels: by unique clicks, then sent, over the period. Five queries. ``ValueError`` for a
+    up row in the period. Top channels: by unique clicks, then sent, over the period. Four queries (five given a workspace id). ``ValueError`` for a
     period other than 7 or 30 days."""
     if days not in PERIODS:
         raise ValueError(f"The period is one of {PERIODS} days.")
-    ws_id = workspace.pk if isinstance(workspace, Workspace) else workspace
-    last = date_to or local_today(ws_id)
+    last = date_to or timezone.localtime(timezone.now(), ZoneInfo(workspace_zone_name(workspace))).date()
     first = last - timedelta(days=days - 1)
     prev_first, prev_last = first - timedelta(days=days), first - timedelta(days=1)
     rollups = DailyRollup.objects.for_workspace(workspace)
@@ -138,3 +139,28 @@ def overview_kpis(workspace: Workspace | int, *, days: int = 7, date_to: date | 
         )["n"],
         "top_channels": channels[:TOP_CHANNELS],
     }
+
+
+def _number(value):
+    """A chart point: money strings become floats (the table beside shows the exact string)."""
+    return float(value) if isinstance(value, str) else value
+
+
+def sparklines(period: dict) -> list[dict]:
+    """Per KPI of `overview_kpis`: ``{id, kpi, change_percent, chart}``, the chart a sparkline spec for
+    ``analytics/charts.js`` (its data the KPI's daily series, oldest day first)."""
+    return [
+        {
+            "id": f"spark-{k['key']}",
+            "kpi": k,
+            "change_percent": None if k["change"] is None else k["change"] * 100,
+            "chart": {
+                "type": "line",
+                "sparkline": True,
+                "percent": k["key"] in RATES,
+                "labels": [d["day"] for d in period["daily"]],
+                "series": [{"label": k["label"], "data": [_number(v) for v in k["series"]]}],
+            },
+        }
+        for k in period["kpis"]
+    ]

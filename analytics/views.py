@@ -35,11 +35,6 @@ DAILY_SERIES = (
 )
 
 
-def _number(value):
-    """A chart point: money strings become floats (the table beside shows the exact string)."""
-    return float(value) if isinstance(value, str) else value
-
-
 class CampaignListView(WorkspaceView, TemplateView):
     template_name = "analytics/campaign_list.html"
 
@@ -55,21 +50,7 @@ class CampaignListView(WorkspaceView, TemplateView):
         days = int(query.validated_data["days"]) if not ctx["kpi_errors"] else 7
         ctx["periods"] = kpis.PERIODS
         ctx["period"] = period = kpis.overview_kpis(self.workspace, days=days)
-        ctx["sparklines"] = [
-            {
-                "id": f"spark-{k['key']}",
-                "kpi": k,
-                "change_percent": None if k["change"] is None else k["change"] * 100,
-                "chart": {
-                    "type": "line",
-                    "sparkline": True,
-                    "percent": k["key"] in kpis.RATES,
-                    "labels": [d["day"] for d in period["daily"]],
-                    "series": [{"label": k["label"], "data": [_number(v) for v in k["series"]]}],
-                },
-            }
-            for k in period["kpis"]
-        ]
+        ctx["sparklines"] = kpis.sparklines(period)
         ctx["overview"] = overview = selectors.overview(self.workspace)
         ctx["kpis"] = rates = [{"label": label, "value": overview[key]} for key, label in KPI_RATES]
         ctx["kpi_chart"] = {
