@@ -118,6 +118,13 @@ def test_kpi_sparklines_and_campaign_daily_chart_draw_at_390px(
     assert sparks["spark-sent"]["data"][0] == [106, 105, 104, 103, 102, 101, 100]  # oldest day first
     assert _no_overflow(browser_page) <= 1
 
+    browser_page.goto(live_server.url + "/")  # the home page shows the same 7-day sparklines
+    home = {k: v for k, v in _drawn(browser_page).items() if k.startswith("spark-")}
+    assert {k: (v["labels"], v["data"]) for k, v in home.items()} == {
+        k: (v["labels"], v["data"]) for k, v in sparks.items()
+    }
+    assert all(v["width"] > 50 for v in home.values()) and _no_overflow(browser_page) <= 1
+
     browser_page.goto(live_server.url + f"/analytics/campaigns/{campaign.pk}/")
     daily = _drawn(browser_page)["daily-chart"]
     assert len(daily["labels"]) == 14 and daily["data"][1][-1] == 10  # today's unique clicks
