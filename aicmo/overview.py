@@ -7,6 +7,8 @@ aicmo imports no app, so an area contributes through an optional ``<app>.overvie
 - ``figures(workspace, since) -> list[Figure]``: counts of the workspace's rows and those created at or after
   `since` (an aware datetime);
 - ``steps(workspace) -> list[Step]``: checklist steps, each ``done`` from real rows.
+- ``panels(workspace) -> list[Panel]``: a block of the area's own (a template and its context), e.g.
+  analytics' KPIs of the last 7 days.
 
 Areas without such a module contribute nothing; nothing is shown that no area computed."""
 
@@ -48,6 +50,15 @@ class Step:
     order: int = 100
 
 
+@dataclass(frozen=True)
+class Panel:
+    """An area's block on the overview: ``template`` rendered with ``panel`` = ``context``."""
+
+    template: str
+    context: dict
+    order: int = 100
+
+
 def figure_for(queryset, since: dt.datetime, *, label: str, url: str, order: int = 100) -> Figure:
     """A `Figure` from a workspace-scoped queryset of rows with ``created_at``: one aggregate query."""
     row = queryset.aggregate(total=Count("pk"), added=Count("pk", filter=Q(created_at__gte=since)))
@@ -76,6 +87,12 @@ def getting_started(workspace: Workspace) -> list[Step]:
     """Every area's getting-started steps for `workspace`, by `order`."""
     found = [s for module in _area_modules() if hasattr(module, "steps") for s in module.steps(workspace)]
     return sorted(found, key=lambda s: s.order)
+
+
+def overview_panels(workspace: Workspace) -> list[Panel]:
+    """Every area's panels for `workspace`, by `order`."""
+    found = [p for module in _area_modules() if hasattr(module, "panels") for p in module.panels(workspace)]
+    return sorted(found, key=lambda p: p.order)
 
 
 def verb_words(verb: str) -> str:

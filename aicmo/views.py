@@ -17,7 +17,7 @@ from . import selectors
 from .exports import audit_export_start
 from .jobs import job_cancel
 from .models import FINISHED_JOB_STATUSES, Job, Membership
-from .overview import getting_started, overview_figures, verb_words
+from .overview import getting_started, overview_figures, overview_panels, verb_words
 from .roles import MANAGE, READ, WRITE
 from .tenancy import SESSION_KEY, get_scoped_or_404
 
@@ -63,6 +63,7 @@ class HomeView(WorkspaceTemplateView):
         jobs = selectors.jobs_for(self.workspace)
         ctx.update(
             figures=overview_figures(self.workspace),
+            panels=overview_panels(self.workspace),
             steps=steps,
             steps_left=sum(1 for s in steps if not s.done),
             running_jobs=jobs.exclude(status__in=FINISHED_JOB_STATUSES)[:10],

@@ -23,7 +23,19 @@ from aicmo.roles import READ
 from crm.models import Contact
 from publishing.models import Campaign
 
-from . import api_cohorts, api_scores, api_trends, attribution, importing, metrics, orders, selectors
+from . import (
+    api_cohorts,
+    api_contacts,
+    api_scores,
+    api_trends,
+    assets,
+    attribution,
+    importing,
+    kpis,
+    metrics,
+    orders,
+    selectors,
+)
 from .downloads import CSVAwareMixin, csv_download
 from .lifetime_api import CustomerValueViewSet, LifetimeFitViewSet
 from .models import Order, OrderSource
@@ -175,6 +187,18 @@ class ChannelQuery(serializers.Serializer):
     metric = serializers.ChoiceField(choices=selectors.RANKABLE, default="ctr")
 
 
+class KpiQuery(serializers.Serializer):
+    days = serializers.ChoiceField(choices=kpis.PERIODS, default=7, help_text="the period: last 7 or 30 days")
+    date_to = serializers.DateField(
+        required=False, help_text="last workspace-local day of the period (default: today)"
+    )
+    part = serializers.ChoiceField(
+        choices=["kpis", "daily", "channels"],
+        default="kpis",
+        help_text="With format=csv: the KPIs (default), the daily series or the top channels.",
+    )
+
+
 class AttributionQuery(serializers.Serializer):
     model = serializers.ChoiceField(choices=attribution.MODELS, default="last_touch")
     window_days = serializers.IntegerField(min_value=1, max_value=365, default=30)
@@ -279,8 +303,14 @@ class FiguresViewSet(CSVAwareMixin, WorkspaceGenericViewSet):
     serializer_class = CampaignReportSerializer
     pagination_class = None
     filter_backends = []
-    action_permissions = {"overview": READ, "channels": READ, "attribution": READ}
-    query_parameters = {"channels": [ChannelQuery], "attribution": [AttributionQuery]}
+    action_permissions = {
+        "overview": READ,
+        "channels": READ,
+        "attribution": READ,
+        "kpis": READ,
+        "assets": READ,
+    }
+    query_parameters = {"channels": [ChannelQuery], "attribution": [AttributionQuery], "kpis": [KpiQuery]}
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
     @action(detail=False, methods=["get"])
@@ -289,6 +319,40 @@ class FiguresViewSet(CSVAwareMixin, WorkspaceGenericViewSet):
         if self.wants_csv():
             return csv_download([data], "overview.csv")
         return Response(data)
+
+    @extend_schema(
+        responses=OpenApiTypes.OBJECT,
+        description="The last 7 or 30 workspace-local days against the days before: sent, unique human opens, "
+        "unique clicks, conversions, revenue, CTR and CTOR with their daily series, campaigns in flight and "
+        "active, top channels (`analytics.kpis`).",
+    )
+    @action(detail=False, methods=["get"])
+    def kpis(self, request):
+        query = _query(KpiQuery, request)
+        data = kpis.overview_kpis(self.workspace, days=int(query["days"]), date_to=query.get("date_to"))
+        if self.wants_csv():
+            part = query["part"]
+            if part == "daily":
+                return csv_download(data["daily"], f"kpis-{data['days']}d-daily.csv")
+            if part == "channels":
+                return csv_download(data["top_channels"], f"kpis-{data['days']}d-channels.csv")
+            rows = ({k: v for k, v in row.items() if k != "series"} for row in data["kpis"])
+            return csv_download(
+                rows, f"kpis-{data['days']}d.csv", columns=["key", "label", "current", "previous", "change"]
+            )
+        return Response(data)
+
+    @extend_schema(
+        responses=OpenApiTypes.OBJECT,
+        description="Per media asset: the campaigns whose content carries it and their summed figures, and "
+        "the impressions and clicks channels reported for the asset itself (`analytics.assets`).",
+    )
+    @action(detail=False, methods=["get"])
+    def assets(self, request):
+        rows = assets.asset_performance(self.workspace)
+        if self.wants_csv():
+            return csv_download(rows, "asset-performance.csv")
+        return Response({"assets": rows})
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
     @action(detail=False, methods=["get"])
@@ -322,6 +386,7 @@ router.register("figures", FiguresViewSet, basename="analytics-figures")
 router.register("scores", api_scores.ScoreSettingsViewSet, basename="analytics-scores")
 router.register("scores/contacts", api_scores.ContactScoreViewSet, basename="analytics-contact-scores")
 router.register("cohorts", api_cohorts.CohortViewSet, basename="analytics-cohorts")
+router.register("contacts", api_contacts.ContactInsightViewSet, basename="analytics-contact")
 router.register("trends", api_trends.TrendViewSet, basename="analytics-trends")
 router.register("lifetime-fits", LifetimeFitViewSet, basename="analytics-lifetime-fit")
 router.register("customer-values", CustomerValueViewSet, basename="analytics-lifetime-customer")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
 from django.db.models import Count
 from django.shortcuts import redirect
 from django.views.generic import TemplateView
@@ -15,7 +16,7 @@ from aicmo.views import WorkspaceView
 from crm.models import Contact, Tier
 from publishing.models import Channel, EngagementKind
 
-from . import cohorts, scoring, trends
+from . import assets, cohorts, contact360, scoring, trends
 from .api_cohorts import CohortListSerializer, CohortQuerySerializer
 from .api_scores import ScoreSettingsSerializer
 from .api_trends import TrendQuerySerializer
@@ -200,6 +201,78 @@ class ContactScoresView(WorkspaceView, TemplateView):
                 "type": "line",
                 "labels": [h["day"].isoformat() for h in history],
                 "series": [{"label": "Score", "data": [h["score"] for h in history]}],
+            },
+        )
+        return ctx
+
+
+class Contact360View(WorkspaceView, TemplateView):
+    """One contact across apps: profile, score and tier with the score-history chart, engagement counts,
+    orders per currency, RFM and the latest lifetime prediction, and the timeline (50 a page, newest first,
+    times in the reader's zone). The same selectors as ``/api/v1/analytics/contacts/{id}/``."""
+
+    template_name = "analytics/contact_360.html"
+    TIMELINE_PAGE = 50
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        contact = get_scoped_or_404(Contact.objects.select_related("company"), self.request, pk=kwargs["pk"])
+        figures = contact360.contact_figures(self.workspace, contact)
+        history = figures["score"]["history"]
+        rows = contact360.timeline(self.workspace, contact.pk, include_audit=self.tenant.allows(MANAGE))
+        page = Paginator(rows, self.TIMELINE_PAGE).get_page(self.request.GET.get("page"))
+        engagement = figures["engagement"]
+        ctx.update(
+            contact=contact,
+            figures=figures,
+            engagement_rows=[
+                {"kind": kind, "events": engagement[kind]}
+                for kind in (
+                    "sent",
+                    "delivered",
+                    "open_human",
+                    "open_machine",
+                    "click",
+                    "reply",
+                    "conversion",
+                    "bounce_hard",
+                    "bounce_soft",
+                    "unsubscribe",
+                    "complaint",
+                )
+            ],  # fmt: skip
+            page=page,
+            entries=[contact360.entry(r) for r in page.object_list],
+            chart={
+                "type": "line",
+                "labels": [h["day"].isoformat() for h in history],
+                "series": [{"label": "Score", "data": [h["score"] for h in history]}],
+            },
+        )
+        return ctx
+
+
+class AssetPerformanceView(WorkspaceView, TemplateView):
+    """Media asset performance: the campaigns carrying each asset and what channels reported for it, as a
+    chart of the top assets' CTRs beside the full table (the API's rows)."""
+
+    template_name = "analytics/assets.html"
+    CHARTED = 20
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        rows = assets.asset_performance(self.workspace)
+        charted = rows[: self.CHARTED]
+        ctx.update(
+            rows=rows,
+            chart={
+                "type": "bar",
+                "percent": True,
+                "labels": [f"{r['title'][:30] or r['asset_id']}" for r in charted],
+                "series": [
+                    {"label": "CTR of the campaigns carrying it", "data": [r["ctr"] for r in charted]},
+                    {"label": "Reported CTR", "data": [r["reported_ctr"] for r in charted]},
+                ],
             },
         )
         return ctx

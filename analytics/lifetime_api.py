@@ -19,7 +19,7 @@ from aicmo.api.idempotency import idempotent
 from aicmo.roles import READ
 
 from . import lifetime, lifetime_selectors, rfm
-from .models import CustomerValue, LifetimeFit
+from .models import CUSTOMER_VALUE_FIGURES, CustomerValue, LifetimeFit
 
 
 class LifetimeFitSerializer(serializers.ModelSerializer):
@@ -72,27 +72,7 @@ class LifetimeFitStartSerializer(serializers.Serializer):
 class CustomerValueSerializer(serializers.ModelSerializer):
     class Meta:
         model = CustomerValue
-        fields = [
-            "id",
-            "contact",
-            "fit",
-            "orders",
-            "revenue",
-            "aov",
-            "first_order",
-            "last_order",
-            "frequency",
-            "recency_days",
-            "age_days",
-            "expected_purchases",
-            "p_alive",
-            "expected_spend",
-            "clv",
-            "r_score",
-            "f_score",
-            "m_score",
-            "segment",
-        ]
+        fields = ["id", "contact", "fit", *CUSTOMER_VALUE_FIGURES]
 
 
 class CustomerValueFilter(django_filters.FilterSet):

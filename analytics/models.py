@@ -305,3 +305,10 @@ class CustomerValue(WorkspaceOwned):
 
     def __str__(self) -> str:
         return f"contact {self.contact_id} clv {self.clv}"
+
+
+# A contact's figures of the latest fit, as the API and the contact 360 page show them.
+CUSTOMER_VALUE_FIGURES = (
+    "orders", "revenue", "aov", "first_order", "last_order", "frequency", "recency_days", "age_days",
+    "expected_purchases", "p_alive", "expected_spend", "clv", "r_score", "f_score", "m_score", "segment",
+)  # fmt: skip

@@ -13,7 +13,8 @@ from aicmo.models import JobStatus
 from aicmo.tenancy import get_scoped_or_404
 from aicmo.views import WorkspaceView
 
-from . import lifetime, lifetime_selectors, selectors
+from . import kpis, lifetime, lifetime_selectors, selectors
+from .api import KpiQuery
 
 PAGE_SIZE = 50
 KPI_RATES = (
@@ -26,6 +27,14 @@ KPI_RATES = (
 )
 
 
+# the campaign report's daily chart: (counter, label); the daily table beside it has the same columns
+DAILY_SERIES = (
+    ("unique_opens_human", "Unique opens (human)"),
+    ("unique_clicks", "Unique clicks"),
+    ("conversions", "Conversions"),
+)
+
+
 class CampaignListView(WorkspaceView, TemplateView):
     template_name = "analytics/campaign_list.html"
 
@@ -34,13 +43,21 @@ class CampaignListView(WorkspaceView, TemplateView):
         campaigns = selectors.campaigns_for(self.workspace).order_by("-created_at", "-id")
         page = Paginator(campaigns, PAGE_SIZE).get_page(self.request.GET.get("page"))
         ctx.update(page=page, rows=selectors.campaign_rows(self.workspace, list(page.object_list)))
+        query = KpiQuery(
+            data={"days": self.request.GET.get("days") or 7}, context={"workspace": self.workspace}
+        )
+        ctx["kpi_errors"] = [] if query.is_valid() else ["days: the period is 7 or 30 days."]
+        days = int(query.validated_data["days"]) if not ctx["kpi_errors"] else 7
+        ctx["periods"] = kpis.PERIODS
+        ctx["period"] = period = kpis.overview_kpis(self.workspace, days=days)
+        ctx["sparklines"] = kpis.sparklines(period)
         ctx["overview"] = overview = selectors.overview(self.workspace)
-        ctx["kpis"] = kpis = [{"label": label, "value": overview[key]} for key, label in KPI_RATES]
+        ctx["kpis"] = rates = [{"label": label, "value": overview[key]} for key, label in KPI_RATES]
         ctx["kpi_chart"] = {
             "type": "bar",
             "percent": True,
-            "labels": [k["label"] for k in kpis],
-            "series": [{"label": "All campaigns", "data": [k["value"] for k in kpis]}],
+            "labels": [k["label"] for k in rates],
+            "series": [{"label": "All campaigns", "data": [k["value"] for k in rates]}],
         }
         return ctx
 
@@ -51,7 +68,13 @@ class CampaignReportView(WorkspaceView, TemplateView):
     def get_context_data(self, **kwargs):
         ctx = super().get_context_data(**kwargs)
         campaign = get_scoped_or_404(selectors.campaigns_for(self.workspace), self.request, pk=kwargs["pk"])
-        ctx["report"] = selectors.campaign_report(self.workspace, campaign)
+        ctx["report"] = report = selectors.campaign_report(self.workspace, campaign)
+        daily = report["daily"]
+        ctx["daily_chart"] = {
+            "type": "line",
+            "labels": [d["day"] for d in daily],
+            "series": [{"label": label, "data": [d[key] for d in daily]} for key, label in DAILY_SERIES],
+        }
         return ctx
 
 

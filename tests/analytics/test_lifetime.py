@@ -367,6 +367,10 @@ def test_dashboard_page_shows_the_fit_and_is_workspace_scoped(
     html = page.content.decode()
     assert page.status_code == 200
     assert 'id="calibration"' in html and 'id="rfm-grid"' in html and "r = 0.2426" in html
+    best = (
+        CustomerValue.objects.filter(workspace=workspace).exclude(clv=None).order_by("-clv", "contact_id")[0]
+    )
+    assert f'href="/analytics/contacts/{best.contact_id}/"' in html  # the top CLVs link to their contact 360
     other = client_for(role=Role.VIEWER, workspace_=other_workspace)
     html = other.get("/analytics/lifetime/").content.decode()
     assert "No finished fit yet." in html and "cdnow" not in html

@@ -47,3 +47,32 @@ def test_report_pages_query_count_is_flat(client_for, django_assert_max_num_quer
         assert client.get("/analytics/").status_code == 200
     with django_assert_max_num_queries(20):
         assert client.get(f"/analytics/campaigns/{campaigns[0].pk}/").status_code == 200
+
+
+def test_campaign_report_chart_has_the_daily_tables_figures(client_for, api_client_for):
+    import json
+    import re
+
+    client = client_for(Role.VIEWER)
+    [campaign, _] = rolled(client.workspace)
+    html = client.get(f"/analytics/campaigns/{campaign.pk}/").content.decode()
+    chart = json.loads(
+        re.search(r'<script id="daily-chart" type="application/json">(.*?)</script>', html, re.S)[1]
+    )
+    daily = (
+        api_client_for(role=Role.VIEWER).get(f"/api/v1/analytics/campaigns/{campaign.pk}/").json()["daily"]
+    )
+    assert chart["labels"] == [d["day"] for d in daily] and len(daily) >= 5
+    assert [s["label"] for s in chart["series"]] == ["Unique opens (human)", "Unique clicks", "Conversions"]
+    for series, key in zip(
+        chart["series"], ("unique_opens_human", "unique_clicks", "conversions"), strict=True
+    ):
+        assert series["data"] == [d[key] for d in daily]
+    assert 'id="daily"' in html and 'data-chart="daily-chart"' in html
+
+
+def test_campaign_report_without_rollups_has_no_chart(client_for):
+    client = client_for(Role.VIEWER)
+    [campaign] = make_campaigns(client.workspace, 1)
+    html = client.get(f"/analytics/campaigns/{campaign.pk}/").content.decode()
+    assert "Nothing rolled up yet." in html and "daily-chart" not in html

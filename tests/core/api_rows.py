@@ -144,6 +144,7 @@ def analytics_rows(workspace, contact, campaign_id: int) -> dict[str, int]:
         "analytics/lifetime-fits": fit.pk,
         "analytics/customer-values": value.pk,
         "analytics/scores": contact.pk,  # a contact's score history (scores/contacts/{id}/history/)
+        "analytics/contacts": contact.pk,  # contact 360 figures and timeline (contacts/{id}/, timeline/)
     }
 
 

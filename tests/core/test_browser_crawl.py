@@ -133,6 +133,7 @@ def _ids(workspace) -> dict[str, int]:
         "analytics:contact-scores": hostile.pk,
         "publishing:webhook": first(WebhookEndpoint.objects.filter(workspace=workspace)),
         "publishing:webhook-delete": first(WebhookEndpoint.objects.filter(workspace=workspace)),
+        "analytics:contact": hostile.pk,
     }
 
 

@@ -142,7 +142,7 @@ def test_home_query_count_is_flat(client_for, django_assert_max_num_queries):
     for i in range(10):
         JobFactory(workspace=client.workspace, label=f"job {i}", status=JobStatus.RUNNING)
         AuditEventFactory(workspace=client.workspace, verb="crm.contact.created")
-    with django_assert_max_num_queries(22):
+    with django_assert_max_num_queries(26):  # analytics' 7-day KPI panel: four rollup queries
         assert client.get("/").status_code == 200
 
 
@@ -153,3 +153,31 @@ def test_big_counts_are_grouped_on_the_overview_and_the_contact_list(client_for)
     )
     assert '<strong class="figure-total">1,234</strong>' in client.get("/").content.decode()
     assert "1,234 contacts" in client.get("/crm/").content.decode()
+
+
+def test_home_shows_analytics_kpis_of_the_last_seven_days_with_sparklines(client_for, api_client_for):
+    import json
+    import re
+
+    from analytics.models import DailyRollup
+    from analytics.rollups import local_today
+
+    client = client_for("viewer")
+    campaign = make_campaign(client.workspace, 1)
+    today = local_today(client.workspace.pk)
+    DailyRollup.objects.bulk_create(
+        [
+            DailyRollup(workspace=client.workspace, campaign=campaign, channel="email",
+                        day=today - dt.timedelta(days=i), sent=10 * (i + 1), unique_clicks=i)
+            for i in range(14)
+        ]
+    )  # fmt: skip
+    page = client.get("/").content.decode()
+    api = api_client_for(role="viewer").get("/api/v1/analytics/figures/kpis/?days=7").json()
+    sent = next(k for k in api["kpis"] if k["key"] == "sent")
+    assert (sent["current"], sent["previous"]) == (280, 770)  # 10+…+70 against 80+…+140
+    spark = json.loads(
+        re.search(r'<script id="spark-sent" type="application/json">(.*?)</script>', page, re.S)[1]
+    )
+    assert spark["series"][0]["data"] == sent["series"] == [70, 60, 50, 40, 30, 20, 10]
+    assert 'id="home-kpis"' in page and 'id="kpi-table"' in page and "<td>280</td><td>770</td>" in page

@@ -28,6 +28,8 @@ NOT_ROW_LISTS = {
     "/api/v1/analytics/campaigns/compare/": "needs ?campaigns=; analytics tests check foreign ids (404)",
     "/api/v1/analytics/figures/overview/": "workspace totals, no rows (analytics tests)",
     "/api/v1/analytics/figures/channels/": "one row per channel of the caller's rollups (analytics tests)",
+    "/api/v1/analytics/figures/assets/": "figures of the caller's assets and campaigns (test_assets isolation)",
+    "/api/v1/analytics/figures/kpis/": "period KPIs of the caller's rollups (test_kpis isolation)",
     "/api/v1/analytics/figures/attribution/": "per-campaign credit of the caller's orders (analytics tests)",
     "/api/v1/analytics/cohorts/retention/": "a matrix of the caller's cohorts (test_cohorts isolation)",
     "/api/v1/analytics/scores/settings/": "the caller's scoring rule, one object",

@@ -4,7 +4,8 @@
 // figures; the canvas is a picture of that table (role="img" with a label).
 //
 //   <canvas data-chart="ID"></canvas>  +  {{ spec|json_script:"ID" }}
-//   spec = {type: "line" | "bar", labels: [...], series: [{label, data: [...], kind?: "markers"}], percent?}
+//   spec = {type: "line" | "bar", labels: [...], series: [{label, data: [...], kind?: "markers"}], percent?,
+//           sparkline?: true (no axes, no legend)}
 (function () {
   "use strict";
   var COLOURS = ["#1d4ed8", "#b45309", "#047857", "#7c3aed", "#be123c"];
@@ -41,17 +42,23 @@
     var percent = function (value) {
       return spec.percent ? (value * 100).toFixed(1) + " %" : value;
     };
+    var options = {
+      responsive: true,
+      maintainAspectRatio: false,
+      animation: false,
+      interaction: { mode: "index", intersect: false },
+      scales: { y: { beginAtZero: true, ticks: { callback: percent } } },
+      plugins: { legend: { position: "bottom" } },
+    };
+    if (spec.sparkline) {
+      // a KPI's trend in a small box: no axes or legend (the table beside holds the figures)
+      options.scales = { x: { display: false }, y: { display: false, beginAtZero: true } };
+      options.plugins = { legend: { display: false } };
+    }
     new window.Chart(canvas, {
       type: spec.type || "line",
       data: { labels: spec.labels, datasets: spec.series.map(dataset) },
-      options: {
-        responsive: true,
-        maintainAspectRatio: false,
-        animation: false,
-        interaction: { mode: "index", intersect: false },
-        scales: { y: { beginAtZero: true, ticks: { callback: percent } } },
-        plugins: { legend: { position: "bottom" } },
-      },
+      options: options,
     });
   }
 
