@@ -114,10 +114,12 @@ bench: venv
 audit: venv
 	$(TEST_ENV) $(BIN)/python manage.py audit_dependencies --requirements requirements.txt
 
-# Build and tool artefacts only: keeps .venv and var/ (your local data; see clean-data).
+# Build and tool artefacts only (and test databases a killed test run left in var/): keeps .venv and your
+# local data in var/ (see clean-data).
 clean:
 	find . -path ./$(VENV) -prune -o -type d -name __pycache__ -print -exec rm -rf {} +
 	rm -rf .pytest_cache .ruff_cache staticfiles
+	rm -f var/test-db-*.sqlite3*
 
 clean-data:
 	rm -rf var/

@@ -6,6 +6,7 @@ production, where every secret must be provided explicitly and the process refus
 
 from __future__ import annotations
 
+import os
 import secrets
 import sys
 from datetime import timedelta
@@ -148,7 +149,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         # A file, not SQLite's shared-cache memory database: live Celery workers and servers run in threads
         # next to the test, and shared-cache table locks ("database table is locked") ignore the busy
         # timeout, while a WAL file database lets readers and one writer proceed together.
-        DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
+        # One file per test process (the pid), so two pytest runs in one checkout do not share — and break
+        # — each other's database; Django deletes it when the run ends (`make clean` removes strays).
+        DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-db-{os.getpid()}.sqlite3")}
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
