@@ -15,8 +15,9 @@ from gateway.capabilities import OutgoingEmail
 
 def wire(**fields) -> bytes:
     adapter = SMTPAdapter(base_url="smtp+plain://127.0.0.1:2525", options={"from_email": "news@acme.example"})
-    msg = OutgoingEmail(to="p@example.com", subject=fields.pop("subject", "Hi"), text="Hello", **fields)
-    return adapter.message_bytes(adapter.build_message(msg), msg, international=False)
+    fields.setdefault("text", "Hello")
+    msg = OutgoingEmail(to=fields.pop("to", "p@example.com"), subject=fields.pop("subject", "Hi"), **fields)
+    return adapter.build_message(msg).data
 
 
 def head(data: bytes) -> str:
@@ -53,3 +54,38 @@ def test_any_printable_ascii_subject_round_trips_within_line_limits(subject):
     assert all(len(line) <= 998 for line in data.split(b"\r\n"))
     parsed = email.message_from_bytes(data, policy=email.policy.default)
     assert parsed["Subject"] == subject
+
+
+_BODY_TEXT = st.lists(
+    st.sampled_from(list("ab =.\t\r\n-_é€😀<>\"'") + ["=_", "--", "\r\n", " \n", "\n.\n", "From "]),
+    max_size=300,
+).map("".join) | st.builds(
+    lambda word, n: (word + " ") * n, st.sampled_from(["x", "lang", "é"]), st.integers(0, 90)
+)
+
+
+def _content(part) -> str:
+    return part.get_content().replace("\r\n", "\n")
+
+
+def _normalized(text: str) -> str:
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text if text.endswith("\n") else text + "\n"
+
+
+@given(text=_BODY_TEXT, html=_BODY_TEXT)
+def test_any_text_and_html_bodies_round_trip_through_the_mime_writer(text, html):
+    data = wire(text=text, html=html or "<p>x</p>")
+    assert all(len(line) <= 998 for line in data.split(b"\r\n"))
+    assert b"\n" not in data.replace(b"\r\n", b"")  # CRLF only
+    parsed = email.message_from_bytes(data, policy=email.policy.default)
+    assert not parsed.defects
+    if text:
+        assert parsed.get_content_type() == "multipart/alternative"
+        plain, rich = parsed.get_payload()
+        assert plain.get_content_type() == "text/plain" and _content(plain) == _normalized(text)
+        assert rich.get_content_type() == "text/html"
+        assert _content(rich) == _normalized(html or "<p>x</p>")
+    else:
+        assert parsed.get_content_type() == "text/html"
+        assert _content(parsed) == _normalized(html or "<p>x</p>")
