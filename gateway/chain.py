@@ -20,9 +20,11 @@ from typing import Any
 from django.conf import settings
 from redis.exceptions import RedisError
 
+from aicmo.redis import get_redis
+
 from . import breaker, ratelimit
 from .errors import ErrorKind, ProviderError, ProvidersUnavailable, classify_exception
-from .health import build_adapter, record_call
+from .health import build_adapter, record_call_command
 from .models import STATE_RANK, AccountState, ProviderAccount
 
 log = logging.getLogger(__name__)
@@ -181,7 +183,8 @@ class _Chain:
         kind = error.kind if error else None
         if kind == ErrorKind.TRANSIENT:
             adapter_pool.discard(account)
-        record_call(
+        # Health and breaker outcome in one pipelined round trip (two scripts, in this order).
+        health = record_call_command(
             account=account,
             kind=kind,
             latency_ms=latency_ms,
@@ -189,24 +192,29 @@ class _Chain:
             capability=self.capability,
             method=self.method,
         )
-        if self.use_breaker:
-            failed = kind is not None and kind.counts_as_failure
-            try:
-                transition = breaker.record(
-                    account.pk,
-                    ok=not failed,
-                    probe=probe,
-                    cause=str(error) if failed else "",
-                    config=self.config,
-                )
-            except RedisError:
-                # The provider already answered: losing one breaker sample beats losing (or repeating) the call.
-                log.warning("breaker outcome for account %s not recorded: Redis unavailable", account.pk)
-            else:
-                if transition.changed:
-                    services.account_note_breaker(
-                        account=account, transition=transition, cause=str(error or "")
+        failed = kind is not None and kind.counts_as_failure
+        try:
+            pipe = get_redis().pipeline(transaction=False)
+            pipe.eval(*health)
+            if self.use_breaker:
+                pipe.eval(
+                    *breaker.record_command(
+                        account.pk,
+                        ok=not failed,
+                        probe=probe,
+                        cause=str(error) if failed else "",
+                        config=self.config,
                     )
+                )
+            replies = pipe.execute()
+        except RedisError:
+            # The provider already answered: losing one health and breaker sample beats losing (or
+            # repeating) the call.
+            log.warning("outcome for account %s not recorded: Redis unavailable", account.pk)
+        else:
+            transition = breaker.transition_of(replies[1]) if self.use_breaker else None
+            if transition is not None and transition.changed:
+                services.account_note_breaker(account=account, transition=transition, cause=str(error or ""))
         if error is None:
             return True, result
         if error.kind == ErrorKind.REAUTH:
@@ -230,19 +238,15 @@ class _Chain:
             for account in live if (first and ordered) else order_accounts(live):
                 if self.attempts >= budget.max_attempts:
                     break
-                gate = (
-                    breaker.allow(account.pk, self.config)
-                    if self.use_breaker
-                    else breaker.Gate(True, "closed")
-                )
+                if self.use_breaker:
+                    gate, wait = breaker.admit(account, self.config)  # gate and token: one round trip
+                else:
+                    gate, wait = breaker.Gate(True, "closed"), ratelimit.try_acquire(account)
                 if not gate.allowed:
                     at = time.monotonic() + max(0.0, (gate.retry_at or time.time()) - time.time())
                     soonest = at if soonest is None else min(soonest, at)
                     continue
-                wait = ratelimit.try_acquire(account)
-                if wait > 0:
-                    if gate.probe:
-                        breaker.release_probe(account.pk)
+                if wait > 0:  # no token; an admitted probe slot was given back
                     at = time.monotonic() + wait
                     soonest = at if soonest is None else min(soonest, at)
                     continue
