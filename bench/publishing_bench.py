@@ -172,7 +172,7 @@ def run(port: int, paths: list[str], concurrency: int) -> tuple[float, dict[int,
     return len(paths) / seconds, statuses
 
 
-def send_bench(recipients: int, profile: bool = False) -> None:
+def send_bench(recipients: int, profile: bool = False, dump: str | None = None) -> None:
     """10,000-recipient campaign (default) through the sending service in this process (one thread, batches
     of PUBLISHING_SEND_BATCH_SIZE) to the SMTP sink in another process, vs a raw ``smtplib`` loop over one
     connection to the same sink with a message of the same size. ``profile``: the send loop runs under
@@ -260,6 +260,8 @@ def send_bench(recipients: int, profile: bool = False) -> None:
     )
     if profiler:
         stats = pstats.Stats(profiler)
+        if dump:
+            stats.dump_stats(dump)
         stats.sort_stats("cumulative").print_stats(60)
         stats.sort_stats("tottime").print_stats(60)
 
@@ -270,8 +272,9 @@ def main() -> None:
         parser.add_argument("mode")
         parser.add_argument("--recipients", type=int, default=10_000)
         parser.add_argument("--profile", action="store_true", help="cProfile the send loop")
+        parser.add_argument("--profile-dump", metavar="FILE", help="also write the pstats data to FILE")
         args = parser.parse_args()
-        send_bench(args.recipients, profile=args.profile)
+        send_bench(args.recipients, profile=args.profile or bool(args.profile_dump), dump=args.profile_dump)
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=3000, help="requests per endpoint and round")
