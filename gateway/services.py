@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import date, datetime
-from email.utils import make_msgid
+from email.utils import make_msgid, parseaddr
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -23,6 +23,7 @@ from aicmo.audit import audit_record
 
 from . import breaker, ratelimit
 from . import capabilities as cap
+from .adapters.mail import ascii_domain
 from .capabilities import Capability
 from .chain import call, call_accounts, candidate_accounts, order_accounts
 from .crypto import decrypt_credentials, encrypt_credentials, mask_secret, rotate_token
@@ -234,12 +235,23 @@ def verify_email(*, workspace, email: str) -> cap.VerificationResult:
     return call(email, workspace=workspace, capability=Capability.VERIFY_EMAIL)
 
 
+def message_id_new(*, from_email: str) -> str:
+    """A fresh ``<…@domain>`` Message-ID (RFC 5322 §3.6.4) on the domain of ``from_email`` (a bare
+    address or ``Name <address>``), written as its A-label for an internationalized domain (a msg-id is
+    ASCII); ``aicmo.local`` when there is no usable domain."""
+    domain = parseaddr(from_email)[1].rpartition("@")[2]
+    try:
+        domain = ascii_domain(domain)
+    except ValueError:
+        domain = ""
+    return make_msgid(domain=domain or "aicmo.local")
+
+
 def _with_message_id(message: cap.OutgoingEmail) -> cap.OutgoingEmail:
     """Mint the Message-ID before the chain so a retry or failover sends the same message, not a twin."""
     if message.message_id:
         return message
-    domain = (message.from_email.rpartition("@")[2] or "aicmo.local").strip(">") or "aicmo.local"
-    return replace(message, message_id=make_msgid(domain=domain))
+    return replace(message, message_id=message_id_new(from_email=message.from_email))
 
 
 def send_email(*, workspace, message: cap.OutgoingEmail) -> cap.SendResult:

@@ -15,9 +15,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from email.errors import HeaderParseError
-from email.header import decode_header, make_header
+from email.header import Header, decode_header, make_header
 from email.message import Message
-from email.utils import formataddr, getaddresses, make_msgid, parseaddr, parsedate_to_datetime
+from email.utils import escapesre, getaddresses, make_msgid, parseaddr, parsedate_to_datetime, specialsre
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -49,22 +49,29 @@ def _server_from(adapter: _MailServerAdapter) -> tuple[str, int, str]:
     return str(parts.hostname), parts.port or adapter.url_schemes[scheme], adapter.schemes[scheme]
 
 
+def ascii_domain(domain: str) -> str:
+    """A domain as it goes into SMTP commands and ASCII headers: itself when ASCII, else its IDNA 2008
+    A-label (UTS #46 mapping, ``idna`` package; RFC 5890): ``bücher.example`` → ``xn--bcher-kva.example``.
+    Raises ValueError for a domain that is not a valid IDN."""
+    if domain.isascii():
+        return domain
+    try:
+        return idna.encode(domain, uts46=True).decode("ascii")
+    except idna.IDNAError as exc:
+        raise ValueError(f"invalid internationalized domain {domain!r}: {exc}") from exc
+
+
 def smtp_mailbox(address: str) -> tuple[str, bool]:
     """(address to put on the wire, whether it needs SMTPUTF8) for one bare ``local@domain`` address.
 
     RFC 6531: a non-ASCII local part can only travel with SMTPUTF8; a non-ASCII domain alone is written
-    as its IDNA 2008 A-label (UTS #46 mapping, ``idna`` package), which every server accepts. Raises
-    ValueError for a domain that is not a valid IDN.
+    as its A-label (`ascii_domain`), which every server accepts. Raises ValueError for a domain that is
+    not a valid IDN.
     """
     local, _, domain = address.rpartition("@")
     if not local.isascii():
         return address, True
-    if not domain.isascii():
-        try:
-            domain = idna.encode(domain, uts46=True).decode("ascii")
-        except idna.IDNAError as exc:
-            raise ValueError(f"invalid internationalized domain {domain!r}: {exc}") from exc
-    return f"{local}@{domain}", False
+    return f"{local}@{ascii_domain(domain)}", False
 
 
 # Headers the adapter writes itself; ``OutgoingEmail.headers`` may not set them.
@@ -122,20 +129,33 @@ def _header_line(name: str, value: str, policy: email.policy.EmailPolicy) -> byt
     return policy.fold_binary(name, value)
 
 
-def mailbox_header(name: str, address: str) -> str:
-    """One mailbox as header text, ``Name <local@domain>`` or the bare address when ``name`` is empty.
+def mailbox_line(field: str, name: str, address: str) -> bytes:
+    """One address header field (From, To, Reply-To) with one mailbox, as wire bytes ending in CRLF:
+    ``Field: Name <local@domain>``, or the bare address when ``name`` is empty.
 
     The domain is written as its IDNA A-label (`smtp_mailbox`, RFC 5890: ``news@bücher.example`` →
-    ``news@xn--bcher-kva.example``), so the header agrees with the envelope; the display name is quoted
-    when it holds RFC 5322 specials and RFC 2047-encoded when it is not ASCII (``email.utils.formataddr``).
-    A non-ASCII local part stays as written (valid only in an SMTPUTF8 message, RFC 6532). Raises
-    ValueError for an invalid internationalized domain."""
-    wire, international = smtp_mailbox(address)
+    ``news@xn--bcher-kva.example``), so the header agrees with the envelope. An ASCII display name is a
+    quoted-string when it holds RFC 5322 specials (``"Acme, Inc."``, quotes and backslashes escaped,
+    ``email.utils.formataddr``'s rule); any other name is written as RFC 2047 encoded-words of at most 75
+    characters, folded (``email.header.Header``), which every reader decodes. A non-ASCII local part stays
+    as written (valid only in an SMTPUTF8 message, RFC 6532). Raises ValueError for an invalid
+    internationalized domain or a line that would pass 998 characters."""
+    wire, _international = smtp_mailbox(address)
     if not name:
-        return wire
-    if international:  # formataddr refuses a non-ASCII address: format the name alone, then append
-        return formataddr((name, "x@x"))[: -len(" <x@x>")] + f" <{wire}>"
-    return formataddr((name, wire))
+        display = ""
+    elif name.isascii() and not _CONTROL.search(name):
+        display = '"' + escapesre.sub(r"\\\g<0>", name) + '"' if specialsre.search(name) else name
+    else:
+        display = Header(name, "utf-8", header_name=field).encode(linesep="\r\n")
+    if not display:
+        line = f"{field}: {wire}"
+    else:
+        last = f"{field}: {display}".rpartition("\r\n")[2]
+        fold = "\r\n " if len(last) + len(wire) + 3 > FOLD_AT else " "
+        line = f"{field}: {display}{fold}<{wire}>"
+    if any(len(part.encode()) > 998 for part in line.split("\r\n")):
+        raise ValueError(f"the {field} header would pass 998 characters")
+    return line.encode("utf-8") + b"\r\n"
 
 
 def _body_part(text: str, subtype: str) -> tuple[bytes, bytes]:
@@ -319,7 +339,7 @@ class SMTPAdapter(_MailServerAdapter):
         """The message as it goes on the wire (`WireMessage`), written directly rather than through
         ``EmailMessage`` (whose header parsing and generator cost ~3 ms a message): headers folded per
         RFC 5322, non-ASCII text RFC 2047-encoded (raw UTF-8 only when the envelope needs SMTPUTF8, as
-        ``smtplib.send_message`` would write it), addresses through `mailbox_header` (IDNA domains), the
+        ``smtplib.send_message`` would write it), addresses through `mailbox_line` (IDNA domains), the
         body from `mime_body`. DKIM-signed with ``msg.dkim`` when given: the signed bytes are the sent
         bytes. Raises ProviderError(BAD_INPUT) for a missing/invalid address, no body, an overridden or
         injected header, an invalid IDN domain or a key that cannot sign."""
@@ -342,18 +362,18 @@ class SMTPAdapter(_MailServerAdapter):
             recipient, to_intl = smtp_mailbox(to_address)
             international = from_intl or to_intl
             policy = email.policy.SMTPUTF8 if international else email.policy.SMTP
-            message_id = msg.message_id or make_msgid(domain=envelope_from.rpartition("@")[2])
+            message_id = msg.message_id or make_msgid(domain=ascii_domain(from_address.rpartition("@")[2]))
             reply_to = msg.reply_to or str(self.options.get("reply_to") or "")
+            head = mailbox_line("From", from_name, from_address) + mailbox_line("To", to_name, to_address)
+            if reply_to:
+                head += mailbox_line("Reply-To", *parseaddr(reply_to))
             fields = [
-                ("From", mailbox_header(from_name, from_address)),
-                ("To", mailbox_header(to_name, to_address)),
                 ("Subject", msg.subject),
-                *([("Reply-To", mailbox_header(*parseaddr(reply_to)))] if reply_to else []),
                 ("Message-ID", message_id),
                 ("Date", email.utils.format_datetime(datetime.now(UTC))),
                 *msg.headers.items(),
             ]
-            head = b"".join(_header_line(name, value, policy) for name, value in fields)
+            head += b"".join(_header_line(name, value, policy) for name, value in fields)
         except ValueError as exc:  # header injection / malformed header / invalid IDN
             raise self.fail(ErrorKind.BAD_INPUT, f"Invalid email header: {exc}") from exc
         mime_head, body = mime_body(msg.text, msg.html)

@@ -25,7 +25,6 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from email.utils import formataddr, make_msgid
 from functools import lru_cache
 from html import escape, unescape
 from urllib.parse import quote
@@ -214,7 +213,8 @@ def message_build(
         subject=rendered.subject,
         html=rendered.html,
         text=rendered.text,
-        from_email=formataddr((version.from_name or sender.name, sender.email)),
+        from_email=sender.email,
+        from_name=version.from_name or sender.name,
         reply_to=version.reply_to,
         message_id=message_id,
         headers={
@@ -415,7 +415,7 @@ def campaign_send_batch(*, campaign_id: int) -> BatchOutcome:
     renewed_at = timezone.now()
     sent = failed = 0
     for delivery in deliveries:
-        message_id = delivery.message_id or make_msgid(domain=version.sender.email.rpartition("@")[2])
+        message_id = delivery.message_id or gateway_services.message_id_new(from_email=version.sender.email)
         try:
             message = message_build(
                 campaign=campaign,
