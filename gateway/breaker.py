@@ -231,14 +231,12 @@ return {g[1], g[2], g[3], g[4], r[1], r[2]}
 )
 
 
-def admit(account, config: BreakerConfig | None = None) -> tuple[Gate, float]:
-    """`allow` then `ratelimit.try_acquire` for ``account`` in one Redis round trip (both keep their
-    keys under the account's hash tag). Returns (gate, wait): a refused gate takes no token (wait 0.0);
-    an admitted one with ``wait > 0`` got no token and no probe slot (it was released), exactly as the
-    chain did with the two calls one after the other."""
+def admit_command(account, config: BreakerConfig | None = None) -> tuple:
+    """The ``EVAL`` arguments of `admit`, for a caller that pipelines it after other commands; its reply
+    goes to `admitted`."""
     cfg = config or breaker_config()
     keys = _keys(account.pk)
-    allowed, state, retry_at, probe, granted, wait = get_redis().eval(
+    return (
         _ADMIT,
         4,
         keys[0],
@@ -250,11 +248,23 @@ def admit(account, config: BreakerConfig | None = None) -> tuple[Gate, float]:
         float(account.rate_limit_per_second or 0),
         max(1, int(account.rate_limit_burst or 1)),
     )
+
+
+def admitted(reply) -> tuple[Gate, float]:
+    allowed, state, retry_at, probe, granted, wait = reply
     retry = float(_text(retry_at))
     gate = Gate(allowed=bool(allowed), state=_text(state), retry_at=retry or None, probe=bool(probe))
     if not gate.allowed or granted:
         return gate, 0.0
     return Gate(allowed=True, state=gate.state, retry_at=None, probe=False), max(float(_text(wait)), 0.001)
+
+
+def admit(account, config: BreakerConfig | None = None) -> tuple[Gate, float]:
+    """`allow` then `ratelimit.try_acquire` for ``account`` in one Redis round trip (both keep their
+    keys under the account's hash tag). Returns (gate, wait): a refused gate takes no token (wait 0.0);
+    an admitted one with ``wait > 0`` got no token and no probe slot (it was released), exactly as the
+    chain did with the two calls one after the other."""
+    return admitted(get_redis().eval(*admit_command(account, config)))
 
 
 def release_probe(account_id: int) -> None:

@@ -140,8 +140,56 @@ def _epoch(monotonic_at: float) -> datetime:
     return datetime.fromtimestamp(time.time() + (monotonic_at - time.monotonic()), tz=UTC)
 
 
+class OutcomeBuffer:
+    """Outcomes of a run of calls that may wait for the run's next Redis round trip: the health sample
+    and breaker record of a successful call that was not a half-open probe. Such a record never changes
+    the breaker's state (only a probe's outcome or a failure can), so sending it just before the next
+    call's gate — in the same pipeline, in order — gives that gate the same answer, with one round trip
+    per call instead of two. Failures and probe outcomes are recorded at once, after whatever waits here.
+    Owned by the caller of the run (`gateway.services.EmailBatch`), which calls `flush` when it ends; a
+    process that dies first loses those samples, as it would with Redis down."""
+
+    def __init__(self) -> None:
+        self.commands: list[tuple] = []
+
+    def take(self) -> list[tuple]:
+        commands, self.commands = self.commands, []
+        return commands
+
+    def flush(self) -> None:
+        commands = self.take()
+        if not commands:
+            return
+        try:
+            pipe = get_redis().pipeline(transaction=False)
+            for command in commands:
+                pipe.eval(*command)
+            pipe.execute()
+        except RedisError:
+            log.warning("%s buffered outcome(s) not recorded: Redis unavailable", len(commands) // 2)
+
+
+def _pipelined(commands: list[tuple], last: tuple):
+    """Run ``commands`` then ``last`` (``EVAL`` arguments) in one round trip; the reply of ``last``."""
+    if not commands:
+        return get_redis().eval(*last)
+    pipe = get_redis().pipeline(transaction=False)
+    for command in (*commands, last):
+        pipe.eval(*command)
+    return pipe.execute()[-1]
+
+
 class _Chain:
-    def __init__(self, *, workspace, capability: str, method: str, budget: RetryBudget, use_breaker: bool):
+    def __init__(
+        self,
+        *,
+        workspace,
+        capability: str,
+        method: str,
+        budget: RetryBudget,
+        use_breaker: bool,
+        outcomes: OutcomeBuffer | None = None,
+    ):
         self.workspace = workspace
         self.capability = capability
         self.method = method
@@ -150,6 +198,7 @@ class _Chain:
         self.config = breaker.breaker_config()
         self.errors: dict[str, ProviderError] = {}
         self.attempts = 0
+        self.outcomes = outcomes
 
     def unavailable(self, retry_at: float | None, why: str = "") -> ProvidersUnavailable:
         errors = dict(self.errors)
@@ -193,26 +242,32 @@ class _Chain:
             method=self.method,
         )
         failed = kind is not None and kind.counts_as_failure
+        commands = [health]
+        if self.use_breaker:
+            commands.append(
+                breaker.record_command(
+                    account.pk,
+                    ok=not failed,
+                    probe=probe,
+                    cause=str(error) if failed else "",
+                    config=self.config,
+                )
+            )
+        if error is None and not probe and self.outcomes is not None:
+            self.outcomes.commands.extend(commands)  # recorded with the next call's gate (`OutcomeBuffer`)
+            return True, result
+        earlier = self.outcomes.take() if self.outcomes is not None else []
         try:
             pipe = get_redis().pipeline(transaction=False)
-            pipe.eval(*health)
-            if self.use_breaker:
-                pipe.eval(
-                    *breaker.record_command(
-                        account.pk,
-                        ok=not failed,
-                        probe=probe,
-                        cause=str(error) if failed else "",
-                        config=self.config,
-                    )
-                )
+            for command in (*earlier, *commands):
+                pipe.eval(*command)
             replies = pipe.execute()
         except RedisError:
             # The provider already answered: losing one health and breaker sample beats losing (or
             # repeating) the call.
             log.warning("outcome for account %s not recorded: Redis unavailable", account.pk)
         else:
-            transition = breaker.transition_of(replies[1]) if self.use_breaker else None
+            transition = breaker.transition_of(replies[-1]) if self.use_breaker else None
             if transition is not None and transition.changed:
                 services.account_note_breaker(account=account, transition=transition, cause=str(error or ""))
         if error is None:
@@ -238,8 +293,11 @@ class _Chain:
             for account in live if (first and ordered) else order_accounts(live):
                 if self.attempts >= budget.max_attempts:
                     break
-                if self.use_breaker:
-                    gate, wait = breaker.admit(account, self.config)  # gate and token: one round trip
+                if self.use_breaker:  # gate and token (after any buffered outcomes): one round trip
+                    earlier = self.outcomes.take() if self.outcomes is not None else []
+                    gate, wait = breaker.admitted(
+                        _pipelined(earlier, breaker.admit_command(account, self.config))
+                    )
                 else:
                     gate, wait = breaker.Gate(True, "closed"), ratelimit.try_acquire(account)
                 if not gate.allowed:
@@ -324,11 +382,12 @@ def call_accounts(
     budget: RetryBudget | None = None,
     use_breaker: bool = True,
     ordered: bool = False,
+    outcomes: OutcomeBuffer | None = None,
     **kwargs,
 ):
     """`call` over accounts the caller already read with `candidate_accounts` (``why``: its reason when
     empty) — for callers that make many calls in a row (``gateway.services.EmailBatch``). ``ordered``: see
-    ``_Chain.run``. Same errors as `call`."""
+    ``_Chain.run``; ``outcomes``: see `OutcomeBuffer` (the caller flushes it). Same errors as `call`."""
     capability = str(capability)
     chain = _Chain(
         workspace=workspace,
@@ -336,6 +395,7 @@ def call_accounts(
         method=method or capability,
         budget=budget or retry_budget(),
         use_breaker=use_breaker,
+        outcomes=outcomes,
     )
     if not accounts:
         raise chain.unavailable(None, why)

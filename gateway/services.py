@@ -25,7 +25,7 @@ from . import breaker, ratelimit
 from . import capabilities as cap
 from .adapters.mail import ascii_domain
 from .capabilities import Capability
-from .chain import call, call_accounts, candidate_accounts, order_accounts
+from .chain import OutcomeBuffer, call, call_accounts, candidate_accounts, order_accounts
 from .crypto import decrypt_credentials, encrypt_credentials, mask_secret, rotate_token
 from .errors import ErrorKind, ProviderError
 from .health import account_set_state
@@ -263,13 +263,26 @@ class EmailBatch:
     from the database and ordered by live health once, on the first message; every message still goes
     through the chain's breaker gate, rate limit, retries, failover and health recording. An account
     marked as needing re-authentication during the run is left out of the following messages. Make one per
-    batch, so configuration changes are seen at the next batch."""
+    batch, so configuration changes are seen at the next batch, and close it when the batch ends (or use
+    it as a context manager): a successful message's health sample and breaker record go to Redis with the
+    next message's gate, one round trip per message (`chain.OutcomeBuffer`), and the last ones on close."""
 
     def __init__(self, *, workspace) -> None:
         self.workspace = workspace
         self._accounts: list[ProviderAccount] | None = None
         self._why = ""
         self._ordered = False
+        self._outcomes = OutcomeBuffer()
+
+    def close(self) -> None:
+        """Record the outcomes still buffered (one round trip; nothing when there are none)."""
+        self._outcomes.flush()
+
+    def __enter__(self) -> EmailBatch:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
 
     def send(self, message: cap.OutgoingEmail) -> cap.SendResult:
         """Same result and errors as `send_email`."""
@@ -287,6 +300,7 @@ class EmailBatch:
             workspace=self.workspace,
             capability=Capability.SEND_EMAIL,
             ordered=self._ordered,
+            outcomes=self._outcomes,
         )
 
 
