@@ -142,41 +142,55 @@ def _epoch(monotonic_at: float) -> datetime:
 
 class OutcomeBuffer:
     """Outcomes of a run of calls that may wait for the run's next Redis round trip: the health sample
-    and breaker record of a successful call that was not a half-open probe. Such a record never changes
-    the breaker's state (only a probe's outcome or a failure can), so sending it just before the next
-    call's gate — in the same pipeline, in order — gives that gate the same answer, with one round trip
-    per call instead of two. Failures and probe outcomes are recorded at once, after whatever waits here.
-    Owned by the caller of the run (`gateway.services.EmailBatch`), which calls `flush` when it ends; a
-    process that dies first loses those samples, as it would with Redis down."""
+    and breaker record of a successful call that was not a half-open probe. They are sent just before the
+    next call's gate, in the same pipeline and in order, so that gate answers as if they had been recorded
+    at once — one round trip per call instead of two. A success rarely changes the breaker (it can bring
+    the window to ``min_calls`` with the failure rate at the threshold): the deferred record's answer is
+    still read and a transition noted on the account (`_run`). Failures and probe outcomes are recorded at
+    once, after whatever waits here. Owned by the caller of the run (`gateway.services.EmailBatch`),
+    which calls `flush` when it ends; a process that dies first loses those samples, as with Redis down."""
 
     def __init__(self) -> None:
-        self.commands: list[tuple] = []
+        self.pending: list[tuple[ProviderAccount, list[tuple]]] = []
 
-    def take(self) -> list[tuple]:
-        commands, self.commands = self.commands, []
-        return commands
+    def take(self) -> list[tuple[ProviderAccount, list[tuple]]]:
+        pending, self.pending = self.pending, []
+        return pending
 
     def flush(self) -> None:
-        commands = self.take()
-        if not commands:
+        pending = self.take()
+        if not pending:
             return
         try:
-            pipe = get_redis().pipeline(transaction=False)
-            for command in commands:
-                pipe.eval(*command)
-            pipe.execute()
+            _run(pending, [])
         except RedisError:
-            log.warning("%s buffered outcome(s) not recorded: Redis unavailable", len(commands) // 2)
+            log.warning("%s buffered outcome(s) not recorded: Redis unavailable", len(pending))
 
 
-def _pipelined(commands: list[tuple], last: tuple):
-    """Run ``commands`` then ``last`` (``EVAL`` arguments) in one round trip; the reply of ``last``."""
-    if not commands:
-        return get_redis().eval(*last)
+def _note_transition(account: ProviderAccount, reply, cause: str = "") -> breaker.Transition:
+    from . import services
+
+    transition = breaker.transition_of(reply)
+    if transition.changed:
+        services.account_note_breaker(account=account, transition=transition, cause=cause)
+    return transition
+
+
+def _run(pending: list[tuple[ProviderAccount, list[tuple]]], commands: list[tuple]) -> list:
+    """Buffered outcomes (`OutcomeBuffer.take`), then ``commands`` (``EVAL`` arguments), in one round trip;
+    a transition a buffered breaker record caused is noted on its account. The replies of ``commands``."""
+    if not pending and len(commands) == 1:
+        return [get_redis().eval(*commands[0])]
     pipe = get_redis().pipeline(transaction=False)
-    for command in (*commands, last):
+    for command in (*(c for _account, cs in pending for c in cs), *commands):
         pipe.eval(*command)
-    return pipe.execute()[-1]
+    replies = pipe.execute()
+    at = 0
+    for account, buffered in pending:
+        at += len(buffered)
+        if len(buffered) == 2:  # health, breaker record
+            _note_transition(account, replies[at - 1])
+    return replies[at:]
 
 
 class _Chain:
@@ -254,22 +268,18 @@ class _Chain:
                 )
             )
         if error is None and not probe and self.outcomes is not None:
-            self.outcomes.commands.extend(commands)  # recorded with the next call's gate (`OutcomeBuffer`)
+            self.outcomes.pending.append((account, commands))  # sent with the next gate (`OutcomeBuffer`)
             return True, result
         earlier = self.outcomes.take() if self.outcomes is not None else []
         try:
-            pipe = get_redis().pipeline(transaction=False)
-            for command in (*earlier, *commands):
-                pipe.eval(*command)
-            replies = pipe.execute()
+            replies = _run(earlier, commands)
         except RedisError:
             # The provider already answered: losing one health and breaker sample beats losing (or
             # repeating) the call.
             log.warning("outcome for account %s not recorded: Redis unavailable", account.pk)
         else:
-            transition = breaker.transition_of(replies[-1]) if self.use_breaker else None
-            if transition is not None and transition.changed:
-                services.account_note_breaker(account=account, transition=transition, cause=str(error or ""))
+            if self.use_breaker:
+                _note_transition(account, replies[-1], str(error or ""))
         if error is None:
             return True, result
         if error.kind == ErrorKind.REAUTH:
@@ -295,9 +305,8 @@ class _Chain:
                     break
                 if self.use_breaker:  # gate and token (after any buffered outcomes): one round trip
                     earlier = self.outcomes.take() if self.outcomes is not None else []
-                    gate, wait = breaker.admitted(
-                        _pipelined(earlier, breaker.admit_command(account, self.config))
-                    )
+                    (reply,) = _run(earlier, [breaker.admit_command(account, self.config)])
+                    gate, wait = breaker.admitted(reply)
                 else:
                     gate, wait = breaker.Gate(True, "closed"), ratelimit.try_acquire(account)
                 if not gate.allowed:

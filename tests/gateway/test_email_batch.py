@@ -149,3 +149,20 @@ def test_failures_after_buffered_successes_still_open_the_breaker(
     assert HealthMinute.objects.count() == 0 and health_flush(account_ids=[sink.pk]) >= 1
     totals = HealthMinute.objects.filter(account=sink).aggregate(calls=Sum("calls"), ok=Sum("successes"))
     assert totals == {"calls": 6, "ok": 3}
+
+
+def test_a_buffered_success_that_opens_the_breaker_is_noted_on_the_account(
+    workspace, smtp_sink, fast_gateway, settings
+):
+    # Given a window one call short of min_calls, at the failure-rate threshold
+    settings.GATEWAY_BREAKER = {"min_calls": 4, "failure_rate": 0.5, "consecutive_failures": 100}
+    sink = account(workspace, smtp_sink.port, name="Sink", priority=1)
+    for ok in (False, True, False):
+        breaker.record(sink.pk, ok=ok, cause="HTTP 503", config=breaker.breaker_config())
+    # When one message succeeds in a batch (its record waits for the batch's close)
+    with EmailBatch(workspace=workspace) as batch:
+        batch.send(message(1))
+    # Then 2 failures in 4 calls opened the breaker, and the account shows it
+    assert breaker.status(sink.pk).state == breaker.OPEN
+    sink.refresh_from_db()
+    assert sink.state == AccountState.COOLING
