@@ -172,11 +172,75 @@ def run(port: int, paths: list[str], concurrency: int) -> tuple[float, dict[int,
     return len(paths) / seconds, statuses
 
 
-def send_bench(recipients: int, profile: bool = False) -> None:
+def _process_tree(pid: int) -> tuple[float, float]:
+    """(CPU seconds, peak RSS in MB of the largest process) of ``pid`` and its children, from /proc."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    tree, changed = {pid}, True
+    while changed:
+        grown = tree | {child for child, parent in parents.items() if parent in tree}
+        changed, tree = grown != tree, grown
+    cpu = peak = 0.0
+    for member in tree:
+        try:
+            fields = (Path("/proc") / str(member) / "stat").read_text().rpartition(")")[2].split()
+            cpu += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            status = (Path("/proc") / str(member) / "status").read_text()
+            hwm = next(line for line in status.splitlines() if line.startswith("VmHWM:"))
+            peak = max(peak, int(hwm.split()[1]) / 1024)
+        except (OSError, StopIteration, ValueError):
+            continue
+    return cpu, peak
+
+
+def _worker_send(
+    campaign, port: int, log: Path, recipients: int, concurrency: int
+) -> tuple[float, float, float]:
+    """The campaign sent the way production sends it: ``campaign_send_now`` queues
+    PUBLISHING_SEND_CONCURRENCY send tasks and a real ``celery -A aicmo worker --concurrency N`` (prefork)
+    runs them. Returns (seconds from send_now until the sink logged every message, CPU seconds of the
+    worker's processes, peak RSS in MB of its largest process)."""
+    from aicmo.celery import app
+    from publishing.services import campaigns
+
+    env = {**os.environ, "AICMO_GATEWAY_LOOPBACK_ALLOW": f"127.0.0.1:{port}", "LOG_LEVEL": "WARNING"}
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "aicmo", "worker", "--concurrency", str(concurrency),
+         "-P", "prefork", "--prefetch-multiplier", "1", "--without-gossip", "--without-mingle", "-l", "warning"],
+        env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        for _ in range(300):
+            if app.control.ping(timeout=0.5):
+                break
+        cpu_before, _ = _process_tree(worker.pid)
+        start = time.perf_counter()
+        campaigns.campaign_send_now(campaign=campaign)
+        while not log.exists() or sum(1 for _ in log.open()) < recipients:
+            if worker.poll() is not None:
+                raise RuntimeError("the worker stopped")
+            time.sleep(0.05)
+        seconds = time.perf_counter() - start
+        cpu, peak = _process_tree(worker.pid)
+    finally:
+        worker.terminate()
+        worker.wait(30)
+    return seconds, cpu - cpu_before, peak
+
+
+def send_bench(
+    recipients: int, profile: bool = False, dump: str | None = None, worker_concurrency: int = 0
+) -> None:
     """10,000-recipient campaign (default) through the sending service in this process (one thread, batches
     of PUBLISHING_SEND_BATCH_SIZE) to the SMTP sink in another process, vs a raw ``smtplib`` loop over one
     connection to the same sink with a message of the same size. ``profile``: the send loop runs under
-    cProfile and the top 60 functions by cumulative and by own time are printed."""
+    cProfile and the top 60 functions by cumulative and by own time are printed. ``worker_concurrency``:
+    sent instead by a real Celery worker with that concurrency (`_worker_send`), as production sends."""
     import cProfile
     import pstats
     import resource
@@ -210,20 +274,25 @@ def send_bench(recipients: int, profile: bool = False) -> None:
                 base_url=f"smtp+plain://127.0.0.1:{port}", credentials={"username": "u", "password": "p"},
                 options={"from_email": "news@acme.example"}, timeout_seconds=10,
             )  # fmt: skip
-            campaigns.campaign_send_now(campaign=campaign)
+            if worker_concurrency:
+                ours, ours_cpu, rss_mb = _worker_send(campaign, port, log, recipients, worker_concurrency)
+                batches = -1
+            else:
+                campaigns.campaign_send_now(campaign=campaign)
             profiler = cProfile.Profile() if profile else None
-            cpu = time.process_time()
-            start = time.perf_counter()
-            batches = 0
-            if profiler:
-                profiler.enable()
-            while sending.campaign_send_batch(campaign_id=campaign.pk).more:
-                batches += 1
-            if profiler:
-                profiler.disable()
-            ours = time.perf_counter() - start
-            ours_cpu = time.process_time() - cpu
-            rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            if not worker_concurrency:
+                cpu = time.process_time()
+                start = time.perf_counter()
+                batches = 0
+                if profiler:
+                    profiler.enable()
+                while sending.campaign_send_batch(campaign_id=campaign.pk).more:
+                    batches += 1
+                if profiler:
+                    profiler.disable()
+                ours = time.perf_counter() - start
+                ours_cpu = time.process_time() - cpu
+                rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
             sample = EmailMessage()
             sample["From"], sample["Subject"] = "news@acme.example", "Hi"
@@ -244,7 +313,12 @@ def send_bench(recipients: int, profile: bool = False) -> None:
             sink.wait(10)
             redis.stop()
         delivered = sum(1 for _ in log.open())
-    print(f"{recipients} recipients, {batches} batches, one thread in-process; sink in another process")
+    how = (
+        f"a Celery worker --concurrency {worker_concurrency} (prefork), CPU and RSS of its processes"
+        if worker_concurrency
+        else f"{batches} batches, one thread in-process"
+    )
+    print(f"{recipients} recipients, {how}; sink in another process")
     # CPU time of this process per message: what the sending code costs, whatever the machine's load.
     print("| | seconds | messages/s | ratio | CPU ms per message (this process) |")
     print("|---|---|---|---|---|")
@@ -258,8 +332,12 @@ def send_bench(recipients: int, profile: bool = False) -> None:
     print(
         f"peak RSS of the sending process: {rss_mb:.0f} MB; sink accepted {delivered} (expected {2 * recipients})"
     )
+    if delivered != 2 * recipients:
+        sys.exit(1)
     if profiler:
         stats = pstats.Stats(profiler)
+        if dump:
+            stats.dump_stats(dump)
         stats.sort_stats("cumulative").print_stats(60)
         stats.sort_stats("tottime").print_stats(60)
 
@@ -270,8 +348,17 @@ def main() -> None:
         parser.add_argument("mode")
         parser.add_argument("--recipients", type=int, default=10_000)
         parser.add_argument("--profile", action="store_true", help="cProfile the send loop")
+        parser.add_argument("--profile-dump", metavar="FILE", help="also write the pstats data to FILE")
+        parser.add_argument(
+            "--worker", type=int, default=0, metavar="N", help="send with a Celery worker --concurrency N"
+        )
         args = parser.parse_args()
-        send_bench(args.recipients, profile=args.profile)
+        send_bench(
+            args.recipients,
+            profile=args.profile or bool(args.profile_dump),
+            dump=args.profile_dump,
+            worker_concurrency=args.worker,
+        )
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=3000, help="requests per endpoint and round")

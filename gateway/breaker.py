@@ -18,6 +18,8 @@ from django.conf import settings
 
 from aicmo.redis import get_redis
 
+from . import ratelimit
+
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 
 
@@ -70,9 +72,9 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 """
 
-_ALLOW = (
-    "redis.replicate_commands()\n"
-    + _NOW
+# The gate, as the body of a Lua function (KEYS/ARGV are its parameters), shared by `allow` and `admit`.
+_ALLOW_BODY = (
+    _NOW
     + """
 local state = redis.call('HGET', KEYS[1], 'state') or 'closed'
 if state == 'closed' then return {1, 'closed', '0', 0} end
@@ -93,6 +95,7 @@ end
 return {1, 'half_open', '0', 1}
 """
 )
+_ALLOW = "redis.replicate_commands()\n" + _ALLOW_BODY
 
 _RECORD = (
     "redis.replicate_commands()\n"
@@ -172,12 +175,13 @@ def allow(account_id: int, config: BreakerConfig | None = None) -> Gate:
     return Gate(allowed=bool(allowed), state=_text(state), retry_at=retry or None, probe=bool(probe))
 
 
-def record(
+def record_command(
     account_id: int, *, ok: bool, probe: bool = False, cause: str = "", config: BreakerConfig | None = None
-) -> Transition:
-    """Record the outcome of an admitted call. ``ok`` is True for anything but a provider failure."""
+) -> tuple:
+    """The ``EVAL`` arguments of `record`, for a caller that pipelines it with other commands; its reply
+    goes to `transition_of`."""
     cfg = config or breaker_config()
-    after, before = get_redis().eval(
+    return (
         _RECORD,
         5,
         *_keys(account_id),
@@ -190,7 +194,77 @@ def record(
         cfg.cooldown_seconds,
         cause[:300],
     )
+
+
+def transition_of(reply) -> Transition:
+    after, before = reply
     return Transition(before=_text(before), after=_text(after))
+
+
+def record(
+    account_id: int, *, ok: bool, probe: bool = False, cause: str = "", config: BreakerConfig | None = None
+) -> Transition:
+    """Record the outcome of an admitted call. ``ok`` is True for anything but a provider failure."""
+    return transition_of(
+        get_redis().eval(*record_command(account_id, ok=ok, probe=probe, cause=cause, config=config))
+    )
+
+
+# `allow` and, when it admits, the account's rate-limit token (`ratelimit.TAKE_BODY`) in one script: one
+# round trip instead of two, and a probe slot admitted but refused a token is given back inside it.
+_ADMIT = (
+    "redis.replicate_commands()\n"
+    + "local function gate(KEYS, ARGV)\n"
+    + _ALLOW_BODY
+    + "\nend\nlocal function take(KEYS, ARGV)\n"
+    + ratelimit.TAKE_BODY
+    + """
+end
+local g = gate({KEYS[1], KEYS[2]}, {ARGV[1], ARGV[2], ARGV[3]})
+if g[1] == 0 then return {g[1], g[2], g[3], g[4], 0, '0'} end
+local r = take({KEYS[3], KEYS[4]}, {ARGV[4], ARGV[5]})
+if r[1] == 0 and g[4] == 1 and tonumber(redis.call('GET', KEYS[2]) or '0') > 0 then
+  redis.call('DECR', KEYS[2])
+end
+return {g[1], g[2], g[3], g[4], r[1], r[2]}
+"""
+)
+
+
+def admit_command(account, config: BreakerConfig | None = None) -> tuple:
+    """The ``EVAL`` arguments of `admit`, for a caller that pipelines it after other commands; its reply
+    goes to `admitted`."""
+    cfg = config or breaker_config()
+    keys = _keys(account.pk)
+    return (
+        _ADMIT,
+        4,
+        keys[0],
+        keys[3],
+        *ratelimit.keys_of(account.pk),
+        cfg.half_open_probes,
+        int(cfg.probe_ttl_seconds * 1000),
+        cfg.cooldown_seconds,
+        float(account.rate_limit_per_second or 0),
+        max(1, int(account.rate_limit_burst or 1)),
+    )
+
+
+def admitted(reply) -> tuple[Gate, float]:
+    allowed, state, retry_at, probe, granted, wait = reply
+    retry = float(_text(retry_at))
+    gate = Gate(allowed=bool(allowed), state=_text(state), retry_at=retry or None, probe=bool(probe))
+    if not gate.allowed or granted:
+        return gate, 0.0
+    return Gate(allowed=True, state=gate.state, retry_at=None, probe=False), max(float(_text(wait)), 0.001)
+
+
+def admit(account, config: BreakerConfig | None = None) -> tuple[Gate, float]:
+    """`allow` then `ratelimit.try_acquire` for ``account`` in one Redis round trip (both keep their
+    keys under the account's hash tag). Returns (gate, wait): a refused gate takes no token (wait 0.0);
+    an admitted one with ``wait > 0`` got no token and no probe slot (it was released), exactly as the
+    chain did with the two calls one after the other."""
+    return admitted(get_redis().eval(*admit_command(account, config)))
 
 
 def release_probe(account_id: int) -> None:

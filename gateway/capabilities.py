@@ -108,7 +108,8 @@ class OutgoingEmail:
     subject: str
     html: str = ""
     text: str = ""
-    from_email: str = ""  # empty: the account's configured From
+    from_email: str = ""  # empty: the account's configured From; "Name <address>" is accepted too
+    from_name: str = ""  # display name; empty: the name in from_email, else the account's configured one
     reply_to: str = ""  # empty: the account's configured Reply-To (if any)
     message_id: str = ""  # empty: the adapter mints one; callers that track replies pass their own
     headers: dict[str, str] = field(default_factory=dict)

@@ -20,9 +20,11 @@ from typing import Any
 from django.conf import settings
 from redis.exceptions import RedisError
 
+from aicmo.redis import get_redis
+
 from . import breaker, ratelimit
 from .errors import ErrorKind, ProviderError, ProvidersUnavailable, classify_exception
-from .health import build_adapter, record_call
+from .health import build_adapter, record_call_command
 from .models import STATE_RANK, AccountState, ProviderAccount
 
 log = logging.getLogger(__name__)
@@ -138,8 +140,70 @@ def _epoch(monotonic_at: float) -> datetime:
     return datetime.fromtimestamp(time.time() + (monotonic_at - time.monotonic()), tz=UTC)
 
 
+class OutcomeBuffer:
+    """Outcomes of a run of calls that may wait for the run's next Redis round trip: the health sample
+    and breaker record of a successful call that was not a half-open probe. They are sent just before the
+    next call's gate, in the same pipeline and in order, so that gate answers as if they had been recorded
+    at once — one round trip per call instead of two. A success rarely changes the breaker (it can bring
+    the window to ``min_calls`` with the failure rate at the threshold): the deferred record's answer is
+    still read and a transition noted on the account (`_run`). Failures and probe outcomes are recorded at
+    once, after whatever waits here. Owned by the caller of the run (`gateway.services.EmailBatch`),
+    which calls `flush` when it ends; a process that dies first loses those samples, as with Redis down."""
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[ProviderAccount, list[tuple]]] = []
+
+    def take(self) -> list[tuple[ProviderAccount, list[tuple]]]:
+        pending, self.pending = self.pending, []
+        return pending
+
+    def flush(self) -> None:
+        pending = self.take()
+        if not pending:
+            return
+        try:
+            _run(pending, [])
+        except RedisError:
+            log.warning("%s buffered outcome(s) not recorded: Redis unavailable", len(pending))
+
+
+def _note_transition(account: ProviderAccount, reply, cause: str = "") -> breaker.Transition:
+    from . import services
+
+    transition = breaker.transition_of(reply)
+    if transition.changed:
+        services.account_note_breaker(account=account, transition=transition, cause=cause)
+    return transition
+
+
+def _run(pending: list[tuple[ProviderAccount, list[tuple]]], commands: list[tuple]) -> list:
+    """Buffered outcomes (`OutcomeBuffer.take`), then ``commands`` (``EVAL`` arguments), in one round trip;
+    a transition a buffered breaker record caused is noted on its account. The replies of ``commands``."""
+    if not pending and len(commands) == 1:
+        return [get_redis().eval(*commands[0])]
+    pipe = get_redis().pipeline(transaction=False)
+    for command in (*(c for _account, cs in pending for c in cs), *commands):
+        pipe.eval(*command)
+    replies = pipe.execute()
+    at = 0
+    for account, buffered in pending:
+        at += len(buffered)
+        if len(buffered) == 2:  # health, breaker record
+            _note_transition(account, replies[at - 1])
+    return replies[at:]
+
+
 class _Chain:
-    def __init__(self, *, workspace, capability: str, method: str, budget: RetryBudget, use_breaker: bool):
+    def __init__(
+        self,
+        *,
+        workspace,
+        capability: str,
+        method: str,
+        budget: RetryBudget,
+        use_breaker: bool,
+        outcomes: OutcomeBuffer | None = None,
+    ):
         self.workspace = workspace
         self.capability = capability
         self.method = method
@@ -148,6 +212,7 @@ class _Chain:
         self.config = breaker.breaker_config()
         self.errors: dict[str, ProviderError] = {}
         self.attempts = 0
+        self.outcomes = outcomes
 
     def unavailable(self, retry_at: float | None, why: str = "") -> ProvidersUnavailable:
         errors = dict(self.errors)
@@ -181,7 +246,8 @@ class _Chain:
         kind = error.kind if error else None
         if kind == ErrorKind.TRANSIENT:
             adapter_pool.discard(account)
-        record_call(
+        # Health and breaker outcome in one pipelined round trip (two scripts, in this order).
+        health = record_call_command(
             account=account,
             kind=kind,
             latency_ms=latency_ms,
@@ -189,24 +255,31 @@ class _Chain:
             capability=self.capability,
             method=self.method,
         )
+        failed = kind is not None and kind.counts_as_failure
+        commands = [health]
         if self.use_breaker:
-            failed = kind is not None and kind.counts_as_failure
-            try:
-                transition = breaker.record(
+            commands.append(
+                breaker.record_command(
                     account.pk,
                     ok=not failed,
                     probe=probe,
                     cause=str(error) if failed else "",
                     config=self.config,
                 )
-            except RedisError:
-                # The provider already answered: losing one breaker sample beats losing (or repeating) the call.
-                log.warning("breaker outcome for account %s not recorded: Redis unavailable", account.pk)
-            else:
-                if transition.changed:
-                    services.account_note_breaker(
-                        account=account, transition=transition, cause=str(error or "")
-                    )
+            )
+        if error is None and not probe and self.outcomes is not None:
+            self.outcomes.pending.append((account, commands))  # sent with the next gate (`OutcomeBuffer`)
+            return True, result
+        earlier = self.outcomes.take() if self.outcomes is not None else []
+        try:
+            replies = _run(earlier, commands)
+        except RedisError:
+            # The provider already answered: losing one health and breaker sample beats losing (or
+            # repeating) the call.
+            log.warning("outcome for account %s not recorded: Redis unavailable", account.pk)
+        else:
+            if self.use_breaker:
+                _note_transition(account, replies[-1], str(error or ""))
         if error is None:
             return True, result
         if error.kind == ErrorKind.REAUTH:
@@ -232,19 +305,17 @@ class _Chain:
             for account in live if (first and ordered) else order_accounts(live):
                 if self.attempts >= budget.max_attempts:
                     break
-                gate = (
-                    breaker.allow(account.pk, self.config)
-                    if self.use_breaker
-                    else breaker.Gate(True, "closed")
-                )
+                if self.use_breaker:  # gate and token (after any buffered outcomes): one round trip
+                    earlier = self.outcomes.take() if self.outcomes is not None else []
+                    (reply,) = _run(earlier, [breaker.admit_command(account, self.config)])
+                    gate, wait = breaker.admitted(reply)
+                else:
+                    gate, wait = breaker.Gate(True, "closed"), ratelimit.try_acquire(account)
                 if not gate.allowed:
                     at = time.monotonic() + max(0.0, (gate.retry_at or time.time()) - time.time())
                     soonest = at if soonest is None else min(soonest, at)
                     continue
-                wait = ratelimit.try_acquire(account)
-                if wait > 0:
-                    if gate.probe:
-                        breaker.release_probe(account.pk)
+                if wait > 0:  # no token; an admitted probe slot was given back
                     at = time.monotonic() + wait
                     soonest = at if soonest is None else min(soonest, at)
                     continue
@@ -322,11 +393,12 @@ def call_accounts(
     budget: RetryBudget | None = None,
     use_breaker: bool = True,
     ordered: bool = False,
+    outcomes: OutcomeBuffer | None = None,
     **kwargs,
 ):
     """`call` over accounts the caller already read with `candidate_accounts` (``why``: its reason when
     empty) — for callers that make many calls in a row (``gateway.services.EmailBatch``). ``ordered``: see
-    ``_Chain.run``. Same errors as `call`."""
+    ``_Chain.run``; ``outcomes``: see `OutcomeBuffer` (the caller flushes it). Same errors as `call`."""
     capability = str(capability)
     chain = _Chain(
         workspace=workspace,
@@ -334,6 +406,7 @@ def call_accounts(
         method=method or capability,
         budget=budget or retry_budget(),
         use_breaker=use_breaker,
+        outcomes=outcomes,
     )
     if not accounts:
         raise chain.unavailable(None, why)

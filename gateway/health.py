@@ -115,7 +115,7 @@ def failure_entry(
     )
 
 
-def record_call(
+def record_call_command(
     *,
     account: ProviderAccount,
     kind: ErrorKind | None,
@@ -124,35 +124,42 @@ def record_call(
     error: ProviderError | None = None,
     capability: str = "",
     method: str = "",
-) -> None:
-    """Count one call in the account's current minute and, when it failed, push it to the recent-failures
-    list: one Redis script call, no database write (``health_flush`` moves the minutes to HealthMinute).
-
-    Losing a sample when Redis is down beats failing (or repeating) a call the provider already answered.
-    """
+) -> tuple:
+    """The ``EVAL`` arguments of `record_call`, for a caller that pipelines it with other commands (the
+    chain sends it with the breaker outcome in one round trip)."""
     at = at or timezone.now()
     minute = int(at.replace(second=0, microsecond=0).timestamp())
     prefix, pending, failures = _minute_keys(account.pk)
     entry = ""
     if error is not None and error.kind != ErrorKind.NO_MATCH:
         entry = failure_entry(account=account, error=error, at=at, capability=capability, method=method)
+    return (
+        _RECORD,
+        3,
+        f"{prefix}{minute}",
+        pending,
+        failures,
+        outcome_column(kind),
+        max(0, int(latency_ms)),
+        MINUTE_TTL_SECONDS,
+        minute,
+        entry,
+        FAILURES_KEPT,
+        FAILURES_TTL_SECONDS,
+    )
+
+
+def record_call(**kwargs) -> None:
+    """Count one call in the account's current minute and, when it failed, push it to the recent-failures
+    list: one Redis script call, no database write (``health_flush`` moves the minutes to HealthMinute).
+    Keywords: those of `record_call_command` (account, kind, latency_ms, at, error, capability, method).
+
+    Losing a sample when Redis is down beats failing (or repeating) a call the provider already answered.
+    """
     try:
-        get_redis().eval(
-            _RECORD,
-            3,
-            f"{prefix}{minute}",
-            pending,
-            failures,
-            outcome_column(kind),
-            max(0, int(latency_ms)),
-            MINUTE_TTL_SECONDS,
-            minute,
-            entry,
-            FAILURES_KEPT,
-            FAILURES_TTL_SECONDS,
-        )
+        get_redis().eval(*record_call_command(**kwargs))
     except RedisError:
-        log.warning("health of account %s not recorded: Redis unavailable", account.pk)
+        log.warning("health of account %s not recorded: Redis unavailable", kwargs["account"].pk)
 
 
 def health_flush(*, account_ids: list[int] | None = None) -> int:

@@ -10,8 +10,9 @@ import time
 
 from aicmo.redis import get_redis
 
-_TAKE = """
-redis.replicate_commands()
+# The bucket, as the body of a Lua function (KEYS/ARGV are its parameters), shared by `bucket_take` and
+# `breaker.admit`.
+TAKE_BODY = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local hold = redis.call('PTTL', KEYS[2])
@@ -31,9 +32,11 @@ redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
 redis.call('PEXPIRE', KEYS[1], ttl)
 return {0, tostring((1 - tokens) / rate)}
 """
+_TAKE = "redis.replicate_commands()\n" + TAKE_BODY
 
 
-def _keys(account_id: int) -> list[str]:
+def keys_of(account_id: int) -> list[str]:
+    """[bucket, hold] keys of an account (under its hash tag, like the breaker's)."""
     base = f"aicmo:gw:{{acct:{account_id}}}:rl"
     return [base, f"{base}:hold"]
 
@@ -41,7 +44,7 @@ def _keys(account_id: int) -> list[str]:
 def try_acquire(account) -> float:
     """Take a token if one is free: 0.0 when taken, else the seconds to wait before one will be."""
     rate = account.rate_limit_per_second
-    keys = _keys(account.pk)
+    keys = keys_of(account.pk)
     if not rate:
         hold = get_redis().pttl(keys[1])
         return hold / 1000 if hold and hold > 0 else 0.0
@@ -74,7 +77,7 @@ def hold(account_id: int, seconds: float) -> None:
     """Refuse tokens for ``seconds`` (the provider said Retry-After); never shortens an existing hold."""
     if seconds <= 0:
         return
-    key = _keys(account_id)[1]
+    key = keys_of(account_id)[1]
     ms = math.ceil(seconds * 1000)
     get_redis().eval(
         "local cur = redis.call('PTTL', KEYS[1]) if cur < tonumber(ARGV[1]) then "
@@ -86,9 +89,9 @@ def hold(account_id: int, seconds: float) -> None:
 
 
 def held_for(account_id: int) -> float:
-    ms = get_redis().pttl(_keys(account_id)[1])
+    ms = get_redis().pttl(keys_of(account_id)[1])
     return ms / 1000 if ms and ms > 0 else 0.0
 
 
 def reset(account_id: int) -> None:
-    get_redis().delete(*_keys(account_id))
+    get_redis().delete(*keys_of(account_id))

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import date, datetime
-from email.utils import make_msgid
+from email.utils import make_msgid, parseaddr
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -23,8 +23,9 @@ from aicmo.audit import audit_record
 
 from . import breaker, ratelimit
 from . import capabilities as cap
+from .adapters.mail import ascii_domain
 from .capabilities import Capability
-from .chain import call, call_accounts, candidate_accounts, order_accounts
+from .chain import OutcomeBuffer, call, call_accounts, candidate_accounts, order_accounts
 from .crypto import decrypt_credentials, encrypt_credentials, encrypted_columns, mask_secret, rotate_token
 from .errors import ErrorKind, ProviderError
 from .health import account_set_state
@@ -245,12 +246,23 @@ def verify_email(*, workspace, email: str) -> cap.VerificationResult:
     return call(email, workspace=workspace, capability=Capability.VERIFY_EMAIL)
 
 
+def message_id_new(*, from_email: str) -> str:
+    """A fresh ``<…@domain>`` Message-ID (RFC 5322 §3.6.4) on the domain of ``from_email`` (a bare
+    address or ``Name <address>``), written as its A-label for an internationalized domain (a msg-id is
+    ASCII); ``aicmo.local`` when there is no usable domain."""
+    domain = parseaddr(from_email)[1].rpartition("@")[2]
+    try:
+        domain = ascii_domain(domain)
+    except ValueError:
+        domain = ""
+    return make_msgid(domain=domain or "aicmo.local")
+
+
 def _with_message_id(message: cap.OutgoingEmail) -> cap.OutgoingEmail:
     """Mint the Message-ID before the chain so a retry or failover sends the same message, not a twin."""
     if message.message_id:
         return message
-    domain = (message.from_email.rpartition("@")[2] or "aicmo.local").strip(">") or "aicmo.local"
-    return replace(message, message_id=make_msgid(domain=domain))
+    return replace(message, message_id=message_id_new(from_email=message.from_email))
 
 
 def send_email(*, workspace, message: cap.OutgoingEmail) -> cap.SendResult:
@@ -262,13 +274,26 @@ class EmailBatch:
     from the database and ordered by live health once, on the first message; every message still goes
     through the chain's breaker gate, rate limit, retries, failover and health recording. An account
     marked as needing re-authentication during the run is left out of the following messages. Make one per
-    batch, so configuration changes are seen at the next batch."""
+    batch, so configuration changes are seen at the next batch, and close it when the batch ends (or use
+    it as a context manager): a successful message's health sample and breaker record go to Redis with the
+    next message's gate, one round trip per message (`chain.OutcomeBuffer`), and the last ones on close."""
 
     def __init__(self, *, workspace) -> None:
         self.workspace = workspace
         self._accounts: list[ProviderAccount] | None = None
         self._why = ""
         self._ordered = False
+        self._outcomes = OutcomeBuffer()
+
+    def close(self) -> None:
+        """Record the outcomes still buffered (one round trip; nothing when there are none)."""
+        self._outcomes.flush()
+
+    def __enter__(self) -> EmailBatch:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
 
     def send(self, message: cap.OutgoingEmail) -> cap.SendResult:
         """Same result and errors as `send_email`."""
@@ -286,6 +311,7 @@ class EmailBatch:
             workspace=self.workspace,
             capability=Capability.SEND_EMAIL,
             ordered=self._ordered,
+            outcomes=self._outcomes,
         )
 
 

@@ -9,7 +9,6 @@ EngagementEvent is written), no List-Unsubscribe header, and the send is audited
 from __future__ import annotations
 
 import re
-from email.utils import formataddr
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -99,7 +98,8 @@ def content_send_test(
             subject=TEST_PREFIX + rendered.subject,
             html=rendered.html,
             text=rendered.text,
-            from_email=formataddr((version.from_name or sender.name, sender.email)),
+            from_email=sender.email,
+            from_name=version.from_name or sender.name,
             reply_to=version.reply_to,
             headers={"X-AICMO-Test": "true", "Feedback-ID": f"test:{content.workspace_id}:email:aicmo"},
             dkim=signing_key,

@@ -7,8 +7,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
-from gateway import breaker
+from gateway import breaker, ratelimit
 from gateway.breaker import BreakerConfig
 
 CFG = BreakerConfig(
@@ -108,6 +109,33 @@ def test_released_probe_slot_can_be_reused(redis_client):
     assert breaker.allow(7, CFG).probe
 
 
+def _account(pk, rate=None, burst=1):
+    return SimpleNamespace(pk=pk, rate_limit_per_second=rate, rate_limit_burst=burst)
+
+
+def test_admit_takes_a_token_only_when_the_gate_admits(redis_client):
+    account = _account(20, rate=1, burst=1)
+    _open(20)
+    gate, wait = breaker.admit(account, CFG)
+    assert not gate.allowed and wait == 0.0
+    assert ratelimit.try_acquire(account) == 0.0  # the refused gate left the one token in the bucket
+    time.sleep(CFG.cooldown_seconds + 0.05)
+    gate, wait = breaker.admit(account, CFG)  # the probe is admitted but the bucket is empty
+    assert gate.allowed and not gate.probe and 0.5 < wait <= 1.0
+    assert breaker.allow(20, CFG).probe  # so its probe slot was given back
+
+
+def test_admit_on_a_closed_breaker_follows_the_bucket_and_the_hold(redis_client):
+    account = _account(21, rate=2, burst=2)
+    assert [breaker.admit(account, CFG) for _ in range(2)] == [(breaker.Gate(True, "closed"), 0.0)] * 2
+    gate, wait = breaker.admit(account, CFG)
+    assert gate.allowed and 0.3 < wait <= 0.5
+    unlimited = _account(22)
+    assert all(breaker.admit(unlimited, CFG)[1] == 0.0 for _ in range(20))
+    ratelimit.hold(22, 2)
+    assert 1.5 < breaker.admit(unlimited, CFG)[1] <= 2.0
+
+
 def test_late_outcome_of_a_non_probe_call_does_not_close_half_open(redis_client):
     _open(8)
     time.sleep(CFG.cooldown_seconds + 0.05)
@@ -126,7 +154,7 @@ import sys, django
 django.setup()
 from django.conf import settings
 settings.REDIS_URL = sys.argv[1]
-from gateway import breaker
+from gateway import breaker, ratelimit
 from gateway.breaker import BreakerConfig
 cfg = BreakerConfig(consecutive_failures=3, cooldown_seconds=float(sys.argv[3]), min_calls=100)
 key = int(sys.argv[4])

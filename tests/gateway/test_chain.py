@@ -345,7 +345,7 @@ def test_chain_waits_for_the_rate_limit_instead_of_exceeding_it(workspace, https
         workspace=workspace, base_url=httpserver.url_for(""), rate_limit_per_second=10, rate_limit_burst=1
     )
     httpserver.expect_request(VERIFY).respond_with_handler(ok_body)
-    bucket = ratelimit._keys(account.pk)[0]
+    bucket = ratelimit.keys_of(account.pk)[0]
     grants: list[float] = []
     for i in range(6):
         result = services.verify_email(workspace=workspace, email=f"p{i}@example.com")

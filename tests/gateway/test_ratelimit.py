@@ -27,7 +27,7 @@ def test_unlimited_account_always_acquires(redis_client):
 
 def _grant_time(client, account_id: int) -> float:
     """The bucket's timestamp (Redis ``TIME``), written with every grant."""
-    return float(client.hget(ratelimit._keys(account_id)[0], "ts"))
+    return float(client.hget(ratelimit.keys_of(account_id)[0], "ts"))
 
 
 def _redis_seconds(client) -> float:
