@@ -37,9 +37,9 @@ class TrendQuerySerializer(serializers.Serializer):
     k = serializers.FloatField(
         required=False,
         min_value=1,
-        max_value=10,
-        default=trends.DEFAULT_K,
-        help_text="anomaly cut-off in scaled MADs",
+        max_value=50,
+        help_text="anomaly cut-off in robust z (residual / (1.4826 × MAD)); default: the family-wise cut-off "
+        "for the series' length (about 3 % of noise-only series get any flag)",
     )
 
     def validate(self, attrs):
@@ -63,7 +63,7 @@ class TrendQuerySerializer(serializers.Serializer):
             "last": last,
             "campaign_id": campaign,
             "channel": attrs.get("channel"),
-            "k": attrs["k"],
+            "k": attrs.get("k"),
         }
 
 

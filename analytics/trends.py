@@ -10,16 +10,22 @@ averages, period-over-period change, a least-squares slope and anomaly flags.
   previous) / previous, null when previous is 0 or undefined.
 - ``slope``: ordinary least-squares slope of value on day number, in metric units per day (defined days
   only; null with fewer than 2).
-- Anomalies: STL seasonal decomposition (statsmodels ``STL(period=7, seasonal=13, trend=29, robust=True)``,
-  Cleveland et al. 1990) of the series; a day is flagged when its residual is farther than ``k`` (default
-  4.5) scaled MADs from the residuals' median (MAD × 1.4826 estimates σ for normal noise). The smoothers
-  are wider than statsmodels' defaults (seasonal 7, trend ≈ 11), which follow the noise so closely that the
-  residual MAD understates it: on Poisson(λ≈100) counts with a weekly pattern, 130 days × 59 seeds, the
-  defaults at k = 3.5 flagged 4.6 % of plain days, these settings at k = 4.5 flag 0.3 %, while spikes of
-  ±7σ are still found. Short series fare worse: on 60-day series with Gaussian noise about one in three
-  had a false flag.
+- Anomalies: STL seasonal-trend decomposition by loess (Cleveland, Cleveland, McRae & Terpenning 1990,
+  J. Official Statistics 6(1):3–73; statsmodels ``STL(period=7, seasonal=13, trend=29, robust=True)``) of
+  the series; each day's residual is scaled by the residuals' MAD (× 1.4826, which estimates σ for normal
+  noise: a robust z-score), and a day is flagged when its |z| exceeds the series' cut-off. The cut-off is a
+  multiple-testing adjustment on the maximum (a max-statistic family-wise test, as in Westfall & Young
+  1993): the 98th percentile of max |z| over the whole series when the series is pure Gaussian noise, found
+  by simulation for each length (`CUTOFFS`, made by ``bench/trend_calibration.py``; linear between lengths,
+  beyond the longest grown as the Bonferroni normal quantile grows). On 604 seeded noise-only series with a
+  weekly pattern (Gaussian and Poisson, 35–365 days) 3.5 % got any flag; a fixed per-day cut-off of 4.5
+  flagged 30–50 % of 90–365-day series and 60–100 % of 21–45-day ones, where STL's smoothers follow the
+  noise and the residual MAD understates it. A spike of 8σ on a 91–365-day series is found in all seeded
+  cases, 6σ in 88 %, 5σ in 62 % (``tests/analytics/test_trends.py``). ``k`` overrides the cut-off.
   Undefined days are interpolated for the decomposition and never flagged. With fewer than
-  `MIN_STL_DAYS` defined days there is no decomposition: no anomalies and a ``note`` saying why.
+  `MIN_STL_DAYS` defined days (`MIN_PERIODS` weekly periods) there is no decomposition: no anomalies and a
+  ``note`` saying why — on shorter series robust STL leaves residuals so small that no cut-off separates
+  noise from a 5σ spike.
 """
 
 from __future__ import annotations
@@ -39,11 +45,29 @@ from .selectors import counter_sums, zero_counters
 RATES = ("open_rate", "ctr", "ctor", "cvr", "unsubscribe_rate", "complaint_rate", "bounce_rate", "cpc", "cpm", "cpa",
          "roas", "roi")  # fmt: skip
 METRICS = (*COUNTER_FIELDS, *RATES)
-MIN_STL_DAYS = 14
-DEFAULT_K = 4.5
+PERIOD = 7
+MIN_PERIODS = 5
+MIN_STL_DAYS = MIN_PERIODS * PERIOD
 STL_SEASONAL = 13
 STL_TREND = 29
 MAD_TO_SIGMA = 1.4826
+FAMILY_RATE = 0.02
+# (series length in days, cut-off in robust z): the (1 − FAMILY_RATE) quantile of max |z| over Gaussian
+# white-noise series of that length, CALIBRATION_DRAWS draws each (numpy default_rng(length)); regenerate
+# with `.venv/bin/python bench/trend_calibration.py` after changing the STL settings.
+CUTOFFS = (
+    (35, 19.41),
+    (42, 13.52),
+    (49, 10.35),
+    (56, 9.37),
+    (70, 7.52),
+    (91, 6.72),
+    (120, 5.93),
+    (182, 6.13),
+    (273, 6.05),
+    (365, 6.08),
+)
+CALIBRATION_DRAWS = 300
 
 
 def metric_value(counters: dict, metric: str) -> float | None:
@@ -87,33 +111,64 @@ def slope(values: list[float | None]) -> float | None:
     return float(np.polyfit(x, y, 1)[0])
 
 
-def anomalies(values: list[float | None], *, k: float = DEFAULT_K) -> tuple[list[dict | None], str | None]:
-    """Per day ``{expected, residual, anomaly}`` (None for undefined days) and a note when STL could not run."""
+def stl_residuals(series: np.ndarray) -> np.ndarray:
+    """Residuals (same length, same units) of the robust STL fit used for anomaly flags."""
     from statsmodels.tsa.seasonal import STL
 
+    fit = STL(series, period=PERIOD, seasonal=STL_SEASONAL, trend=STL_TREND, robust=True).fit()
+    return np.asarray(fit.resid)
+
+
+def robust_z(resid: np.ndarray, level: float = 1.0) -> np.ndarray:
+    """|residual − median| / (1.4826 × MAD) per day. A flat series has MAD 0: a floor of 1e-6 × ``level``
+    (the series' mean absolute value, at least 1) keeps rounding noise from becoming a huge z."""
+    centre = float(np.median(resid))
+    spread = float(np.median(np.abs(resid - centre))) * MAD_TO_SIGMA
+    return np.abs(resid - centre) / max(spread, 1e-6 * max(1.0, level))
+
+
+def cutoff(days: int) -> float:
+    """The robust-z cut-off for a series of ``days`` days: `CUTOFFS` interpolated linearly; past the longest
+    calibrated length it grows by the increase of the two-sided normal quantile at FAMILY_RATE / days
+    (Bonferroni), which is how the maximum of n independent normal residuals grows."""
+    from scipy.stats import norm
+
+    lengths = [n for n, _ in CUTOFFS]
+    values = [c for _, c in CUTOFFS]
+    if days <= lengths[-1]:
+        return float(np.interp(days, lengths, values))
+    grow = norm.isf(FAMILY_RATE / (2 * days)) - norm.isf(FAMILY_RATE / (2 * lengths[-1]))
+    return float(values[-1] + grow)
+
+
+def anomalies(
+    values: list[float | None], *, k: float | None = None
+) -> tuple[list[dict | None], str | None, float | None]:
+    """Per day ``{expected, residual, z, anomaly}`` (None for undefined days), a note when STL could not run,
+    and the cut-off used (``k`` if given, else `cutoff` of the series' length; None without a fit)."""
     defined = [v is not None for v in values]
     if sum(defined) < MIN_STL_DAYS:
-        return [None] * len(values), (
-            f"Fewer than {MIN_STL_DAYS} days with a value: too short for a seasonal decomposition, "
-            "no anomalies flagged."
+        return (
+            [None] * len(values),
+            (
+                f"Fewer than {MIN_STL_DAYS} days with a value ({MIN_PERIODS} weekly periods): too short for a "
+                "seasonal decomposition that tells noise from anomalies, so no anomalies are flagged."
+            ),
+            None,
         )
     series = pd.Series([np.nan if v is None else v for v in values], dtype=float)
-    series = series.interpolate(limit_direction="both")
-    fit = STL(series.to_numpy(), period=7, seasonal=STL_SEASONAL, trend=STL_TREND, robust=True).fit()
-    resid = np.asarray(fit.resid)
-    centre = float(np.median(resid))
-    mad = float(np.median(np.abs(resid - centre))) * MAD_TO_SIGMA
-    # a flat series has MAD 0: a floor relative to the level keeps rounding noise from being flagged
-    floor = 1e-6 * max(1.0, float(np.mean(np.abs(series))))
-    spread = max(mad, floor)
+    series = series.interpolate(limit_direction="both").to_numpy()
+    resid = stl_residuals(series)
+    z = robust_z(resid, float(np.mean(np.abs(series))))
+    limit = cutoff(len(values)) if k is None else k
     out = []
     for i, v in enumerate(values):
         if v is None:
             out.append(None)
             continue
         r = float(resid[i])
-        out.append({"expected": v - r, "residual": r, "anomaly": abs(r - centre) > k * spread})
-    return out, None
+        out.append({"expected": v - r, "residual": r, "z": float(z[i]), "anomaly": bool(z[i] > limit)})
+    return out, None, limit
 
 
 def trend(
@@ -124,10 +179,12 @@ def trend(
     last: date,
     campaign_id: int | None = None,
     channel: str | None = None,
-    k: float = DEFAULT_K,
+    k: float | None = None,
 ) -> dict:
     """``{metric, date_from, date_to, points: [{day, value, ma7, ma28, expected, residual, anomaly}],
-    anomalies: [{day, value, expected, residual}], summary: {current, previous, change, slope}, note}``.
+    anomalies: [{day, value, expected, residual, z}], summary: {current, previous, change, slope},
+    cutoff, note}`` — ``z`` the robust z-score of the residual, ``cutoff`` the z above which a day is flagged
+    (``k``, or the length's family-wise cut-off when ``k`` is None; null when the series is too short).
 
     ``ma28`` needs 27 days before the range: they are read too. Queries: 3."""
     if metric not in METRICS:
@@ -138,7 +195,7 @@ def trend(
     all_values = [metric_value(daily.get(d, zero_counters()), metric) for d in days]
     ma7, ma28 = moving_average(all_values, 7), moving_average(all_values, 28)
     values = all_values[lead:]
-    flags, note = anomalies(values, k=k)
+    flags, note, limit = anomalies(values, k=k)
     points = []
     for i, d in enumerate(days[lead:]):
         flag = flags[i] or {}
@@ -170,8 +227,14 @@ def trend(
         "date_to": last.isoformat(),
         "points": points,
         "anomalies": [
-            {"day": p["day"], "value": p["value"], "expected": p["expected"], "residual": p["residual"]}
-            for p in points
+            {
+                "day": p["day"],
+                "value": p["value"],
+                "expected": p["expected"],
+                "residual": p["residual"],
+                "z": flags[i]["z"],
+            }
+            for i, p in enumerate(points)
             if p["anomaly"]
         ],
         "summary": {
@@ -180,5 +243,6 @@ def trend(
             "change": change if change is None or math.isfinite(change) else None,
             "slope": slope(values),
         },
+        "cutoff": limit,
         "note": note,
     }
