@@ -29,10 +29,10 @@ def test_admin_of_workspace_sees_own_audit_only(staff_for, other_workspace, work
     from aicmo.audit import audit_record
 
     client = staff_for(Role.ADMIN)
-    audit_record(workspace=workspace, actor=None, verb="mine.event")
-    audit_record(workspace=other_workspace, actor=None, verb="their.event")
+    audit_record(workspace=workspace, actor=None, verb="crm.tag.created")
+    audit_record(workspace=other_workspace, actor=None, verb="crm.list.created")
     html = client.get("/admin/aicmo/auditevent/").content.decode()
-    assert "mine.event" in html and "their.event" not in html
+    assert "crm.tag.created" in html and "crm.list.created" not in html
 
 
 def test_viewer_cannot_change_in_admin(staff_for, workspace):
@@ -47,7 +47,7 @@ def test_admin_foreign_audit_and_key_objects_answer_404(staff_for, other_workspa
 
     client = staff_for(Role.ADMIN)
     owner = UserFactory()
-    event = audit_record(workspace=other_workspace, actor=owner, verb="their.event")
+    event = audit_record(workspace=other_workspace, actor=owner, verb="crm.list.created")
     key = api_key_create(workspace=other_workspace, name="theirs", by=owner).api_key
     assert client.get(f"/admin/aicmo/auditevent/{event.pk}/change/").status_code == 404
     assert client.get(f"/admin/aicmo/apikey/{key.pk}/change/").status_code == 404
