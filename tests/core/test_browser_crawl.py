@@ -6,7 +6,8 @@ does not know how to fill fails the test. For each role and page it fails on:
 
 - a 4xx/5xx answer where the role may see the page (MANAGE pages answer 403 to the other roles),
 - a console error or an uncaught page error,
-- horizontal overflow at 390 px wide (the document scrolls sideways),
+- horizontal overflow at 390 px wide (the document scrolls sideways), a table wider than its container, or a
+  data table whose cells do not show their column names (tables become cards on phones: TABLE_PROBLEMS),
 - an axe-core violation of impact serious or critical (axe-playwright-python ships axe-core; no network),
 - a hostile string that ran or became markup (a script setting ``window.__pwned`` or an ``<img data-pwned>``).
 """
@@ -221,6 +222,34 @@ def _hostile_everywhere(workspace) -> None:
     assert Segment.objects.filter(workspace=workspace, name=HOSTILE[:120]).exists()
 
 
+# At phone width every table fits its container, and a data table (one with a header) is laid out as cards
+# whose cells show their column's name (app.js labels the cells, app.css draws the label).
+TABLE_PROBLEMS = """() => {
+  const problems = [];
+  document.querySelectorAll("table").forEach((table, i) => {
+    if (!table.offsetParent) return;
+    const box = table.parentElement.getBoundingClientRect();
+    const own = table.getBoundingClientRect();
+    if (own.width > box.width + 1) problems.push(`table ${i + 1} is ${own.width}px in a ${box.width}px box`);
+    if (table.classList.contains("table") && table.tHead) {
+      if (!table.hasAttribute("data-cards")) { problems.push(`table ${i + 1} is not laid out as cards`); return; }
+      table.querySelectorAll("tbody td[data-label]").forEach((td) => {
+        if (!td.dataset.label || !td.offsetParent) return;
+        const label = getComputedStyle(td, "::before");
+        if (label.content === "none" || label.display === "none" || label.visibility === "hidden")
+          problems.push(`table ${i + 1}: the label "${td.dataset.label}" is not shown`);
+      });
+    }
+  });
+  return [...new Set(problems)].slice(0, 5);
+}"""
+
+
+def table_problems(page) -> list[str]:
+    """TABLE_PROBLEMS on the page as it is now (call at 390 px wide)."""
+    return page.evaluate(TABLE_PROBLEMS)
+
+
 def _check_page(page, url) -> list[str]:
     problems = []
     if page.evaluate("() => window.__pwned === 1") or page.locator("img[data-pwned]").count():
@@ -230,6 +259,7 @@ def _check_page(page, url) -> list[str]:
     )
     if overflow > 1:
         problems.append(f"horizontal overflow of {overflow}px at 390px wide")
+    problems.extend(table_problems(page))
     from axe_playwright_python.sync_playwright import Axe
 
     results = Axe().run(page)

@@ -3,7 +3,8 @@
 //   data-autosubmit  on a <select>: submit its form on change (the workspace switcher)
 //   data-copy="id"   on a button: copy the value of the element with that id to the clipboard
 //   data-select-on-focus  on an input: select its text when focused (copyable links)
-// and tables wider than their box get keyboard focus so they can be scrolled.
+// Data tables (a <thead>) get each cell's column name as data-label, so on a phone they read as cards
+// (app.css); tables without a header that are wider than their box get keyboard focus to be scrolled.
 (function () {
   "use strict";
   document.addEventListener("change", function (event) {
@@ -29,6 +30,35 @@
     }
   });
 
+  // Each body cell learns its column's header text (a template may set its own data-label); the table
+  // is marked data-cards, which app.css lays out as one card per row below 700 px wide.
+  function labelTables() {
+    document.querySelectorAll("table.table:not([data-cards])").forEach(function (table) {
+      var headRow = table.tHead && table.tHead.rows[0];
+      if (!headRow) {
+        return;
+      }
+      var labels = [];
+      Array.prototype.forEach.call(headRow.cells, function (th) {
+        for (var i = 0; i < (th.colSpan || 1); i++) {
+          labels.push(th.textContent.replace(/\s+/g, " ").trim());
+        }
+      });
+      Array.prototype.forEach.call(table.tBodies, function (body) {
+        Array.prototype.forEach.call(body.rows, function (row) {
+          var column = 0;
+          Array.prototype.forEach.call(row.cells, function (cell) {
+            if (!cell.hasAttribute("data-label")) {
+              cell.setAttribute("data-label", cell.colSpan > 1 ? "" : labels[column] || "");
+            }
+            column += cell.colSpan || 1;
+          });
+        });
+      });
+      table.setAttribute("data-cards", "");
+    });
+  }
+
   // A table wider than its box scrolls inside it; keyboard users must be able to reach and scroll it.
   function markScrollableTables() {
     document.querySelectorAll(".table, .table-wrap").forEach(function (el) {
@@ -42,7 +72,11 @@
       }
     });
   }
-  document.addEventListener("DOMContentLoaded", markScrollableTables);
+  function layoutTables() {
+    labelTables();
+    markScrollableTables();
+  }
+  document.addEventListener("DOMContentLoaded", layoutTables);
   window.addEventListener("resize", markScrollableTables);
-  document.addEventListener("htmx:afterSettle", markScrollableTables);
+  document.addEventListener("htmx:afterSettle", layoutTables);
 })();
