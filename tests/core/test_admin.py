@@ -130,3 +130,17 @@ def test_invitations_in_admin_are_scoped_read_only_and_act_through_services(
     assert Invitation.objects.get(pk=mine.pk).revoked_at is not None
     assert Invitation.objects.get(pk=theirs.pk).revoked_at is None
     assert AuditEvent.objects.filter(verb="invitation.revoked").count() == 1
+
+
+def test_admin_pages_run_no_inline_script(client, db):
+    """The CSP allows our own script files only: the periodic-task form (django_celery_beat ships an inline
+    script) loads its behaviour from a static file, and admin pages declare an icon (no /favicon.ico 404)."""
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    every = IntervalSchedule.objects.create(every=5, period=IntervalSchedule.MINUTES)
+    task = PeriodicTask.objects.create(name="tick", task="aicmo.tasks.audit_export_task", interval=every)
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    page = client.get(f"/admin/django_celery_beat/periodictask/{task.pk}/change/").content.decode()
+    assert "aicmo/admin_periodictask.js" in page and 'id="readable-crontabs"' in page
+    assert "<script>" not in page and 'id="periodic-task-overrides"' not in page
+    assert '<link rel="icon" href="data:,">' in page
