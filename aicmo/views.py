@@ -14,10 +14,11 @@ from django.views import View, defaults
 from django.views.generic import TemplateView
 
 from . import selectors
+from .activity import describe
 from .exports import audit_export_start
 from .jobs import job_cancel
 from .models import FINISHED_JOB_STATUSES, Job, Membership
-from .overview import getting_started, overview_figures, overview_panels, verb_words
+from .overview import getting_started, overview_figures, overview_panels
 from .roles import MANAGE, READ, WRITE
 from .tenancy import SESSION_KEY, get_scoped_or_404
 
@@ -69,8 +70,7 @@ class HomeView(WorkspaceTemplateView):
             running_jobs=jobs.exclude(status__in=FINISHED_JOB_STATUSES)[:10],
             recent_jobs=jobs.filter(status__in=FINISHED_JOB_STATUSES)[:10],
             recent_events=[
-                {"event": e, "words": verb_words(e.verb)}
-                for e in selectors.audit_events_for(self.workspace)[:10]
+                {"event": e, "words": describe(e)} for e in selectors.audit_events_for(self.workspace)[:10]
             ]
             if self.tenant.allows(MANAGE)
             else [],
@@ -144,7 +144,9 @@ class AuditLogView(WorkspaceTemplateView):
 
     def get_context_data(self, **kwargs):
         ctx = super().get_context_data(**kwargs)
-        ctx["events"] = selectors.audit_events_for(self.workspace)[:200]
+        ctx["events"] = [
+            {"event": e, "words": describe(e)} for e in selectors.audit_events_for(self.workspace)[:200]
+        ]
         ctx["exports"] = selectors.jobs_for(self.workspace).filter(kind="audit_export")[:5]
         return ctx
 

@@ -37,8 +37,8 @@ class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
 class ContactFilter(django_filters.FilterSet):
     q = django_filters.CharFilter(method="search", label="Search")
     lifecycle = django_filters.MultipleChoiceFilter(choices=Lifecycle.choices)
-    verification = django_filters.ChoiceFilter(choices=Verdict.choices)
-    engagement_tier = django_filters.ChoiceFilter(choices=Tier.choices)
+    verification = django_filters.ChoiceFilter(choices=Verdict.choices, empty_label="Any verification")
+    engagement_tier = django_filters.ChoiceFilter(choices=Tier.choices, empty_label="Any tier")
     tag = django_filters.CharFilter(method="by_tag", label="Tag")
     list = django_filters.NumberFilter(
         field_name="list_memberships__contact_list", label="List id", min_value=1, max_value=MAX_ID

@@ -91,6 +91,11 @@ class ProviderAccount(WorkspaceOwned):
         return f"{self.name} ({self.adapter}, {self.capability})"
 
     @property
+    def audit_label(self) -> str:
+        """The name the activity feed shows (the adapter and capability are in the audit row's details)."""
+        return self.name
+
+    @property
     def has_credentials(self) -> bool:
         return bool(self.credentials_encrypted)
 

@@ -29,10 +29,10 @@ def test_admin_of_workspace_sees_own_audit_only(staff_for, other_workspace, work
     from aicmo.audit import audit_record
 
     client = staff_for(Role.ADMIN)
-    audit_record(workspace=workspace, actor=None, verb="mine.event")
-    audit_record(workspace=other_workspace, actor=None, verb="their.event")
+    audit_record(workspace=workspace, actor=None, verb="crm.tag.created")
+    audit_record(workspace=other_workspace, actor=None, verb="crm.list.created")
     html = client.get("/admin/aicmo/auditevent/").content.decode()
-    assert "mine.event" in html and "their.event" not in html
+    assert "crm.tag.created" in html and "crm.list.created" not in html
 
 
 def test_viewer_cannot_change_in_admin(staff_for, workspace):
@@ -47,7 +47,7 @@ def test_admin_foreign_audit_and_key_objects_answer_404(staff_for, other_workspa
 
     client = staff_for(Role.ADMIN)
     owner = UserFactory()
-    event = audit_record(workspace=other_workspace, actor=owner, verb="their.event")
+    event = audit_record(workspace=other_workspace, actor=owner, verb="crm.list.created")
     key = api_key_create(workspace=other_workspace, name="theirs", by=owner).api_key
     assert client.get(f"/admin/aicmo/auditevent/{event.pk}/change/").status_code == 404
     assert client.get(f"/admin/aicmo/apikey/{key.pk}/change/").status_code == 404
@@ -130,3 +130,17 @@ def test_invitations_in_admin_are_scoped_read_only_and_act_through_services(
     assert Invitation.objects.get(pk=mine.pk).revoked_at is not None
     assert Invitation.objects.get(pk=theirs.pk).revoked_at is None
     assert AuditEvent.objects.filter(verb="invitation.revoked").count() == 1
+
+
+def test_admin_pages_run_no_inline_script(client, db):
+    """The CSP allows our own script files only: the periodic-task form (django_celery_beat ships an inline
+    script) loads its behaviour from a static file, and admin pages declare an icon (no /favicon.ico 404)."""
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    every = IntervalSchedule.objects.create(every=5, period=IntervalSchedule.MINUTES)
+    task = PeriodicTask.objects.create(name="tick", task="aicmo.tasks.audit_export_task", interval=every)
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    page = client.get(f"/admin/django_celery_beat/periodictask/{task.pk}/change/").content.decode()
+    assert "aicmo/admin_periodictask.js" in page and 'id="readable-crontabs"' in page
+    assert "<script>" not in page and 'id="periodic-task-overrides"' not in page
+    assert '<link rel="icon" href="data:,">' in page

@@ -14,7 +14,9 @@ def test_export_api_enqueues_after_commit_and_file_downloads(
     api_client_for, client_for, workspace, settings, tmp_path, django_capture_on_commit_callbacks
 ):
     settings.MEDIA_ROOT = tmp_path
-    audit_record(workspace=workspace, actor=None, verb="contact.deleted", changes={"email": "=HYPERLINK(1)"})
+    audit_record(
+        workspace=workspace, actor=None, verb="crm.contact.deleted", changes={"email": "=HYPERLINK(1)"}
+    )
     client = api_client_for(Role.ADMIN)
     with django_capture_on_commit_callbacks() as callbacks:
         resp = client.post("/api/v1/audit-events/export/")
@@ -30,7 +32,7 @@ def test_export_api_enqueues_after_commit_and_file_downloads(
     assert download.status_code == 200
     rows = list(csv.reader(io.StringIO(b"".join(download.streaming_content).decode())))
     assert rows[0][:3] == ["at", "actor", "verb"]
-    assert any(r[2] == "contact.deleted" for r in rows[1:])
+    assert any(r[2] == "crm.contact.deleted" for r in rows[1:])
 
 
 def test_export_and_download_need_admin(api_client_for, client_for, workspace):

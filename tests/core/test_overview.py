@@ -111,17 +111,6 @@ def test_running_jobs_poll_their_progress_and_finished_ones_are_listed(client_fo
     assert "Their secret job" not in page
 
 
-def test_activity_in_words_for_admins_only(client_for):
-    admin = client_for("admin")
-    AuditEventFactory(
-        workspace=admin.workspace, verb="crm.contact.deleted", actor_label="ann", target_repr="x@ex.com"
-    )
-    page = admin.get("/").content.decode()
-    assert '<span title="crm.contact.deleted">deleted contact</span> x@ex.com' in page
-    marketer = client_for("marketer")
-    assert "deleted contact" not in marketer.get("/").content.decode()
-
-
 @pytest.mark.parametrize(
     ("verb", "words"),
     [

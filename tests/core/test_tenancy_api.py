@@ -17,7 +17,7 @@ def foreign_objects(other_workspace):
     owner = UserFactory()
     MembershipFactory(workspace=other_workspace, user=owner, role=Role.ADMIN)
     job = JobFactory(workspace=other_workspace)
-    event = audit_record(workspace=other_workspace, actor=owner, verb="test.secret", target=job)
+    event = audit_record(workspace=other_workspace, actor=owner, verb="job.cancelled", target=job)
     key = api_key_create(workspace=other_workspace, name="theirs", role=Role.ADMIN, by=owner).api_key
     return {"job": job, "event": event, "key": key, "owner": owner}
 
@@ -53,7 +53,7 @@ def test_lists_show_only_own_workspace(api_client_for, foreign_objects, workspac
     assert [j["id"] for j in client.get("/api/v1/jobs/").json()["results"]] == [mine.pk]
     assert client.get("/api/v1/api-keys/").json()["results"] == []
     verbs = [e["verb"] for e in client.get("/api/v1/audit-events/").json()["results"]]
-    assert "test.secret" not in verbs
+    assert "job.cancelled" not in verbs
 
 
 def test_header_for_foreign_workspace_is_refused(api_client_for, other_workspace):

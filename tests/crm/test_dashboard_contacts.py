@@ -295,3 +295,9 @@ def test_a_run_for_all_matching_contacts_takes_every_page(client_for, django_cap
     job = Job.objects.get(workspace=client.workspace, kind="crm.verification")
     assert resp.status_code == 302 and resp["Location"] == f"/crm/runs/{job.pk}/"
     assert sorted(job.params["contact_ids"]) == sorted(c.pk for c in wanted)
+
+
+def test_contact_filters_offer_words_not_dashes(client_for):
+    page = client_for("viewer").get("/crm/").content.decode()
+    assert ">Any verification</option>" in page and ">Any tier</option>" in page
+    assert "---------" not in page

@@ -358,6 +358,7 @@ def test_estimate_counts_and_reasons_as_the_audience_changes(client_for, workspa
         "left_out": {"suppressed_unsubscribed": 1},
     }
     assert b'data-left-out="suppressed_unsubscribed"' in response.content
+    assert "left out, unsubscribed: 1" in response.content.decode()  # the reason in words, the key kept
     empty = client.get("/publishing/campaigns/estimate/")
     assert empty.context["estimate"] == {"expected": 0, "targeted": 0, "left_out": {}}
 
@@ -385,6 +386,7 @@ def test_schedule_in_the_campaigns_zone_shown_back_in_that_zone_and_utc(client_f
     assert campaign.scheduled_at == datetime(year, 7, 1, 7, 30, tzinfo=UTC)  # CEST is UTC+2
     page = client.get(f"/publishing/campaigns/{campaign.pk}/").content.decode()
     assert f"Scheduled for {year}-07-01 09:30 Europe/Paris ({year}-07-01 07:30 UTC)." in page
+    assert ">Unschedule</button>" in page and ">unschedule</button>" not in page  # actions read as words
     assert client.post(f"/publishing/campaigns/{campaign.pk}/unschedule/").status_code == 302
     assert Campaign.objects.get(pk=campaign.pk).status == "draft"
 

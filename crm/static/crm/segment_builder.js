@@ -276,6 +276,11 @@
     return row;
   }
 
+  /* After an add button: focus the Field of the condition just added (its path inside `group`). */
+  function focusNew(group, path, inner) {
+    focusAfterRender = { path: (path ? path + "." : "") + "rules[" + (group.rules.length - 1) + "]" + inner, label: "Field", value: null };
+  }
+
   function renderGroup(group, path, parent, depth) {
     var box = el("div", { class: "rb-group" + (depth % 2 ? " rb-group-alt" : ""), "data-path": path, role: "group" });
     var name = "rb-op-" + (uid++);
@@ -309,23 +314,62 @@
     box.appendChild(el("div", { class: "rb-group-foot" }, [
       el("button", {
         type: "button", class: "btn btn-small", text: "+ Condition",
-        on: { click: function () { group.rules.push(newCondition()); changed(true); } },
+        on: { click: function () { group.rules.push(newCondition()); focusNew(group, path, ""); changed(true); } },
       }),
       el("button", {
         type: "button", class: "btn btn-small", text: "+ Group",
-        on: { click: function () { group.rules.push({ op: "and", rules: [newCondition()] }); changed(true); } },
+        on: {
+          click: function () {
+            group.rules.push({ op: "and", rules: [newCondition()] });
+            focusNew(group, path, ".rules[0]");
+            changed(true);
+          },
+        },
       }),
     ]));
     index[path] = box;
     return box;
   }
 
+  /* A render replaces every control. Keyboard focus stays on the same control (same row, same label or
+   * radio value), moves to the control an add button asked for (the new condition's Field), or, when its
+   * row was removed, to the enclosing group's "+ Condition" button: never back to the top of the page. */
+  var focusAfterRender = null;
+
+  function controlKey(node) {
+    var row = node.closest("[data-path]");
+    return {
+      path: row ? row.getAttribute("data-path") : "",
+      label: node.getAttribute("aria-label") || node.textContent.trim(),
+      value: node.type === "radio" ? node.value : null,
+    };
+  }
+
+  function findControl(key) {
+    var path = key.path;
+    while (!(path in index) && path) path = path.indexOf(".") === -1 ? "" : path.slice(0, path.lastIndexOf("."));
+    var row = index[path];
+    if (!row) return null;
+    var wanted = path === key.path ? key : { label: "+ Condition", value: null };
+    var controls = row.querySelectorAll("select, input, button, textarea");
+    for (var i = 0; i < controls.length; i++) {
+      var k = controlKey(controls[i]);
+      if (k.path === path && k.label === wanted.label && k.value === wanted.value) return controls[i];
+    }
+    return null;
+  }
+
   function render() {
+    var active = document.activeElement;
+    var key = focusAfterRender || (active && root.contains(active) ? controlKey(active) : null);
+    focusAfterRender = null;
     index = {};
     root.replaceChildren(renderGroup(tree, "", null, 0));
     if (TAGS.length) {
       root.appendChild(el("datalist", { id: "rb-tag-names" }, TAGS.map(function (t) { return el("option", { value: t }); })));
     }
+    var target = key && findControl(key);
+    if (target) target.focus();
   }
 
   /* Server errors are keyed by paths such as rules[1].rules[0].value (count view) or
