@@ -87,3 +87,16 @@ def test_schema_documents_409_on_writes_only(api_client_for):
     assert operations
     for method, operation in operations:
         assert ("409" in operation["responses"]) is (method != "get"), (method, operation["operationId"])
+
+
+def test_removing_the_last_admin_is_a_409(api_client_for):
+    """The workspace's state, not the request: DELETE of the only admin's membership."""
+    from aicmo.models import Membership
+
+    client = api_client_for(role="admin")
+    me = Membership.objects.get(user=client.user, workspace=client.workspace)
+
+    resp = client.delete(f"/api/v1/members/{me.pk}/")
+
+    assert resp.status_code == 409 and resp.json()["error"]["code"] == "conflict"
+    assert Membership.objects.filter(pk=me.pk).exists()
