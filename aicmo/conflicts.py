@@ -4,7 +4,13 @@ A name already used in the workspace, or a transition the object's state does no
 request could succeed against another state, so it is not malformed. Services raise `Conflict` (a Django
 ``ValidationError``, so forms, admin and dashboards show it like any other); the API answers it — and any
 validation failure made only of uniqueness errors — with **409** and the shared error body
-(``aicmo.api.errors``). Everything else a request gets wrong stays a 400.
+(``aicmo.api.errors``).
+
+An id in a request body that names no row of the workspace (a related field's or ``resolve_ids``'
+``does_not_exist``) is the same kind of refusal: the request is well-formed and would succeed once that row
+exists. The API answers it with **404** ``not_found`` and the fields naming the ids (as Stripe answers a
+body reference to a missing object, ``resource_missing``), or 409 when a conflict comes with it.
+Everything else a request gets wrong stays a 400.
 """
 
 from __future__ import annotations
@@ -15,6 +21,9 @@ CONFLICT = "conflict"
 # Ours, plus the codes Django (Model.validate_unique, UniqueConstraint) and DRF (UniqueValidator,
 # UniqueTogetherValidator) give a value already taken.
 CONFLICT_CODES = frozenset({CONFLICT, "unique", "unique_together"})
+# DRF's related fields and aicmo.tenancy.resolve_ids: an id that names no row of the workspace.
+MISSING = "does_not_exist"
+MISSING_CODES = frozenset({MISSING})
 
 
 def _coded(value, code: str) -> ValidationError:

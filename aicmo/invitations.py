@@ -43,6 +43,7 @@ from django.utils.crypto import salted_hmac
 from django.utils.module_loading import import_string
 
 from .audit import audit_record
+from .conflicts import Conflict
 from .models import Invitation, InvitationStatus, Membership, Role, Workspace
 from .workspaces import membership_add
 
@@ -146,7 +147,7 @@ def invitation_create(*, workspace: Workspace, email: str, role: str, by) -> Inv
     except IntegrityError as exc:
         if not Invitation.objects.filter(workspace=workspace, email=email, **_open()).exists():
             raise
-        raise ValidationError(
+        raise Conflict(
             {"email": "This address already has an open invitation: resend or revoke it."}
         ) from exc
     return invitation
@@ -166,7 +167,7 @@ def invitation_resend(*, invitation: Invitation, by) -> Invitation:
     revoked invitations raise ValidationError."""
     invitation = _locked(invitation)
     if invitation.accepted_at or invitation.revoked_at:
-        raise ValidationError(f"This invitation was {invitation.status}; it cannot be sent again.")
+        raise Conflict(f"This invitation was {invitation.status}; it cannot be sent again.")
     _issue(invitation)
     invitation.save()
     _audit(

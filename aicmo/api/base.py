@@ -5,10 +5,12 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import exceptions, mixins, serializers, viewsets
+from rest_framework.fields import get_error_detail
 from rest_framework.permissions import IsAuthenticated
 
 from aicmo.tenancy import bind_tenant, resolve_ids, scope
 
+from .bodies import body_type_errors
 from .filters import query_param_names
 from .permissions import WorkspaceRolePermission
 
@@ -30,6 +32,7 @@ class WorkspaceScopedMixin:
             raise exceptions.NotFound("No workspace found for this user (check the X-Workspace header).")
         super().initial(request, *args, **kwargs)
         self.check_query_params(request)
+        self.check_body_types(request)
 
     def check_query_params(self, request) -> None:
         """400 naming every query parameter this action does not know, so a typo is never "all rows"."""
@@ -40,6 +43,15 @@ class WorkspaceScopedMixin:
             raise exceptions.ValidationError(
                 {name: ["Unknown query parameter for this operation."] for name in unknown}
             )
+
+    def check_body_types(self, request) -> None:
+        """400 naming every JSON body value whose type the operation's schema does not allow (``"12"`` for
+        an integer, ``1`` for a boolean): DRF's fields would coerce it (aicmo.api.bodies)."""
+        if getattr(self, "action", None) is None:
+            return
+        errors = body_type_errors(request)
+        if errors:
+            raise exceptions.ValidationError(errors)
 
     @property
     def workspace(self):
@@ -106,7 +118,7 @@ class WorkspaceIdsField(serializers.ListField):
         try:
             return resolve_ids(self.queryset, ids, self.context.get("workspace"))
         except DjangoValidationError as exc:
-            raise serializers.ValidationError(exc.messages) from None
+            raise serializers.ValidationError(get_error_detail(exc)) from None  # keeps does_not_exist: a 404
 
 
 __all__ = [

@@ -212,7 +212,7 @@ class MembershipViewSet(
         try:
             workspaces.membership_remove(membership=instance, by=self.request.user)
         except workspaces.LastAdminError as exc:
-            raise serializers.ValidationError(str(exc)) from exc
+            raise serializers.ValidationError(str(exc), code=CONFLICT) from exc  # the state: a 409
 
 
 class InvitationSerializer(serializers.ModelSerializer):

@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.views import set_rollback
 
-from aicmo.conflicts import CONFLICT, CONFLICT_CODES
+from aicmo.conflicts import CONFLICT, CONFLICT_CODES, MISSING_CODES
 from aicmo.dblocks import transient_error
 
 
@@ -47,7 +47,13 @@ def is_conflict(exc: exceptions.ValidationError) -> bool:
     """Every message is a state conflict (``aicmo.conflicts``): answer 409, not 400. One malformed field
     beside it keeps the 400, since the request would fail whatever the state."""
     codes = _codes(exc.detail)
-    return bool(codes) and codes <= CONFLICT_CODES
+    return bool(codes) and codes <= CONFLICT_CODES | MISSING_CODES and bool(codes & CONFLICT_CODES)
+
+
+def is_missing(exc: exceptions.ValidationError) -> bool:
+    """Every message names a body id with no row in the workspace (``aicmo.conflicts.MISSING``): 404."""
+    codes = _codes(exc.detail)
+    return bool(codes) and codes <= MISSING_CODES
 
 
 def error_body(code: str, message: str, fields: dict | None = None) -> dict:
@@ -84,6 +90,10 @@ def exception_handler(exc, context):
         if is_conflict(exc):
             response.status_code = status.HTTP_409_CONFLICT
             response.data = error_body(CONFLICT, message, fields)
+        elif is_missing(exc):
+            response.status_code = status.HTTP_404_NOT_FOUND
+            message = general[0] if general else "An id in the request names no row of this workspace."
+            response.data = error_body("not_found", message, fields)
         else:
             response.data = error_body("invalid", message, fields)
     else:

@@ -111,10 +111,11 @@ ERROR_COMPONENT = {
     "required": ["error"],
 }
 ERROR_DESCRIPTIONS = {
-    "400": "Invalid input (body, query parameter or an id of another workspace).",
+    "400": "Invalid input (body or query parameter).",
     "401": "Missing, invalid or revoked credentials.",
     "403": "The caller's role does not allow this operation.",
-    "404": "No such object in the caller's workspace (or no workspace for the caller).",
+    "404": "No such object in the caller's workspace (or no workspace for the caller); `fields` names any id "
+    "in the body that names no row of the workspace.",
     "405": "Method not allowed.",
     "409": "Conflicts with the current state: a name already used in the workspace, an action the object's "
     "state does not allow now (aicmo.conflicts), or a request with the same Idempotency-Key still running.",

@@ -21,7 +21,7 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 from aicmo.audit import audit_record
-from aicmo.conflicts import Conflict
+from aicmo.conflicts import MISSING, Conflict
 from aicmo.models import Workspace
 
 from ..models import (
@@ -104,7 +104,7 @@ def erasure_override(*, workspace: Workspace, email: str, consent_note: str, by=
     rows = ErasedAddress.objects.for_workspace(workspace).filter(digest__in=erasure_digests(workspace, email))
     erased_at = min(rows.values_list("erased_at", flat=True), default=None)
     if erased_at is None:
-        raise ValidationError({"email": "This address is not on the erasure list."})
+        raise Conflict({"email": "This address is not on the erasure list."}, code=MISSING)  # a 404
     digest = rows.order_by("pk").values_list("digest", flat=True).first()
     rows.delete()
     audit_record(

@@ -10,6 +10,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from aicmo.api import WorkspaceGenericViewSet, WorkspaceRelatedField
+from aicmo.conflicts import MISSING
 
 from ..models import ABMetric, ABTest, Campaign, Content
 from ..services import abtests as services
@@ -97,7 +98,7 @@ class ABTestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, WorkspaceG
         data.is_valid(raise_exception=True)
         variant = abtest.variants.filter(label=data.validated_data["label"]).first()
         if variant is None:
-            raise serializers.ValidationError({"label": "No variant with this label."})
+            raise serializers.ValidationError({"label": "No variant with this label."}, code=MISSING)
         services.abtest_choose_winner(abtest=abtest, variant=variant)
         return Response(
             self.get_serializer(self.get_queryset().get(pk=abtest.pk)).data, status=status.HTTP_200_OK

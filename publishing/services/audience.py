@@ -43,7 +43,7 @@ def audience_clean(workspace, audience: dict | None) -> dict:
         try:
             resolve_ids(model, ids, workspace)  # the one id-resolution rule (foreign or impossible ids)
         except ValidationError as exc:
-            errors[f"audience.{key}"] = exc.messages
+            errors[f"audience.{key}"] = exc.error_list  # keeps does_not_exist: the API's 404
         clean[key] = ids
     if errors:
         raise ValidationError(errors)

@@ -78,7 +78,7 @@ def test_orders_are_tenant_scoped(api_client_for, other_workspace):
     client = api_client_for(role=Role.MARKETER)
     foreign_contact = ContactFactory(workspace=other_workspace)
     resp = client.post(ORDERS, order_body(contact=foreign_contact.pk), format="json")
-    assert resp.status_code == 400 and "contact" in resp.json()["error"]["fields"]
+    assert resp.status_code == 404 and "contact" in resp.json()["error"]["fields"]
     theirs = Order.objects.create(
         workspace=other_workspace,
         external_id="A-1",

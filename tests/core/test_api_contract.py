@@ -1,17 +1,20 @@
 """The API keeps its own contract: schemathesis' CLI with every check, against a live server, per role.
 
 `schemathesis run /api/schema/ --checks all` (fuzzing and stateful phases) for a viewer, marketer,
-reviewer and admin API key. Any failure of any check fails this test: a 5xx, a response or status or
-content type the schema does not document, a schema-valid request refused or a schema-violating one
-accepted. Bounded: few examples per operation, deterministic generation, one worker (the live server
-shares the test database connection).
+reviewer and admin API key, one test each. Any failure of any check fails this test: a 5xx, a response or
+status or content type the schema does not document, a schema-valid request refused or a schema-violating
+one accepted. Every `{id}` path parameter is a real row of the workspace (`write_config`). Bounded: few
+examples per operation, deterministic generation, one worker (the live server shares the test database
+connection).
 
 `AICMO_CONTRACT_EXAMPLES=50 AICMO_CONTRACT_PHASES=coverage,fuzzing,stateful` searches deeper locally.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 import urllib.request
@@ -24,26 +27,110 @@ from aicmo.models import Role
 from tests.core.api_rows import one_row_per_resource
 
 EXAMPLES = os.environ.get("AICMO_CONTRACT_EXAMPLES", "2")
+TIMEOUT = int(os.environ.get("AICMO_CONTRACT_TIMEOUT", "600"))
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 # Revoking the key that drives the run would turn every later call into a 401; revocation is covered by
 # tests/core/test_tenancy_api.py and its schema by the other operations' shared responses.
 EXCLUDED = r"^/api/v1/api-keys/\{id\}/revoke/$"
-# Not yet held: positive_data_acceptance. State conflicts answer 409 (accepted by the check), but some
-# valid-by-schema input is still a 400 by rules the schema does not express (ids in a body that name no
-# row, an uploaded file's content, deliverable email addresses, segment rule grammar, a run's selection).
-# docs/API.md ("Contract test") lists them; every other check must pass.
-NOT_YET = "positive_data_acceptance"
+# positive_data_acceptance holds for every operation but these, which still refuse some schema-valid
+# requests with a 400 or 422 (measured with the deep run, docs/API.md "Contract test"). Each reason is a rule
+# the schema does not express yet. Every other check holds for them.
+NOT_YET_ACCEPTED = {
+    "a fresh Idempotency-Key per request (the generator repeats a key with another body: 422); runs also "
+    "need one of contact_ids/list/segment, uploads a file whose content is CSV or an image": [
+        "POST /api/v1/crm/enrichment-runs/",
+        "POST /api/v1/crm/verification-runs/",
+        "POST /api/v1/crm/imports/",
+        "POST /api/v1/media/assets/",
+        "POST /api/v1/publishing/campaigns/{id}/send/",
+        "POST /api/v1/publishing/campaigns/{id}/resume/",
+        "POST /api/v1/publishing/campaigns/{id}/resend-uncertain/",
+        "POST /api/v1/analytics/orders/import/",
+    ],
+    "query filters naming an id with no row (400 'Select a valid choice'), an undocumented list id minimum, "
+    "a required channel, 2-20 campaign ids, date spans (120 cohorts, 1096 days)": [
+        "GET /api/v1/analytics/orders/",
+        "GET /api/v1/analytics/customer-values/",
+        "GET /api/v1/publishing/events/",
+        "GET /api/v1/crm/contacts/",
+        "GET /api/v1/crm/contacts/export/",
+        "GET /api/v1/media/assets/performers/",
+        "GET /api/v1/analytics/campaigns/compare/",
+        "GET /api/v1/analytics/cohorts/retention/",
+        "POST /api/v1/analytics/cohorts/save-list/",
+        "GET /api/v1/analytics/trends/series/",
+    ],
+    "value rules the schema does not state: deliverable email addresses, company domains, time zone names, "
+    "MJML and template syntax, segment rule grammar, a choice field's choices, adapters and their options, "
+    "PEM text, ISO 4217 codes, future/ordered dates and thresholds, a blank-after-trimming name": [
+        "POST /api/v1/crm/contacts/",
+        "PUT /api/v1/crm/contacts/{id}/",
+        "PATCH /api/v1/crm/contacts/{id}/",
+        "POST /api/v1/crm/companies/",
+        "PATCH /api/v1/crm/companies/{id}/",
+        "PUT /api/v1/crm/companies/{id}/",
+        "POST /api/v1/publishing/senders/",
+        "PUT /api/v1/publishing/campaigns/{id}/",
+        "PATCH /api/v1/publishing/campaigns/{id}/",
+        "PUT /api/v1/publishing/contents/{id}/email/",
+        "PATCH /api/v1/publishing/contents/{id}/email/",
+        "POST /api/v1/publishing/layouts/",
+        "PUT /api/v1/publishing/layouts/{id}/",
+        "PATCH /api/v1/publishing/layouts/{id}/",
+        "POST /api/v1/crm/segments/",
+        "PUT /api/v1/crm/segments/{id}/",
+        "PATCH /api/v1/crm/segments/{id}/",
+        "POST /api/v1/crm/segments/evaluate/",
+        "POST /api/v1/crm/custom-fields/",
+        "PUT /api/v1/crm/custom-fields/{id}/",
+        "PATCH /api/v1/crm/custom-fields/{id}/",
+        "POST /api/v1/gateway/accounts/",
+        "PUT /api/v1/gateway/accounts/{id}/",
+        "PATCH /api/v1/gateway/accounts/{id}/",
+        "POST /api/v1/analytics/orders/",
+        "POST /api/v1/publishing/conversions/",
+        "POST /api/v1/analytics/lifetime-fits/",
+        "POST /api/v1/api-keys/",
+        "PATCH /api/v1/analytics/scores/settings/",
+        "POST /api/v1/crm/tags/",
+        "PUT /api/v1/crm/tags/{id}/",
+        "PATCH /api/v1/crm/tags/{id}/",
+    ],
+}
 
 
 @pytest.fixture
-def role_keys(transactional_db, workspace, member_factory, settings, tmp_path, redis_client):
+def seeded(transactional_db, workspace, member_factory, settings, tmp_path, redis_client):
+    """(API key secret per role, one row id per resource) in a fresh workspace."""
     settings.MEDIA_ROOT = str(tmp_path / "media")
-    one_row_per_resource(workspace, member_factory)
+    rows = one_row_per_resource(workspace, member_factory)
     admin = member_factory(workspace, Role.ADMIN)
-    return {
+    keys = {
         role: api_key_create(workspace=workspace, name=f"contract-{role}", role=role, by=admin).secret
         for role in (Role.VIEWER, Role.MARKETER, Role.REVIEWER, Role.ADMIN)
     }
+    return keys, rows
+
+
+def write_config(rows: dict[str, int], path: Path) -> Path:
+    """A schemathesis.toml giving every `{id}` path parameter a real row of the workspace (the generator
+    would invent ids, and an operation that only ever answers 404 is never tested past its lookup)."""
+    # Every check (what `--checks all` selects; on the command line it would also override the per-operation
+    # switch below). A wall-clock limit on a shared, loaded machine measures the machine: 60 s, not 10 s.
+    blocks = ["[checks]\nenabled = true\nmax_response_time = 60\n"]
+    blocks += [
+        # a TOML literal string: the regular expression's backslashes stay as written
+        f"[[operations]]\ninclude-path-regex = '^/api/v1/{re.escape(resource)}/\\{{id\\}}/'\n"
+        f'parameters = {{ "path.id" = {pk} }}\n'
+        for resource, pk in sorted(rows.items())
+    ]
+    names = sorted(name for operations in NOT_YET_ACCEPTED.values() for name in operations)
+    blocks.append(
+        f"[[operations]]\ninclude-name = {json.dumps(names)}\n"
+        "checks.positive_data_acceptance.enabled = false\n"
+    )
+    path.write_text("\n".join(blocks))
+    return path
 
 
 def fetch_schema(url: str, path: Path) -> Path:
@@ -54,12 +141,12 @@ def fetch_schema(url: str, path: Path) -> Path:
     return path
 
 
-def run_schemathesis(url: str, schema: Path, key: str, report: Path) -> subprocess.CompletedProcess:
+def run_schemathesis(
+    url: str, schema: Path, config: Path, key: str, report: Path
+) -> subprocess.CompletedProcess:
     """One CLI run; its working directory is the report's (schemathesis writes a `.schemathesis/` cache)."""
     command = [
-        str(SCHEMATHESIS), "run", str(schema), "--url", url,
-        "--checks", "all",
-        "--exclude-checks", NOT_YET,
+        str(SCHEMATHESIS), "--config-file", str(config), "run", str(schema), "--url", url,
         "--phases", os.environ.get("AICMO_CONTRACT_PHASES", "fuzzing,stateful"),
         "--max-examples", EXAMPLES,
         "--workers", "1",
@@ -73,15 +160,18 @@ def run_schemathesis(url: str, schema: Path, key: str, report: Path) -> subproce
         "--report", "junit", "--report-junit-path", str(report),
     ]  # fmt: skip
     return subprocess.run(  # noqa: S603
-        command, capture_output=True, text=True, timeout=600, check=False, cwd=report.parent
+        command, capture_output=True, text=True, timeout=TIMEOUT, check=False, cwd=report.parent
     )
 
 
-def test_every_role_keeps_the_contract(live_server, role_keys, tmp_path):
-    failures = {}
+@pytest.mark.parametrize("role", [Role.VIEWER, Role.MARKETER, Role.REVIEWER, Role.ADMIN])
+def test_every_role_keeps_the_contract(live_server, seeded, role, tmp_path):
+    keys, rows = seeded
     schema = fetch_schema(live_server.url, tmp_path / "schema.json")
-    for role, key in role_keys.items():
-        result = run_schemathesis(live_server.url, schema, key, tmp_path / f"{role}.xml")
-        if result.returncode != 0:
-            failures[role] = result.stdout[-30000:]
-    assert not failures, "\n\n".join(f"##### {role}\n{text}" for role, text in failures.items())
+    paths = json.loads(schema.read_text())["paths"]
+    operations = {f"{method.upper()} {path}" for path, item in paths.items() for method in item}
+    assert {name for names in NOT_YET_ACCEPTED.values() for name in names} <= operations
+    config = write_config(rows, tmp_path / "schemathesis.toml")
+    result = run_schemathesis(live_server.url, schema, config, keys[role], tmp_path / f"{role}.xml")
+    (tmp_path / f"{role}.txt").write_text(result.stdout + result.stderr)
+    assert result.returncode == 0, result.stdout[-30000:]

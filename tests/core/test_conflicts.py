@@ -8,7 +8,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from rest_framework import exceptions
 
-from aicmo.api.errors import is_conflict
+from aicmo.api.errors import is_conflict, is_missing
 from aicmo.conflicts import Conflict, taken
 
 RULES = {"op": "and", "rules": [{"field": "score", "operator": "gte", "value": 50}]}
@@ -51,21 +51,29 @@ def test_a_value_already_used_is_409_and_a_malformed_one_beside_it_400(
         assert both.status_code == 400 and both.json()["error"]["code"] == "invalid"
 
 
+MISSING_ID = ValidationError("Not found in this workspace: 12.", code="does_not_exist")
+
+
 @pytest.mark.parametrize(
-    ("error", "conflict"),
+    ("error", "conflict", "missing"),
     [
-        (Conflict("Cannot pause a campaign that is draft."), True),
-        (Conflict({"name": "Already used.", "key": ["Also used."]}), True),
-        (ValidationError({"name": taken("Already used.")}), True),
-        (ValidationError({"name": taken("Already used."), "rules": "Unknown operator."}), False),
-        (ValidationError("Invalid."), False),
-        (ValidationError({"email": ValidationError("Already used.", code="unique")}), True),
+        (Conflict("Cannot pause a campaign that is draft."), True, False),
+        (Conflict({"name": "Already used.", "key": ["Also used."]}), True, False),
+        (ValidationError({"name": taken("Already used.")}), True, False),
+        (ValidationError({"name": taken("Already used."), "rules": "Unknown operator."}), False, False),
+        (ValidationError("Invalid."), False, False),
+        (ValidationError({"email": ValidationError("Already used.", code="unique")}), True, False),
+        (ValidationError({"content": MISSING_ID}), False, True),
+        (ValidationError({"content": MISSING_ID, "name": taken("Already used.")}), True, False),
+        (ValidationError({"content": MISSING_ID, "rules": "Unknown operator."}), False, False),
     ],
 )
-def test_only_errors_made_entirely_of_conflicts_are_409(error, conflict):
+def test_only_errors_made_entirely_of_state_refusals_are_409_or_404(error, conflict, missing):
+    """Conflicts alone (or with missing ids) are 409, missing ids alone 404, anything malformed 400."""
     from rest_framework.fields import get_error_detail
 
-    assert is_conflict(exceptions.ValidationError(get_error_detail(error))) is conflict
+    detail = exceptions.ValidationError(get_error_detail(error))
+    assert (is_conflict(detail), is_missing(detail)) == (conflict, missing)
 
 
 def test_schema_documents_409_on_writes_only(api_client_for):
@@ -79,3 +87,16 @@ def test_schema_documents_409_on_writes_only(api_client_for):
     assert operations
     for method, operation in operations:
         assert ("409" in operation["responses"]) is (method != "get"), (method, operation["operationId"])
+
+
+def test_removing_the_last_admin_is_a_409(api_client_for):
+    """The workspace's state, not the request: DELETE of the only admin's membership."""
+    from aicmo.models import Membership
+
+    client = api_client_for(role="admin")
+    me = Membership.objects.get(user=client.user, workspace=client.workspace)
+
+    resp = client.delete(f"/api/v1/members/{me.pk}/")
+
+    assert resp.status_code == 409 and resp.json()["error"]["code"] == "conflict"
+    assert Membership.objects.filter(pk=me.pk).exists()

@@ -1,4 +1,4 @@
-"""Ids in request bodies that name no row of the caller's workspace are a 400 naming them, never skipped.
+"""Ids in request bodies that name no row of the caller's workspace are a 404 naming them, never skipped.
 
 Every bulk and nested endpoint resolves body ids through `aicmo.tenancy.resolve_ids` (via the API's
 `WorkspaceIdsField`); these tests hold each such endpoint and the helper itself to that.
@@ -29,21 +29,22 @@ def mixed(api_client_for, other_workspace):
 
 
 @pytest.mark.parametrize("action", ["add", "remove"])
-def test_list_members_with_a_foreign_id_is_400_and_changes_nothing(mixed, action):
+def test_list_members_with_a_foreign_id_is_404_and_changes_nothing(mixed, action):
     client, mine, foreign = mixed
     lst = ContactListFactory(workspace=client.workspace)
     resp = client.post(f"{BASE}/lists/{lst.pk}/{action}/", {"contact_ids": [*mine, foreign]}, format="json")
-    assert resp.status_code == 400
+    assert resp.status_code == 404
+    assert resp.json()["error"]["code"] == "not_found"
     assert resp.json()["error"]["fields"] == {"contact_ids": [f"Not found in this workspace: {foreign}."]}
     assert ListMembership.objects.filter(contact_list=lst).count() == 0
 
 
 @pytest.mark.parametrize("route", ["enrichment-runs", "verification-runs"])
-def test_runs_with_a_foreign_or_missing_id_are_400_and_start_no_job(mixed, route):
+def test_runs_with_a_foreign_or_missing_id_are_404_and_start_no_job(mixed, route):
     client, mine, foreign = mixed
     missing = Contact.objects.order_by("-pk").first().pk + 1000
     resp = client.post(f"{BASE}/{route}/", {"contact_ids": [*mine, foreign, missing]}, format="json")
-    assert resp.status_code == 400
+    assert resp.status_code == 404
     message = resp.json()["error"]["fields"]["contact_ids"][0]
     assert message == f"Not found in this workspace: {foreign}, {missing}."
     assert Job.objects.count() == 0
@@ -58,10 +59,10 @@ def test_own_ids_still_work(mixed):
     assert run.status_code == 202 and run.json()["total"] == 2
 
 
-def test_merge_with_a_foreign_duplicate_is_400_naming_it(mixed):
+def test_merge_with_a_foreign_duplicate_is_404_naming_it(mixed):
     client, mine, foreign = mixed
     resp = client.post(f"{BASE}/contacts/{mine[0]}/merge/", {"duplicate": foreign}, format="json")
-    assert resp.status_code == 400
+    assert resp.status_code == 404
     assert str(foreign) in resp.json()["error"]["fields"]["duplicate"][0]
     assert Contact.objects.filter(pk=foreign).exists()
 

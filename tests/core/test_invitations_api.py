@@ -82,7 +82,7 @@ def test_second_open_invitation_for_an_address_is_refused(api_client_for):
     client = api_client_for(Role.ADMIN)
     assert _invite(client, "Sam@Example.com").status_code == 201
     resp = _invite(client, "sam@example.COM")
-    assert resp.status_code == 400
+    assert resp.status_code == 409 and resp.json()["error"]["code"] == "conflict"
     assert "open invitation" in resp.json()["error"]["fields"]["email"][0]
     assert Invitation.objects.get().email == "sam@example.com"
 
@@ -131,7 +131,7 @@ def test_list_resend_revoke_and_their_audit(api_client_for, workspace, django_as
     assert revoked["status"] == "revoked" and revoked["accept_url"] is None
     assert client.delete(f"/api/v1/invitations/{listed[0]['id']}/").status_code == 204
     assert Invitation.objects.get(pk=listed[0]["id"]).revoked_at is not None
-    assert client.post(f"/api/v1/invitations/{first['id']}/resend/").status_code == 400
+    assert client.post(f"/api/v1/invitations/{first['id']}/resend/").status_code == 409  # revoked: the state
 
     verbs = list(
         AuditEvent.objects.filter(workspace=workspace, verb__startswith="invitation.").values_list(

@@ -112,7 +112,7 @@ def test_api_company_and_tag_tenant_isolation(api_client_for, other_workspace):
         == 404
     )
     resp = client.post(f"{BASE}/companies/{mine.pk}/merge/", {"duplicate": theirs.pk}, format="json")
-    assert resp.status_code == 400 and Company.objects.filter(pk=theirs.pk).exists()
+    assert resp.status_code == 404 and Company.objects.filter(pk=theirs.pk).exists()
     assert client.delete(f"{BASE}/tags/{their_tag.pk}/").status_code == 404
     assert client.get(f"{BASE}/tags/{their_tag.pk}/dependents/").status_code == 404
     assert Tag.objects.filter(pk=their_tag.pk).exists()

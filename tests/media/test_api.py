@@ -255,6 +255,6 @@ def test_lists_do_not_leak_other_workspaces(api_client_for, other_workspace):
     assert client.get(f"{API}/libraries/").json()["results"] == []
     assert client.get(f"{API}/assets/stats/").json()["total_assets"] == 0
     assert client.get(f"{API}/assets/duplicates/").json() == []
-    # uploading into another workspace's library id is refused
+    # uploading into another workspace's library id is refused: it names no row of this workspace
     resp = post_file(client, make_image(seed=4), library=library.pk)
-    assert resp.status_code == 400 and "library" in resp.json()["error"]["fields"]
+    assert resp.status_code == 404 and "library" in resp.json()["error"]["fields"]
