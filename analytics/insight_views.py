@@ -10,6 +10,8 @@ from django.db.models import Count
 from django.shortcuts import redirect
 from django.views.generic import TemplateView
 
+from aicmo.activity import describe
+from aicmo.models import AuditEvent
 from aicmo.roles import MANAGE
 from aicmo.tenancy import get_scoped_or_404
 from aicmo.views import WorkspaceView
@@ -206,6 +208,15 @@ class ContactScoresView(WorkspaceView, TemplateView):
         return ctx
 
 
+def _in_words(entry: dict, contact) -> dict:
+    """An audit row of the timeline as the activity feed's sentence (``aicmo.activity``), the verb kept as
+    its detail; other rows unchanged. The API keeps the verb and the actor as they are."""
+    if entry["source"] != "audit":
+        return entry
+    event = AuditEvent(verb=entry["title"], actor_label=entry["detail"], target_repr=contact.email)
+    return entry | {"title": describe(event), "detail": entry["title"]}
+
+
 class Contact360View(WorkspaceView, TemplateView):
     """One contact across apps: profile, score and tier with the score-history chart, engagement counts,
     orders per currency, RFM and the latest lifetime prediction, and the timeline (50 a page, newest first,
@@ -242,7 +253,7 @@ class Contact360View(WorkspaceView, TemplateView):
                 )
             ],  # fmt: skip
             page=page,
-            entries=[contact360.entry(r) for r in page.object_list],
+            entries=[_in_words(contact360.entry(r), contact) for r in page.object_list],
             chart={
                 "type": "line",
                 "labels": [h["day"].isoformat() for h in history],

@@ -25,6 +25,7 @@ class WebhookEndpointSerializer(serializers.ModelSerializer):
     event_types = serializers.ListField(
         child=serializers.ChoiceField(choices=WebhookEventType.choices),
         allow_empty=False,
+        min_length=1,  # states allow_empty=False in the schema (minItems)
         max_length=len(WebhookEventType.values),
         help_text="Event types to deliver (docs/PUBLISHING.md, Webhooks).",
     )

@@ -67,9 +67,9 @@ def history(workspace, other_workspace):
         fetched_at=START + timedelta(days=1),
         matched=True,
     )
-    a = audit_record(workspace=workspace, actor=None, verb="crm.contact.updated", target=ours)
+    a = audit_record(workspace=workspace, actor=None, verb="crm.contact.merged", target=ours)
     _at(AuditEvent, a.pk, START + timedelta(days=4))
-    audit_record(workspace=workspace, actor=None, verb="crm.contact.updated", target=neighbour)
+    audit_record(workspace=workspace, actor=None, verb="crm.contact.merged", target=neighbour)
     scores_refresh(workspace_id=workspace.pk, now=NOW)
     return ours
 
@@ -258,7 +258,7 @@ def test_page_shows_the_api_figures_chart_beside_table_and_reader_zone(client_fo
     from zoneinfo import ZoneInfo
 
     assert newest.astimezone(ZoneInfo("Asia/Kathmandu")).strftime("%Y-%m-%d %H:%M") in html
-    assert "65.00" in html and "crm.contact.updated" not in html  # a viewer: no audit entries
+    assert "65.00" in html and "crm.contact.merged" not in html  # a viewer: no audit entries
 
 
 def test_the_crm_contact_page_links_to_the_360_view(client_for, history):
@@ -307,3 +307,11 @@ def test_the_timeline_holds_only_this_contacts_rows(api_client_for, history):
         for pk in EngagementEvent.objects.filter(contact=history).values_list("pk", flat=True)
     }
     assert "n-1" not in {r["title"] for r in rows}
+
+
+def test_audit_entries_read_as_the_activity_sentence_for_admins(client_for, history):
+    client = client_for(role=Role.ADMIN)
+    url = f"/analytics/contacts/{history.pk}/"
+    html = client.get(url).content.decode() + client.get(url, {"page": 2}).content.decode()
+    assert f"AICMO merged contacts into “{history.email}”" in html  # the sentence, the verb as its detail
+    assert "crm.contact.merged" in html

@@ -62,7 +62,8 @@ NOT_YET_ACCEPTED = {
     ],
     "value rules the schema does not state: deliverable email addresses, company domains, time zone names, "
     "MJML and template syntax, segment rule grammar, a choice field's choices, adapters and their options, "
-    "PEM text, ISO 4217 codes, future/ordered dates and thresholds, a blank-after-trimming name": [
+    "PEM text, ISO 4217 codes, future/ordered dates and thresholds, a blank-after-trimming name, mail domains, "
+    "user:password secrets, receiver URLs the SSRF guard refuses": [
         "POST /api/v1/crm/contacts/",
         "PUT /api/v1/crm/contacts/{id}/",
         "PATCH /api/v1/crm/contacts/{id}/",
@@ -95,6 +96,11 @@ NOT_YET_ACCEPTED = {
         "POST /api/v1/crm/tags/",
         "PUT /api/v1/crm/tags/{id}/",
         "PATCH /api/v1/crm/tags/{id}/",
+        "POST /api/v1/publishing/dkim-keys/",
+        "POST /api/v1/publishing/inbound-hooks/",
+        "POST /api/v1/publishing/webhooks/",
+        "PUT /api/v1/publishing/webhooks/{id}/",
+        "PATCH /api/v1/publishing/webhooks/{id}/",
     ],
 }
 
