@@ -37,7 +37,7 @@ def test_preview_send_test_send_and_report(
     assert smtp_sink.wait_for(1)[0]["Subject"] == "[TEST] Hi Ada"
 
     page.goto(live_server.url + f"/publishing/campaigns/{campaign.pk}/")
-    page.click("button:text-is('send')")
+    page.click("button:text-is('Send now')")
     page.wait_for_selector("text=Send: done.")
     while sending.campaign_send_batch(campaign_id=campaign.pk).more:  # the worker's part
         pass
