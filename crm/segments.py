@@ -76,6 +76,7 @@ class FieldSpec:
     nullable: bool = False
     choices: tuple[str, ...] = ()
     json_key: str = ""  # set for custom fields
+    label: str = ""  # what the builder shows; custom fields: the definition's label
 
 
 FIELDS: dict[str, FieldSpec] = {
@@ -100,6 +101,30 @@ FIELDS: dict[str, FieldSpec] = {
     "verified_at": FieldSpec("date", "verified_at", nullable=True),
     "tags": FieldSpec("tags"),
     "suppression": FieldSpec("suppression", choices=("any", *Channel.values)),
+}
+# What the visual builder shows for each built-in field (the rule JSON keeps the key).
+FIELD_LABELS = {
+    "email": "Email",
+    "first_name": "First name",
+    "last_name": "Last name",
+    "title": "Job title",
+    "phone": "Phone",
+    "source": "Source",
+    "company": "Company name",
+    "company_domain": "Company domain",
+    "lifecycle": "Lifecycle stage",
+    "verification": "Email verification",
+    "engagement_tier": "Engagement tier",
+    "tier": "Engagement tier",
+    "engagement_score": "Engagement score",
+    "score": "Engagement score",
+    "created_at": "Created",
+    "updated_at": "Last changed",
+    "last_engaged_at": "Last engaged",
+    "enriched_at": "Enriched",
+    "verified_at": "Verified",
+    "tags": "Tags",
+    "suppression": "Suppressed on",
 }
 OPERATORS_BY_KIND = {
     "text": TEXT_OPS,
@@ -195,13 +220,14 @@ class JSONNumber(Func):
 
 def custom_field_specs(workspace: Workspace | int) -> dict[str, FieldSpec]:
     specs = {}
-    for d in CustomFieldDefinition.objects.for_workspace(workspace).only("key", "type", "choices"):
+    for d in CustomFieldDefinition.objects.for_workspace(workspace).only("key", "type", "choices", "label"):
         specs[f"custom.{d.key}"] = FieldSpec(
             CUSTOM_KIND[d.type],
             f"custom__{d.key}",
             nullable=True,
             choices=tuple(d.choices or ()),
             json_key=d.key,
+            label=d.label,
         )
     return specs
 
@@ -211,6 +237,7 @@ def field_catalog(workspace: Workspace | int) -> dict[str, dict]:
     specs = {**FIELDS, **custom_field_specs(workspace)}
     return {
         name: {
+            "label": spec.label or FIELD_LABELS.get(name, name),
             "kind": spec.kind,
             "operators": sorted(OPERATORS_BY_KIND[spec.kind]),
             "choices": list(spec.choices),

@@ -27,6 +27,11 @@ class Capability(models.TextChoices):
     DISPATCH_WEBHOOK = "dispatch_webhook", "Dispatch webhook"
 
 
+def capability_words(value: str) -> str:
+    """A capability as people read it ("Send email"); an unknown value with its underscores as spaces."""
+    return Capability(value).label if value in Capability.values else str(value).replace("_", " ")
+
+
 class Verdict(models.TextChoices):
     VALID = "valid", "Valid"
     INVALID = "invalid", "Invalid"

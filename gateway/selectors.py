@@ -16,7 +16,7 @@ from django.utils import timezone
 from redis.exceptions import RedisError
 
 from . import breaker
-from .capabilities import Capability
+from .capabilities import capability_words
 from .errors import DNS_CAUSE, kind_words
 from .health import (
     FAILING_CHECK_KINDS,
@@ -246,7 +246,7 @@ def recommendations(workspace, health: list[AccountHealth] | None = None) -> lis
                 )
             )
     for capability, rows in sorted(by_capability.items()):
-        label = Capability(capability).label if capability in Capability.values else capability
+        label = capability_words(capability)
         real = [r for r in rows if not r.account.is_demo]
         if not real:
             out.append(
@@ -262,7 +262,7 @@ def recommendations(workspace, health: list[AccountHealth] | None = None) -> lis
                 Recommendation(
                     WARNING,
                     "single_provider",
-                    f"only one provider for {capability}: add a fallback",
+                    f"only one provider for {label.lower()}: add a fallback",
                     capability,
                     real[0].account.pk,
                 )

@@ -15,7 +15,7 @@ from aicmo.views import WorkspaceTemplateView, WorkspaceView
 
 from . import selectors, services
 from .adapters import ADAPTERS, adapters_for
-from .capabilities import Capability
+from .capabilities import Capability, capability_words
 from .errors import kind_words
 from .forms import AccountForm
 from .health import selfcheck_account
@@ -50,7 +50,12 @@ class GatewayIndexView(WorkspaceTemplateView):
         ctx["recommendations"] = selectors.recommendations(self.workspace, rows)
         failures = selectors.recent_failures(self.workspace, limit=15, accounts=[r.account for r in rows])
         ctx["failures"] = (
-            None if failures is None else [{"f": f, "words": kind_words(f.kind)} for f in failures]
+            None
+            if failures is None
+            else [
+                {"f": f, "words": kind_words(f.kind), "call": capability_words(f.capability)}
+                for f in failures
+            ]
         )
         ctx["failed_checks"] = [
             {"check": c, "words": kind_words(c.error_kind)}

@@ -401,3 +401,18 @@ def test_broken_rules_raise_the_one_rule_error_never_a_db_error(random_people, t
 def test_compile_is_relative_to_now(people):
     later = timezone.now() + dt.timedelta(days=3650)
     assert segment_queryset(cond("created_at", "within_last_days", 5), people, now=later).count() == 0
+
+
+@pytest.mark.django_db
+def test_the_builder_catalog_names_every_field_in_words(workspace):
+    """The builder shows labels, never rule keys: every built-in field has one, custom fields their own."""
+    from crm.segments import FIELD_LABELS, FIELDS, field_catalog
+
+    assert set(FIELDS) <= set(FIELD_LABELS)
+    CustomFieldFactory(
+        workspace=workspace, key="plan", label="Subscription plan", type="choice", choices=["a"]
+    )
+    catalog = field_catalog(workspace)
+    assert catalog["custom.plan"]["label"] == "Subscription plan"
+    assert catalog["lifecycle"]["label"] == "Lifecycle stage"
+    assert all(spec["label"] and spec["label"] != name for name, spec in catalog.items())

@@ -187,7 +187,7 @@ def test_recommendations_from_real_signals(workspace, gateway_fast):
         recs[("warning", "throttled")]
         == "Hunter (Test verifier) is rate limited 40 % of calls: lower the rate or add a fallback"
     )
-    assert recs[("warning", "single_provider")] == "only one provider for verify_email: add a fallback"
+    assert recs[("warning", "single_provider")] == "only one provider for verify email: add a fallback"
     assert "succeeds on only 60 %" in recs[("warning", "degraded")]  # throttled calls are not successes
 
     apollo = ProviderAccountFactory(workspace=workspace, name="Apollo", state=AccountState.NEEDS_REAUTH)
@@ -294,7 +294,7 @@ def test_every_recommendation_fires_from_calls_through_the_chain(
         recs[("warning", "throttled")]
         == "Hunter (Test verifier) is rate limited 40 % of calls: lower the rate or add a fallback"
     )
-    assert recs[("warning", "single_provider")] == "only one provider for enrich_person: add a fallback"
+    assert recs[("warning", "single_provider")] == "only one provider for enrich person: add a fallback"
     assert ("info", "demo_only") not in recs  # verify_email has two real providers
     by_code = {r.code: r for r in selectors.recommendations(workspace)}
     assert by_code["needs_reauth"].account_id == apollo.pk and by_code["throttled"].account_id == hunter.pk

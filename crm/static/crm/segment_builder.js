@@ -245,7 +245,7 @@
         },
       },
     }, fieldNames.map(function (name) {
-      var label = FIELDS[name] ? name.replace(/_/g, " ") : name + " (unknown)";
+      var label = FIELDS[name] ? FIELDS[name].label || name.replace(/_/g, " ") : name + " (unknown)";
       return el("option", { value: name, selected: name === cond.field, text: label });
     }));
     var ops = operatorsFor(cond.field);
