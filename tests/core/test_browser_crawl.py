@@ -331,6 +331,7 @@ def test_every_dashboard_page_as_every_role(
     role, chromium_browser, browser_login, live_server, settings, tmp_path, redis_client
 ):
     settings.MEDIA_ROOT = tmp_path
+    settings.PUBLIC_BASE_URL = live_server.url  # email images and links are absolute on the public URL
     workspace = _seed()
     user = Membership.objects.get(workspace=workspace, role=role).user
     context = chromium_browser.new_context(viewport={"width": 390, "height": 844})
