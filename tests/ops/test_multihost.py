@@ -42,7 +42,8 @@ from tests.publishing.conftest import Processes, make_content, smtp_account
 from tests.publishing.test_worker_crash import received
 
 ROOT = Path(__file__).resolve().parents[2]
-CONTACTS = 240
+CONTACTS = 600  # enough enrichment tasks that the run outlasts the kill (240 finished first once the
+# gateway got faster)
 RECIPIENTS = 90
 SINK_DELAY = 0.4  # seconds the sink holds each message: the send outlasts the kill
 
@@ -204,7 +205,8 @@ def no_nudge(ws, job_id: int) -> None:
     return None
 
 
-WORKLOADS = [(enrichment_start, no_nudge, enrichment_check), (send_start, send_nudge, send_check)]
+# The send first: the kill waits for host A to hold send claims, and the enrichment must still be running then.
+WORKLOADS = [(send_start, send_nudge, send_check), (enrichment_start, no_nudge, enrichment_check)]
 
 
 def send_claims_of(host: Host) -> int:
