@@ -208,11 +208,19 @@ class ContactScoresView(WorkspaceView, TemplateView):
         return ctx
 
 
+# The contact 360's engagement counts in words (the API keeps the keys).
+ENGAGEMENT_WORDS = {
+    **dict(EngagementKind.choices),
+    "open_human": "Open (person)",
+    "open_machine": "Open (machine: privacy proxy or scanner)",
+}
+
+
 def _in_words(entry: dict, contact) -> dict:
     """An audit row of the timeline as the activity feed's sentence (``aicmo.activity``), the verb kept as
     its detail; other rows unchanged. The API keeps the verb and the actor as they are."""
     if entry["source"] != "audit":
-        return entry
+        return entry | {"kind": ENGAGEMENT_WORDS.get(entry["kind"], entry["kind"])}
     event = AuditEvent(verb=entry["title"], actor_label=entry["detail"], target_repr=contact.email)
     return entry | {"title": describe(event), "detail": entry["title"]}
 
@@ -237,7 +245,7 @@ class Contact360View(WorkspaceView, TemplateView):
             contact=contact,
             figures=figures,
             engagement_rows=[
-                {"kind": kind, "events": engagement[kind]}
+                {"kind": kind, "label": ENGAGEMENT_WORDS.get(kind, kind), "events": engagement[kind]}
                 for kind in (
                     "sent",
                     "delivered",

@@ -315,3 +315,9 @@ def test_audit_entries_read_as_the_activity_sentence_for_admins(client_for, hist
     html = client.get(url).content.decode() + client.get(url, {"page": 2}).content.decode()
     assert f"AICMO merged contacts into “{history.email}”" in html  # the sentence, the verb as its detail
     assert "crm.contact.merged" in html
+
+
+def test_engagement_counts_read_in_words(client_for, history):
+    html = client_for(role=Role.VIEWER).get(f"/analytics/contacts/{history.pk}/").content.decode()
+    assert "Hard bounce" in html and "Open (person)" in html
+    assert ">bounce_hard<" not in html and ">open_human<" not in html

@@ -143,7 +143,12 @@ def test_recent_failures_of_real_calls_on_dashboard_and_health_api(
     html = client.get("/gateway/").content.decode()
     section = html[html.index('id="failures-title"') : html.index('id="checks-title"')]
     assert "Hunter main" in section and 'data-failure-kind="transient"' in section and "503" in section
-    assert "Verify email" in section and "verify_email" not in section and "globex-only failure" not in html and "secret-key-1234" not in html
+    assert (
+        "Verify email" in section
+        and "verify_email" not in section
+        and "globex-only failure" not in html
+        and "secret-key-1234" not in html
+    )
 
     api = api_client_for("viewer", ws)
     rows = {r["name"]: r for r in api.get("/api/v1/gateway/health/").json()["results"]}
