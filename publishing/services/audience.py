@@ -78,6 +78,23 @@ def audience_base(campaign: Campaign) -> tuple[QuerySet[Contact], QuerySet[Conta
     return included.exclude(exclude), included.filter(exclude)
 
 
+# Why a contact is left out, in words (the keys are what `AudienceReport.left_out` and a snapshot hold).
+LEFT_OUT_WORDS = {
+    "erased": "personal data erased",
+    "invalid_email": "address found invalid",
+    "suppressed_unsubscribed": "unsubscribed",
+    "suppressed_bounced": "bounced before",
+    "suppressed_complained": "marked as spam before",
+    "suppressed_manual": "suppressed by hand",
+    "excluded": "in an excluded segment or list",
+}
+
+
+def left_out_words(reason: str) -> str:
+    """A left-out reason as people read it; an unknown one (a newer reason in an old snapshot) as given."""
+    return LEFT_OUT_WORDS.get(reason, str(reason).replace("_", " "))
+
+
 @dataclass
 class AudienceReport:
     """Expected recipients and why the others are left out: ``left_out`` maps a reason (``erased``,

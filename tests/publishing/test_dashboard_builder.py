@@ -449,3 +449,19 @@ def test_builder_and_editor_pages_cost_the_same_with_more_choices(client_for, wo
     few = [_queries(client, url) for url in urls]
     add(15)
     assert [_queries(client, url) for url in urls] == few
+
+
+def test_every_left_out_reason_the_audience_writes_has_words():
+    """The reasons are built in publishing/services/audience.py; each one the code can write has words."""
+    import re
+    from pathlib import Path
+
+    from crm.models import SuppressionReason
+    from publishing.services.audience import LEFT_OUT_WORDS, left_out_words
+
+    source = Path("publishing/services/audience.py").read_text()
+    literals = set(re.findall(r'(?:left\[|reason = )"([a-z_]+)"', source))
+    reasons = literals | {f"suppressed_{r}" for r in SuppressionReason.values}
+    assert literals and reasons <= set(LEFT_OUT_WORDS), reasons - set(LEFT_OUT_WORDS)
+    assert left_out_words("suppressed_bounced") == "bounced before"
+    assert left_out_words("some_new_reason") == "some new reason"
