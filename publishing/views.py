@@ -157,7 +157,7 @@ class CampaignDetailView(WorkspaceView, TemplateView):
         before_send = campaign.status in ("draft", "scheduled", "missed")
         ctx["check"] = campaign_services.campaign_check(campaign) if before_send else None
         ctx["estimate"] = audience_estimate(campaign).as_dict() if before_send else None
-        ctx["actions"] = sorted(ACTIONS)
+        ctx["actions"] = [(name, ACTION_LABELS[name]) for name in sorted(ACTIONS)]
         ctx["approval_required"] = approval_services.approval_required(self.workspace)
         ctx["can_approve"] = self.tenant.allows(APPROVE) and campaign.status in approval_services.REVIEWABLE
         ctx["can_write"] = self.tenant.allows(WRITE)
@@ -508,6 +508,15 @@ ACTIONS = {
     "resume": campaign_services.campaign_resume,
     "cancel": campaign_services.campaign_cancel,
     "resend-uncertain": campaign_services.campaign_resend_uncertain,
+}
+# The buttons' words (the URL keeps the action's name).
+ACTION_LABELS = {
+    "send": "Send now",
+    "unschedule": "Unschedule",
+    "pause": "Pause sending",
+    "resume": "Resume sending",
+    "cancel": "Cancel sending",
+    "resend-uncertain": "Resend uncertain messages",
 }
 
 

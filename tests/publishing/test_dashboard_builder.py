@@ -465,3 +465,9 @@ def test_every_left_out_reason_the_audience_writes_has_words():
     assert literals and reasons <= set(LEFT_OUT_WORDS), reasons - set(LEFT_OUT_WORDS)
     assert left_out_words("suppressed_bounced") == "bounced before"
     assert left_out_words("some_new_reason") == "some new reason"
+
+
+def test_every_campaign_action_button_has_words():
+    from publishing.views import ACTION_LABELS, ACTIONS
+
+    assert set(ACTION_LABELS) == set(ACTIONS)
