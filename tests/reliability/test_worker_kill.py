@@ -251,10 +251,9 @@ def test_send_to_2000_killed_mid_send_everyone_once_and_the_in_flight_uncertain(
     # uncertain (0 or 1 copies, never re-sent), counted as failed by the job and as uncertain by the report
     copies = received(log)
     by_status = statuses(campaign)
-    assert by_status == {
-        DeliveryStatus.SENT: RECIPIENTS - len(in_flight),
-        DeliveryStatus.UNCERTAIN: len(in_flight),
-    }
+    want = {DeliveryStatus.SENT: RECIPIENTS - len(in_flight), DeliveryStatus.UNCERTAIN: len(in_flight)}
+    # a kill between two batches leaves nothing in flight: then no status is uncertain (a Counter has no 0s)
+    assert by_status == {status: n for status, n in want.items() if n}
     assert (
         set(
             Delivery.objects.filter(campaign=campaign, status=DeliveryStatus.UNCERTAIN).values_list(
