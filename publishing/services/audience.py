@@ -15,7 +15,7 @@ from django.db.models import Count, Q, QuerySet
 
 from aicmo.tenancy import resolve_ids
 from crm.models import Contact, ContactList, Segment, Suppression, Verdict
-from crm.selectors import contacts_for_selection, contacts_receivable
+from crm.selectors import contacts_for_selection, contacts_receivable, in_lists_q
 
 from ..models import Campaign, Delivery, DeliveryStatus
 
@@ -53,7 +53,9 @@ def audience_clean(workspace, audience: dict | None) -> dict:
 def _union(workspace, segments: list[int], lists: list[int]) -> Q | None:
     parts = [
         Q(pk__in=contacts_for_selection(workspace=workspace, segment_id=s).values("pk")) for s in segments
-    ] + [Q(pk__in=contacts_for_selection(workspace=workspace, list_id=x).values("pk")) for x in lists]
+    ]
+    if lists:
+        parts.append(in_lists_q(workspace, lists))
     if not parts:
         return None
     q = parts[0]
