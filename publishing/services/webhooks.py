@@ -68,7 +68,7 @@ ENQUEUE_LEASE = timedelta(minutes=10)  # a queued task not run by then (lost mes
 DUE_BATCH = 500
 ERROR_MAX_CHARS = 1000
 GATEWAY_ACCOUNT_NAME = "Outbound webhooks"
-GATEWAY_TIMEOUT_SECONDS = 10.0  # connect and read timeout of each attempt (the gateway account's timeout)
+GATEWAY_TIMEOUT_SECONDS = 10.0  # total deadline of each attempt, connect to last byte (the account timeout)
 ACTIVE = (S.PENDING, S.RETRYING)
 
 ENGAGEMENT_TYPES = {
