@@ -102,6 +102,8 @@ DESCRIPTIONS: dict[str, str] = {
     "AICMO_RETENTION_AUDIT_DAYS": "Audit events older than this are deleted (0 keeps all).",
     "AICMO_RETENTION_HEALTH_DAYS": "Provider health history older than this is deleted.",
     "AICMO_RETENTION_EVENTS_DAYS": "Raw engagement events older than this are deleted once rolled up, for campaigns with no newer event (0 keeps all); daily rollups are kept.",
+    "AICMO_RETENTION_WEBHOOKS_SUCCEEDED_DAYS": "Outbound webhook deliveries that succeeded are deleted this many days after they finished (0 keeps all).",
+    "AICMO_RETENTION_WEBHOOKS_FAILED_DAYS": "Outbound webhook deliveries that failed or were discarded are deleted this many days after they finished (0 keeps all).",
     "AICMO_PG_BINDIR": "Directory of `pg_dump`/`pg_restore` for backups; empty: PATH.",
     "AICMO_INVITATION_TTL_DAYS": "Days an invitation link stays valid.",
     "AICMO_INVITATION_MAILER": "Dotted path of the function mailing invitations.",

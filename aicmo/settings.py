@@ -429,11 +429,14 @@ AICMO_RETENTION_JOBS_DAYS = env.int("AICMO_RETENTION_JOBS_DAYS", default=90)
 AICMO_RETENTION_AUDIT_DAYS = env.int("AICMO_RETENTION_AUDIT_DAYS", default=365)
 AICMO_RETENTION_HEALTH_DAYS = env.int("AICMO_RETENTION_HEALTH_DAYS", default=30)
 AICMO_RETENTION_EVENTS_DAYS = env.int("AICMO_RETENTION_EVENTS_DAYS", default=730)
+AICMO_RETENTION_WEBHOOKS_SUCCEEDED_DAYS = env.int("AICMO_RETENTION_WEBHOOKS_SUCCEEDED_DAYS", default=30)
+AICMO_RETENTION_WEBHOOKS_FAILED_DAYS = env.int("AICMO_RETENTION_WEBHOOKS_FAILED_DAYS", default=90)
 AICMO_RETENTION = [
     "aicmo.retention.prune_jobs",
     "aicmo.retention.prune_audit",
     "gateway.ops.prune_health",
     "publishing.retention.prune_events",
+    "publishing.retention.prune_webhook_deliveries",
 ]
 # {workspace id: highest engagement event id rolled up}: raw events are pruned only below it.
 PUBLISHING_EVENTS_ROLLED_UP = "analytics.rollups.events_rolled_up"

@@ -43,6 +43,7 @@ from .normalize import (
     normalize_email,
     strip_invisible,
 )
+from .services.consent import contacts_unsubscribe
 from .services.gdpr import erasure_check, erasure_refusal
 
 BATCH_SIZE = 5000
@@ -59,6 +60,7 @@ CORE_TARGETS = (
     "company_domain",
     "tags",
     "source",
+    "unsubscribed",
 )
 
 
@@ -210,7 +212,29 @@ SYNONYMS: dict[str, set[str]] = {
         "etiquetas",
     },
     "source": {"source", "leadsource", "origin", "quelle", "herkunft", "origine", "fuente", "origen"},
+    # An email opt-out as CRM exports write it: Salesforce "Email Opt Out" (API HasOptedOutOfEmail), HubSpot
+    # "Unsubscribed from all email", Pipedrive/Zoho "Email opt out", Mailchimp's unsubscribed export.
+    "unsubscribed": {
+        "unsubscribed",
+        "emailoptout",
+        "hasoptedoutofemail",
+        "optout",
+        "optedout",
+        "unsubscribedfromallemail",
+        "unsubscribedfromemail",
+        "emailunsubscribed",
+        "donotemail",
+        "donotmail",
+    },
 }
+
+# Values of the "unsubscribed" column: a yes opts the contact out of email; a no or a blank changes
+# nothing (only fresh consent lifts an opt-out: crm.services.contact_resubscribe). Compared after
+# _norm_header.
+OPT_OUT_YES = frozenset(
+    {"1", "true", "t", "yes", "y", "x", "unsubscribed", "optedout", "optout", "ja", "oui", "si"}
+)
+OPT_OUT_NO = frozenset({"", "0", "false", "f", "no", "n", "subscribed", "optedin", "optin", "nein", "non"})
 
 
 def _norm_header(value: str) -> str:
@@ -689,7 +713,7 @@ def _column_plan(columns: dict, customs: dict) -> list[tuple]:
     for index, (header, target) in columns.items():
         if target.startswith("custom."):
             plan.append((index, header, "custom", customs[target[7:]]))
-        elif target in ("email", "tags", "full_name", "company_domain"):
+        elif target in ("email", "tags", "full_name", "company_domain", "unsubscribed"):
             plan.append((index, header, target, None))
         else:
             plan.append((index, header, "text", (target, TARGET_FIELDS[target].max_length)))
@@ -803,6 +827,13 @@ def _parse_row(line, cells, plan, run, batch: _Batch) -> dict | None:
                     )
                     bad = True
                 data.setdefault(target, part)
+        elif kind == "unsubscribed":
+            answer = _norm_header(value)
+            if answer in OPT_OUT_YES:
+                data["unsubscribed"] = True
+            elif answer not in OPT_OUT_NO:
+                error(header, "Not a yes/no value (e.g. yes, no, true, false, 1, 0).", value[:50])
+                bad = True
         else:  # company_domain
             try:
                 data["company_domain"] = domain_clean(value) if value else ""
@@ -909,6 +940,13 @@ def _commit_batch(run: ImportRun, batch: _Batch) -> int:
         through.objects.bulk_create(
             [through(contact_id=ids[e], tag_id=tag_ids[n]) for e, ns in tag_links.items() for n in set(ns)],
             ignore_conflicts=True,
+        )
+    opted_out = [email for email, data in merged.items() if data.get("unsubscribed")]
+    if opted_out:  # honoured for skipped existing contacts too: an opt-out is not a field to keep or fill
+        contacts_unsubscribe(
+            workspace_id=run.workspace_id,
+            contact_ids=_contact_ids(run.workspace_id, opted_out).values(),
+            source=f"import:{run.pk}",
         )
     ImportRowError.objects.bulk_create(batch.errors, ignore_conflicts=True)
     failed = len(batch.bad_lines)
@@ -1054,6 +1092,8 @@ def _insert_rows(rows: list[tuple]) -> int:
 
 
 def _merge_into(first: dict, later: dict, policy: str) -> None:
+    if later.get("unsubscribed"):  # an opt-out anywhere in the file stands, whatever the policy
+        first["unsubscribed"] = True
     if policy == "skip":
         first.setdefault("tags", []).extend(later.get("tags", []))
         return

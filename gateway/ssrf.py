@@ -26,6 +26,8 @@ import httpx
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from gateway.deadline import DeadlineStream, bounded
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 HTTP_SCHEMES = {"http": 80, "https": 443}
@@ -310,7 +312,8 @@ def guarded_create_connection(
 
 
 class _GuardedBackend(httpcore.SyncBackend):
-    """httpcore network backend: resolve + check at connect time, then connect to the checked IP.
+    """httpcore network backend: resolve + check at connect time, then connect to the checked IP; every
+    stream obeys the call's :func:`gateway.deadline.total_deadline`.
 
     TLS is layered on top by httpcore with ``server_hostname`` = the URL host, so SNI and certificate
     verification still use the real name.
@@ -328,7 +331,9 @@ class _GuardedBackend(httpcore.SyncBackend):
         last_error: Exception | None = None
         for address in addresses:
             try:
-                return super().connect_tcp(address, port, timeout, local_address, socket_options)
+                with bounded(timeout, httpcore.ConnectTimeout) as limit:
+                    stream = super().connect_tcp(address, port, limit, local_address, socket_options)
+                return DeadlineStream(stream)
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
                 last_error = exc
         assert last_error is not None

@@ -488,6 +488,7 @@ class WebhookDelivery(WorkspaceOwned):
         indexes = [
             models.Index(fields=["status", "next_attempt_at"], name="pub_whdelivery_due"),
             models.Index(fields=["endpoint", "created_at"], name="pub_whdelivery_endpoint"),
+            models.Index(fields=["status", "finished_at"], name="pub_whdelivery_finished"),  # retention
         ]
         constraints = [
             models.UniqueConstraint(fields=["endpoint", "event_id"], name="pub_whdelivery_unique_event"),

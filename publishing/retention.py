@@ -1,4 +1,5 @@
-"""Retention of raw engagement events (an ``AICMO_RETENTION`` entry, see aicmo/retention.py).
+"""Retention of raw engagement events and of outbound webhook deliveries (``AICMO_RETENTION`` entries, see
+aicmo/retention.py).
 
 Raw events are the input of analytics' daily rollups, which keep their figures for good. An event is
 deleted only when all of these hold:
@@ -22,12 +23,13 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from aicmo.retention import delete_in_batches
 
-from .models import EngagementEvent
+from .models import EngagementEvent, WebhookDelivery, WebhookDeliveryStatus
 
 log = logging.getLogger(__name__)
 
@@ -57,4 +59,31 @@ def prune_events(now=None) -> int:
         ).exclude(campaign_id__in=hot)
         total += delete_in_batches(prunable)
     log.info("pruned %s raw engagement events older than %s", total, cutoff.isoformat())
+    return total
+
+
+def webhook_deliveries_prunable(now=None):
+    """Finished webhook deliveries past their age: ``succeeded`` ones whose ``finished_at`` is older than
+    ``AICMO_RETENTION_WEBHOOKS_SUCCEEDED_DAYS`` (30), ``failed`` and ``discarded`` ones older than
+    ``AICMO_RETENTION_WEBHOOKS_FAILED_DAYS`` (90; kept longer: they are what an integrator asks about).
+    A delivery still waiting (``pending``/``retrying``) is never prunable, however old. 0 days keeps that
+    kind. One queryset over every workspace: retention is the operator's rule, not a tenant's."""
+    now = now or timezone.now()
+    S = WebhookDeliveryStatus
+    rules = (
+        ((S.SUCCEEDED,), settings.AICMO_RETENTION_WEBHOOKS_SUCCEEDED_DAYS),
+        ((S.FAILED, S.DISCARDED), settings.AICMO_RETENTION_WEBHOOKS_FAILED_DAYS),
+    )
+    query = Q(pk__in=[])
+    for statuses, days in rules:
+        if days > 0:
+            query |= Q(status__in=statuses, finished_at__lt=now - timedelta(days=days))
+    return WebhookDelivery.objects.filter(query)
+
+
+def prune_webhook_deliveries(now=None) -> int:
+    """Delete :func:`webhook_deliveries_prunable` in batches of ``aicmo.retention.BATCH`` rows, one short
+    transaction each; returns rows deleted."""
+    total = delete_in_batches(webhook_deliveries_prunable(now))
+    log.info("pruned %s finished webhook deliveries", total)
     return total

@@ -10,6 +10,7 @@ from .consent import (
     contact_resubscribe,
     contact_suppress,
     contact_unsubscribe,
+    contacts_unsubscribe,
 )
 from .contacts import (
     EDITABLE_FIELDS,
@@ -116,6 +117,7 @@ __all__ = [
     "contact_suppress",
     "contact_transition",
     "contact_unsubscribe",
+    "contacts_unsubscribe",
     "contact_update",
     "contacts_needing_enrichment",
     "contacts_set_scores",

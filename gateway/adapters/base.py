@@ -29,6 +29,7 @@ from gateway.capabilities import (
     WebhookEvent,
     WebhookResult,
 )
+from gateway.deadline import DeadlineExceeded, total_deadline
 from gateway.errors import ErrorKind, ProviderError, classify_exception, error_from_response
 from gateway.ssrf import HTTP_SCHEMES, UnsafeURL, check_url, guarded_client
 from gateway.tls import tls_context
@@ -71,6 +72,10 @@ class Adapter:
     base_url_required: ClassVar[bool] = False
     base_url_help: ClassVar[str] = ""
     is_demo: ClassVar[bool] = False
+    # Decoded bytes of an answer read at most; a vendor answering more fails the call (transient), unless
+    # the adapter only needs the start of it (``response_body_truncate``).
+    response_body_limit: ClassVar[int] = 32 * 1024 * 1024
+    response_body_truncate: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -137,16 +142,59 @@ class Adapter:
             self._client = None
 
     def request(self, method: str, url: str, *, expect: Iterable[int] = (), **kwargs) -> httpx.Response:
-        """Send a request; transport failures and non-2xx answers (unless in ``expect``) raise ProviderError."""
-        try:
-            response = self.client.request(method, url, **kwargs)
-        except ProviderError:
-            raise
-        except (httpx.HTTPError, UnsafeURL, OSError) as exc:
-            raise classify_exception(exc, provider=self.key) from exc
+        """Send a request and read its answer within the account's timeout *in total* (connect, send, read
+        headers and body: :func:`gateway.deadline.total_deadline`), reading at most
+        ``response_body_limit`` bytes of (decoded) body. Transport failures, the deadline, an oversized body
+        and non-2xx answers (unless in ``expect``) raise ProviderError; the returned response is read."""
+        with total_deadline(self.timeout) as deadline:
+            try:
+                with self.client.stream(method, url, **kwargs) as streamed:
+                    response = self._read_capped(streamed)
+            except ProviderError:
+                raise
+            except httpx.TimeoutException as exc:
+                if isinstance(exc.__cause__, DeadlineExceeded) or deadline.expired:
+                    raise self.fail(
+                        ErrorKind.TRANSIENT,
+                        f"{self.label or self.key} exceeded the {self.timeout:g} s total deadline "
+                        f"(connect + send + read) ({type(exc).__name__})",
+                    ) from exc
+                raise classify_exception(exc, provider=self.key) from exc
+            except (httpx.HTTPError, UnsafeURL, OSError) as exc:
+                raise classify_exception(exc, provider=self.key) from exc
         if response.status_code in set(expect) or 200 <= response.status_code < 300:
             return response
         raise self.error_for(response)
+
+    def _read_capped(self, streamed: httpx.Response) -> httpx.Response:
+        """The streamed answer read into memory, at most ``response_body_limit`` decoded bytes (gzip bombs
+        included): past it, truncated when ``response_body_truncate``, else a transient ProviderError."""
+        limit = self.response_body_limit
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in streamed.iter_bytes():
+            size += len(chunk)
+            if size > limit:
+                if not self.response_body_truncate:
+                    raise self.fail(
+                        ErrorKind.TRANSIENT,
+                        f"{self.label or self.key} answered with more than {limit:,} bytes; not read further",
+                        status=streamed.status_code,
+                    )
+                chunks.append(chunk[: len(chunk) - (size - limit)])
+                break
+            chunks.append(chunk)
+        # The body is decoded already: the copy drops Content-Encoding so it is not decoded twice.
+        headers = [(k, v) for k, v in streamed.headers.multi_items() if k.lower() != "content-encoding"]
+        response = httpx.Response(
+            streamed.status_code,
+            headers=headers,
+            content=b"".join(chunks),
+            request=streamed.request,
+            extensions={"http_version": streamed.extensions.get("http_version", b"HTTP/1.1")},
+        )
+        response.read()
+        return response
 
     def error_for(self, response: httpx.Response) -> ProviderError:
         """Classify a failed response; vendors override to read their own error bodies."""

@@ -33,6 +33,9 @@ class WebhookAdapter(Adapter):
     capabilities = frozenset({Capability.DISPATCH_WEBHOOK})
     credential_fields = ()
     default_base_url = ""
+    # Only the status and headers decide a delivery; the start of the body is kept for the error text.
+    response_body_limit = 64 * 1024
+    response_body_truncate = True
 
     def dispatch_webhook(self, url: str, secret: str, event: WebhookEvent) -> WebhookResult:
         try:

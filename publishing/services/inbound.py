@@ -310,7 +310,13 @@ def bounce_consequences(*, delivery: Delivery, kind: str, source: str) -> None:
         reason = SuppressionReason.BOUNCED
     else:
         return
-    crm_services.contact_suppress(contact=contact, channel=CrmChannel.EMAIL, reason=reason, source=source)
+    crm_services.contact_suppress(
+        contact=contact,
+        channel=CrmChannel.EMAIL,
+        reason=reason,
+        source=source,
+        context={"campaign_id": delivery.campaign_id, "delivery_id": delivery.pk, "source": source},
+    )
 
 
 def event_record_once(

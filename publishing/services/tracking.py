@@ -215,7 +215,11 @@ def unsubscribe(*, token: str, source: str, ip: str | None = None) -> Delivery |
     contact = delivery.contact
     already = contact.suppressions.filter(channel=CrmChannel.EMAIL).exists()
     crm_services.contact_unsubscribe(
-        contact=contact, channel=CrmChannel.EMAIL, source=f"campaign:{delivery.campaign_id}:{source}", ip=ip
+        contact=contact,
+        channel=CrmChannel.EMAIL,
+        source=f"campaign:{delivery.campaign_id}:{source}",
+        ip=ip,
+        context={"campaign_id": delivery.campaign_id, "delivery_id": delivery.pk, "source": source},
     )
     if not already:
         event_record(delivery=delivery, kind=EngagementKind.UNSUBSCRIBE, metadata={"source": source})

@@ -32,6 +32,7 @@ from django.utils import timezone
 
 from aicmo.audit import audit_record
 from aicmo.models import Workspace
+from crm.signals import OptOut
 from gateway import services as gateway
 from gateway.capabilities import Capability, WebhookEvent
 from gateway.crypto import CredentialsUnreadable, decrypt_credentials, encrypt_credentials
@@ -68,7 +69,7 @@ ENQUEUE_LEASE = timedelta(minutes=10)  # a queued task not run by then (lost mes
 DUE_BATCH = 500
 ERROR_MAX_CHARS = 1000
 GATEWAY_ACCOUNT_NAME = "Outbound webhooks"
-GATEWAY_TIMEOUT_SECONDS = 10.0  # connect and read timeout of each attempt (the gateway account's timeout)
+GATEWAY_TIMEOUT_SECONDS = 10.0  # total deadline of each attempt, connect to last byte (the account timeout)
 ACTIVE = (S.PENDING, S.RETRYING)
 
 ENGAGEMENT_TYPES = {
@@ -79,7 +80,6 @@ ENGAGEMENT_TYPES = {
     EngagementKind.BOUNCE_HARD: WebhookEventType.EMAIL_BOUNCED,
     EngagementKind.BOUNCE_SOFT: WebhookEventType.EMAIL_BOUNCED,
     EngagementKind.COMPLAINT: WebhookEventType.EMAIL_COMPLAINED,
-    EngagementKind.UNSUBSCRIBE: WebhookEventType.CONTACT_UNSUBSCRIBED,
     EngagementKind.CONVERSION: WebhookEventType.CONVERSION_RECORDED,
 }
 
@@ -356,8 +356,6 @@ def engagement_data(event: EngagementEvent, email: str = "") -> dict[str, Any]:
         data["bounce_type"] = "hard" if kind == EngagementKind.BOUNCE_HARD else "soft"
     if kind in (EngagementKind.BOUNCE_HARD, EngagementKind.BOUNCE_SOFT, EngagementKind.COMPLAINT):
         data["reason"] = str(meta.get("reason") or meta.get("description") or "")[:1000]
-    if kind == EngagementKind.UNSUBSCRIBE:
-        data["source"] = str(meta.get("source", ""))
     if kind == EngagementKind.CONVERSION:
         data["order_id"] = meta.get("order_id", "")
         data["value"] = str(event.value) if event.value is not None else None
@@ -381,6 +379,36 @@ def engagement_events_emit(events: Sequence[EngagementEvent], emails: dict[int, 
         for e in events
         if e.kind in ENGAGEMENT_TYPES
     ]
+    return events_emit(outbound)
+
+
+def opt_outs_emit(opt_outs: Sequence[OptOut]) -> int:
+    """``contact.unsubscribed`` for each opt-out crm decided (``crm.signals.contacts_opted_out``, sent by
+    crm's consent service whatever the way in), in the caller's transaction. ``data``: the engagement
+    shape plus ``reason`` (``unsubscribed`` / ``complained``) and ``source`` (how: ``one-click``, ``link``,
+    ``mailto``, a provider's name for a complaint; else the consent log's ``api``, ``dashboard``,
+    ``import:<run id>``). The event id is the consent log row's, so the fact has one id."""
+    outbound = []
+    for opt_out in opt_outs:
+        context = opt_out.context
+        campaign_id, delivery_id = context.get("campaign_id"), context.get("delivery_id")
+        outbound.append(
+            OutboundEvent(
+                workspace_id=opt_out.workspace_id,
+                event_id=f"evt_optout_{opt_out.consent_event_id}",
+                event_type=WebhookEventType.CONTACT_UNSUBSCRIBED,
+                occurred_at=opt_out.at,
+                data={
+                    "occurred_at": _iso(opt_out.at),
+                    "channel": opt_out.channel,
+                    "campaign": {"id": campaign_id} if campaign_id else None,
+                    "delivery": {"id": delivery_id} if delivery_id else None,
+                    "contact": {"id": opt_out.contact_id, "email": opt_out.email},
+                    "reason": opt_out.reason,
+                    "source": str(context.get("source") or opt_out.source),
+                },
+            )
+        )
     return events_emit(outbound)
 
 

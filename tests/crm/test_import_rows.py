@@ -169,7 +169,8 @@ def test_limits_come_from_the_model_fields():
         "company_domain": Company._meta.get_field("domain").max_length,
         "tags": Tag._meta.get_field("name").max_length,
     }
-    assert set(TARGET_FIELDS) | {"full_name"} == set(CORE_TARGETS)
+    # full_name is split into two fields; unsubscribed is a yes/no that opts out, stored in no text field
+    assert set(TARGET_FIELDS) | {"full_name", "unsubscribed"} == set(CORE_TARGETS)
 
 
 def test_error_line_is_the_first_line_of_a_multi_line_record(workspace):

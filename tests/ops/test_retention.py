@@ -68,6 +68,7 @@ def test_retention_deletes_exactly_what_is_past_its_age(history):
         "aicmo.retention.prune_audit": 1,
         "gateway.ops.prune_health": 2,
         "publishing.retention.prune_events": 0,  # tests/ops/test_event_retention.py
+        "publishing.retention.prune_webhook_deliveries": 0,  # tests/publishing/test_webhooks_retention.py
     }
     jobs = history["jobs"]
     assert set(Job.objects.values_list("pk", flat=True)) == {jobs["recent_done"].pk, jobs["old_running"].pk}
@@ -119,6 +120,7 @@ def test_command_and_task_call_the_same_run(history, capsys):
         "aicmo.retention.prune_audit": 0,
         "gateway.ops.prune_health": 0,
         "publishing.retention.prune_events": 0,
+        "publishing.retention.prune_webhook_deliveries": 0,
     }
 
 

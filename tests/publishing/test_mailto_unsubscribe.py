@@ -9,8 +9,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import pytest
 
 from crm.models import ConsentEvent, Suppression
-from publishing.models import Delivery, EngagementEvent
-from publishing.services import campaigns, sending
+from publishing.models import Delivery, EngagementEvent, WebhookDelivery
+from publishing.services import campaigns, sending, webhooks
 from publishing.services.tracking import mailto_unsubscribes_process
 from publishing.tasks import mailto_unsubscribes_task
 from tests.gateway.test_adapters_mail import _append
@@ -63,6 +63,9 @@ def test_mailto_unsubscribe_from_the_mailbox(workspace, smtp_sink, fast_gateway,
     _append(mailbox.port, mail(address, subject))
     _append(mailbox.port, mail(address, "unsubscribe forged:token"))  # bad signature: ignored
     _append(mailbox.port, mail(address, "Question about the offer"))  # not a request: ignored
+    webhooks.endpoint_create(
+        workspace=workspace, by=None, url="https://hooks.example/in", event_types=["contact.unsubscribed"]
+    )
 
     assert mailto_unsubscribes_process(workspace=workspace) == 1
     assert mailto_unsubscribes_task() == 1  # the beat task re-reads the mailbox: idempotent
@@ -75,6 +78,10 @@ def test_mailto_unsubscribe_from_the_mailbox(workspace, smtp_sink, fast_gateway,
     )
     assert ConsentEvent.objects.filter(contact_id=delivery.contact_id, granted=False).count() == 1
     assert EngagementEvent.objects.filter(kind="unsubscribe", metadata__source="mailto").count() == 1
+    (hook,) = WebhookDelivery.objects.filter(
+        event_type="contact.unsubscribed"
+    )  # once, the re-read added none
+    assert (hook.payload["source"], hook.payload["contact"]["id"]) == ("mailto", delivery.contact_id)
 
 
 def test_a_request_for_another_workspace_is_not_applied(

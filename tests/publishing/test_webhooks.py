@@ -298,11 +298,11 @@ def test_the_guard_refuses_at_connect_time_too(workspace, httpserver, redis_clie
 def test_events_are_fanned_out_on_commit_and_never_from_a_rolled_back_transaction(
     workspace, one_delivery, httpserver, django_capture_on_commit_callbacks
 ):
-    make_endpoint(workspace, answer(httpserver, 200), [WebhookEventType.CONTACT_UNSUBSCRIBED])
+    make_endpoint(workspace, answer(httpserver, 200), [WebhookEventType.EMAIL_REPLIED])
 
     def record_then_fail():
         with transaction.atomic():
-            tracking.event_record(delivery=one_delivery, kind=EngagementKind.UNSUBSCRIBE)
+            tracking.event_record(delivery=one_delivery, kind=EngagementKind.REPLY)
             raise RuntimeError("rolled back")
 
     with django_capture_on_commit_callbacks() as callbacks, pytest.raises(RuntimeError):
@@ -310,14 +310,11 @@ def test_events_are_fanned_out_on_commit_and_never_from_a_rolled_back_transactio
     assert callbacks == [] and not WebhookDelivery.objects.exists()
 
     with django_capture_on_commit_callbacks() as callbacks:
-        tracking.event_record(
-            delivery=one_delivery, kind=EngagementKind.UNSUBSCRIBE, metadata={"source": "link"}
-        )
+        tracking.event_record(delivery=one_delivery, kind=EngagementKind.REPLY)
     assert len(callbacks) == 1
     delivery = WebhookDelivery.objects.get()
-    assert delivery.event_type == "contact.unsubscribed"
+    assert delivery.event_type == "email.replied"
     assert delivery.payload["contact"] == {"id": one_delivery.contact_id, "email": one_delivery.email}
-    assert delivery.payload["source"] == "link"
     assert delivery.payload["campaign"] == {"id": one_delivery.campaign_id}
 
 

@@ -18,7 +18,7 @@ from tests.fixtures.services import wait_until
 
 pytestmark = pytest.mark.slow
 S = WebhookDeliveryStatus
-TIMEOUT_SECONDS = 8.0  # the attempt's read timeout; far above what three healthy deliveries take
+TIMEOUT_SECONDS = 8.0  # the attempt's total deadline; far above what three healthy deliveries take
 
 
 @pytest.fixture
