@@ -87,9 +87,12 @@ test-sqlite: venv
 	@echo ">>> tests on SQLite"
 	$(PYTEST) -n $(PYTEST_WORKERS) -m "not browser"
 
+# The PostgreSQL phase runs the tests that reach a database (a test that reaches none gave its answer in
+# the SQLite phase), and the `faults` tests (workers killed, Redis and PostgreSQL restarted), which run only
+# here: their guarantees are stated for the production database. See tests/conftest.py.
 test-postgres: venv
 	@echo ">>> tests on PostgreSQL"
-	$(TEST_ENV) $(BIN)/python tests/pgrun.py -- $(BIN)/pytest -n $(PYTEST_WORKERS) -m "not browser"
+	$(TEST_ENV) $(BIN)/python tests/pgrun.py -- $(BIN)/pytest -n $(PYTEST_WORKERS) -m "not browser" --database-tests-only
 
 test-browser: venv
 ifeq ($(CHROMIUM),)

@@ -57,6 +57,7 @@ def own_redis(tmp_path, settings, monkeypatch):
         reset_clients()
 
 
+@pytest.mark.faults
 @pytest.mark.django_db(transaction=True)
 def test_redis_restarted_mid_send_the_worker_carries_on_and_nobody_gets_two(
     workspace, own_redis, tmp_path, settings

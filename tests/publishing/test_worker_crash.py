@@ -43,6 +43,7 @@ def setup_campaign(workspace, port: int, n: int):
     return campaign, sorted(contacts, key=lambda c: c.pk)
 
 
+@pytest.mark.faults
 @pytest.mark.django_db(transaction=True)
 def test_sigkill_mid_send_then_restart_sends_everyone_once_and_marks_the_in_flight_one_uncertain(
     workspace, processes, settings
@@ -98,6 +99,7 @@ def test_sigkill_mid_send_then_restart_sends_everyone_once_and_marks_the_in_flig
     assert events == {c.email: 1 for c in contacts if c.email != slow}
 
 
+@pytest.mark.faults
 @pytest.mark.django_db(transaction=True)
 def test_pause_while_a_message_is_in_flight_then_resume_sends_everyone_exactly_once(
     workspace, processes, settings

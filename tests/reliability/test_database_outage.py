@@ -184,6 +184,7 @@ class Load(threading.Thread):
 
 
 @pytest.mark.slow
+@pytest.mark.faults  # its own PostgreSQL server: the same run in either phase, so only in the PostgreSQL one
 def test_postgresql_stopped_30s_under_load(private_postgres, redis_server, tmp_path):
     server = private_postgres
     broker = redis_server.url_for_db(3)

@@ -24,7 +24,7 @@ from tests.publishing.test_redis_restart import own_redis  # noqa: F401 - a Redi
 from .crash import ApolloServer, CrashWorkers
 from .test_worker_kill import apollo_run, check_enriched_once
 
-pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.slow, pytest.mark.faults, pytest.mark.django_db(transaction=True)]
 
 CONTACTS = 600
 

@@ -22,7 +22,7 @@ from aicmo.models import Job, JobStatus
 from tests.fixtures.services import stop_process_group, subprocess_database_url
 from tests.reliability.worker_tasks import die_every_time_task, die_first_time_task
 
-pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.slow, pytest.mark.faults, pytest.mark.django_db(transaction=True)]
 
 ROOT = Path(__file__).resolve().parents[2]
 

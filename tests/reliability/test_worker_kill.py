@@ -27,7 +27,7 @@ from tests.publishing.conftest import celery_on_redis  # noqa: F401 - this proce
 
 from .crash import ApolloServer, CrashWorkers
 
-pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.slow, pytest.mark.faults, pytest.mark.django_db(transaction=True)]
 
 IMPORT_ROWS = 50_000
 RECIPIENTS = 2_000
