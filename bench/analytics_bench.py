@@ -259,7 +259,7 @@ def world(slug: str, events: int):
 
 BASELINE_SQL = """
 INSERT INTO bench_baseline
-SELECT campaign_id, channel, COALESCE(metadata ->> 'variant', '') AS variant, {day} AS day,
+SELECT campaign_id, channel, LEFT(COALESCE(metadata ->> 'variant', ''), 40) AS variant, {day} AS day,
   SUM(CASE WHEN kind='sent' THEN 1 ELSE 0 END), SUM(CASE WHEN kind='delivered' THEN 1 ELSE 0 END),
   SUM(CASE WHEN kind='open' THEN 1 ELSE 0 END),
   COUNT(DISTINCT CASE WHEN kind='open' AND NOT machine THEN delivery_id END),
@@ -267,10 +267,17 @@ SELECT campaign_id, channel, COALESCE(metadata ->> 'variant', '') AS variant, {d
   SUM(CASE WHEN kind='click' THEN 1 ELSE 0 END), COUNT(DISTINCT CASE WHEN kind='click' THEN delivery_id END),
   SUM(CASE WHEN kind='reply' THEN 1 ELSE 0 END), SUM(CASE WHEN kind IN ('bounce_hard','bounce_soft') THEN 1 ELSE 0 END),
   SUM(CASE WHEN kind='unsubscribe' THEN 1 ELSE 0 END), SUM(CASE WHEN kind='complaint' THEN 1 ELSE 0 END),
-  SUM(CASE WHEN kind='conversion' THEN 1 ELSE 0 END), SUM(CASE WHEN kind='conversion' THEN value ELSE 0 END)
-FROM publishing_engagementevent WHERE workspace_id = %s AND occurred_at >= %s AND occurred_at < %s
-GROUP BY campaign_id, channel, COALESCE(metadata ->> 'variant', ''), {day}
+  SUM(CASE WHEN kind='conversion' THEN 1 ELSE 0 END), SUM(CASE WHEN kind='conversion' THEN value ELSE 0 END),
+  SUM(CASE WHEN (kind='open' AND NOT machine) OR kind IN ('click','reply') THEN 1 ELSE 0 END)
+FROM publishing_engagementevent
+WHERE workspace_id = %s AND occurred_at >= %s AND occurred_at < %s AND campaign_id IS NOT NULL
+GROUP BY campaign_id, channel, LEFT(COALESCE(metadata ->> 'variant', ''), 40), {day}
 """
+# the baseline's columns in DailyRollup's names, to check that both made the same rows
+BASELINE_COLUMNS = (
+    "campaign_id, channel, variant, day, sent, delivered, opens, unique_opens_human, unique_opens_machine,"
+    " clicks, unique_clicks, replies, bounces, unsubscribes, complaints, conversions, revenue, engagements"
+)
 
 
 def bench_rollup(ws) -> dict:
@@ -292,9 +299,10 @@ def bench_rollup(ws) -> dict:
     with connection.cursor() as cur:
         cur.execute("DROP TABLE IF EXISTS bench_baseline")
         cur.execute(
-            "CREATE TABLE bench_baseline (campaign_id bigint, channel varchar(10), variant varchar(40), day date, sent int,"
-            " delivered int, opens int, uoh int, uom int, clicks int, uclicks int, replies int, bounces int,"
-            " unsubs int, complaints int, conversions int, revenue numeric)"
+            "CREATE TABLE bench_baseline (campaign_id bigint, channel varchar(10), variant varchar(40), day date,"
+            " sent int, delivered int, opens int, unique_opens_human int, unique_opens_machine int, clicks int,"
+            " unique_clicks int, replies int, bounces int, unsubscribes int, complaints int, conversions int,"
+            " revenue decimal(16, 2), engagements int)"
         )
         t0 = time.perf_counter()
         cur.execute(
@@ -308,6 +316,15 @@ def bench_rollup(ws) -> dict:
         baseline = time.perf_counter() - t0
         cur.execute("SELECT COUNT(*) FROM bench_baseline")
         baseline_rows = cur.fetchone()[0]
+        # same work: the baseline's rows are exactly our daily rows (each side minus the other is empty)
+        ours_rows = f"SELECT {BASELINE_COLUMNS} FROM analytics_dailyrollup WHERE workspace_id = %s"  # noqa: S608
+        theirs = f"SELECT {BASELINE_COLUMNS} FROM bench_baseline"  # noqa: S608
+        cur.execute(
+            f"SELECT (SELECT COUNT(*) FROM ({ours_rows} EXCEPT {theirs}) a),"
+            f" (SELECT COUNT(*) FROM ({theirs} EXCEPT {ours_rows}) b)",
+            [ws.pk, ws.pk],
+        )
+        only_ours, only_baseline = cur.fetchone()
         cur.execute("DROP TABLE bench_baseline")
     return {
         "ours_s": round(ours, 3),
@@ -315,6 +332,7 @@ def bench_rollup(ws) -> dict:
         "throughput_ratio": round(baseline / ours, 2),
         "daily_rows": result.rows,
         "baseline_rows": baseline_rows,
+        "rows_only_in_ours_or_baseline": only_ours + only_baseline,
     }
 
 
@@ -405,6 +423,7 @@ def run(args) -> None:
         results.append(row)
         if not args.json:
             print(row, flush=True)
+        assert row["rows_only_in_ours_or_baseline"] == 0, "the baseline did not make our daily rows"
     summary = {"database": connection.vendor, "server": server_settings()}
     if len(results) > 1:
         small, big = results[0], results[-1]
