@@ -263,7 +263,7 @@ def world(slug: str, events: int):
 
 BASELINE_SQL = """
 INSERT INTO bench_baseline
-SELECT campaign_id, channel, LEFT(COALESCE(metadata ->> 'variant', ''), 40) AS variant, {day} AS day,
+SELECT campaign_id, channel, SUBSTR(COALESCE(metadata ->> 'variant', ''), 1, 40) AS variant, {day} AS day,
   SUM(CASE WHEN kind='sent' THEN 1 ELSE 0 END), SUM(CASE WHEN kind='delivered' THEN 1 ELSE 0 END),
   SUM(CASE WHEN kind='open' THEN 1 ELSE 0 END),
   COUNT(DISTINCT CASE WHEN kind='open' AND NOT machine THEN delivery_id END),
@@ -275,7 +275,7 @@ SELECT campaign_id, channel, LEFT(COALESCE(metadata ->> 'variant', ''), 40) AS v
   SUM(CASE WHEN (kind='open' AND NOT machine) OR kind IN ('click','reply') THEN 1 ELSE 0 END)
 FROM publishing_engagementevent
 WHERE workspace_id = %s AND occurred_at >= %s AND occurred_at < %s AND campaign_id IS NOT NULL
-GROUP BY campaign_id, channel, LEFT(COALESCE(metadata ->> 'variant', ''), 40), {day}
+GROUP BY campaign_id, channel, SUBSTR(COALESCE(metadata ->> 'variant', ''), 1, 40), {day}
 """
 # the baseline's columns in DailyRollup's names, to check that both made the same rows
 BASELINE_COLUMNS = (
