@@ -226,3 +226,35 @@ def test_a_zone_change_rerolls_every_day_into_the_new_calendar(
     assert set(DailyRollup.objects.filter(workspace=other_workspace).values_list("day", "opens")) == (
         others_before
     )
+
+
+def test_events_without_a_delivery_count_in_the_counters_but_never_as_uniques(berlin, workspace):
+    """Every kind (machine and human opens) without a delivery — on a day with delivered events and on a day
+    with none — beside the same kinds with deliveries, some twice: daily and campaign rows equal pandas."""
+    from tests.analytics.generated import KINDS
+
+    (campaign,) = make_campaigns(workspace, 1)
+    d1, d2 = make_deliveries(campaign, make_contacts(workspace, 2))
+    shared_day, orphan_day = datetime(2026, 5, 4, 9, tzinfo=UTC), datetime(2026, 5, 6, 9, tzinfo=UTC)
+    events = []
+    for i, kind in enumerate(KINDS):
+        for machine in (False, True) if kind == EngagementKind.OPEN else (False,):
+            value = Decimal("2.50") if kind == EngagementKind.CONVERSION else None
+            at = shared_day + timedelta(minutes=i)
+            events += [event(d1, kind, at, machine=machine, value=value) for _ in range(2)]
+            events.append(event(d2, kind, at, machine=machine, value=value, variant="B"))
+            for day in (shared_day, orphan_day):
+                orphan = event(d1, kind, day + timedelta(minutes=i), machine=machine, value=value)
+                orphan.delivery = None
+                events += [orphan]
+    EngagementEvent.objects.bulk_create(events)
+    rollup_backfill(workspace_id=workspace.pk, first=date(2026, 5, 1), last=date(2026, 5, 10))
+
+    df = events_frame(workspace, "Europe/Berlin")
+    assert df["delivery_id"].isna().sum() == 2 * (len(KINDS) + 1)
+    daily = expected_counters(df, ["campaign_id", "channel", "variant", "day"])
+    assert rollup_rows(DailyRollup, ["campaign_id", "channel", "variant", "day"]) == daily
+    orphan_row = DailyRollup.objects.get(day=date(2026, 5, 6))
+    assert (orphan_row.opens, orphan_row.unique_opens_human, orphan_row.unique_clicks) == (2, 0, 0)
+    totals = expected_counters(df, ["campaign_id", "channel", "variant"])
+    assert rollup_rows(CampaignRollup, ["campaign_id", "channel", "variant"]) == totals
