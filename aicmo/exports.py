@@ -10,7 +10,15 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 
 from .audit import audit_record
-from .jobs import job_advance, job_check_cancelled, job_finish, job_mark_running, job_set_total, job_start
+from .jobs import (
+    job_advance,
+    job_check_cancelled,
+    job_enqueue,
+    job_finish,
+    job_mark_running,
+    job_set_total,
+    job_start,
+)
 from .models import AuditEvent, Job, Workspace
 
 CHUNK = 500
@@ -37,7 +45,7 @@ def audit_export_start(*, workspace: Workspace, by) -> Job:
             params={"download_permission": "manage"},
         )
         audit_record(workspace=workspace, actor=by, verb="audit.export_started", target=job)
-        transaction.on_commit(lambda: audit_export_task.delay(job.pk))
+        job_enqueue(audit_export_task, job.pk, job_id=job.pk)
     return job
 
 

@@ -5,6 +5,7 @@ Counters are advanced with F() expressions so concurrent Celery workers never lo
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -16,6 +17,8 @@ from .audit import audit_record
 from .models import FINISHED_JOB_STATUSES, Job, JobError, JobStatus, Workspace
 
 MAX_ERRORS_PER_JOB = 10_000
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,29 @@ def job_start(
         label=label[:200],
         params=params or {},
     )
+
+
+def job_enqueue(task, *args, job_id: int | None = None) -> None:
+    """Send ``task.delay(*args)`` once the current transaction commits (at once outside one), so the
+    worker finds the committed rows.
+
+    ``job_id``: the Job (pk) the task works for. When the send raises — any broker or transport error,
+    e.g. Redis unreachable after Celery's publish retries (``task_publish_retry_policy``: web processes
+    keep the default 3 tries in about 0.6 s) — the error is logged, the committed rows stand, and that job
+    is marked failed with the message "Could not enqueue the work (broker unreachable): <error>", so the
+    request that started it answers as usual and the client and the job page show why it will not run
+    (an operator can retry it). Nothing is raised to the caller. Without ``job_id`` the error is only
+    logged."""
+    transaction.on_commit(lambda: _job_send(task, args, job_id))
+
+
+def _job_send(task, args: tuple, job_id: int | None) -> None:
+    try:
+        task.delay(*args)
+    except Exception as exc:  # noqa: BLE001 - any broker/transport error
+        logger.error("could not enqueue %s%r: %s", task.name, args, exc)
+        if job_id is not None:
+            job_fail(job_id=job_id, message=f"Could not enqueue the work (broker unreachable): {exc}")
 
 
 def job_mark_running(*, job_id: int) -> bool:

@@ -30,6 +30,7 @@ from aicmo.jobs import (
     failure_is_final,
     job_advance,
     job_check_cancelled,
+    job_enqueue,
     job_fail,
     job_finish,
     job_mark_running,
@@ -147,7 +148,7 @@ def order_import_start(
             if enqueue:
                 from .tasks import order_import_task
 
-                transaction.on_commit(lambda: order_import_task.delay(job.pk))
+                job_enqueue(order_import_task, job.pk, job_id=job.pk)
     except Exception:
         default_storage.delete(stored)  # nothing left in storage without its job
         raise

@@ -36,6 +36,7 @@ from aicmo.jobs import (
     failure_is_final,
     job_advance,
     job_check_cancelled,
+    job_enqueue,
     job_fail,
     job_finish,
     job_mark_running,
@@ -273,7 +274,7 @@ def lifetime_fit_start(*, workspace: Workspace, options: FitOptions, by=None) ->
             months=options.months,
             monthly_discount=options.monthly_discount,
         )
-        transaction.on_commit(lambda: lifetime_fit_task.delay(job.pk))
+        job_enqueue(lifetime_fit_task, job.pk, job_id=job.pk)
     return job
 
 

@@ -40,7 +40,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from aicmo.audit import audit_record
-from aicmo.jobs import job_advance, job_finish, job_mark_running, job_start
+from aicmo.jobs import job_advance, job_enqueue, job_finish, job_mark_running, job_start
 from aicmo.models import Job, Workspace
 from crm.models import Contact, Tier
 from crm.services import contacts_set_scores
@@ -139,7 +139,7 @@ def scores_recompute_start(*, workspace: Workspace, by=None, decay: bool = False
         label="Daily score decay" if decay else "Recompute engagement scores",
         params={"mode": "decay" if decay else "full"},
     )
-    transaction.on_commit(lambda: scores_job_task.delay(job.pk))
+    job_enqueue(scores_job_task, job.pk, job_id=job.pk)
     return job
 
 

@@ -27,6 +27,7 @@ from aicmo.audit import audit_record
 from aicmo.jobs import (
     failure_is_final,
     job_advance,
+    job_enqueue,
     job_fail,
     job_finish,
     job_mark_running,
@@ -587,7 +588,7 @@ def import_start(*, run: ImportRun, mapping: dict | None = None, by=None, enqueu
         if enqueue:
             from .tasks import import_run_task
 
-            transaction.on_commit(lambda: import_run_task.delay(run.pk))
+            job_enqueue(import_run_task, run.pk, job_id=run.job_id)
     return run
 
 

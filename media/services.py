@@ -24,7 +24,7 @@ from aicmo.conflicts import Conflict
 from aicmo.jobs import (
     ItemError,
     job_advance,
-    job_fail,
+    job_enqueue,
     job_finish,
     job_mark_running,
     job_set_progress,
@@ -282,21 +282,10 @@ def asset_upload(
     return UploadResult(asset=asset, duplicate=False)
 
 
-def _send(task, *args, job_id: int | None = None) -> None:
-    """Enqueue after commit. If the broker is unreachable the committed upload stands; the job (if any)
-    is marked failed with the reason so an operator can retry it instead of it waiting forever."""
-    try:
-        task.delay(*args)
-    except Exception as exc:  # noqa: BLE001 - any broker/transport error
-        logger.error("could not enqueue %s%r: %s", task.name, args, exc)
-        if job_id is not None:
-            job_fail(job_id=job_id, message=f"Could not enqueue the work (broker unreachable): {exc}")
-
-
 def _enqueue_asset_suggestions(asset_id: int) -> None:
     from .tasks import compute_asset_suggestions_task
 
-    transaction.on_commit(lambda: _send(compute_asset_suggestions_task, asset_id))
+    job_enqueue(compute_asset_suggestions_task, asset_id)
 
 
 def asset_refresh_suggestions(*, asset_id: int) -> int:
@@ -515,9 +504,7 @@ def asset_request_renditions(
             label=f"Renditions for {asset}"[:200], params={"asset_id": asset.pk, "specs": names, "force": force},
         )  # fmt: skip
         job_id, asset_id = job.pk, asset.pk
-        transaction.on_commit(
-            lambda: _send(build_renditions_task, asset_id, job_id, names, force, job_id=job_id)
-        )
+        job_enqueue(build_renditions_task, asset_id, job_id, names, force, job_id=job_id)
     return job
 
 
@@ -913,7 +900,7 @@ def suggestions_request_refresh(*, workspace: Workspace, by=None) -> Job:
         job = job_start(workspace=workspace, kind="media.suggestions", total=len(libraries), by=by,
                         label="Recompute media suggestions")  # fmt: skip
         job_id = job.pk
-        transaction.on_commit(lambda: _send(compute_suggestions_task, job_id, job_id=job_id))
+        job_enqueue(compute_suggestions_task, job_id, job_id=job_id)
     return job
 
 

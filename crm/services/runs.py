@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from django.db import transaction
 
 from aicmo.audit import audit_record
-from aicmo.jobs import ItemError, job_advance, job_finish, job_mark_running, job_start
+from aicmo.jobs import ItemError, job_advance, job_enqueue, job_finish, job_mark_running, job_start
 from aicmo.models import Job, JobStatus, Workspace
 
 from ..models import (
@@ -105,7 +105,7 @@ def _run_start(*, workspace, kind, ids, by, label) -> Job:
             return job_finish(job_id=job.pk, status=JobStatus.SUCCEEDED, message="Nothing to do.")
         lanes = min(ENRICH_LANES, (len(ids) + ENRICH_CHUNK - 1) // ENRICH_CHUNK)
         for lane in range(lanes):
-            transaction.on_commit(lambda lane=lane: contact_run_lane_task.delay(job.pk, lane * ENRICH_CHUNK))
+            job_enqueue(contact_run_lane_task, job.pk, lane * ENRICH_CHUNK, job_id=job.pk)
     return job
 
 
