@@ -88,7 +88,7 @@ def _contact_import(client):
     upload = SimpleUploadedFile("m.csv", b"Mail,Vorname\nm@ex.com,Max\n")
     mapping = json.dumps({"Mail": "email", "Vorname": "first_name"})
     resp = client.post("/api/v1/crm/imports/", {"file": upload, "mapping": mapping}, format="multipart")
-    return resp, _job_of(resp, ("job",))
+    return resp, _job_of(resp, ("job",)), resp.json()["id"]  # its task takes the run's id
 
 
 def _media_upload(client):
@@ -147,8 +147,8 @@ def started(api_client_for, settings, tmp_path, django_capture_on_commit_callbac
     def run(case: Case):
         client = api_client_for(role=case.role)
         with django_capture_on_commit_callbacks(execute=True):
-            resp, job_id = case.start(client)
-        return client, resp, job_id
+            resp, job_id, *task_arg = case.start(client)
+        return client, resp, job_id, (task_arg or [job_id])[0]
 
     return run
 
@@ -156,7 +156,7 @@ def started(api_client_for, settings, tmp_path, django_capture_on_commit_callbac
 @pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
 def test_unreachable_broker_answers_as_usual_and_fails_the_job(case, broker, started):
     broker(UNREACHABLE)
-    client, resp, job_id = started(case)
+    client, resp, job_id, _ = started(case)
     assert resp.status_code == case.status, resp.content
     job = client.get(f"/api/v1/jobs/{job_id}/").json()
     assert job["status"] == JobStatus.FAILED
@@ -172,12 +172,12 @@ def test_reachable_broker_gets_each_send_exactly_once(case, broker, started, red
     queues = Redis.from_url(url)
     queues.flushdb()
     broker(url)
-    client, resp, job_id = started(case)
+    client, resp, job_id, task_arg = started(case)
     assert resp.status_code == case.status, resp.content
     waiting = {q: queues.llen(q) for q in ("default", "rollups", "enrichment", "imports", "media")}
     assert waiting == {q: case.messages.get(q, 0) for q in waiting}
     sent = [json.loads(raw) for q in case.messages for raw in queues.lrange(q, 0, -1)]
-    assert any(job_id in json.loads(_body(m))[0] for m in sent)  # the job's own task is among them
+    assert any(task_arg in json.loads(_body(m))[0] for m in sent)  # the job's own task is among them
     assert Job.objects.get(pk=job_id).status == JobStatus.QUEUED
     queues.flushdb()
 
