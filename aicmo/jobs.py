@@ -52,6 +52,11 @@ def job_start(
     )
 
 
+ENQUEUE_FAILED = (
+    "Could not queue the work: the task queue (broker) is unreachable. Start it again once it is back."
+)
+
+
 def job_enqueue(task, *args, job_id: int | None = None) -> None:
     """Send ``task.delay(*args)`` once the current transaction commits (at once outside one), so the
     worker finds the committed rows.
@@ -59,10 +64,10 @@ def job_enqueue(task, *args, job_id: int | None = None) -> None:
     ``job_id``: the Job (pk) the task works for. When the send raises — any broker or transport error,
     e.g. Redis unreachable after Celery's publish retries (``task_publish_retry_policy``: web processes
     keep the default 3 tries in about 0.6 s) — the error is logged, the committed rows stand, and that job
-    is marked failed with the message "Could not enqueue the work (broker unreachable): <error>", so the
-    request that started it answers as usual and the client and the job page show why it will not run
-    (an operator can retry it). Nothing is raised to the caller. Without ``job_id`` the error is only
-    logged."""
+    is marked failed with ``ENQUEUE_FAILED`` (the broker's own error, which names its host and port, goes to
+    the log only, as on /readyz), so the request that started it answers as usual and the client and the
+    job page show why it will not run (start it again once the queue is back). Nothing is raised to the
+    caller. Without ``job_id`` the error is only logged."""
     transaction.on_commit(lambda: _job_send(task, args, job_id))
 
 
@@ -72,7 +77,7 @@ def _job_send(task, args: tuple, job_id: int | None) -> None:
     except Exception as exc:  # noqa: BLE001 - any broker/transport error
         logger.error("could not enqueue %s%r: %s", task.name, args, exc)
         if job_id is not None:
-            job_fail(job_id=job_id, message=f"Could not enqueue the work (broker unreachable): {exc}")
+            job_fail(job_id=job_id, message=ENQUEUE_FAILED)
 
 
 def job_mark_running(*, job_id: int) -> bool:

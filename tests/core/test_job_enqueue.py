@@ -16,6 +16,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from aicmo.celery import app
+from aicmo.jobs import ENQUEUE_FAILED
 from aicmo.models import Job, JobStatus, Role
 from tests.crm.factories import ContactFactory
 from tests.fixtures.services import _reset_celery_connections
@@ -24,7 +25,6 @@ from tests.media.conftest import make_image
 pytestmark = pytest.mark.django_db
 
 UNREACHABLE = "redis://127.0.0.1:1/0"  # nothing listens on port 1
-ENQUEUE_FAILED = "Could not enqueue the work (broker unreachable):"
 
 
 @pytest.fixture
@@ -160,7 +160,7 @@ def test_unreachable_broker_answers_as_usual_and_fails_the_job(case, broker, sta
     assert resp.status_code == case.status, resp.content
     job = client.get(f"/api/v1/jobs/{job_id}/").json()
     assert job["status"] == JobStatus.FAILED
-    assert job["message"].startswith(ENQUEUE_FAILED) and "127.0.0.1:1" in job["message"]
+    assert job["message"] == ENQUEUE_FAILED  # the broker's address stays in the log
     assert Job.objects.get(pk=job_id).finished_at is not None
 
 

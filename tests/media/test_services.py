@@ -425,7 +425,7 @@ def test_unreachable_broker_keeps_upload_and_fails_the_job(
         result = services.asset_upload(library=library, file=upload(make_image()))
     assert MediaAsset.objects.filter(pk=result.asset.pk).exists()
     job = Job.objects.get(kind="media.renditions")
-    assert job.status == JobStatus.FAILED and "broker down" in job.message
+    assert job.status == JobStatus.FAILED and "queue (broker) is unreachable" in job.message
 
 
 def test_avif_renditions_when_configured(library, media_redis, settings):
