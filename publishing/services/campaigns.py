@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from aicmo.audit import audit_record
 from aicmo.conflicts import Conflict
-from aicmo.jobs import job_advance, job_finish, job_mark_running, job_start
+from aicmo.jobs import job_advance, job_enqueue, job_finish, job_mark_running, job_start
 from aicmo.models import Job, JobStatus, Workspace
 from aicmo.timezones import zone_clean
 
@@ -88,10 +88,13 @@ def _locked(campaign: Campaign) -> Campaign:
 
 
 def _enqueue_senders(campaign_id: int) -> None:
+    """Queue the sender tasks on commit. With the broker unreachable the send is only logged (no job is
+    failed): the campaign stays `sending` and beat's tick wakes it once the queue is back (a sending campaign
+    nobody holds a claim on, `campaigns_to_wake`), so the request that started it answers as usual."""
     from ..tasks import campaign_send_task
 
     for _ in range(max(1, settings.PUBLISHING_SEND_CONCURRENCY)):
-        transaction.on_commit(lambda: campaign_send_task.delay(campaign_id))
+        job_enqueue(campaign_send_task, campaign_id)
 
 
 def _time_zone(name: str) -> zoneinfo.ZoneInfo:
