@@ -301,12 +301,14 @@ class MergeSerializer(serializers.Serializer):
 
 
 class SelectionSerializer(serializers.Serializer):
+    required_any = ("contact_ids", "list", "segment")  # documented as anyOf (aicmo.api.schema)
+
     contact_ids = WorkspaceIdsField(queryset=Contact.objects.all(), required=False, max_length=100_000)
     list = WorkspaceRelatedField(queryset=ContactList.objects.all(), required=False)
     segment = WorkspaceRelatedField(queryset=Segment.objects.all(), required=False)
 
     def validate(self, attrs):
-        if not any(k in attrs for k in ("contact_ids", "list", "segment")):
+        if not any(k in attrs for k in self.required_any):
             raise serializers.ValidationError("Give contact_ids, a list or a segment.")
         return attrs
 
