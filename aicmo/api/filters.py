@@ -2,7 +2,11 @@
 
 The schema (``aicmo.api.schema.AutoSchema``) and the request check (``WorkspaceScopedMixin``) both read
 ``query_param_names(view)``, so a list documents exactly the parameters it accepts and answers 400 for any
-other (a typo must not silently return every row).
+other (a typo must not silently return every row). ``query_value_errors(request)`` then holds every value of
+a choice or boolean parameter to the published schema (an empty ``?kind=`` is not "no filter").
+
+Filters by a related row's id are ``IdFilter``s (``FilterSet``, ``DjangoFilterBackend``): an id with no row
+in the workspace answers an empty list.
 """
 
 from __future__ import annotations
@@ -52,6 +56,9 @@ class FilterSet(django_filters.FilterSet):
 
 
 class DjangoFilterBackend(BaseDjangoFilterBackend):
+    """django-filter's backend (``DEFAULT_FILTER_BACKENDS``), building ``filterset_fields`` FilterSets from
+    ``FilterSet``; documented by ``aicmo.api.schema.FilterBoundsExtension``."""
+
     filterset_base = FilterSet
 
 

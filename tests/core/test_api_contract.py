@@ -38,7 +38,8 @@ EXCLUDED = r"^/api/v1/api-keys/\{id\}/revoke/$"
 # requests with a 400 or 422 (measured with the deep run, docs/API.md "Contract test"). Each reason is a rule
 # the schema does not express yet. Every other check holds for them.
 NOT_YET_ACCEPTED = {
-    "an upload whose content the schema does not state (a CSV or XLSX file; the generator sends an image)": [
+    "an upload whose content the schema does not state (a CSV or XLSX file; the generator sends an image), "
+    "a column mapping that must name the file's own headers, an ISO 4217 currency": [
         "POST /api/v1/crm/imports/",
         "POST /api/v1/analytics/orders/import/",
     ],
