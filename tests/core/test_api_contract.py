@@ -5,7 +5,8 @@ reviewer and admin API key, one test each. Any failure of any check fails this t
 status or content type the schema does not document, a schema-valid request refused or a schema-violating
 one accepted. Every `{id}` path parameter is a real row of the workspace (`write_config`). Bounded: few
 examples per operation, deterministic generation, one worker (the live server shares the test database
-connection).
+connection). Each request that carries an Idempotency-Key gets a fresh one, as a client sends it
+(tests/core/contract_hooks.py).
 
 `AICMO_CONTRACT_EXAMPLES=50 AICMO_CONTRACT_PHASES=coverage,fuzzing,stateful` searches deeper locally.
 """
