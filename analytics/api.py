@@ -131,7 +131,7 @@ class OrderViewSet(
             status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
         )
 
-    @extend_schema(request=OrderImportSerializer, responses={202: JobSerializer})
+    @extend_schema(request={"multipart/form-data": OrderImportSerializer}, responses={202: JobSerializer})
     @idempotent
     @action(
         detail=False,

@@ -779,7 +779,7 @@ class ImportViewSet(mixins.CreateModelMixin, WorkspaceReadOnlyViewSet):
     serializer_class = ImportRunSerializer
     parser_classes = [MultiPartParser, FormParser]  # a file upload: JSON cannot carry it (415)
 
-    @extend_schema(request=ImportUploadSerializer, responses={202: ImportRunSerializer})
+    @extend_schema(request={"multipart/form-data": ImportUploadSerializer}, responses={202: ImportRunSerializer})
     @idempotent
     def create(self, request, *args, **kwargs):
         upload = ImportUploadSerializer(data=request.data)

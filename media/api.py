@@ -277,7 +277,9 @@ class MediaAssetViewSet(WorkspaceViewSet):
         )
 
     @extend_schema(
-        request=AssetUploadSerializer, responses={201: MediaAssetSerializer, 200: MediaAssetSerializer}
+        # a file travels only in multipart/form-data: a JSON or urlencoded body cannot carry one
+        request={"multipart/form-data": AssetUploadSerializer},
+        responses={201: MediaAssetSerializer, 200: MediaAssetSerializer},
     )
     @idempotent
     def create(self, request, *args, **kwargs):

@@ -11,6 +11,8 @@ in the workspace answers an empty list.
 
 from __future__ import annotations
 
+import re
+
 import django_filters
 from django import forms
 from django.db import models
@@ -110,12 +112,35 @@ def _choice_words(values) -> list[str]:
     return ["true" if v is True else "false" if v is False else str(v) for v in values]
 
 
+WHOLE_NUMBER = re.compile(r"-?[0-9]+")
+EMPTY = "Must not be empty."
+NOT_WHOLE = "Must be a whole number."
+
+
+def _shape_error(schema: dict, values: list[str]) -> str | None:
+    """An empty value where the schema needs one (a number, a date or date-time, a string of ``minLength``
+    1 or more), or a value of an integer parameter that is not a whole number (``?min_score=0.5``)."""
+    kind = schema.get("type")
+    needs_value = (
+        kind in ("integer", "number")
+        or schema.get("format") in ("date", "date-time")
+        or schema.get("minLength", 0) >= 1
+    )
+    if needs_value and "" in values:
+        return EMPTY
+    if kind == "integer" and not all(WHOLE_NUMBER.fullmatch(value) for value in values):
+        return NOT_WHOLE
+    return None
+
+
 def query_value_errors(request) -> dict[str, list[str]]:
     """Query parameter name → messages, for every value the operation's published schema refuses by
-    choice or type: an enum parameter's value outside its enum (``?kind=imgae``, and ``?kind=``: empty is
-    a value like any other, not "absent", unless the enum lists ""), a boolean's anything but ``true`` or
-    ``false`` (``?enabled=null``), and a parameter that is not an array given twice. Lengths, ranges and
-    formats stay with the filters and query serializers, which report them by name.
+    choice, type or emptiness: an enum parameter's value outside its enum (``?kind=imgae``, and ``?kind=``:
+    empty is a value like any other, not "absent", unless the enum lists ""), a boolean's anything but
+    ``true`` or ``false`` (``?enabled=null``), an empty number, date or required-text value
+    (``?date_to=``), an integer's value that is not a whole number, and a parameter that is not an array
+    given twice. Ranges, lengths and the formats of non-empty values stay with the filters and query
+    serializers, which report them by name.
 
     (DRF and django-filter read an empty value, and ``null``/``unknown`` for a boolean, as "no filter":
     the schema says otherwise, so a client's mistake would silently answer every row.)"""
@@ -144,6 +169,9 @@ def query_value_errors(request) -> dict[str, list[str]]:
         elif schema.get("type") == "boolean":
             allowed, wrong = ["true", "false"], [value for value in values if value not in ("true", "false")]
         else:
+            message = _shape_error(schema, values)
+            if message:
+                errors[name] = [message]
             continue
         if wrong:
             errors[name] = [

@@ -179,3 +179,53 @@ def test_an_id_filter_matches_own_rows_only(api_client_for, rows, other_workspac
         client.get("/api/v1/publishing/events/", {"campaign": own["publishing/campaigns"]}).json()["count"]
         == 1
     )
+
+
+def valued_parameters(served_schema):
+    """(method, url, name, schema of one value) for every query parameter whose schema needs a value: a
+    number, a date or date-time, a string of minLength 1 or more (enums and booleans: the matrix above)."""
+    for path, item in served_schema["paths"].items():
+        if not path.startswith("/api/v1/"):
+            continue
+        for method in METHODS:
+            for parameter in item.get(method, {}).get("parameters", ()):
+                schema = parameter["schema"]
+                inner = schema.get("items", {}) if schema.get("type") == "array" else schema
+                if parameter["in"] != "query" or "enum" in inner or inner.get("type") == "boolean":
+                    continue
+                if (
+                    inner.get("type") in ("integer", "number")
+                    or inner.get("format") in ("date", "date-time")
+                    or inner.get("minLength", 0) >= 1
+                ):
+                    yield method, _url(path), parameter["name"], inner
+
+
+def test_every_number_date_and_required_text_query_parameter_refuses_an_empty_value(
+    api_client_for, served_schema
+):
+    """DRF and django-filter read `?date_to=` or `?page=` as absent; the schema says a date or an integer."""
+    client = api_client_for(Role.ADMIN)
+    cases = list(valued_parameters(served_schema))
+    names = {(url, name) for _, url, name, _ in cases}
+    assert {
+        ("/api/v1/analytics/trends/series/", "date_to"),
+        ("/api/v1/analytics/orders/", "ordered_before"),
+        ("/api/v1/crm/contacts/", "min_score"),
+        ("/api/v1/analytics/campaigns/compare/", "campaigns"),  # an array of ids
+        ("/api/v1/media/assets/performers/", "channel"),  # text of minLength 1
+    } <= names
+    assert len(cases) > 40
+    for method, url, name, schema in cases:
+        send = getattr(client, method)
+        empty = send(f"{url}?{name}=")
+        assert empty.status_code == 400 and _fields(empty)[name] == ["Must not be empty."], (
+            method,
+            url,
+            name,
+        )
+        if schema.get("type") == "integer":
+            for value in ("0.5", "1e3", "x"):
+                wrong = send(f"{url}?{name}={value}")
+                assert wrong.status_code == 400, (method, url, name, value)
+                assert _fields(wrong)[name] == ["Must be a whole number."], (method, url, name, value)
