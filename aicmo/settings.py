@@ -305,7 +305,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "aicmo.api.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": [
-        "django_filters.rest_framework.DjangoFilterBackend",
+        "aicmo.api.filters.DjangoFilterBackend",
         "aicmo.api.filters.SearchFilter",
         "rest_framework.filters.OrderingFilter",
     ],

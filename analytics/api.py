@@ -15,9 +15,10 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 
-from aicmo.api import WorkspaceGenericViewSet, WorkspaceRelatedField
+from aicmo.api import ID_SCHEMA, WorkspaceGenericViewSet, WorkspaceRelatedField
 from aicmo.api.core import JobSerializer
 from aicmo.api.errors import error_response
+from aicmo.api.filters import FilterSet
 from aicmo.api.idempotency import idempotent
 from aicmo.roles import READ
 from crm.models import Contact
@@ -75,7 +76,7 @@ class OrderImportSerializer(serializers.Serializer):
     )
 
 
-class OrderFilter(django_filters.FilterSet):
+class OrderFilter(FilterSet):
     ordered_after = django_filters.IsoDateTimeFilter(field_name="ordered_at", lookup_expr="gte")
     ordered_before = django_filters.IsoDateTimeFilter(field_name="ordered_at", lookup_expr="lt")
 
@@ -130,7 +131,7 @@ class OrderViewSet(
             status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
         )
 
-    @extend_schema(request=OrderImportSerializer, responses={202: JobSerializer})
+    @extend_schema(request={"multipart/form-data": OrderImportSerializer}, responses={202: JobSerializer})
     @idempotent
     @action(
         detail=False,
@@ -221,6 +222,17 @@ class AttributionQuery(serializers.Serializer):
         return attrs
 
 
+# `campaigns` as the schema states it (CompareQuery.validate_campaigns enforces the same): 2-20 different ids,
+# comma-separated (`?campaigns=3,5`, OpenAPI style form, explode false).
+CAMPAIGNS_PARAM = OpenApiParameter(
+    "campaigns",
+    {"type": "array", "items": ID_SCHEMA, "minItems": 2, "maxItems": MAX_COMPARED, "uniqueItems": True},
+    required=True,
+    style="form",
+    explode=False,
+    description=f"2 to {MAX_COMPARED} different campaign ids, comma-separated; the first is the baseline.",
+)
+
 PART_PARAM = OpenApiParameter(
     "part",
     str,
@@ -243,7 +255,7 @@ class CampaignReportViewSet(CSVAwareMixin, WorkspaceGenericViewSet):
     filterset_fields = ["channel", "status"]
     search_fields = ["name"]
     ordering_fields = ["created_at", "name", "id"]
-    query_parameters = {"retrieve": [PART_PARAM], "compare": [CompareQuery]}
+    query_parameters = {"retrieve": [PART_PARAM], "compare": [CompareQuery, CAMPAIGNS_PARAM]}
     CSV_CHUNK = 500
 
     def _rows(self, campaigns):

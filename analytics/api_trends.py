@@ -12,6 +12,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from aicmo.api import WorkspaceGenericViewSet
+from aicmo.conflicts import MISSING
 from aicmo.roles import READ
 from publishing.models import Campaign, Channel
 
@@ -55,7 +56,10 @@ class TrendQuerySerializer(serializers.Serializer):
             raise serializers.ValidationError({"date_from": "Out of range."})
         campaign = attrs.get("campaign")
         if campaign and not Campaign.objects.for_workspace(workspace).filter(pk=campaign).exists():
-            raise serializers.ValidationError({"campaign": "No such campaign."})
+            # names no row of the workspace: a 404 in the API, like compare's ids (aicmo.conflicts.MISSING)
+            raise serializers.ValidationError(
+                {"campaign": [serializers.ErrorDetail("No such campaign.", MISSING)]}
+            )
         # exactly the keyword arguments of `trends.trend`
         return {
             "metric": attrs["metric"],

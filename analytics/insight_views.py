@@ -3,6 +3,8 @@ serializers and read the same services, so a page shows exactly what the API and
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
@@ -41,7 +43,7 @@ class TrendsView(WorkspaceView, TemplateView):
             campaigns=campaigns_for(self.workspace).order_by("name")[:200],
             channels=Channel.choices,
             params=params,
-            query_string=self.request.GET.urlencode(),
+            query_string=urlencode(params),  # the CSV link: "All" (an empty value) left out, as here
         )
         if not query.is_valid():
             ctx["errors"] = _errors(query)
@@ -90,7 +92,7 @@ class CohortsView(WorkspaceView, TemplateView):
             grains=cohorts.GRAINS,
             activities=cohorts.ACTIVITIES,
             params=params,
-            query_string=self.request.GET.urlencode(),
+            query_string=urlencode(params),  # the CSV link: "All" (an empty value) left out, as here
             can_save=self.tenant.allows("write"),
         )
         if not query.is_valid():

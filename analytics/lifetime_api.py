@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from aicmo.api import WorkspaceGenericViewSet
 from aicmo.api.core import JobSerializer
 from aicmo.api.errors import error_response
+from aicmo.api.filters import FilterSet
 from aicmo.api.idempotency import idempotent
 from aicmo.roles import READ
 
@@ -75,7 +76,7 @@ class CustomerValueSerializer(serializers.ModelSerializer):
         fields = ["id", "contact", "fit", *CUSTOMER_VALUE_FIGURES]
 
 
-class CustomerValueFilter(django_filters.FilterSet):
+class CustomerValueFilter(FilterSet):
     segment = django_filters.ChoiceFilter(choices=[(s, s) for s in rfm.SEGMENTS])
     r_score = django_filters.NumberFilter(min_value=1, max_value=5)
     f_score = django_filters.NumberFilter(min_value=1, max_value=5)

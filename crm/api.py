@@ -301,12 +301,14 @@ class MergeSerializer(serializers.Serializer):
 
 
 class SelectionSerializer(serializers.Serializer):
+    required_any = ("contact_ids", "list", "segment")  # documented as anyOf (aicmo.api.schema)
+
     contact_ids = WorkspaceIdsField(queryset=Contact.objects.all(), required=False, max_length=100_000)
     list = WorkspaceRelatedField(queryset=ContactList.objects.all(), required=False)
     segment = WorkspaceRelatedField(queryset=Segment.objects.all(), required=False)
 
     def validate(self, attrs):
-        if not any(k in attrs for k in ("contact_ids", "list", "segment")):
+        if not any(k in attrs for k in self.required_any):
             raise serializers.ValidationError("Give contact_ids, a list or a segment.")
         return attrs
 
@@ -381,17 +383,20 @@ class ContactViewSet(WorkspaceViewSet):
     filtered_actions = ("export",)
 
     def filter_queryset(self, queryset):
-        """The filterset, then `?segment=<id>` (a segment of this workspace) on the list and the export."""
+        """The filterset, then `?segment=<id>` on the list and the export: the segment's contacts. Like every id
+        filter (aicmo.api.filters.IdFilter), an id that names no segment of this workspace matches nothing."""
         queryset = super().filter_queryset(queryset)
         raw = self.request.query_params.get("segment", "")
         if self.action not in ("list", "export") or raw == "":
             return queryset
         try:
             segment_id = serializers.IntegerField(min_value=1, max_value=MAX_ID).run_validation(raw)
+        except serializers.ValidationError as exc:
+            raise serializers.ValidationError({"segment": exc.detail}) from None
+        try:
             (segment_id,) = resolve_ids(Segment, [segment_id], self.request.workspace)
-        except (serializers.ValidationError, DjangoValidationError) as exc:
-            detail = exc.detail if isinstance(exc, serializers.ValidationError) else exc.messages
-            raise serializers.ValidationError({"segment": detail}) from None
+        except DjangoValidationError:
+            return queryset.none()
         # a segment marked broken, or whose rules no longer compile, is the same 400 as on every surface
         return queryset.filter(segment_q_or_400(Segment.objects.get(pk=segment_id), key="segment"))
 
@@ -777,7 +782,9 @@ class ImportViewSet(mixins.CreateModelMixin, WorkspaceReadOnlyViewSet):
     serializer_class = ImportRunSerializer
     parser_classes = [MultiPartParser, FormParser]  # a file upload: JSON cannot carry it (415)
 
-    @extend_schema(request=ImportUploadSerializer, responses={202: ImportRunSerializer})
+    @extend_schema(
+        request={"multipart/form-data": ImportUploadSerializer}, responses={202: ImportRunSerializer}
+    )
     @idempotent
     def create(self, request, *args, **kwargs):
         upload = ImportUploadSerializer(data=request.data)

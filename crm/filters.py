@@ -10,11 +10,10 @@ from django import forms
 from django.db.models import Q
 from django_filters.fields import IsoDateTimeField
 
+from aicmo.api.filters import MAX_ID, FilterSet, IdFilter  # noqa: F401 (MAX_ID: crm.api, crm.views)
+
 from .models import Contact, Lifecycle, Tier, Verdict
 from .normalize import strip_invisible
-
-# Ids are BigAutoField: a larger number can name no row, and SQLite cannot even bind it (OverflowError).
-MAX_ID = 2**63 - 1
 
 
 class UtcIsoDateTimeField(IsoDateTimeField):
@@ -34,15 +33,13 @@ class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
     field_class = UtcIsoDateTimeField
 
 
-class ContactFilter(django_filters.FilterSet):
+class ContactFilter(FilterSet):
     q = django_filters.CharFilter(method="search", label="Search")
     lifecycle = django_filters.MultipleChoiceFilter(choices=Lifecycle.choices)
     verification = django_filters.ChoiceFilter(choices=Verdict.choices, empty_label="Any verification")
     engagement_tier = django_filters.ChoiceFilter(choices=Tier.choices, empty_label="Any tier")
     tag = django_filters.CharFilter(method="by_tag", label="Tag")
-    list = django_filters.NumberFilter(
-        field_name="list_memberships__contact_list", label="List id", min_value=1, max_value=MAX_ID
-    )
+    list = IdFilter(field_name="list_memberships__contact_list", label="List id")
     company = django_filters.CharFilter(
         field_name="company__domain", lookup_expr="iexact", label="Company domain"
     )

@@ -22,6 +22,7 @@ from aicmo.api import (
 )
 from aicmo.api.core import JobSerializer
 from aicmo.api.idempotency import idempotent
+from aicmo.api.schema import NO_NUL
 from aicmo.conflicts import CONFLICT
 from aicmo.roles import APPROVE, READ
 
@@ -251,7 +252,14 @@ class MediaAssetViewSet(WorkspaceViewSet):
     query_parameters = {
         "list": ASSET_LIST_PARAMS,
         "stats": [id_parameter("library", "Library id; all libraries when absent.")],
-        "performers": [OpenApiParameter("channel", str, required=True)],
+        "performers": [
+            OpenApiParameter(
+                "channel",
+                {"type": "string", "minLength": 1, "pattern": NO_NUL},
+                required=True,
+                description="The channel the assets were used on (e.g. email); required, not empty.",
+            )
+        ],
     }
 
     def get_queryset(self):
@@ -269,7 +277,9 @@ class MediaAssetViewSet(WorkspaceViewSet):
         )
 
     @extend_schema(
-        request=AssetUploadSerializer, responses={201: MediaAssetSerializer, 200: MediaAssetSerializer}
+        # a file travels only in multipart/form-data: a JSON or urlencoded body cannot carry one
+        request={"multipart/form-data": AssetUploadSerializer},
+        responses={201: MediaAssetSerializer, 200: MediaAssetSerializer},
     )
     @idempotent
     def create(self, request, *args, **kwargs):

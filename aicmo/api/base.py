@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import exceptions, mixins, serializers, viewsets
 from rest_framework.fields import get_error_detail
@@ -11,7 +12,7 @@ from rest_framework.permissions import IsAuthenticated
 from aicmo.tenancy import bind_tenant, resolve_ids, scope
 
 from .bodies import body_type_errors
-from .filters import query_param_names
+from .filters import ID_SCHEMA, MAX_ID, query_param_names, query_value_errors
 from .permissions import WorkspaceRolePermission
 
 
@@ -35,7 +36,8 @@ class WorkspaceScopedMixin:
         self.check_body_types(request)
 
     def check_query_params(self, request) -> None:
-        """400 naming every query parameter this action does not know, so a typo is never "all rows"."""
+        """400 naming every query parameter this action does not know, so a typo is never "all rows", and
+        every value the schema's choices or type refuse (``aicmo.api.filters.query_value_errors``)."""
         if getattr(self, "action", None) is None:  # a method the view does not serve: DRF answers 405
             return
         unknown = sorted(set(request.query_params) - query_param_names(self))
@@ -43,6 +45,20 @@ class WorkspaceScopedMixin:
             raise exceptions.ValidationError(
                 {name: ["Unknown query parameter for this operation."] for name in unknown}
             )
+        errors = query_value_errors(request)
+        if errors:
+            raise exceptions.ValidationError(errors)
+
+    def perform_content_negotiation(self, request, force=False):
+        """DRF answers 404 for a ``?format=`` it has no renderer for; where the operation documents
+        ``format`` (CSV downloads: ``csv``/``json``), the value is a query value like any other: a 400."""
+        try:
+            return super().perform_content_negotiation(request, force)
+        except Http404:
+            errors = query_value_errors(request) if getattr(self, "action", None) else {}
+            if "format" in errors:
+                raise exceptions.ValidationError({"format": errors["format"]}) from None
+            raise
 
     def check_body_types(self, request) -> None:
         """400 naming every JSON body value whose type the operation's schema does not allow (``"12"`` for
@@ -89,11 +105,6 @@ class WorkspaceRelatedField(serializers.PrimaryKeyRelatedField):
     def get_queryset(self):
         workspace = self.context.get("workspace")
         return scope(super().get_queryset(), workspace)
-
-
-# Ids are BigAutoField: a larger number names no row, and SQLite cannot even bind it (OverflowError).
-MAX_ID = 2**63 - 1
-ID_SCHEMA = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
 
 
 def id_parameter(name: str, description: str) -> OpenApiParameter:

@@ -53,15 +53,28 @@ def _operations() -> list[tuple[re.Pattern, str, dict]]:
     return [(regex, method, operation) for _, regex, method, operation in rows]
 
 
-def request_body_schema(method: str, path: str) -> dict | None:
-    """The ``application/json`` request body schema of the operation at ``method path``, or None."""
+def operation_for(method: str, path: str) -> dict | None:
+    """The published operation serving ``method path`` (a request path under /api/v1/), or None."""
     if not path.startswith(API_PREFIX):
         return None
     for regex, op_method, operation in _operations():
         if op_method == method and regex.match(path):
-            content = operation.get("requestBody", {}).get("content", {})
-            return content.get("application/json", {}).get("schema")
+            return operation
     return None
+
+
+def request_body_schema(method: str, path: str) -> dict | None:
+    """The ``application/json`` request body schema of the operation at ``method path``, or None."""
+    operation = operation_for(method, path)
+    if operation is None:
+        return None
+    content = operation.get("requestBody", {}).get("content", {})
+    return content.get("application/json", {}).get("schema")
+
+
+def resolve(schema: dict) -> dict:
+    """``schema`` with any ``$ref`` followed (within the published schema)."""
+    return _resolve(schema)
 
 
 def _resolve(schema: dict) -> dict:

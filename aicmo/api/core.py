@@ -3,7 +3,6 @@ workspaces."""
 
 from __future__ import annotations
 
-from django_filters import rest_framework as filters
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
@@ -18,6 +17,7 @@ from aicmo.models import ApiKey, AuditEvent, Invitation, InvitationStatus, Job, 
 from aicmo.roles import MANAGE, WRITE
 
 from .base import WorkspaceGenericViewSet, WorkspaceReadOnlyViewSet
+from .filters import FilterSet
 from .idempotency import idempotent
 from .pagination import EventCursorPagination
 
@@ -60,7 +60,7 @@ class JobSerializer(serializers.ModelSerializer):
         return f"/api/v1/jobs/{obj.pk}/errors/"
 
 
-class JobFilter(filters.FilterSet):
+class JobFilter(FilterSet):
     class Meta:
         model = Job
         fields = ["kind", "status"]

@@ -5,6 +5,7 @@ import copy
 
 from django.core.exceptions import FieldDoesNotExist
 from django.core.validators import RegexValidator
+from drf_spectacular.contrib.django_filters import DjangoFilterExtension
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from rest_framework import serializers
@@ -22,6 +23,28 @@ class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
             "scheme": "bearer",
             "description": "A workspace API key: `Authorization: Bearer aicmo_…` (or the `X-Api-Key` header).",
         }
+
+
+class FilterBoundsExtension(DjangoFilterExtension):
+    """django-filter parameters as drf-spectacular documents them, plus the ``min_value``/``max_value`` a
+    number filter enforces (``?r_score=0`` is a 400, so the schema says ``minimum: 1``)."""
+
+    target_class = "aicmo.api.filters.DjangoFilterBackend"
+    priority = 1
+
+    def resolve_filter_field(self, auto_schema, model, filterset_class, field_name, filter_field):
+        parameters = super().resolve_filter_field(
+            auto_schema, model, filterset_class, field_name, filter_field
+        )
+        bounds = {
+            key: filter_field.extra[name]
+            for key, name in (("minimum", "min_value"), ("maximum", "max_value"))
+            if filter_field.extra.get(name) is not None
+        }
+        for parameter in parameters:
+            schema = parameter["schema"]
+            schema.update({key: value for key, value in bounds.items() if key not in schema})
+        return parameters
 
 
 def _blank_read_only_choice(field) -> bool:
@@ -71,6 +94,15 @@ class AutoSchema(SpectacularAutoSchema):
         ):
             # every DRF CharField refuses NUL (ProhibitNullCharactersValidator): say so
             schema = {**schema, "pattern": NO_NUL}
+        return schema
+
+    def _map_basic_serializer(self, serializer, direction):
+        """A serializer's ``required_any = ("a", "b")`` (its ``validate`` refuses a body with none of them)
+        is stated as ``anyOf: [{required: [a]}, {required: [b]}]`` on its request body."""
+        schema = super()._map_basic_serializer(serializer, direction)
+        names = getattr(serializer, "required_any", ())
+        if direction == "request" and names:
+            schema = {**schema, "anyOf": [{"required": [name]} for name in names]}
         return schema
 
     def get_filter_backends(self):

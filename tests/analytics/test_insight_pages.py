@@ -54,6 +54,19 @@ def test_trends_page_chart_table_and_anomaly(client_for, series, role, django_as
     assert "Ours" in html
 
 
+def test_the_csv_links_answer_the_choices_the_form_shows(client_for, api_client_for, series):
+    """ "All" in a select is an empty value: the page leaves it out, and so does its CSV link (the API refuses
+    an empty choice, aicmo.api.filters.query_value_errors)."""
+    for page, fields in (
+        (TRENDS, "metric=unique_clicks&campaign=&channel="),
+        (COHORTS, "grain=month&basis="),
+    ):
+        html = client_for(role=Role.VIEWER).get(f"{page}?{fields}").content.decode()
+        [link] = re.findall(r'href="(/api/v1/[^"]+format=csv)"', html)
+        response = api_client_for(Role.VIEWER).get(link.replace("&amp;", "&"))
+        assert response.status_code == 200 and response["Content-Type"].startswith("text/csv"), link
+
+
 def test_pages_show_input_errors_not_500(client_for):
     client = client_for(role=Role.VIEWER)
     bad_trend = client.get(TRENDS + "?metric=nope&date_from=2026-13-01")

@@ -127,7 +127,7 @@ def test_api_csv_isolation_and_bad_input(
     fixed = client.get(URL + query + "&k=2.5").json()
     assert fixed["cutoff"] == 2.5 and len(fixed["anomalies"]) > len(body["anomalies"])
     stranger = api_client_for(role=Role.ADMIN, workspace_=other_workspace)
-    assert stranger.get(URL + query).status_code == 400  # another workspace's campaign is unknown
+    assert stranger.get(URL + query).status_code == 404  # another workspace's campaign names no row of theirs
     theirs = stranger.get(URL + "?metric=unique_clicks&date_from=2026-01-01&date_to=2026-03-01").json()
     assert all(p["value"] == 0 for p in theirs["points"])
     for bad in ["?metric=nope", "?date_from=2026-02-01&date_to=2026-01-01", "?date_from=2020-01-01&date_to=2026-01-01",

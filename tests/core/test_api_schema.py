@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+import jsonschema
 import pytest
 
 from tests.crm.factories import ContactFactory
@@ -33,10 +34,9 @@ def test_content_types_served_are_documented(served_schema):
     paths = served_schema["paths"]
     assert "text/csv" in paths["/api/v1/crm/contacts/export/"]["get"]["responses"]["200"]["content"]
     assert "text/csv" in paths["/api/v1/crm/imports/{id}/errors.csv/"]["get"]["responses"]["200"]["content"]
-    assert set(paths["/api/v1/crm/imports/"]["post"]["requestBody"]["content"]) == {
-        "multipart/form-data",
-        "application/x-www-form-urlencoded",
-    }
+    for upload in ("/api/v1/crm/imports/", "/api/v1/media/assets/", "/api/v1/analytics/orders/import/"):
+        # only multipart carries a file: a JSON or urlencoded body documented here would be a promise broken
+        assert set(paths[upload]["post"]["requestBody"]["content"]) == {"multipart/form-data"}, upload
     assert set(paths["/api/v1/crm/lists/{id}/add/"]["post"]["requestBody"]["content"]) == {"application/json"}
 
 
@@ -87,3 +87,20 @@ def test_form_encoded_json_body_is_415(api_client_for):
     )
     assert resp.status_code == 415
     assert resp.json()["error"]["code"] == "unsupported_media_type"
+
+
+@pytest.mark.parametrize("path", ["/api/v1/crm/enrichment-runs/", "/api/v1/crm/verification-runs/"])
+def test_a_run_states_that_it_needs_contact_ids_a_list_or_a_segment(api_client_for, served_schema, path):
+    """`required_any` on the serializer is the schema's anyOf, and a body with none of them is the 400."""
+    body = served_schema["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    schema = served_schema["components"]["schemas"][body["$ref"].rsplit("/", 1)[1]]
+    assert schema["anyOf"] == [
+        {"required": ["contact_ids"]},
+        {"required": ["list"]},
+        {"required": ["segment"]},
+    ]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({}, schema)
+    response = api_client_for("marketer").post(path, {}, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]["message"] == "Give contact_ids, a list or a segment."

@@ -1,0 +1,27 @@
+"""Schemathesis hooks for the contract test (loaded by the CLI through `hooks` in its schemathesis.toml).
+
+A well-behaved client sends a fresh ``Idempotency-Key`` for every new request and repeats a key only to
+retry the same request. Deterministic generation draws the same few keys again and again (``"0"`` for many
+operations), so two different requests carry one key and the API answers the 422 it specifies for that
+(``aicmo.api.idempotency``; tests/reliability/test_idempotent_starts.py holds it). Before each call, a schema-valid key is
+replaced by a fresh UUID; a malformed one (a negative case: the API must answer 400) is left alone.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+
+import schemathesis
+
+HEADER = "Idempotency-Key"
+# aicmo.api.idempotency.KEY_PATTERN, passed by the test (this module runs in the CLI's process, without Django)
+KEY_PATTERN = os.environ["AICMO_IDEMPOTENCY_KEY_PATTERN"]
+
+
+@schemathesis.hook
+def before_call(context, case, kwargs):
+    key = (case.headers or {}).get(HEADER)
+    if isinstance(key, str) and re.fullmatch(KEY_PATTERN, key):
+        case.headers[HEADER] = str(uuid.uuid4())
