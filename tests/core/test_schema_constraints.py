@@ -238,3 +238,9 @@ def test_rules_with_keys_outside_the_grammar_or_a_non_text_operator_are_a_400(ap
     assert response.json()["error"]["fields"] == {"rules.rules[0].vaule": ["Not a key of a condition."]}
     odd = {"field": "suppression", "operator": {}, "value": "any"}
     assert client.post(url, {"rules": odd}, format="json").status_code == 400  # was a 500 (unhashable)
+
+
+def test_an_ip_address_is_published_by_its_protocol(schema):
+    ip = _request_props(schema, "ConsentRequest")["ip"]
+    assert ip["anyOf"] == [{"type": "string", "format": "ipv4"}, {"type": "string", "format": "ipv6"}]
+    assert ip["nullable"] is True and "pattern" not in ip
