@@ -72,10 +72,9 @@ def ip_address_schema(field: serializers.IPAddressField, schema: dict) -> dict:
     """An address of the field's protocol (``both``: IPv4 or IPv6, JSON Schema formats ``ipv4``/``ipv6``);
     drf-spectacular's plain string would let any text through."""
     formats = {"ipv4": ["ipv4"], "ipv6": ["ipv6"]}.get(field.protocol, ["ipv4", "ipv6"])
-    kept = {
-        k: v for k, v in schema.items() if k not in {"type", "pattern", "minLength", "maxLength", "format"}
-    }
-    alternatives = [{"type": "string", "format": name} for name in formats]
+    kept = {k: v for k, v in schema.items() if k not in {"pattern", "minLength", "maxLength", "format"}}
+    # the type (and nullable) stay outside the alternatives, which only name formats: null fits when allowed
+    alternatives = [{"format": name} for name in formats]
     return {**kept, **({"anyOf": alternatives} if len(alternatives) > 1 else alternatives[0])}
 
 
