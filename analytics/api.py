@@ -49,7 +49,10 @@ MAX_ID = 2**63 - 1
 class OrderSerializer(serializers.ModelSerializer):
     contact = WorkspaceRelatedField(queryset=Contact.objects.all(), required=False, allow_null=True)
     amount = serializers.DecimalField(max_digits=14, decimal_places=2, min_value=0)
-    currency = serializers.CharField(min_length=3, max_length=3)
+    # the rule of orders.clean_currency: three ASCII letters, upper-cased
+    currency = serializers.RegexField(
+        orders.CURRENCY_PATTERN, help_text="Three letters, e.g. EUR (upper-cased)."
+    )
 
     class Meta:
         model = Order

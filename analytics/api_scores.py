@@ -3,13 +3,14 @@ the recompute Job) and a contact's score history (JSON or ``?format=csv``)."""
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from aicmo.api import WorkspaceGenericViewSet
 from aicmo.api.core import JobSerializer
+from aicmo.api.fields import UnknownFieldsRefused
 from aicmo.roles import MANAGE, READ
 from crm.models import Contact
 
@@ -18,11 +19,23 @@ from .downloads import CSVAwareMixin, csv_download
 from .models import ScoreSettings
 
 
-class ScoreSettingsSerializer(serializers.ModelSerializer):
-    weights = serializers.DictField(
-        child=serializers.FloatField(min_value=0, max_value=scoring.MAX_WEIGHT),
-        help_text="event kind → points (0–100); kinds left out weigh 0",
-    )
+@extend_schema_field(
+    {
+        "type": "object",
+        "properties": {
+            kind: {"type": "number", "minimum": 0, "maximum": scoring.MAX_WEIGHT}
+            for kind in scoring.EngagementKind.values
+        },
+        "additionalProperties": False,
+        "description": "event kind → points (0–100); kinds left out weigh 0",
+    }
+)
+class WeightsField(serializers.DictField):
+    """Points per event kind: the kinds and range `scoring.clean_weights` accepts."""
+
+
+class ScoreSettingsSerializer(UnknownFieldsRefused, serializers.ModelSerializer):
+    weights = WeightsField(child=serializers.FloatField(min_value=0, max_value=scoring.MAX_WEIGHT))
     half_life_days = serializers.FloatField(min_value=0.1, max_value=3650)
     scale = serializers.FloatField(
         min_value=0.01, max_value=1_000_000, help_text="the raw sum that scores 63 (100 × (1 − 1/e))"
@@ -40,11 +53,7 @@ class ScoreSettingsSerializer(serializers.ModelSerializer):
         fields = [*scoring.RULE_FIELDS, "updated_at"]
         read_only_fields = ["updated_at"]
 
-    def validate(self, attrs):
-        unknown = sorted(set(getattr(self, "initial_data", {}) or {}) - set(self.fields))
-        if unknown:
-            raise serializers.ValidationError({name: ["Not a score setting."] for name in unknown})
-        return attrs
+    unknown_field_message = "Not a score setting."
 
 
 class ScoreSettingsUpdatedSerializer(ScoreSettingsSerializer):

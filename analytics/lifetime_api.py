@@ -21,6 +21,7 @@ from aicmo.roles import READ
 
 from . import lifetime, lifetime_selectors, rfm
 from .models import CUSTOMER_VALUE_FIGURES, CustomerValue, LifetimeFit
+from .orders import CURRENCY_PATTERN
 
 
 class LifetimeFitSerializer(serializers.ModelSerializer):
@@ -62,11 +63,11 @@ class LifetimeFitStartSerializer(serializers.Serializer):
     monthly_discount = serializers.FloatField(
         min_value=0, max_value=1, default=0.01, help_text="discount rate per month (0.01 = 1 %)"
     )
-    currency = serializers.CharField(
+    currency = serializers.RegexField(
+        CURRENCY_PATTERN,
         required=False,
         allow_blank=True,
-        max_length=3,
-        help_text="orders in this currency (default: the workspace's)",
+        help_text="orders in this currency, three letters (default: the workspace's)",
     )
 
 

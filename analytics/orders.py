@@ -3,6 +3,7 @@ import of order history (`analytics.order_import`)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
@@ -45,9 +46,13 @@ def clean_amount(value) -> Decimal:
     return amount.quantize(Decimal("0.01"))
 
 
+# What `clean_currency` accepts once stripped (the API's schema publishes it): three ASCII letters.
+CURRENCY_PATTERN = r"^[A-Za-z]{3}$"
+
+
 def clean_currency(value) -> str:
     code = str(value or "").strip().upper()
-    if len(code) != 3 or not code.isascii() or not code.isalpha():
+    if not re.fullmatch(CURRENCY_PATTERN, code):
         raise ValidationError({"currency": "A three-letter ISO 4217 code, e.g. EUR."})
     return code
 

@@ -28,7 +28,9 @@ from aicmo.api import (
     id_parameter,
 )
 from aicmo.api.core import JobSerializer
+from aicmo.api.fields import EmailAddressField
 from aicmo.api.idempotency import idempotent
+from aicmo.api.schema import NO_NUL, NOT_BLANK
 from aicmo.conflicts import CONFLICT
 from aicmo.roles import MANAGE, READ
 from aicmo.tenancy import resolve_ids
@@ -49,12 +51,19 @@ from .models import (
 )
 from .normalize import InvalidEmail, email_lookup_key, normalize_email
 from .segments import (
+    FIELDS,
+    MAX_CONDITIONS,
+    MAX_DAYS,
+    MAX_DEPTH,
+    OPERATORS_BY_KIND,
+    FieldSpec,
     SegmentRuleError,
     compile_rules,
     field_catalog,
     saved_segment_q,
     segment_error_messages,
 )
+from .segments import OPERATORS as SEGMENT_OPERATORS
 from .selectors import attach_tag_names, contacts_for, lists_for
 from .services.fields import KEY_PATTERN
 
@@ -104,12 +113,25 @@ class CompanyMiniSerializer(serializers.ModelSerializer):
         fields = ["id", "name", "domain"]
 
 
+@extend_schema_field(
+    {
+        "type": "object",
+        "description": "Custom field key → value, for the workspace's custom-field definitions "
+        "(`/crm/custom-fields/`); a key with no definition is a 404, a value that does not fit the field's "
+        'type a 400 keyed `custom.<key>`; null or "" clears a value.',
+    }
+)
+class CustomValuesField(serializers.JSONField):
+    """A contact's custom values; `normalize.custom_fields_clean` checks them against the definitions."""
+
+
 class ContactSerializer(serializers.ModelSerializer):
+    custom = CustomValuesField(required=False)
     company = CompanyMiniSerializer(read_only=True, allow_null=True)
     company_name = serializers.CharField(write_only=True, required=False, allow_blank=True)
     company_domain = serializers.CharField(write_only=True, required=False, allow_blank=True)
     tags = serializers.ListField(child=serializers.CharField(max_length=80), required=False, write_only=True)
-    email = serializers.CharField(max_length=1000, trim_whitespace=False)
+    email = EmailAddressField(max_length=1000, trim_whitespace=False)
 
     class Meta:
         model = Contact
@@ -235,20 +257,138 @@ class MembersSerializer(serializers.Serializer):
     contact_ids = WorkspaceIdsField(queryset=Contact.objects.all(), max_length=10_000)
 
 
-@extend_schema_field(
-    {
+# How deep and wide the published rule grammar goes: RULES_LEVELS nested groups of at most RULES_WIDTH rules
+# (RULES_WIDTH ** RULES_LEVELS conditions at most, within segments.MAX_DEPTH and MAX_CONDITIONS).
+RULES_LEVELS, RULES_WIDTH, RULES_LIST_MAX = 3, 5, 50
+
+
+def _rule_scalar(spec: FieldSpec) -> dict:
+    """One value compared with a field of `spec`'s kind (`segments._Compiler.coerce`)."""
+    if spec.kind == "choice":
+        return {"type": "string", "enum": list(spec.choices)}
+    if spec.kind == "number":
+        return {"type": "number", "minimum": -1e15, "maximum": 1e15}
+    if spec.kind == "date":
+        return {"type": "string", "format": "date"}
+    if spec.kind == "bool":
+        return {"type": "boolean"}
+    return {"type": "string", "pattern": NO_NUL, "maxLength": 200}
+
+
+def _rule_value(spec: FieldSpec, shape: str) -> dict | None:
+    """The ``value`` an operator of input `shape` (`segments.OPERATORS`) takes for `spec`; None: no value."""
+    tag = {"type": "string", "pattern": NOT_BLANK, "maxLength": 80}
+    return {
+        "none": None,
+        "text": _rule_scalar(spec),
+        "list": {"type": "array", "items": _rule_scalar(spec), "minItems": 1, "maxItems": RULES_LIST_MAX},
+        "range": {"type": "array", "items": _rule_scalar(spec), "minItems": 2, "maxItems": 2},
+        "days": {"type": "integer", "minimum": 0, "maximum": MAX_DAYS},
+        "tags": {"anyOf": [tag, {"type": "array", "items": tag, "minItems": 1, "maxItems": RULES_LIST_MAX}]},
+        "channel": {"type": "string", "enum": list(spec.choices), "nullable": True},
+    }[shape]
+
+
+def rule_condition_schemas() -> list[dict]:
+    """One JSON schema per (built-in field kind and choices, operator input shape), from the segment field
+    registry (`segments.FIELDS`, `OPERATORS_BY_KIND`, `OPERATORS`): the conditions the compiler accepts for
+    every workspace. A workspace's ``custom.<key>`` fields are accepted too but not listed (they differ per
+    workspace)."""
+    by_spec: dict[tuple, list[str]] = {}
+    for name, spec in FIELDS.items():
+        by_spec.setdefault((spec.kind, spec.choices), []).append(name)
+    schemas = []
+    for (kind, _), names in by_spec.items():
+        spec = FIELDS[names[0]]
+        by_shape: dict[str, list[str]] = {}
+        for operator in sorted(OPERATORS_BY_KIND[kind]):
+            by_shape.setdefault(SEGMENT_OPERATORS[operator][1], []).append(operator)
+        for shape, operators in by_shape.items():
+            properties = {
+                "field": {"type": "string", "enum": names},
+                "operator": {"type": "string", "enum": operators},
+            }
+            value = _rule_value(spec, shape)
+            if value is not None:
+                properties["value"] = value
+            required = ["field", "operator"] + (["value"] if value is not None and shape != "channel" else [])
+            schemas.append(
+                {
+                    "type": "object",
+                    "properties": properties,
+                    "required": required,
+                    "additionalProperties": False,
+                }
+            )
+    return schemas
+
+
+def rules_schema(level: int = 0) -> dict:
+    """A rule node at nesting `level`: a condition, or (above the last level) a group of nodes."""
+    conditions = rule_condition_schemas()
+    if level >= RULES_LEVELS:
+        return {"anyOf": conditions}
+    group = {
         "type": "object",
-        "description": 'A group {"op": "and"|"or", "rules": [group or condition, …]} or a condition '
-        '{"field", "operator", "value"}; the grammar and the fields, tags and operators that exist are '
-        "checked against the workspace (a 400 keyed by path, e.g. `rules.rules[0].field`).",
+        "properties": {
+            "op": {"type": "string", "enum": ["and", "or"], "default": "and"},
+            "rules": {
+                "type": "array",
+                "items": rules_schema(level + 1),
+                "minItems": 1,
+                "maxItems": RULES_WIDTH,
+            },
+        },
+        "required": ["rules"],
+        "additionalProperties": False,
     }
+    return {"anyOf": [group, *conditions]}
+
+
+RULES_DESCRIPTION = (
+    'A group {"op": "and"|"or", "rules": [group or condition, …]} or a condition {"field", "operator", '
+    '"value"} (docs/CRM.md, Segments); no other keys.'
 )
+GROUP_KEYS, CONDITION_KEYS = frozenset({"op", "rules"}), frozenset({"field", "operator", "value"})
+
+
+def unknown_rule_keys(node, path: str = "") -> dict[str, str]:
+    """``{path.key: message}`` for every key of a group or condition that is not part of the grammar."""
+    if not isinstance(node, dict):
+        return {}
+    group = "rules" in node or "op" in node
+    prefix = f"{path}." if path else ""
+    errors = {
+        f"{prefix}{key}": f"Not a key of a {'group' if group else 'condition'}."
+        for key in node
+        if key not in (GROUP_KEYS if group else CONDITION_KEYS)
+    }
+    for index, child in enumerate(node.get("rules") if group and isinstance(node.get("rules"), list) else []):
+        errors.update(unknown_rule_keys(child, f"{prefix}rules[{index}]"))
+    return errors
+
+
+@extend_schema_field({"type": "object", "description": RULES_DESCRIPTION})
 class RulesField(serializers.JSONField):
-    """Segment rules: a JSON object (the grammar is `crm.segments.validate_rules`)."""
+    """Segment rules: a JSON object (the grammar is `crm.segments.validate_rules`). A request's rules may not
+    carry keys outside the grammar (a misspelt ``"vaule"`` would otherwise be ignored). Request schema:
+    `rules_schema`; answers carry the stored rules as they are (`custom.<key>` fields, deeper trees)."""
+
+    request_schema = {
+        **rules_schema(),
+        "type": "object",
+        "description": f"{RULES_DESCRIPTION} The schema lists the built-in fields, {RULES_LEVELS} levels of "
+        f"groups of at most {RULES_WIDTH} rules; the server also takes a workspace's `custom.<key>` fields, "
+        f"deeper trees (up to {MAX_DEPTH} levels, {MAX_CONDITIONS} conditions) and `op` in any case. Errors "
+        "are a 400 keyed by path, e.g. `rules.rules[0].field`.",
+    }
 
     def to_internal_value(self, data):
         if not isinstance(data, dict):
             raise serializers.ValidationError("Expected an object (a group or a condition).")
+        unknown = unknown_rule_keys(data)
+        if unknown:
+            raise serializers.ValidationError({key: [message] for key, message in unknown.items()})
         return super().to_internal_value(data)
 
 

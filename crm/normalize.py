@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.utils.dateparse import parse_date, parse_datetime
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
+from aicmo.conflicts import MISSING
 from aicmo.models import Workspace
 
 from .models import (
@@ -173,8 +174,8 @@ def custom_fields_clean(workspace: Workspace | int, custom: dict | None) -> dict
     cleaned, errors = {}, {}
     for key, value in custom.items():
         d = defs.get(key)
-        if d is None:
-            errors[f"custom.{key}"] = "Unknown custom field."
+        if d is None:  # names no definition of the workspace: a missing row (the API's 404), not a bad shape
+            errors[f"custom.{key}"] = ValidationError("Unknown custom field.", code=MISSING)
             continue
         if value is None or value == "":
             cleaned[key] = None

@@ -310,7 +310,7 @@ class _Compiler:
             self.err(f"{path}.field", f"Unknown field {name!r}.")
             return None
         allowed = OPERATORS_BY_KIND[spec.kind]
-        if operator not in allowed:
+        if not isinstance(operator, str) or operator not in allowed:
             self.err(
                 f"{path}.operator",
                 f"Operator {operator!r} is not available for {name}; use one of "
@@ -443,9 +443,8 @@ class _Compiler:
             if operator == "between":
                 if not isinstance(value, list | tuple) or len(value) != 2:
                     raise ValueError("Expected [low, high].")
-                low, high = (self.coerce(spec, v, vpath) for v in value)
-                if low > high:
-                    raise ValueError("Low must not be greater than high.")
+                # [high, low] means the same range: ordered here rather than refused
+                low, high = sorted(self.coerce(spec, v, vpath) for v in value)
                 return self._wrap(
                     Q(**{f"{lhs}__gte": low}) & Q(**{f"{lhs}__lte": high}), annotations, spec, False
                 )

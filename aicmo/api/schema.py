@@ -8,8 +8,11 @@ from django.core.validators import RegexValidator
 from drf_spectacular.contrib.django_filters import DjangoFilterExtension
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
+from drf_spectacular.plumbing import force_instance
+from drf_spectacular.utils import PolymorphicProxySerializer
 from rest_framework import serializers
 
+from .fields import UnknownFieldsRefused, published_pattern
 from .filters import filters_apply, paginates
 
 
@@ -64,6 +67,19 @@ def _blank_read_only_choice(field) -> bool:
 NO_NUL = r"^[^\x00]*$"
 
 
+def _space_class() -> str:
+    """The characters ``str.strip``/``str.isspace`` (and Python's ``\\s``) count as white space, as escapes
+    for a character class. Spelled out because a schema's ``\\s`` is ECMA-262's set, which differs (it has
+    U+FEFF, lacks U+001C–U+001F): a generator reading the schema must agree with the server."""
+    return "".join(f"\\u{ord(c):04x}" for c in map(chr, range(0x10000)) if c.isspace())
+
+
+SPACE = _space_class()
+# A DRF CharField with trim_whitespace and not allow_blank refuses a value that is blank once trimmed
+# (``"   "``): at least one character that is neither NUL nor white space.
+NOT_BLANK = rf"^[^\x00]*[^\x00{SPACE}][^\x00]*$"
+
+
 def decimal_pattern(field: serializers.DecimalField) -> str:
     """The strings a DecimalField accepts: at least one digit, within its whole and decimal places, and no
     sign when its minimum is not negative. (drf-spectacular's own pattern also matches "", "-" and ".",
@@ -75,16 +91,30 @@ def decimal_pattern(field: serializers.DecimalField) -> str:
     return rf"^{sign}(?:\d{{1,{max(whole, 1)}}}{fraction}{after_point})$"
 
 
+def ip_address_schema(field: serializers.IPAddressField, schema: dict) -> dict:
+    """An address of the field's protocol (``both``: IPv4 or IPv6, JSON Schema formats ``ipv4``/``ipv6``);
+    drf-spectacular's plain string would let any text through."""
+    formats = {"ipv4": ["ipv4"], "ipv6": ["ipv6"]}.get(field.protocol, ["ipv4", "ipv6"])
+    kept = {k: v for k, v in schema.items() if k not in {"pattern", "minLength", "maxLength", "format"}}
+    # the type (and nullable) stay outside the alternatives, which only name formats: null fits when allowed
+    alternatives = [{"format": name} for name in formats]
+    return {**kept, **({"anyOf": alternatives} if len(alternatives) > 1 else alternatives[0])}
+
+
 class AutoSchema(SpectacularAutoSchema):
     """Documents query parameters by the same rules ``aicmo.api.filters.query_param_names`` enforces."""
 
     def _map_serializer_field(self, field, direction, bypass_extensions=False):
+        if direction == "request" and getattr(field, "request_schema", None):
+            return copy.deepcopy(field.request_schema)  # a field publishing its own request grammar
         if _blank_read_only_choice(field):
             field = copy.copy(field)
             field.allow_blank = True
         schema = super()._map_serializer_field(field, direction, bypass_extensions)
         if isinstance(field, serializers.DecimalField) and "pattern" in schema and not field.localize:
             schema = {**schema, "pattern": decimal_pattern(field)}
+        if direction == "request" and isinstance(field, serializers.IPAddressField):
+            return ip_address_schema(field, schema)
         if (
             direction == "request"
             and isinstance(field, serializers.CharField)
@@ -92,18 +122,35 @@ class AutoSchema(SpectacularAutoSchema):
             and "pattern" not in schema
             and not any(isinstance(v, RegexValidator) for v in field.validators)  # documented as its pattern
         ):
-            # every DRF CharField refuses NUL (ProhibitNullCharactersValidator): say so
-            schema = {**schema, "pattern": NO_NUL}
+            # every DRF CharField refuses NUL (ProhibitNullCharactersValidator): say so; and a blank one
+            # after trimming unless blank is allowed
+            refuses_blank = field.trim_whitespace and not field.allow_blank
+            pattern = published_pattern(field) or (NOT_BLANK if refuses_blank else NO_NUL)
+            schema = {**schema, "pattern": pattern}
         return schema
 
     def _map_basic_serializer(self, serializer, direction):
         """A serializer's ``required_any = ("a", "b")`` (its ``validate`` refuses a body with none of them)
-        is stated as ``anyOf: [{required: [a]}, {required: [b]}]`` on its request body."""
+        is stated as ``anyOf: [{required: [a]}, {required: [b]}]`` on its request body; a serializer that
+        refuses unknown keys (``UnknownFieldsRefused``) says ``additionalProperties: false``."""
         schema = super()._map_basic_serializer(serializer, direction)
+        if direction != "request":
+            return schema
         names = getattr(serializer, "required_any", ())
-        if direction == "request" and names:
+        if names:
             schema = {**schema, "anyOf": [{"required": [name]} for name in names]}
+        if isinstance(force_instance(serializer), UnknownFieldsRefused):
+            schema = {**schema, "additionalProperties": False}
         return schema
+
+    def _get_request_for_media_type(self, serializer, direction="request"):
+        """A polymorphic body (``oneOf`` discriminated by a field) is required: every branch needs that
+        field. (drf-spectacular only looks for required fields on a plain serializer.)"""
+        schema, required = super()._get_request_for_media_type(serializer, direction)
+        proxy = force_instance(serializer)
+        if isinstance(proxy, PolymorphicProxySerializer) and proxy.resource_type_field_name:
+            required = True
+        return schema, required
 
     def get_filter_backends(self):
         return list(getattr(self.view, "filter_backends", [])) if filters_apply(self.view) else []

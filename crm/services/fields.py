@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from aicmo.audit import audit_record
-from aicmo.conflicts import taken
+from aicmo.conflicts import Conflict, taken
 from aicmo.models import Workspace
 
 from ..models import Contact, CustomFieldDefinition, FieldType, ImportRun, ImportStatus
@@ -178,8 +178,8 @@ def _convert_values(probe: CustomFieldDefinition, change: FieldChange, *, conver
         if coerced != value or type(coerced) is not type(value):
             rewrites[pk] = coerced
     change.examples = failures[:MAX_EXAMPLES]
-    if failures and not convert:
-        raise ValidationError(
+    if failures and not convert:  # the stored values decide: a state conflict (409), as aicmo.conflicts says
+        raise Conflict(
             {
                 "type": (
                     f"{len(failures)} contact(s) hold values that are not a valid {probe.type}, e.g. "

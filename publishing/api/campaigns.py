@@ -11,6 +11,7 @@ from rest_framework.response import Response
 
 from aicmo.api import WorkspaceGenericViewSet, WorkspaceReadOnlyViewSet, WorkspaceRelatedField
 from aicmo.api.core import JobSerializer
+from aicmo.api.fields import TimeZoneField
 from aicmo.api.idempotency import idempotent
 from aicmo.roles import APPROVE, READ
 
@@ -75,6 +76,7 @@ class CampaignSerializer(serializers.ModelSerializer):
     content = WorkspaceRelatedField(queryset=Content.objects.all())
     audience = AudienceSerializer(required=False)
     utm = UtmField(required=False)
+    time_zone = TimeZoneField(required=False)
     max_per_second = limit_field()
     max_per_hour = limit_field()
     needs_approval = serializers.SerializerMethodField(

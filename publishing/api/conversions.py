@@ -3,23 +3,41 @@ time, 200 with the same event for a repeat)."""
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from aicmo.api import WorkspaceGenericViewSet
+from aicmo.api.fields import CurrencyCodeField
+from aicmo.api.schema import decimal_pattern
 
 from ..models import EngagementEvent
 from ..services import conversions
 from .campaigns import EngagementEventSerializer
 
+# The amounts `conversions.clean_order` takes (0 to MAX_VALUE, rounded to cents); the published pattern is this
+# field's, a subset of them (no sign, exponent or third decimal), as for every decimal of the API.
+AMOUNT = serializers.DecimalField(max_digits=14, decimal_places=2, min_value=0)
+
+
+@extend_schema_field(
+    {
+        "type": "string",
+        "pattern": decimal_pattern(AMOUNT),
+        "maxLength": 40,
+        "description": "Order value, a decimal 0–999999999999.99 (more decimals are rounded to cents).",
+    }
+)
+class AmountTextField(serializers.CharField):
+    """Order value as text; `conversions.clean_order` parses and bounds it."""
+
 
 class ConversionSerializer(serializers.Serializer):
-    """Shapes only; the service validates values (ISO 4217 currency, amount range) per field."""
+    """Shapes and the currency code; the service validates the amount range per field."""
 
     order_id = serializers.CharField(max_length=150)
-    value = serializers.CharField(max_length=40)
-    currency = serializers.CharField(max_length=3)
+    value = AmountTextField(max_length=40)
+    currency = CurrencyCodeField()
     click = serializers.CharField(max_length=300, required=False, allow_blank=True)
     email = serializers.EmailField(required=False, allow_blank=True)
     occurred_at = serializers.DateTimeField(required=False)

@@ -12,12 +12,18 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
+from drf_spectacular.utils import (
+    PolymorphicProxySerializer,
+    extend_schema,
+    extend_schema_field,
+    inline_serializer,
+)
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from aicmo.api import WorkspaceGenericViewSet
+from aicmo.api.schema import SPACE
 from aicmo.roles import MANAGE
 
 from ..models import DkimKey, InboundHook, InboundProvider
@@ -151,6 +157,38 @@ class InboundHookCreateSerializer(serializers.Serializer):
     )
 
 
+def _hook_create_body(basic_auth: bool):
+    """The create body for the providers whose secret is (or is not) basic auth: the schema of one branch
+    of the request's ``oneOf``, from `inbound_services.uses_basic_auth` and its ``BASIC_AUTH_SHAPE``."""
+    providers = [p for p in InboundProvider.values if inbound_services.uses_basic_auth(p) is basic_auth]
+    secret = (
+        serializers.RegexField(
+            rf"^[{SPACE}]*[^{SPACE}:\x00]+:[^{SPACE}\x00]+[{SPACE}]*$",  # BASIC_AUTH_SHAPE, spaces spelled out
+            max_length=4000,
+            help_text="user:password (no white space; the password may contain ':').",
+        )
+        if basic_auth
+        else serializers.CharField(max_length=4000, help_text="The provider's signing/verification key.")
+    )
+    body = inline_serializer(
+        "BasicAuthInboundHookCreate" if basic_auth else "SigningKeyInboundHookCreate",
+        {"provider": serializers.ChoiceField(choices=providers), "secret": secret},
+    )
+    return providers, body
+
+
+INBOUND_HOOK_CREATE_BODY = PolymorphicProxySerializer(
+    component_name="InboundHookCreate",
+    serializers={
+        provider: body
+        for basic in (True, False)
+        for providers, body in [_hook_create_body(basic)]
+        for provider in providers
+    },
+    resource_type_field_name="provider",
+)
+
+
 class InboundHookViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, WorkspaceGenericViewSet
 ):
@@ -161,7 +199,7 @@ class InboundHookViewSet(
     required_permission = MANAGE
     filterset_fields = ["provider"]
 
-    @extend_schema(request=InboundHookCreateSerializer, responses={201: InboundHookSerializer})
+    @extend_schema(request=INBOUND_HOOK_CREATE_BODY, responses={201: InboundHookSerializer})
     def create(self, request):
         serializer = InboundHookCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

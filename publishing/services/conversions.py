@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
-import pycountry
 from django.conf import settings
 from django.core import signing
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from aicmo.currencies import currency_code_clean
 from aicmo.models import Workspace
 from crm import services as crm_services
 from crm.models import Contact
@@ -84,8 +84,8 @@ def clean_order(*, order_id, value, currency) -> tuple[str, Decimal, str]:
     except (InvalidOperation, ValueError, TypeError):
         errors["value"] = "A decimal amount from 0 to 999999999999.99 is required."
         amount = Decimal(0)
-    code = str(currency or "").strip().upper()
-    if len(code) != 3 or pycountry.currencies.get(alpha_3=code) is None:
+    code = currency_code_clean(currency)
+    if code is None:
         errors["currency"] = "An ISO 4217 currency code (e.g. EUR) is required."
     if errors:
         raise ValidationError(errors)

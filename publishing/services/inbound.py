@@ -117,6 +117,10 @@ class InboundResult:
     confirm_url: str = ""
 
 
+# A basic-auth secret once stripped: a user without ":" or white space, ":", a password without white space.
+BASIC_AUTH_SHAPE = r"[^\s:]+:\S+"
+
+
 def uses_basic_auth(provider: str) -> bool:
     """Whether the provider's hook secret is a basic-auth ``user:password`` (Postmark, Amazon SES, Brevo)."""
     return _VIEWS[provider][1] == BASIC_AUTH
@@ -130,8 +134,7 @@ def hook_secret_check(*, provider: str, secret: str) -> str:
     secret = (secret or "").strip()
     if not secret:
         raise ValidationError({"secret": ["Give the provider's webhook secret."]})
-    user, colon, password = secret.partition(":")
-    if uses_basic_auth(provider) and not (user and colon and password and not re.search(r"\s", secret)):
+    if uses_basic_auth(provider) and not re.fullmatch(BASIC_AUTH_SHAPE, secret):
         raise ValidationError({"secret": ["Give basic auth credentials as user:password (no spaces)."]})
     return secret
 

@@ -138,7 +138,7 @@ def test_api_custom_field_lifecycle(api_client_for):
     pk = resp.json()["id"]
     ContactFactory(workspace=client.workspace, custom={"size": "big"})
     resp = client.patch(f"{BASE}/custom-fields/{pk}/", {"type": "number"}, format="json")
-    assert resp.status_code == 400 and "1 contact(s)" in resp.json()["error"]["fields"]["type"][0]
+    assert resp.status_code == 409 and "1 contact(s)" in resp.json()["error"]["fields"]["type"][0]
     resp = client.patch(f"{BASE}/custom-fields/{pk}/", {"type": "number", "convert": True}, format="json")
     assert resp.status_code == 200 and resp.json()["change"]["cleared"] == 1
     resp = client.patch(f"{BASE}/custom-fields/{pk}/", {"key": "Bad Key"}, format="json")
