@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
 
-import django_filters
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status
@@ -18,7 +17,7 @@ from rest_framework.routers import DefaultRouter
 from aicmo.api import ID_SCHEMA, WorkspaceGenericViewSet, WorkspaceRelatedField
 from aicmo.api.core import JobSerializer
 from aicmo.api.errors import error_response
-from aicmo.api.filters import FilterSet
+from aicmo.api.filters import FilterSet, UtcIsoDateTimeFilter
 from aicmo.api.idempotency import idempotent
 from aicmo.roles import READ
 from crm.models import Contact
@@ -80,8 +79,8 @@ class OrderImportSerializer(serializers.Serializer):
 
 
 class OrderFilter(FilterSet):
-    ordered_after = django_filters.IsoDateTimeFilter(field_name="ordered_at", lookup_expr="gte")
-    ordered_before = django_filters.IsoDateTimeFilter(field_name="ordered_at", lookup_expr="lt")
+    ordered_after = UtcIsoDateTimeFilter(field_name="ordered_at", lookup_expr="gte")
+    ordered_before = UtcIsoDateTimeFilter(field_name="ordered_at", lookup_expr="lt")
 
     class Meta:
         model = Order

@@ -2,35 +2,15 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import unicodedata
 
 import django_filters
-from django import forms
 from django.db.models import Q
-from django_filters.fields import IsoDateTimeField
 
-from aicmo.api.filters import MAX_ID, FilterSet, IdFilter  # noqa: F401 (MAX_ID: crm.api, crm.views)
+from aicmo.api.filters import MAX_ID, FilterSet, IdFilter, UtcIsoDateTimeFilter  # noqa: F401 (MAX_ID: crm.api, crm.views)
 
 from .models import Contact, Lifecycle, Tier, Verdict
 from .normalize import strip_invisible
-
-
-class UtcIsoDateTimeField(IsoDateTimeField):
-    """ISO 8601 allows offsets up to ±23:59, PostgreSQL only ±15:59 (DataError): compare in UTC instead."""
-
-    def to_python(self, value):
-        value = super().to_python(value)
-        if value is None:
-            return None
-        try:
-            return value.astimezone(dt.UTC)
-        except OverflowError:  # e.g. 0001-01-01T00:00+23:00 falls before year 1 in UTC
-            raise forms.ValidationError(self.error_messages["invalid"], code="invalid") from None
-
-
-class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
-    field_class = UtcIsoDateTimeField
 
 
 class ContactFilter(FilterSet):

@@ -11,11 +11,13 @@ in the workspace answers an empty list.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 import django_filters
 from django import forms
 from django.db import models
+from django_filters.fields import IsoDateTimeField
 from django_filters.filterset import FILTER_FOR_DBFIELD_DEFAULTS
 from django_filters.rest_framework import DjangoFilterBackend as BaseDjangoFilterBackend
 from drf_spectacular.utils import extend_schema_field
@@ -45,6 +47,26 @@ class IdFilter(django_filters.NumberFilter):
         super().__init__(*args, **kwargs)
 
 
+class UtcIsoDateTimeField(IsoDateTimeField):
+    """ISO 8601 allows offsets up to ±23:59, PostgreSQL only ±15:59 (a DataError, i.e. a 500): the value is
+    compared in UTC instead. A value that falls outside years 1–9999 in UTC is a 400."""
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        if value is None:
+            return None
+        try:
+            return value.astimezone(dt.UTC)
+        except OverflowError:  # e.g. 0001-01-01T00:00+23:00 falls before year 1 in UTC
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid") from None
+
+
+class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
+    """The date-time filter of every API list (``FilterSet`` maps model DateTimeFields to it)."""
+
+    field_class = UtcIsoDateTimeField
+
+
 class FilterSet(django_filters.FilterSet):
     """The API's FilterSet base: foreign keys (``filterset_fields = ["contact"]`` or a Meta field) are
     ``IdFilter``s. Every FilterSet of an API module derives from it; ``DjangoFilterBackend`` builds the
@@ -54,6 +76,7 @@ class FilterSet(django_filters.FilterSet):
         **FILTER_FOR_DBFIELD_DEFAULTS,
         models.ForeignKey: {"filter_class": IdFilter},
         models.OneToOneField: {"filter_class": IdFilter},
+        models.DateTimeField: {"filter_class": UtcIsoDateTimeFilter},
     }
 
 

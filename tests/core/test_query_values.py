@@ -229,3 +229,33 @@ def test_every_number_date_and_required_text_query_parameter_refuses_an_empty_va
                 wrong = send(f"{url}?{name}={value}")
                 assert wrong.status_code == 400, (method, url, name, value)
                 assert _fields(wrong)[name] == ["Must be a whole number."], (method, url, name, value)
+
+
+def datetime_parameters(served_schema):
+    """(url, name) for every GET list's date-time query parameter."""
+    for path, item in served_schema["paths"].items():
+        if not path.startswith("/api/v1/") or "get" not in item:
+            continue
+        for parameter in item["get"].get("parameters", ()):
+            if parameter["in"] == "query" and parameter["schema"].get("format") == "date-time":
+                yield _url(path), parameter["name"]
+
+
+# ISO 8601 allows offsets to ±23:59; PostgreSQL stores ±15:59 at most (a DataError: it was a 500 on orders)
+OFFSET_VALUES = ["2026-03-29T02:30:00+22:29", "2026-03-29T02:30:00-23:59", "0286-09-07T09:21:14.6+22:29"]
+
+
+@pytest.mark.parametrize("value", OFFSET_VALUES)
+def test_every_datetime_query_parameter_takes_any_iso_offset(api_client_for, served_schema, value):
+    client = api_client_for(Role.ADMIN)
+    cases = list(datetime_parameters(served_schema))
+    assert ("/api/v1/analytics/orders/", "ordered_after") in cases
+    for url, name in cases:
+        response = client.get(url, {name: value})
+        assert response.status_code in (200, 404), (url, name, response.status_code)
+
+
+def test_a_datetime_query_value_that_leaves_years_1_to_9999_in_utc_is_a_400(api_client_for):
+    client = api_client_for(Role.ADMIN)
+    response = client.get("/api/v1/analytics/orders/", {"ordered_after": "0001-01-01T00:00:00+23:00"})
+    assert response.status_code == 400 and "ordered_after" in _fields(response)
