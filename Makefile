@@ -102,7 +102,7 @@ ifeq ($(CHROMIUM),)
 	@echo "##########################################################################################"
 else
 	@echo ">>> browser tests with $(CHROMIUM)"
-	AICMO_CHROMIUM=$(CHROMIUM) $(PYTEST) -n $(PYTEST_WORKERS) -m browser
+	AICMO_CHROMIUM=$(CHROMIUM) $(PYTEST) -p no:xdist -m browser
 endif
 
 # ------------------------------------------------------------------------------------------- the rest
