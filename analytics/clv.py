@@ -36,6 +36,11 @@ from scipy.special import betaln, gammaln, hyp2f1
 
 WEEKS_PER_MONTH = 365.25 / 12 / 7
 MAX_ITERATIONS = 2000
+# Nelder–Mead's continuation searches log-parameters in [-20, 20] (parameters between e^-20 ≈ 2e-9 and
+# e^20 ≈ 5e8, α relative to the mean age): a likelihood that keeps rising towards a boundary (BG/NBD's
+# a, b → ∞ when drop-out does not vary between customers) then has its maximum at the box's edge, where the
+# simplex stops instead of walking the ridge until it runs out of evaluations.
+LOG_BOUND = 20.0
 
 
 class FitError(ValueError):
@@ -84,6 +89,7 @@ def _minimize(neg_mean_ll, start: np.ndarray):
     Nelder–Mead (derivative-free; the method of the `lifetimes` package's fitters) stops by its own
     x/f tolerances there. The better of the two is returned; ``nit``/``nfev`` count both runs and the
     message names both outcomes."""
+    bounds = [(-LOG_BOUND, LOG_BOUND)] * len(start)
     result = optimize.minimize(
         neg_mean_ll,
         start,
@@ -95,6 +101,7 @@ def _minimize(neg_mean_ll, start: np.ndarray):
             neg_mean_ll,
             result.x,
             method="Nelder-Mead",
+            bounds=bounds,
             options={
                 "maxiter": 20 * MAX_ITERATIONS,
                 "maxfev": 40 * MAX_ITERATIONS,
