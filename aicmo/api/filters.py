@@ -138,11 +138,13 @@ def _choice_words(values) -> list[str]:
 WHOLE_NUMBER = re.compile(r"-?[0-9]+")
 EMPTY = "Must not be empty."
 NOT_WHOLE = "Must be a whole number."
+NUL = "Null characters are not allowed."
 
 
 def _shape_error(schema: dict, values: list[str]) -> str | None:
     """An empty value where the schema needs one (a number, a date or date-time, a string of ``minLength``
-    1 or more), or a value of an integer parameter that is not a whole number (``?min_score=0.5``)."""
+    1 or more), a value of an integer parameter that is not a whole number (``?min_score=0.5``), or a
+    value holding NUL."""
     kind = schema.get("type")
     needs_value = (
         kind in ("integer", "number")
@@ -153,6 +155,8 @@ def _shape_error(schema: dict, values: list[str]) -> str | None:
         return EMPTY
     if kind == "integer" and not all(WHOLE_NUMBER.fullmatch(value) for value in values):
         return NOT_WHOLE
+    if any("\x00" in value for value in values):  # no text column, filter or search holds NUL
+        return NUL
     return None
 
 
@@ -162,7 +166,7 @@ def query_value_errors(request) -> dict[str, list[str]]:
     empty is a value like any other, not "absent", unless the enum lists ""), a boolean's anything but
     ``true`` or ``false`` (``?enabled=null``), an empty number, date or required-text value
     (``?date_to=``), an integer's value that is not a whole number, and a parameter that is not an array
-    given twice. Ranges, lengths and the formats of non-empty values stay with the filters and query
+    given twice, and NUL in any other value (the schema's pattern says so). Ranges, lengths and the formats of non-empty values stay with the filters and query
     serializers, which report them by name.
 
     (DRF and django-filter read an empty value, and ``null``/``unknown`` for a boolean, as "no filter":

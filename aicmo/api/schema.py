@@ -152,6 +152,22 @@ class AutoSchema(SpectacularAutoSchema):
             required = True
         return schema, required
 
+    def _get_parameters(self):
+        """Every free-text query parameter (a string with no enum, pattern or format) says it refuses NUL,
+        which ``aicmo.api.filters.query_value_errors`` refuses for every view (DRF's search, django-filter's
+        CharField and PostgreSQL's text all do, each in its own words or as a 500)."""
+        parameters = super()._get_parameters()
+        for parameter in parameters:
+            schema = parameter.get("schema", {})
+            inner = schema.get("items", {}) if schema.get("type") == "array" else schema
+            if (
+                parameter.get("in") == "query"
+                and inner.get("type") == "string"
+                and not {"enum", "pattern", "format", "$ref"} & inner.keys()
+            ):
+                inner["pattern"] = NO_NUL
+        return parameters
+
     def get_filter_backends(self):
         return list(getattr(self.view, "filter_backends", [])) if filters_apply(self.view) else []
 

@@ -15,6 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import resolve
 
 from aicmo.api.filters import MAX_ID, IdFilter
+from aicmo.api.schema import NO_NUL
 from aicmo.models import Role
 from analytics.models import Order
 from tests.core.api_rows import one_row_per_resource
@@ -27,8 +28,8 @@ def _url(path: str) -> str:
     return path.replace("{id}", "1").replace("{spec}", "thumb")
 
 
-def choice_parameters(served_schema):
-    """(method, url, name, allowed values as sent, is array) for every enum/boolean query parameter."""
+def query_parameters(served_schema):
+    """(method, url, parameter, schema of one value) for every query parameter of every API operation."""
     for path, item in served_schema["paths"].items():
         if not path.startswith("/api/v1/"):
             continue
@@ -37,15 +38,20 @@ def choice_parameters(served_schema):
                 if parameter["in"] != "query":
                     continue
                 schema = parameter["schema"]
-                array = schema.get("type") == "array"
-                inner = schema.get("items", {}) if array else schema
-                if "enum" in inner:
-                    allowed = [str(v) for v in inner["enum"]]
-                elif inner.get("type") == "boolean":
-                    allowed = ["true", "false"]
-                else:
-                    continue
-                yield method, _url(path), parameter["name"], allowed, array
+                inner = schema.get("items", {}) if schema.get("type") == "array" else schema
+                yield method, _url(path), parameter, inner
+
+
+def choice_parameters(served_schema):
+    """(method, url, name, allowed values as sent, is array) for every enum/boolean query parameter."""
+    for method, url, parameter, inner in query_parameters(served_schema):
+        if "enum" in inner:
+            allowed = [str(v) for v in inner["enum"]]
+        elif inner.get("type") == "boolean":
+            allowed = ["true", "false"]
+        else:
+            continue
+        yield method, url, parameter["name"], allowed, parameter["schema"].get("type") == "array"
 
 
 def _fields(response) -> dict:
@@ -184,21 +190,15 @@ def test_an_id_filter_matches_own_rows_only(api_client_for, rows, other_workspac
 def valued_parameters(served_schema):
     """(method, url, name, schema of one value) for every query parameter whose schema needs a value: a
     number, a date or date-time, a string of minLength 1 or more (enums and booleans: the matrix above)."""
-    for path, item in served_schema["paths"].items():
-        if not path.startswith("/api/v1/"):
+    for method, url, parameter, inner in query_parameters(served_schema):
+        if "enum" in inner or inner.get("type") == "boolean":
             continue
-        for method in METHODS:
-            for parameter in item.get(method, {}).get("parameters", ()):
-                schema = parameter["schema"]
-                inner = schema.get("items", {}) if schema.get("type") == "array" else schema
-                if parameter["in"] != "query" or "enum" in inner or inner.get("type") == "boolean":
-                    continue
-                if (
-                    inner.get("type") in ("integer", "number")
-                    or inner.get("format") in ("date", "date-time")
-                    or inner.get("minLength", 0) >= 1
-                ):
-                    yield method, _url(path), parameter["name"], inner
+        if (
+            inner.get("type") in ("integer", "number")
+            or inner.get("format") in ("date", "date-time")
+            or inner.get("minLength", 0) >= 1
+        ):
+            yield method, url, parameter["name"], inner
 
 
 def test_every_number_date_and_required_text_query_parameter_refuses_an_empty_value(
@@ -259,3 +259,29 @@ def test_a_datetime_query_value_that_leaves_years_1_to_9999_in_utc_is_a_400(api_
     client = api_client_for(Role.ADMIN)
     response = client.get("/api/v1/analytics/orders/", {"ordered_after": "0001-01-01T00:00:00+23:00"})
     assert response.status_code == 400 and "ordered_after" in _fields(response)
+
+
+def text_parameters(served_schema):
+    """(method, url, name, schema) for every free-text query parameter: a string with no enum or format."""
+    for method, url, parameter, inner in query_parameters(served_schema):
+        if inner.get("type") == "string" and not {"enum", "format"} & inner.keys():
+            yield method, url, parameter["name"], inner
+
+
+def test_every_text_query_parameter_says_and_does_refuse_nul(api_client_for, served_schema, rows):
+    """A NUL in a search, ordering or text filter is a 400 naming the parameter, as the schema's pattern
+    says (before: DRF's search answered 400 while its schema allowed any text; a text filter would reach
+    PostgreSQL, which refuses NUL in a string literal)."""
+    import re
+
+    client = api_client_for(Role.ADMIN)
+    cases = list(text_parameters(served_schema))
+    names = {(url, name) for _, url, name, _ in cases}
+    assert {("/api/v1/crm/companies/", "search"), ("/api/v1/crm/contacts/", "ordering")} <= names
+    for method, url, name, schema in cases:
+        where = (method, url, name)
+        assert not re.fullmatch(schema["pattern"], "a\x00b"), where
+        response = getattr(client, method)(f"{url}?{name}=a%00b")
+        assert response.status_code == 400 and name in _fields(response), (*where, response.content[:300])
+        if schema["pattern"] == NO_NUL:
+            assert re.fullmatch(schema["pattern"], "any text, even ünïcode"), where
