@@ -95,14 +95,23 @@ class TransientError:
 
 
 def transient_error(exc: BaseException) -> TransientError | None:
-    """503 for a lock error or an unreachable database server, 507 for full file storage
-    (:mod:`aicmo.storage`), None for any other exception."""
+    """503 for a lock error, an unreachable database server or a task that could not be queued
+    (``aicmo.jobs.QueueUnavailable``), 507 for full file storage (:mod:`aicmo.storage`), None for any other
+    exception."""
+    from aicmo import jobs
     from aicmo.storage import FULL_CODE, FULL_MESSAGE, FULL_RETRY_AFTER_SECONDS, is_storage_full
 
     if is_database_locked(exc):
         return TransientError(503, BUSY_CODE, BUSY_MESSAGE, BUSY_RETRY_AFTER_SECONDS)
     if is_database_unavailable(exc):
         return TransientError(503, UNAVAILABLE_CODE, UNAVAILABLE_MESSAGE, UNAVAILABLE_RETRY_AFTER_SECONDS)
+    if isinstance(exc, jobs.QueueUnavailable):
+        return TransientError(
+            503,
+            jobs.QUEUE_UNAVAILABLE_CODE,
+            jobs.QUEUE_UNAVAILABLE_MESSAGE,
+            jobs.QUEUE_UNAVAILABLE_RETRY_AFTER_SECONDS,
+        )
     if is_storage_full(exc):
         return TransientError(507, FULL_CODE, FULL_MESSAGE, FULL_RETRY_AFTER_SECONDS)
     return None

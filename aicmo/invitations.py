@@ -44,6 +44,7 @@ from django.utils.module_loading import import_string
 
 from .audit import audit_record
 from .conflicts import Conflict
+from .jobs import task_enqueue
 from .models import Invitation, InvitationStatus, Membership, Role, Workspace
 from .workspaces import membership_add
 
@@ -119,11 +120,25 @@ def _audit(invitation: Invitation, verb: str, *, actor, changes: dict) -> None:
     )
 
 
+SEND_NOT_QUEUED = (
+    "The email could not be queued: the task queue (broker) is unreachable. Copy the link, or resend once "
+    "the queue is back."
+)
+
+
 def _send_after_commit(invitation: Invitation) -> None:
+    """Mail the invitation from a worker after commit. When the task cannot be queued, the invitation
+    stands (its link can be copied) and shows ``SEND_NOT_QUEUED`` as its send error."""
     from .tasks import invitation_send_task
 
     pk = invitation.pk
-    transaction.on_commit(lambda: invitation_send_task.delay(pk))
+    task_enqueue(
+        invitation_send_task,
+        pk,
+        on_failure=lambda: Invitation.objects.filter(pk=pk, sent_at__isnull=True).update(
+            send_error=SEND_NOT_QUEUED
+        ),
+    )
 
 
 def invitation_create(*, workspace: Workspace, email: str, role: str, by) -> Invitation:

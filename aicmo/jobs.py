@@ -6,7 +6,7 @@ Counters are advanced with F() expressions so concurrent Celery workers never lo
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from django.db import transaction
@@ -57,27 +57,46 @@ ENQUEUE_FAILED = (
 )
 
 
-def job_enqueue(task, *args, job_id: int | None = None) -> None:
-    """Send ``task.delay(*args)`` once the current transaction commits (at once outside one), so the
-    worker finds the committed rows.
-
-    ``job_id``: the Job (pk) the task works for. When the send raises — any broker or transport error,
-    e.g. Redis unreachable after Celery's publish retries (``task_publish_retry_policy``: web processes
-    keep the default 3 tries in about 0.6 s) — the error is logged, the committed rows stand, and that job
-    is marked failed with ``ENQUEUE_FAILED`` (the broker's own error, which names its host and port, goes to
-    the log only, as on /readyz), so the request that started it answers as usual and the client and the
-    job page show why it will not run (start it again once the queue is back). Nothing is raised to the
-    caller. Without ``job_id`` the error is only logged."""
-    transaction.on_commit(lambda: _job_send(task, args, job_id))
+class QueueUnavailable(Exception):  # noqa: N818 - named for what the client is told
+    """Raised by a request that could not queue its task and wrote nothing: answered 503 with
+    Retry-After (``aicmo.dblocks.transient_error``)."""
 
 
-def _job_send(task, args: tuple, job_id: int | None) -> None:
+QUEUE_UNAVAILABLE_CODE = "queue_unavailable"
+QUEUE_UNAVAILABLE_MESSAGE = "The task queue is unavailable; nothing was queued. Retry the request shortly."
+QUEUE_UNAVAILABLE_RETRY_AFTER_SECONDS = 15
+
+
+def task_send(task, *args, on_failure: Callable[[], None] | None = None) -> bool:
+    """Send ``task.delay(*args)`` now. True when the broker took it; on any broker or transport error
+    (e.g. Redis unreachable after Celery's publish retries: ``task_publish_retry_policy``, web processes
+    keep the default 3 tries in about 0.6 s) the error is logged (it names the broker's host and port, so
+    it goes to the log only, as on /readyz), ``on_failure()`` runs, and the answer is False. Never raises
+    for the broker."""
     try:
         task.delay(*args)
     except Exception as exc:  # noqa: BLE001 - any broker/transport error
         logger.error("could not enqueue %s%r: %s", task.name, args, exc)
-        if job_id is not None:
-            job_fail(job_id=job_id, message=ENQUEUE_FAILED)
+        if on_failure is not None:
+            on_failure()
+        return False
+    return True
+
+
+def task_enqueue(task, *args, on_failure: Callable[[], None] | None = None) -> None:
+    """:func:`task_send` once the current transaction commits (at once outside one), so the worker finds
+    the committed rows. A broker error never turns a request whose rows are committed into a 500:
+    ``on_failure`` records what the caller's users should see instead."""
+    transaction.on_commit(lambda: task_send(task, *args, on_failure=on_failure))
+
+
+def job_enqueue(task, *args, job_id: int | None = None) -> None:
+    """:func:`task_enqueue` for the task of Job ``job_id``: when the send fails, the committed rows
+    stand and that job is marked failed with ``ENQUEUE_FAILED``, so the request that started it answers
+    as usual and the client and the job page show why it will not run (start it again once the queue is
+    back). Without ``job_id`` the error is only logged."""
+    on_failure = None if job_id is None else (lambda: job_fail(job_id=job_id, message=ENQUEUE_FAILED))
+    task_enqueue(task, *args, on_failure=on_failure)
 
 
 def job_mark_running(*, job_id: int) -> bool:

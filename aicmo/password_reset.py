@@ -18,13 +18,13 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import PasswordResetForm
 from django.contrib.auth.tokens import default_token_generator
-from django.db import transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from django.utils.module_loading import import_string
 
+from .jobs import task_enqueue
 from .models import Membership
 
 logger = logging.getLogger(__name__)
@@ -44,13 +44,15 @@ def reset_url(user) -> str:
 
 def password_reset_request(*, email: str) -> int:
     """Queue a reset mail for each account that may reset by ``email``; returns how many (callers must not
-    show it). Mails leave after commit, from a worker."""
+    show it). Mails leave after commit, from a worker; when the task queue is unreachable nothing is sent
+    and the error is logged (``aicmo.jobs.task_enqueue``), and the person asks again later."""
     from .tasks import password_reset_send_task
 
     form = PasswordResetForm()
     user_ids = [user.pk for user in form.get_users(email)]
     for user_id in user_ids:
-        transaction.on_commit(lambda pk=user_id: password_reset_send_task.delay(pk))
+        # a broker error is logged only: the answer must not differ for an address with an account
+        task_enqueue(password_reset_send_task, user_id)
     return len(user_ids)
 
 

@@ -3,7 +3,6 @@ recommendations and self-checks. Mounted at /api/v1/gateway/."""
 
 from __future__ import annotations
 
-from django.db import transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.decorators import action
@@ -11,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 
 from aicmo.api import WorkspaceGenericViewSet, WorkspaceViewSet
+from aicmo.jobs import QueueUnavailable, task_send
 from aicmo.roles import MANAGE
 
 from . import selectors, services
@@ -129,11 +129,14 @@ class ProviderAccountViewSet(WorkspaceViewSet):
     @extend_schema(request=None, responses={202: dict}, operation_id="gateway_accounts_selfcheck_all")
     @action(detail=False, methods=["post"], url_path="selfcheck")
     def selfcheck_all(self, request):
-        """Queue a self-check of every enabled account of this workspace."""
+        """Queue a self-check of every enabled account of this workspace (503 when the task queue is
+        unreachable: nothing was queued; beat's 5-minute self-check runs once it is back)."""
         from .tasks import selfcheck_workspace_task
 
-        workspace_id = request.workspace.pk
-        transaction.on_commit(lambda: selfcheck_workspace_task.delay(workspace_id))
+        if not task_send(
+            selfcheck_workspace_task, request.workspace.pk
+        ):  # writes nothing: no commit to wait for
+            raise QueueUnavailable
         return Response({"queued": True}, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=None, responses=ProviderAccountSerializer)

@@ -217,15 +217,17 @@ ERROR_DESCRIPTIONS = {
     "415": "Unsupported request content type.",
     "422": "This Idempotency-Key was used for a different request.",
     "429": "Throttled; retry after the `Retry-After` seconds.",
+    "503": "Briefly unavailable, not the request's fault (the database locked or unreachable, the task queue "
+    "unreachable): nothing was written; retry after the `Retry-After` seconds.",
 }
 
 
 def error_statuses(operation: dict, method: str) -> list[str]:
     """The error statuses an operation can answer, from its shape: every authenticated operation can be
-    401/403/404 (no workspace)/429; 400 when it takes a body, query or path parameters; 415 with a body;
+    401/403/404 (no workspace)/429/503 (``aicmo.dblocks.transient_error``); 400 when it takes a body, query or path parameters; 415 with a body;
     409 when it writes (POST/PUT/PATCH/DELETE: a state conflict, `aicmo.conflicts`); 409 and 422 when it
     takes an ``Idempotency-Key``."""
-    statuses = ["401", "403", "404", "429"]
+    statuses = ["401", "403", "404", "429", "503"]
     params = operation.get("parameters", [])
     if "requestBody" in operation or params or method in {"post", "put", "patch"}:
         statuses.append("400")

@@ -186,3 +186,61 @@ def _body(message: dict) -> str:
     import base64
 
     return base64.b64decode(message["body"]).decode()
+
+
+# Tasks without a job of their own: what the person who started them sees when the broker is down.
+
+
+def test_unreachable_broker_leaves_the_invitation_standing_with_the_reason(
+    broker, api_client_for, django_capture_on_commit_callbacks
+):
+    from aicmo.invitations import SEND_NOT_QUEUED
+
+    broker(UNREACHABLE)
+    client = api_client_for(Role.ADMIN)
+    with django_capture_on_commit_callbacks(execute=True):
+        resp = client.post(
+            "/api/v1/invitations/", {"email": "new@a.example", "role": "viewer"}, format="json"
+        )
+    assert resp.status_code == 201, resp.content  # before: a 500 after the invitation was committed
+    listed = client.get("/api/v1/invitations/").json()["results"]
+    assert [(i["email"], i["send_error"]) for i in listed] == [("new@a.example", SEND_NOT_QUEUED)]
+
+
+def test_unreachable_broker_answers_a_password_reset_as_for_any_address(
+    broker, client, member_factory, workspace, django_capture_on_commit_callbacks
+):
+    member_factory(workspace, Role.VIEWER, email="known@a.example")
+    broker(UNREACHABLE)
+    answers = []
+    for email in ("known@a.example", "unknown@a.example"):
+        with django_capture_on_commit_callbacks(execute=True):
+            resp = client.post("/password/reset/", {"email": email}, follow=True)
+        answers.append((resp.status_code, resp.redirect_chain))
+    assert answers[0] == answers[1] == (200, [("/password/reset/sent/", 302)])  # before: a 500 for "known"
+
+
+def test_unreachable_broker_answers_a_self_check_of_every_account_503(broker, api_client_for):
+    from aicmo.jobs import QUEUE_UNAVAILABLE_CODE
+
+    broker(UNREACHABLE)
+    resp = api_client_for(Role.ADMIN).post("/api/v1/gateway/accounts/selfcheck/")
+    assert resp.status_code == 503, resp.content  # before: a 500
+    assert resp.json()["error"]["code"] == QUEUE_UNAVAILABLE_CODE
+    assert int(resp["Retry-After"]) > 0
+
+
+def test_a_self_check_of_every_account_is_sent_once(broker, api_client_for, redis_server):
+    from redis import Redis
+
+    url = redis_server.url_for_db(1)
+    queues = Redis.from_url(url)
+    queues.flushdb()
+    broker(url)
+    client = api_client_for(Role.ADMIN)
+    resp = client.post("/api/v1/gateway/accounts/selfcheck/")
+    assert resp.status_code == 202 and resp.json() == {"queued": True}
+    [message] = [json.loads(raw) for raw in queues.lrange("default", 0, -1)]
+    assert message["headers"]["task"] == "gateway.tasks.selfcheck_workspace_task"
+    assert json.loads(_body(message))[0] == [client.workspace.pk]
+    queues.flushdb()

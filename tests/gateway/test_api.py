@@ -170,12 +170,6 @@ def test_selfcheck_action_stores_history(admin, httpserver):
     assert recs[0]["severity"] == "critical" and "re-enter credentials" in recs[0]["message"]
 
 
-def test_selfcheck_all_is_queued_after_commit(admin, django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks() as callbacks:
-        resp = admin.post(f"{BASE}/accounts/selfcheck/")
-    assert resp.status_code == 202 and len(callbacks) == 1
-
-
 def test_health_shows_rolling_stats_and_breaker(admin):
     account = ProviderAccountFactory(workspace=admin.workspace)
     from django.utils import timezone
