@@ -9,7 +9,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 
@@ -245,7 +245,6 @@ def _perf_row(r: selectors.PerformanceRow) -> dict:
 
 class MediaAssetViewSet(WorkspaceViewSet):
     serializer_class = MediaAssetSerializer
-    parser_classes = [MultiPartParser, FormParser, JSONParser]
     action_permissions = {"approve": APPROVE, "reject": APPROVE}
     filter_backends: list = []
     queryset = MediaAsset.objects.none()
@@ -261,6 +260,14 @@ class MediaAssetViewSet(WorkspaceViewSet):
             )
         ],
     }
+
+    def get_parsers(self):
+        """A file travels only in an upload (``create``: multipart/form-data); every other write is JSON,
+        so a form body sent to an update or a review is a 415, not an empty change that succeeds. (DRF
+        reads the parsers before it sets ``self.action``: the route's action map names it.)"""
+        method = getattr(getattr(self, "request", None), "method", None)
+        action = getattr(self, "action_map", {}).get((method or "").lower()) or getattr(self, "action", None)
+        return [MultiPartParser()] if action == "create" else [JSONParser()]
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):

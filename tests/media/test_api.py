@@ -115,6 +115,29 @@ def test_update_and_delete(api_client_for, media_root):
     assert MediaAsset.objects.count() == 0
 
 
+@pytest.mark.parametrize(
+    ("method", "suffix"), [("patch", ""), ("put", ""), ("post", "approve/"), ("post", "reject/")]
+)
+def test_only_an_upload_takes_a_form_body(api_client_for, media_root, method, suffix):
+    """A malformed multipart body (no parts) read as "no fields" was a 200 no-op for an update and an
+    approval without a note; a file travels only in an upload, every other write is JSON."""
+    reviewer = api_client_for("reviewer")
+    asset_id = post_file(reviewer, make_image()).json()["id"]
+    url = f"{API}/assets/{asset_id}/{suffix}"
+    send = getattr(reviewer, method)
+    for body, content_type in (
+        (b"--b\r\n[]--b--\r\n", "multipart/form-data; boundary=b"),
+        (b"title=x", "application/x-www-form-urlencoded"),
+    ):
+        resp = send(url, body, content_type=content_type)
+        assert resp.status_code == 415, (content_type, resp.content)
+    asset = MediaAsset.objects.get(pk=asset_id)
+    assert (asset.status, asset.title) == (AssetStatus.DRAFT, "photo")  # unchanged
+    assert (
+        reviewer.post(f"{API}/assets/", {"title": "x"}, format="json").status_code == 415
+    )  # and the reverse
+
+
 def test_renditions_list_and_rebuild_job(api_client_for, django_capture_on_commit_callbacks, monkeypatch):
     from media import tasks
 
