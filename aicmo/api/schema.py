@@ -144,11 +144,18 @@ class AutoSchema(SpectacularAutoSchema):
         return schema
 
     def _get_request_for_media_type(self, serializer, direction="request"):
-        """A polymorphic body (``oneOf`` discriminated by a field) is required: every branch needs that
-        field. (drf-spectacular only looks for required fields on a plain serializer.)"""
+        """A polymorphic body (``oneOf`` discriminated by a field), a body with ``required_any`` and a
+        dict schema with required properties are required: a request without a body is refused.
+        (drf-spectacular only looks for required fields on a plain serializer.)"""
         schema, required = super()._get_request_for_media_type(serializer, direction)
         proxy = force_instance(serializer)
         if isinstance(proxy, PolymorphicProxySerializer) and proxy.resource_type_field_name:
+            required = True
+        # a body that must name one of several fields (``required_any``), or a schema given as a dict
+        # that lists required properties (``PATCH /members/{id}/``: role), cannot be left out either
+        if getattr(proxy, "required_any", ()) or (
+            isinstance(serializer, dict) and serializer.get("required")
+        ):
             required = True
         return schema, required
 

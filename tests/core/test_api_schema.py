@@ -104,3 +104,39 @@ def test_a_run_states_that_it_needs_contact_ids_a_list_or_a_segment(api_client_f
     response = api_client_for("marketer").post(path, {}, format="json")
     assert response.status_code == 400
     assert response.json()["error"]["message"] == "Give contact_ids, a list or a segment."
+
+
+def _body_needs_a_field(served_schema, body: dict) -> bool:
+    ref = body.get("$ref")
+    schema = served_schema["components"]["schemas"][ref.rsplit("/", 1)[1]] if ref else body
+    return bool(schema.get("required") or schema.get("anyOf") or schema.get("oneOf"))
+
+
+def test_a_body_that_must_name_a_field_is_required_and_its_absence_is_a_400(
+    api_client_for, served_schema, workspace, member_factory, settings, tmp_path
+):
+    """schemathesis sent PATCH /members/{id}/ and POST /crm/verification-runs/ with no body at all, which
+    their schema allowed (a body was optional although it had to name `role`, or one of `contact_ids`,
+    `list`, `segment`) and the API refused with a 400."""
+    from tests.core.api_rows import one_row_per_resource
+
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    rows = one_row_per_resource(workspace, member_factory)
+    client = api_client_for("admin")
+    checked = []
+    for path, item in served_schema["paths"].items():
+        for method, operation in item.items():
+            content = operation.get("requestBody", {}).get("content", {})
+            if "application/json" not in content:
+                continue
+            if not _body_needs_a_field(served_schema, content["application/json"]["schema"]):
+                continue
+            assert operation["requestBody"].get("required") is True, (method, path)
+            resource = path.removeprefix("/api/v1/").split("/{id}", 1)[0]
+            if "{" in path.replace("{id}", "", 1) or ("{id}" in path and resource not in rows):
+                continue
+            url = path.replace("{id}", str(rows.get(resource, 0)))
+            response = getattr(client, method)(url)  # no body, no content type
+            assert response.status_code in (400, 415), (method, path, response.status_code)
+            checked.append((method, path))
+    assert {("patch", "/api/v1/members/{id}/"), ("post", "/api/v1/crm/verification-runs/")} <= set(checked)
