@@ -90,13 +90,20 @@ def task_enqueue(task, *args, on_failure: Callable[[], None] | None = None) -> N
     transaction.on_commit(lambda: task_send(task, *args, on_failure=on_failure))
 
 
-def job_enqueue(task, *args, job_id: int | None = None) -> None:
+def job_enqueue(task, *args, job_id: int | None = None, on_failure: Callable[[], None] | None = None) -> None:
     """:func:`task_enqueue` for the task of Job ``job_id``: when the send fails, the committed rows
     stand and that job is marked failed with ``ENQUEUE_FAILED``, so the request that started it answers
     as usual and the client and the job page show why it will not run (start it again once the queue is
-    back). Without ``job_id`` the error is only logged."""
-    on_failure = None if job_id is None else (lambda: job_fail(job_id=job_id, message=ENQUEUE_FAILED))
-    task_enqueue(task, *args, on_failure=on_failure)
+    back); then ``on_failure()`` runs (a row with a status of its own marks itself failed too). Without
+    ``job_id`` the error is only logged."""
+
+    def failed() -> None:
+        if job_id is not None:
+            job_fail(job_id=job_id, message=ENQUEUE_FAILED)
+        if on_failure is not None:
+            on_failure()
+
+    task_enqueue(task, *args, on_failure=failed)
 
 
 def job_mark_running(*, job_id: int) -> bool:

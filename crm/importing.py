@@ -588,7 +588,15 @@ def import_start(*, run: ImportRun, mapping: dict | None = None, by=None, enqueu
         if enqueue:
             from .tasks import import_run_task
 
-            job_enqueue(import_run_task, run.pk, job_id=run.job_id)
+            pk = run.pk
+            job_enqueue(
+                import_run_task,
+                pk,
+                job_id=run.job_id,
+                on_failure=lambda: ImportRun.objects.filter(pk=pk, status=ImportStatus.PENDING).update(
+                    status=ImportStatus.FAILED, finished_at=timezone.now()
+                ),
+            )
     return run
 
 

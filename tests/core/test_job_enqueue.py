@@ -244,3 +244,13 @@ def test_a_self_check_of_every_account_is_sent_once(broker, api_client_for, redi
     assert message["headers"]["task"] == "gateway.tasks.selfcheck_workspace_task"
     assert json.loads(_body(message))[0] == [client.workspace.pk]
     queues.flushdb()
+
+
+def test_unreachable_broker_fails_the_contact_import_itself_too(broker, started):
+    """The import run has a status of its own, which stayed `pending` for ever beside the failed job."""
+    broker(UNREACHABLE)
+    client, resp, job_id, run_id = started(CASES["contact import"])
+    assert resp.status_code == 202
+    run = client.get(f"/api/v1/crm/imports/{run_id}/").json()
+    assert (run["status"], run["job"]["status"]) == ("failed", JobStatus.FAILED), run
+    assert run["finished_at"] is not None
