@@ -9,7 +9,12 @@ then recorded here, so the signature checks and payload parsing stay anymail's.
 
 Recording: ``delivered`` → delivered; ``bounced`` → bounce_hard unless the provider's own bounce type says
 soft (Postmark ``Type: SoftBounce``, Brevo ``event: soft_bounce``, Amazon SES ``bounceType`` other than
-``Permanent``: ``Transient`` or ``Undetermined``); ``deferred`` → bounce_soft; ``complained`` → complaint.
+``Permanent``: ``Transient`` or ``Undetermined``); ``deferred`` → bounce_soft; ``complained`` → complaint;
+``unsubscribed`` (the provider's own unsubscribe link or List-Unsubscribe handling: Mailgun ``unsubscribed``,
+SendGrid ``unsubscribe``/``group_unsubscribe``, Brevo ``unsubscribe``, Postmark ``SubscriptionChange`` that
+suppresses sending) → unsubscribe, an opt-out crm records like our own link's (consent log,
+``contact.unsubscribed``), counted once per delivery. A provider's re-subscription is not applied: a person
+opts back in through our confirm page.
 Other types (opens, clicks — our own tracking records those) are acknowledged and ignored. The same
 provider event twice is recorded once (``EngagementEvent.dedupe_key``: provider and event id — plus the
 recipient where the id names a whole notification, as Amazon SNS's does — or a hash of the raw event when
@@ -96,6 +101,7 @@ _KINDS = {
     EventType.BOUNCED: EngagementKind.BOUNCE_HARD,
     EventType.DEFERRED: EngagementKind.BOUNCE_SOFT,
     EventType.COMPLAINED: EngagementKind.COMPLAINT,
+    EventType.UNSUBSCRIBED: EngagementKind.UNSUBSCRIBE,
 }
 
 
@@ -295,9 +301,17 @@ def delivery_for_message_id(*, workspace_id: int, message_id: str | list[str] | 
     )
 
 
-def bounce_consequences(*, delivery: Delivery, kind: str, source: str) -> None:
-    """Suppress for a hard bounce or complaint; for a soft bounce once the contact has the limit of them."""
+def event_consequences(*, delivery: Delivery, kind: str, source: str) -> None:
+    """Suppress for a hard bounce or complaint; for a soft bounce once the contact has the limit of them;
+    unsubscribe (crm's opt-out) for a provider-reported unsubscribe."""
     contact = delivery.contact
+    context = {"campaign_id": delivery.campaign_id, "delivery_id": delivery.pk, "source": source}
+    if kind == EngagementKind.UNSUBSCRIBE:
+        crm_services.contact_unsubscribe(
+            contact=contact, channel=CrmChannel.EMAIL, source=f"campaign:{delivery.campaign_id}:{source}",
+            context=context,
+        )  # fmt: skip
+        return
     if kind == EngagementKind.BOUNCE_HARD:
         reason = SuppressionReason.BOUNCED
     elif kind == EngagementKind.COMPLAINT:
@@ -318,20 +332,29 @@ def bounce_consequences(*, delivery: Delivery, kind: str, source: str) -> None:
         channel=CrmChannel.EMAIL,
         reason=reason,
         source=source,
-        context={"campaign_id": delivery.campaign_id, "delivery_id": delivery.pk, "source": source},
+        context=context,
     )
 
 
 def event_record_once(
     *, delivery: Delivery, kind: str, dedupe_key: str, at=None, metadata: dict | None = None
 ) -> EngagementEvent | None:
-    """Record an inbound event and its consequences, or None when ``dedupe_key`` was recorded before."""
+    """Record an inbound event and its consequences, or None when ``dedupe_key`` was recorded before (or,
+    for an unsubscribe, when the delivery already has one: our own link and the provider may both report
+    it)."""
+    if (
+        kind == EngagementKind.UNSUBSCRIBE
+        and EngagementEvent.objects.filter(
+            workspace_id=delivery.workspace_id, delivery=delivery, kind=kind
+        ).exists()
+    ):
+        return None
     try:
         with transaction.atomic():
             event = event_record(
                 delivery=delivery, kind=kind, metadata=metadata, at=at, dedupe_key=dedupe_key
             )
-            bounce_consequences(delivery=delivery, kind=kind, source=dedupe_key.split(":", 1)[0][:100])
+            event_consequences(delivery=delivery, kind=kind, source=dedupe_key.split(":", 1)[0][:100])
     except IntegrityError:
         if EngagementEvent.objects.filter(workspace_id=delivery.workspace_id, dedupe_key=dedupe_key).exists():
             return None

@@ -106,6 +106,7 @@ def test_a_hook_verifies_with_its_own_workspace_secret_and_matches_only_its_deli
         ("failed", "permanent", "bounce_hard", True),
         ("failed", "temporary", "bounce_soft", False),
         ("complained", "", "complaint", True),
+        ("unsubscribed", "", "unsubscribe", True),
         ("opened", "", None, False),
     ],
 )
@@ -599,6 +600,7 @@ def brevo_event(message_id: str, event: str = "hard_bounce", *, ts_epoch: int = 
         ("deferred", "bounce_soft", None),
         ("spam", "complaint", "complained"),
         ("complaint", "complaint", "complained"),
+        ("unsubscribe", "unsubscribe", "unsubscribed"),
         ("unique_opened", None, None),
     ],
 )
@@ -737,3 +739,22 @@ def test_sns_confirm_url_only_ever_points_at_the_topics_sns_endpoint(arn, token)
         "TopicArn": [arn],
         "Token": [token],
     }
+
+
+def test_a_provider_unsubscribe_is_crms_opt_out_and_counted_once_with_our_own(workspace, delivery):
+    """Mailgun's `unsubscribed` (its own link) was acknowledged and ignored: the person kept getting mail
+    from us. Now it is crm's opt-out (the consent log says so) and, with our own link also used, one
+    unsubscribe for the delivery."""
+    from crm.models import ConsentEvent
+    from publishing.services import tracking
+
+    hook = inbound.hook_create(workspace=workspace, provider="mailgun", secret=MAILGUN_KEY)
+    response = post_mailgun(hook, mailgun_body(delivery.message_id, event="unsubscribed", token="u1"))
+    assert response.json()["recorded"] == 1
+    assert Suppression.objects.get(contact_id=delivery.contact_id).reason == "unsubscribed"
+    consent = ConsentEvent.objects.get(contact_id=delivery.contact_id)
+    assert consent.granted is False and consent.source == f"campaign:{delivery.campaign_id}:mailgun"
+    again = post_mailgun(hook, mailgun_body(delivery.message_id, event="unsubscribed", token="u2"))
+    assert again.json()["duplicates"] == 1  # another provider event for the same opt-out
+    tracking.unsubscribe(token=tracking.unsubscribe_token(delivery), source="one-click")
+    assert EngagementEvent.objects.filter(kind="unsubscribe").count() == 1
