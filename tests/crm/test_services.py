@@ -109,7 +109,11 @@ def test_suppression_blocks_channel_and_logs_consent(workspace):
     assert services.contact_resubscribe(contact=c, channel="email", source="form", ip="10.0.0.2")
     assert contact_can_receive(c, "email")
     events = list(ConsentEvent.objects.filter(contact=c).order_by("id").values_list("kind", "granted", "ip"))
-    assert events == [("email:unsubscribed", False, "10.0.0.1"), ("email:resubscribed", True, "10.0.0.2")]
+    assert events == [  # the complaint that replaced the unsubscribe is the person's word too: logged
+        ("email:unsubscribed", False, "10.0.0.1"),
+        ("email:complained", False, None),
+        ("email:resubscribed", True, "10.0.0.2"),
+    ]
     services.contact_suppress(contact=c, channel="email", reason="bounced", source="smtp")
     with pytest.raises(services.SuppressionError):
         services.contact_resubscribe(contact=c, channel="email")

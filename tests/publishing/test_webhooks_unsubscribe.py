@@ -151,12 +151,30 @@ def test_a_spam_complaint_opts_out_once_an_earlier_unsubscribe_is_not_doubled(
     assert len(events(contact.pk)) == 1 and events(contact.pk)[0].payload["reason"] == "unsubscribed"
 
 
-@pytest.mark.parametrize("reason", ["bounced", "manual"])
-def test_a_bounce_or_a_manual_block_is_not_an_opt_out(workspace, receiver, reason):
+@pytest.mark.parametrize(("reason", "kept"), [("bounced", "bounced"), ("manual", "unsubscribed")])
+@pytest.mark.parametrize("bulk", [False, True])
+def test_a_bounce_or_a_manual_block_is_not_an_opt_out_but_a_later_unsubscribe_is(
+    workspace, receiver, reason, kept, bulk
+):
+    """The block itself sends nothing. The person's unsubscribe on the blocked channel was dropped ("blocked
+    already"): lifting the operator's block later would have mailed a person who had opted out. Now it is
+    logged and sent once; it replaces an operator's block, a hard bounce stays (never resubscribed)."""
+    from crm.models import ConsentEvent
+
     contact = make_contact(workspace)
     crm_services.contact_suppress(contact=contact, reason=reason, source="test")
-    crm_services.contact_unsubscribe(contact=contact, source="api")  # blocked already: nothing new
     assert events() == []
+    for _ in range(2):
+        if bulk:
+            crm_services.contacts_unsubscribe(
+                workspace_id=workspace.pk, contact_ids=[contact.pk], source="import"
+            )
+        else:
+            crm_services.contact_unsubscribe(contact=contact, source="api")
+    assert [e.payload["reason"] for e in events()] == ["unsubscribed"]
+    assert Suppression.objects.get(contact=contact).reason == kept
+    log = ConsentEvent.objects.filter(contact=contact).order_by("pk").values_list("kind", flat=True)
+    assert list(log) == [f"email:{reason}", "email:unsubscribed"]
 
 
 def test_a_rolled_back_unsubscribe_emits_nothing(workspace, receiver, django_capture_on_commit_callbacks):
