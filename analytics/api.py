@@ -17,6 +17,7 @@ from rest_framework.routers import DefaultRouter
 from aicmo.api import ID_SCHEMA, WorkspaceGenericViewSet, WorkspaceRelatedField
 from aicmo.api.core import JobSerializer
 from aicmo.api.errors import error_response
+from aicmo.api.fields import CalendarDateField
 from aicmo.api.filters import FilterSet, UtcIsoDateTimeFilter
 from aicmo.api.idempotency import idempotent
 from aicmo.roles import READ
@@ -42,6 +43,7 @@ from .models import Order, OrderSource
 from .rollups import workspace_zone
 
 MAX_COMPARED = 20
+MAX_ATTRIBUTION_DAYS = 3660  # "At most ten years at once."
 MAX_ID = 2**63 - 1
 
 
@@ -192,7 +194,7 @@ class ChannelQuery(serializers.Serializer):
 
 class KpiQuery(serializers.Serializer):
     days = serializers.ChoiceField(choices=kpis.PERIODS, default=7, help_text="the period: last 7 or 30 days")
-    date_to = serializers.DateField(
+    date_to = CalendarDateField(
         required=False, help_text="last workspace-local day of the period (default: today)"
     )
     part = serializers.ChoiceField(
@@ -205,10 +207,14 @@ class KpiQuery(serializers.Serializer):
 class AttributionQuery(serializers.Serializer):
     model = serializers.ChoiceField(choices=attribution.MODELS, default="last_touch")
     window_days = serializers.IntegerField(min_value=1, max_value=365, default=30)
-    date_from = serializers.DateField(
-        required=False, help_text="first workspace-local day (default: 30 days ago)"
+    date_from = CalendarDateField(
+        required=False,
+        help_text=f"first workspace-local day (default: 30 days before date_to); not after date_to, at most "
+        f"{MAX_ATTRIBUTION_DAYS} days before it",
     )
-    date_to = serializers.DateField(required=False, help_text="last workspace-local day (default: today)")
+    date_to = CalendarDateField(
+        required=False, help_text="last workspace-local day (default: today); not before date_from"
+    )
 
     def validate(self, attrs):
         zone = workspace_zone(self.context["workspace"].pk)
@@ -217,7 +223,7 @@ class AttributionQuery(serializers.Serializer):
         first = attrs.get("date_from") or last - timedelta(days=30)
         if last < first:
             raise serializers.ValidationError({"date_to": "Ends before date_from."})
-        if (last - first).days > 3660:
+        if (last - first).days > MAX_ATTRIBUTION_DAYS:
             raise serializers.ValidationError({"date_from": "At most ten years at once."})
         attrs["start"] = datetime.combine(first, time.min, tzinfo=zone)
         attrs["end"] = datetime.combine(last + timedelta(days=1), time.min, tzinfo=zone)

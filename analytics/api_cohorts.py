@@ -12,6 +12,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from aicmo.api import WorkspaceGenericViewSet
+from aicmo.api.fields import CalendarDateField
 from aicmo.roles import READ, WRITE
 from crm.models import Contact
 
@@ -28,13 +29,15 @@ class CohortQuerySerializer(serializers.Serializer):
     basis = serializers.ChoiceField(choices=cohorts.BASES, default="first_seen")
     grain = serializers.ChoiceField(choices=cohorts.GRAINS, default="month")
     activity = serializers.ChoiceField(choices=cohorts.ACTIVITIES, default="engagement")
-    date_from = serializers.DateField(
+    date_from = CalendarDateField(
         required=False,
-        help_text="first cohort: the week/month holding this local day (default: 11 before the last)",
+        help_text="first cohort: the week/month holding this local day (default: 11 before the last); not "
+        f"after date_to's, at most {MAX_COHORTS} cohorts from it to date_to's",
     )
-    date_to = serializers.DateField(
+    date_to = CalendarDateField(
         required=False,
-        help_text="last cohort: the week/month holding this local day (default: the current one)",
+        help_text="last cohort: the week/month holding this local day (default: the current one); not before "
+        "date_from's",
     )
     periods = serializers.IntegerField(min_value=1, max_value=cohorts.MAX_PERIODS, default=12)
     currency = serializers.RegexField(
@@ -53,8 +56,6 @@ class CohortQuerySerializer(serializers.Serializer):
             raise serializers.ValidationError({"date_to": "Ends before date_from."})
         if cohorts.period_index(first, last, grain) >= MAX_COHORTS:
             raise serializers.ValidationError({"date_from": f"At most {MAX_COHORTS} cohorts at once."})
-        if last.year > 9000:
-            raise serializers.ValidationError({"date_to": "Too far in the future."})
         return cohorts.CohortQuery(
             basis=attrs["basis"],
             grain=grain,
@@ -67,7 +68,7 @@ class CohortQuerySerializer(serializers.Serializer):
 
 
 class CohortListSerializer(CohortQuerySerializer):
-    cohort = serializers.DateField(help_text="the cohort: a local day in its week/month")
+    cohort = CalendarDateField(help_text="the cohort: a local day in its week/month")
     period = serializers.IntegerField(min_value=0, max_value=cohorts.MAX_PERIODS - 1)
     name = serializers.CharField(max_length=120, help_text="name of the new static list")
 

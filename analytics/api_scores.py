@@ -40,9 +40,17 @@ class ScoreSettingsSerializer(UnknownFieldsRefused, serializers.ModelSerializer)
     scale = serializers.FloatField(
         min_value=0.01, max_value=1_000_000, help_text="the raw sum that scores 63 (100 × (1 − 1/e))"
     )
-    high_threshold = serializers.IntegerField(min_value=1, max_value=100)
-    medium_threshold = serializers.IntegerField(min_value=1, max_value=100)
-    low_threshold = serializers.IntegerField(min_value=1, max_value=100)
+    # scoring.check_thresholds: after a change (a threshold left out keeps its stored value),
+    # 0 < low < medium < high ≤ 100, else a 400 on "thresholds"
+    high_threshold = serializers.IntegerField(
+        min_value=1, max_value=100, help_text="lowest score of tier high; above medium_threshold"
+    )
+    medium_threshold = serializers.IntegerField(
+        min_value=1, max_value=100, help_text="lowest score of tier medium; above low_threshold"
+    )
+    low_threshold = serializers.IntegerField(
+        min_value=1, max_value=100, help_text="lowest score of tier low; 0 < low < medium < high ≤ 100"
+    )
     inactive_days = serializers.IntegerField(
         min_value=1, max_value=3650, help_text="no human event for this long: tier inactive"
     )

@@ -3,7 +3,7 @@ slope and anomaly flags (JSON or ``?format=csv``, one row per day)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
@@ -12,6 +12,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from aicmo.api import WorkspaceGenericViewSet
+from aicmo.api.fields import FIRST_YEAR, CalendarDateField
 from aicmo.conflicts import MISSING
 from aicmo.roles import READ
 from publishing.models import Campaign, Channel
@@ -27,10 +28,14 @@ MAX_ID = 2**63 - 1
 
 class TrendQuerySerializer(serializers.Serializer):
     metric = serializers.ChoiceField(choices=trends.METRICS, default="engagements")
-    date_from = serializers.DateField(
-        required=False, help_text="first local day (default: 89 days before date_to)"
+    date_from = CalendarDateField(
+        required=False,
+        help_text=f"first local day (default: 89 days before date_to); not after date_to, at most {MAX_DAYS} "
+        "days with it",
     )
-    date_to = serializers.DateField(required=False, help_text="last local day (default: today)")
+    date_to = CalendarDateField(
+        required=False, help_text="last local day (default: today); not before date_from"
+    )
     campaign = serializers.IntegerField(
         required=False, min_value=1, max_value=MAX_ID, help_text="one campaign"
     )
@@ -47,13 +52,11 @@ class TrendQuerySerializer(serializers.Serializer):
         workspace = self.context["workspace"]
         today = datetime.now(UTC).astimezone(workspace_zone(workspace.pk)).date()
         last = attrs.get("date_to") or today
-        first = attrs.get("date_from") or last - timedelta(days=DEFAULT_DAYS - 1)
+        first = attrs.get("date_from") or max(last - timedelta(days=DEFAULT_DAYS - 1), date(FIRST_YEAR, 1, 1))
         if last < first:
             raise serializers.ValidationError({"date_to": "Ends before date_from."})
         if (last - first).days >= MAX_DAYS:
             raise serializers.ValidationError({"date_from": f"At most {MAX_DAYS} days at once."})
-        if first.year < 1900 or last.year > 9000:
-            raise serializers.ValidationError({"date_from": "Out of range."})
         campaign = attrs.get("campaign")
         if campaign and not Campaign.objects.for_workspace(workspace).filter(pk=campaign).exists():
             # names no row of the workspace: a 404 in the API, like compare's ids (aicmo.conflicts.MISSING)

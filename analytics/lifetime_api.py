@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from aicmo.api import WorkspaceGenericViewSet
 from aicmo.api.core import JobSerializer
 from aicmo.api.errors import error_response
+from aicmo.api.fields import CalendarDateField
 from aicmo.api.filters import FilterSet
 from aicmo.api.idempotency import idempotent
 from aicmo.roles import READ
@@ -49,13 +50,15 @@ class LifetimeFitSerializer(serializers.ModelSerializer):
 
 
 class LifetimeFitStartSerializer(serializers.Serializer):
-    observation_date = serializers.DateField(
-        required=False, help_text="workspace-local day the summary is built as of (default: yesterday)"
+    observation_date = CalendarDateField(
+        required=False,
+        help_text="workspace-local day the summary is built as of (default: yesterday); not in the future",
     )
-    holdout_end = serializers.DateField(
+    holdout_end = CalendarDateField(
         required=False,
         allow_null=True,
-        help_text="last day of a holdout period after the observation date, for the calibration table",
+        help_text="last day of a holdout period for the calibration table: after the observation date and "
+        "not in the future (workspace-local)",
     )
     months = serializers.IntegerField(
         min_value=1, max_value=lifetime.MAX_MONTHS, default=12, help_text="CLV horizon"

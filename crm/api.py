@@ -45,6 +45,7 @@ from .models import (
     ContactList,
     CustomFieldDefinition,
     ErasedAddress,
+    FieldType,
     ImportRun,
     Segment,
     Tag,
@@ -417,7 +418,20 @@ class CustomFieldSerializer(serializers.ModelSerializer):
     )  # fmt: skip
     convert = serializers.BooleanField(write_only=True, required=False, default=False)
     # The model keeps any JSON; segments and forms read a list of option strings.
-    choices = serializers.ListField(child=serializers.CharField(max_length=200), required=False)
+    choices = serializers.ListField(
+        child=serializers.CharField(max_length=200),
+        required=False,
+        help_text="the options of a choice field (at least one; POST and PUT: required with type choice, "
+        "PATCH: when the field is or becomes a choice field, it must have one afterwards); other types "
+        "keep none",
+    )
+    # `services.fields._clean_definition`'s "A choice field needs choices" for POST and PUT, as the schema's
+    # anyOf (aicmo.api.schema): the type is not choice, or there is at least one choice. (The enum sits
+    # under `not`, where drf-spectacular's enum components leave it as written.)
+    request_variants = (
+        {"not": {"properties": {"type": {"enum": [FieldType.CHOICE.value]}}, "required": ["type"]}},
+        {"properties": {"choices": {"minItems": 1}}, "required": ["choices"]},
+    )
 
     class Meta:
         model = CustomFieldDefinition

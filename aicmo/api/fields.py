@@ -10,6 +10,11 @@ cannot drift: each field's choices or pattern come from the same function its va
   addresses and upper case. (Host names get no such pattern: the services take any IDNA name, and a URL
   for a company, so strings outside a host-name pattern would be accepted, which the schema must not
   say is refused.)
+- `CalendarDateField`: a day (``YYYY-MM-DD``) in the years 1900–9000, the range every analytics query and
+  fit accepts (a series or a cohort matrix steps day by day or period by period from its dates, and a year
+  near 1 or 9999 would step outside ``datetime.date``); the schema publishes ``DATE_YEARS_PATTERN`` on the
+  ``date`` format. Rules across two dates (an order, a span) are each query's own and are stated in the
+  fields' descriptions.
 - `UnknownFieldsRefused`: a serializer mixin that refuses body keys it does not declare (a 400 naming each)
   and publishes ``additionalProperties: false`` for its request body (``aicmo.api.schema.AutoSchema``).
 """
@@ -64,6 +69,25 @@ class CurrencyCodeField(serializers.ChoiceField):
         if data == "" and self.allow_blank:
             return ""
         self.fail("invalid_choice", input=data)
+
+
+FIRST_YEAR, LAST_YEAR = 1900, 9000
+# the year of a `format: date` string within FIRST_YEAR..LAST_YEAR (the format itself checks the rest)
+DATE_YEARS_PATTERN = r"^(?:19[0-9]{2}|[2-8][0-9]{3}|9000)-"
+
+
+class CalendarDateField(serializers.DateField):
+    """A date in the years 1900–9000; an earlier or later one is a 400 ("Use a day in the years 1900 to
+    9000."). Schema: ``format: date`` with ``DATE_YEARS_PATTERN``."""
+
+    published_pattern = DATE_YEARS_PATTERN
+    default_error_messages = {"years": f"Use a day in the years {FIRST_YEAR} to {LAST_YEAR}."}
+
+    def to_internal_value(self, value):
+        day = super().to_internal_value(value)
+        if not FIRST_YEAR <= day.year <= LAST_YEAR:
+            self.fail("years")
+        return day
 
 
 class UnknownFieldsRefused:

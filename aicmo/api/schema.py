@@ -113,6 +113,8 @@ class AutoSchema(SpectacularAutoSchema):
         schema = super()._map_serializer_field(field, direction, bypass_extensions)
         if isinstance(field, serializers.DecimalField) and "pattern" in schema and not field.localize:
             schema = {**schema, "pattern": decimal_pattern(field)}
+        if direction == "request" and isinstance(field, serializers.DateField) and published_pattern(field):
+            schema = {**schema, "pattern": published_pattern(field)}
         if direction == "request" and isinstance(field, serializers.IPAddressField):
             return ip_address_schema(field, schema)
         if (
@@ -132,13 +134,19 @@ class AutoSchema(SpectacularAutoSchema):
     def _map_basic_serializer(self, serializer, direction):
         """A serializer's ``required_any = ("a", "b")`` (its ``validate`` refuses a body with none of them)
         is stated as ``anyOf: [{required: [a]}, {required: [b]}]`` on its request body; a serializer that
-        refuses unknown keys (``UnknownFieldsRefused``) says ``additionalProperties: false``."""
+        refuses unknown keys (``UnknownFieldsRefused``) says ``additionalProperties: false``; its
+        ``request_variants`` (alternatives a create or full update must meet one of, e.g. "not a choice
+        field, or one with choices") are stated as ``anyOf`` on a full body (a partial one is checked
+        against the stored row)."""
         schema = super()._map_basic_serializer(serializer, direction)
         if direction != "request":
             return schema
         names = getattr(serializer, "required_any", ())
         if names:
             schema = {**schema, "anyOf": [{"required": [name]} for name in names]}
+        variants = getattr(serializer, "request_variants", ())
+        if variants and not getattr(serializer, "partial", False):
+            schema = {**schema, "anyOf": copy.deepcopy(list(variants))}
         if isinstance(force_instance(serializer), UnknownFieldsRefused):
             schema = {**schema, "additionalProperties": False}
         return schema

@@ -11,9 +11,14 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import uuid
 
 import schemathesis
+
+# the hooks of each rule group live in modules next to this file
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import contract_hooks_rules  # noqa: E402, F401  rules across two values
 
 HEADER = "Idempotency-Key"
 # aicmo.api.idempotency.KEY_PATTERN, passed by the test (this module runs in the CLI's process, without Django)

@@ -46,12 +46,6 @@ NOT_YET_ACCEPTED = {
         "POST /api/v1/crm/imports/",
         "POST /api/v1/analytics/orders/import/",
     ],
-    "a span or order between two query dates the schema cannot state (date_to before date_from, at most 120 "
-    "cohorts or 1096 days), and dates outside years 1900-9000": [
-        "GET /api/v1/analytics/cohorts/retention/",
-        "POST /api/v1/analytics/cohorts/save-list/",
-        "GET /api/v1/analytics/trends/series/",
-    ],
     # Value rules JSON Schema cannot state (time zones, ISO 4217 codes, addresses, blank-after-trimming
     # names, segment rules, inbound secrets and unknown keys are stated: aicmo/api/fields.py, crm.api.rules_schema).
     "a template that must compile (Jinja sandbox, MJML), not only contain {{ body }}": [
@@ -74,14 +68,6 @@ NOT_YET_ACCEPTED = {
         "PUT /api/v1/gateway/accounts/{id}/",
         "PATCH /api/v1/gateway/accounts/{id}/",
         "POST /api/v1/publishing/dkim-keys/",
-    ],
-    "rules across two values: a choice custom field needs choices (PATCH: the stored type decides), "
-    "0 < low < medium < high thresholds, a holdout end after the observation date": [
-        "POST /api/v1/crm/custom-fields/",
-        "PUT /api/v1/crm/custom-fields/{id}/",
-        "PATCH /api/v1/crm/custom-fields/{id}/",
-        "PATCH /api/v1/analytics/scores/settings/",
-        "POST /api/v1/analytics/lifetime-fits/",
     ],
     "a time relative to now (an API key's expiry in the future, a fit's holdout end not in the future), a "
     "signed click token, a receiver URL the SSRF guard accepts (http(s), not loopback or private)": [
