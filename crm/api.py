@@ -231,7 +231,11 @@ class CompanySerializer(serializers.ModelSerializer):
 
 
 class CompanyMergeSerializer(serializers.Serializer):
-    duplicate = WorkspaceRelatedField(queryset=Company.objects.all())
+    duplicate = WorkspaceRelatedField(
+        queryset=Company.objects.all(),
+        help_text="Another company of the workspace than the one in the path (merged into it, then deleted); "
+        "the path's own id is a 400.",
+    )
 
 
 class TagSerializer(serializers.ModelSerializer):
@@ -451,7 +455,11 @@ class ChannelSerializer(serializers.Serializer):
 
 
 class MergeSerializer(serializers.Serializer):
-    duplicate = WorkspaceRelatedField(queryset=Contact.objects.all())
+    duplicate = WorkspaceRelatedField(
+        queryset=Contact.objects.all(),
+        help_text="Another contact of the workspace than the one in the path (merged into it, then deleted); "
+        "the path's own id is a 400.",
+    )
 
 
 class SelectionSerializer(serializers.Serializer):

@@ -93,7 +93,19 @@ def map_two_value_rules(context, case):
         order_thresholds(case.body)
     elif name == "PATCH /api/v1/crm/custom-fields/{id}/" and isinstance(case.body, dict):
         keep_choices(case.body)
+    elif name in MERGES and isinstance(case.body, dict):
+        another_row(case.body, case.path_parameters or {})
     return case
+
+
+MERGES = ("POST /api/v1/crm/contacts/{id}/merge/", "POST /api/v1/crm/companies/{id}/merge/")
+
+
+def another_row(body: dict, path: dict) -> None:
+    """crm.api.MergeSerializer / CompanyMergeSerializer: `duplicate` is "another row than the one in the
+    path" (a row merged into itself is a 400): the next id (another row, or none: a 404)."""
+    if isinstance(body.get("duplicate"), int) and body["duplicate"] == path.get("id"):
+        body["duplicate"] += 1
 
 
 def fit_lifetime_dates(body: dict) -> None:
