@@ -11,9 +11,14 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import uuid
+from pathlib import Path
 
 import schemathesis
+
+sys.path.insert(0, str(Path(__file__).parent))  # the hook modules of each kind of value, next to this one
+import contract_hooks_text  # noqa: E402, F401 - templates, host names, uploads
 
 HEADER = "Idempotency-Key"
 # aicmo.api.idempotency.KEY_PATTERN, passed by the test (this module runs in the CLI's process, without Django)
