@@ -131,11 +131,30 @@ class CustomValuesField(serializers.JSONField):
     """A contact's custom values; `normalize.custom_fields_clean` checks them against the definitions."""
 
 
+DOMAIN_RULE = (
+    "An IDNA host name (ASCII or Unicode labels, e.g. example.com or bäckerei.example), or a URL or host whose "
+    "scheme (http/https), leading www., port, path, query and fragment the server drops; stored lower-case in "
+    "Unicode form, at most 253 characters (crm.normalize.domain_clean). Anything else is a 400 on `domain`."
+)
+
+
 class ContactSerializer(serializers.ModelSerializer):
     custom = CustomValuesField(required=False)
     company = CompanyMiniSerializer(read_only=True, allow_null=True)
-    company_name = serializers.CharField(write_only=True, required=False, allow_blank=True)
-    company_domain = serializers.CharField(write_only=True, required=False, allow_blank=True)
+    company_name = serializers.CharField(
+        write_only=True,
+        required=False,
+        allow_blank=True,
+        max_length=Company._meta.get_field("name").max_length,
+    )
+    company_domain = FormattedTextField(
+        published_format="hostname-or-url",
+        write_only=True,
+        required=False,
+        allow_blank=True,
+        max_length=DOMAIN_MAX_LENGTH,
+        help_text=DOMAIN_RULE,
+    )
     tags = serializers.ListField(child=serializers.CharField(max_length=80), required=False, write_only=True)
     email = EmailAddressField(max_length=1000, trim_whitespace=False)
 
@@ -224,13 +243,6 @@ class ContactSerializer(serializers.ModelSerializer):
         if "company_name" in data:
             data["company"] = data.pop("company_name")
         return data
-
-
-DOMAIN_RULE = (
-    "An IDNA host name (ASCII or Unicode labels, e.g. example.com or bäckerei.example), or a URL or host whose "
-    "scheme (http/https), leading www., port, path, query and fragment the server drops; stored lower-case in "
-    "Unicode form, at most 253 characters (crm.normalize.domain_clean). Anything else is a 400 on `domain`."
-)
 
 
 class CompanySerializer(serializers.ModelSerializer):

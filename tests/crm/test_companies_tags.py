@@ -194,3 +194,25 @@ def test_renaming_keeps_an_older_looser_domain(workspace):
     assert services.company_update(company=company, name="Acme & Co").domain == "acme&co.unknown"
     with pytest.raises(ValidationError):
         services.company_update(company=company, domain="acme&co.unknown2")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("company_domain", "a" * 300 + ".com"),
+        ("company_domain", "İ" * 200 + ".com"),
+        ("company_domain", "acme_inc"),
+        ("company_name", "n" * 201),
+    ],
+)
+def test_a_contacts_company_that_does_not_fit_is_a_400(api_client_for, field, value):
+    """A contact write names its company by the same rules as a company write: on PostgreSQL a domain or name
+    longer than its column was a database error (500)."""
+    client = api_client_for(role="marketer")
+    resp = client.post("/api/v1/crm/contacts/", {"email": "ann@example.com", field: value}, format="json")
+    assert resp.status_code == 400 and list(resp.json()["error"]["fields"]) == [field]
+    assert not Company.objects.exists() and not Contact.objects.exists()
+    made = client.post(
+        "/api/v1/crm/contacts/", {"email": "ann@example.com", "company_domain": "https://www.Acme.io/x"}
+    )
+    assert made.status_code == 201 and made.json()["company"]["domain"] == "acme.io"
