@@ -17,9 +17,10 @@ from rest_framework.routers import DefaultRouter
 from aicmo.api import ID_SCHEMA, WorkspaceGenericViewSet, WorkspaceRelatedField
 from aicmo.api.core import JobSerializer
 from aicmo.api.errors import error_response
-from aicmo.api.fields import CalendarDateField
+from aicmo.api.fields import SPREADSHEET_RULE, CalendarDateField, JsonPartField, spreadsheet_upload
 from aicmo.api.filters import FilterSet, UtcIsoDateTimeFilter
 from aicmo.api.idempotency import idempotent
+from aicmo.api.schema import NO_NUL
 from aicmo.roles import READ
 from crm.models import Contact
 from publishing.models import Campaign
@@ -63,21 +64,46 @@ class OrderSerializer(serializers.ModelSerializer):
         validators = []
 
 
+ORDER_MAPPING_RULE = (
+    "Field → column header of the uploaded file, as JSON. Every header named must be one of the file's; "
+    "order_id, ordered_at and amount are needed, and email or customer_id, and currency unless `currency` "
+    'gives a default ("" leaves a field unmapped). Without a mapping, headers are matched to fields by their '
+    "usual names (Shopify, WooCommerce, Stripe exports). A 400 names each faulty field (`mapping.<field>`)."
+)
+
+
 class OrderImportSerializer(serializers.Serializer):
     file = serializers.FileField(
-        help_text="CSV or XLSX: order id, customer email or id, date, amount, currency"
+        help_text="Order id, customer email or id, date, amount, currency. " + SPREADSHEET_RULE
     )
     create_contacts = serializers.BooleanField(
         default=False, help_text="create unknown customers as contacts"
     )
-    currency = serializers.CharField(
-        required=False, allow_blank=True, max_length=3, help_text="for rows without one"
-    )
-    mapping = serializers.DictField(
-        child=serializers.CharField(max_length=300, allow_blank=True),
+    # the rule of orders.clean_currency: three ASCII letters, upper-cased
+    currency = serializers.RegexField(
+        orders.CURRENCY_PATTERN,
         required=False,
-        help_text="field → header; fields: " + ", ".join(importing.FIELDS),
+        allow_blank=True,
+        help_text="ISO 4217 code for rows without one, e.g. EUR (three letters, upper-cased).",
     )
+    # a JSON object in its own part of the multipart body
+    mapping = JsonPartField(
+        required=False,
+        help_text=ORDER_MAPPING_RULE,
+        request_schema={
+            "type": "object",
+            "properties": {name: {"type": "string", "pattern": NO_NUL} for name in importing.FIELDS},
+            "additionalProperties": False,
+            "description": ORDER_MAPPING_RULE,
+        },
+    )
+
+    def validate_mapping(self, value):
+        if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        ):
+            raise serializers.ValidationError('Expected an object {"field": "Column header"}.')
+        return value
 
 
 class OrderFilter(FilterSet):
@@ -135,7 +161,7 @@ class OrderViewSet(
             status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
         )
 
-    @extend_schema(request={"multipart/form-data": OrderImportSerializer}, responses={202: JobSerializer})
+    @extend_schema(request=spreadsheet_upload(OrderImportSerializer), responses={202: JobSerializer})
     @idempotent
     @action(
         detail=False,

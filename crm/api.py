@@ -28,7 +28,13 @@ from aicmo.api import (
     id_parameter,
 )
 from aicmo.api.core import JobSerializer
-from aicmo.api.fields import EmailAddressField
+from aicmo.api.fields import (
+    SPREADSHEET_RULE,
+    EmailAddressField,
+    FormattedTextField,
+    JsonPartField,
+    spreadsheet_upload,
+)
 from aicmo.api.idempotency import idempotent
 from aicmo.api.schema import NO_NUL, NOT_BLANK
 from aicmo.conflicts import CONFLICT
@@ -50,7 +56,7 @@ from .models import (
     Segment,
     Tag,
 )
-from .normalize import InvalidEmail, email_lookup_key, normalize_email
+from .normalize import DOMAIN_MAX_LENGTH, InvalidEmail, email_lookup_key, normalize_email
 from .segments import (
     FIELDS,
     MAX_CONDITIONS,
@@ -126,11 +132,30 @@ class CustomValuesField(serializers.JSONField):
     """A contact's custom values; `normalize.custom_fields_clean` checks them against the definitions."""
 
 
+DOMAIN_RULE = (
+    "An IDNA host name (ASCII or Unicode labels, e.g. example.com or bäckerei.example), or a URL or host whose "
+    "scheme (http/https), leading www., port, path, query and fragment the server drops; stored lower-case in "
+    "Unicode form, at most 253 characters (crm.normalize.domain_clean). Anything else is a 400 on `domain`."
+)
+
+
 class ContactSerializer(serializers.ModelSerializer):
     custom = CustomValuesField(required=False)
     company = CompanyMiniSerializer(read_only=True, allow_null=True)
-    company_name = serializers.CharField(write_only=True, required=False, allow_blank=True)
-    company_domain = serializers.CharField(write_only=True, required=False, allow_blank=True)
+    company_name = serializers.CharField(
+        write_only=True,
+        required=False,
+        allow_blank=True,
+        max_length=Company._meta.get_field("name").max_length,
+    )
+    company_domain = FormattedTextField(
+        published_format="hostname-or-url",
+        write_only=True,
+        required=False,
+        allow_blank=True,
+        max_length=DOMAIN_MAX_LENGTH,
+        help_text=DOMAIN_RULE,
+    )
     tags = serializers.ListField(child=serializers.CharField(max_length=80), required=False, write_only=True)
     email = EmailAddressField(max_length=1000, trim_whitespace=False)
 
@@ -224,10 +249,13 @@ class ContactSerializer(serializers.ModelSerializer):
 class CompanySerializer(serializers.ModelSerializer):
     """Shape only: `services.company_create/update` normalize the domain and check uniqueness."""
 
+    domain = FormattedTextField(
+        published_format="hostname-or-url", max_length=DOMAIN_MAX_LENGTH, help_text=DOMAIN_RULE
+    )
+
     class Meta:
         model = Company
         fields = ["id", "name", "domain", "created_at"]
-        extra_kwargs = {"domain": {"validators": []}}
 
 
 class CompanyMergeSerializer(serializers.Serializer):
@@ -515,11 +543,37 @@ class ImportRunSerializer(serializers.ModelSerializer):
         ]
 
 
+IMPORT_MAPPING_RULE = (
+    'Column header → target field ("" leaves the column out), as JSON. Each key must be a header of the uploaded '
+    "file, one column must map to email and no two to the same field; the server also takes custom.<key> of "
+    "the workspace's custom fields. Without a mapping, headers are matched to fields by name. A 400 names "
+    "each faulty header (`mapping.<header>`)."
+)
+# A tag list: comma-separated tags of at most 80 characters each (crm.importing.import_stage).
+IMPORT_TAGS_PATTERN = r"^[^,\x00]{0,80}(?:,[^,\x00]{0,80})*$"
+
+
 class ImportUploadSerializer(serializers.Serializer):
-    file = serializers.FileField()
-    mapping = serializers.JSONField(required=False, binary=True)  # a JSON string inside the multipart form
+    file = serializers.FileField(help_text=SPREADSHEET_RULE)
+    # a JSON object in its own part of the multipart body
+    mapping = JsonPartField(
+        required=False,
+        help_text=IMPORT_MAPPING_RULE,
+        request_schema={
+            "type": "object",
+            "additionalProperties": {"type": "string", "enum": [*importing.CORE_TARGETS, ""]},
+            "description": IMPORT_MAPPING_RULE,
+        },
+    )
     policy = serializers.ChoiceField(choices=importing.POLICIES, default="update")
-    tags = serializers.CharField(required=False, allow_blank=True, default="")
+    tags = serializers.RegexField(
+        IMPORT_TAGS_PATTERN,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Comma-separated tags for every imported contact, each at most 80 characters.",
+        error_messages={"invalid": "Comma-separated tags of at most 80 characters each."},
+    )
 
     def validate_mapping(self, value):
         if not isinstance(value, dict) or not all(
@@ -944,9 +998,7 @@ class ImportViewSet(mixins.CreateModelMixin, WorkspaceReadOnlyViewSet):
     serializer_class = ImportRunSerializer
     parser_classes = [MultiPartParser, FormParser]  # a file upload: JSON cannot carry it (415)
 
-    @extend_schema(
-        request={"multipart/form-data": ImportUploadSerializer}, responses={202: ImportRunSerializer}
-    )
+    @extend_schema(request=spreadsheet_upload(ImportUploadSerializer), responses={202: ImportRunSerializer})
     @idempotent
     def create(self, request, *args, **kwargs):
         upload = ImportUploadSerializer(data=request.data)

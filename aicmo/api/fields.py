@@ -15,6 +15,12 @@ cannot drift: each field's choices or pattern come from the same function its va
   near 1 or 9999 would step outside ``datetime.date``); the schema publishes ``DATE_YEARS_PATTERN`` on the
   ``date`` format. Rules across two dates (an order, a span) are each query's own and are stated in the
   fields' descriptions.
+- `FormattedTextField`: text of a named syntax JSON Schema cannot check (a template that must compile, a host
+  name after the server's reduction); the schema publishes ``format: <name>`` and the field's help text says
+  the rule; the service that owns the rule checks it (docs/API.md, "Formats").
+- `JsonPartField`: a JSON value sent as its own part of a multipart body (OpenAPI: an object property of a
+  multipart body is ``application/json``; a form field holding the JSON text is read the same), published as
+  the ``request_schema`` given; `spreadsheet_upload` states a CSV/XLSX file part's media types.
 - `UnknownFieldsRefused`: a serializer mixin that refuses body keys it does not declare (a 400 naming each)
   and publishes ``additionalProperties: false`` for its request body (``aicmo.api.schema.AutoSchema``).
 """
@@ -39,6 +45,43 @@ class EmailAddressField(serializers.CharField):
     """An email address as text; ``crm.normalize.normalize_email`` checks it. Schema: ``EMAIL_PATTERN``."""
 
     published_pattern = EMAIL_PATTERN
+
+
+class FormattedTextField(serializers.CharField):
+    """A text field whose request schema names a custom ``format`` (OpenAPI allows any name; a tool that does not
+    know it sees a string). ``help_text`` must state the rule in words."""
+
+    def __init__(self, *, published_format: str, **kwargs):
+        if not kwargs.get("help_text"):
+            raise TypeError("A custom format needs a help_text stating its rule.")
+        self.published_format = published_format
+        super().__init__(**kwargs)
+
+
+class JsonPartField(serializers.JSONField):
+    """JSON text in one multipart part (or form field); the request schema is ``request_schema``."""
+
+    def __init__(self, *, request_schema: dict, **kwargs):
+        self.request_schema = request_schema
+        super().__init__(binary=True, **kwargs)
+
+
+# The media types of a spreadsheet upload (crm.importing.RowSource reads both).
+SPREADSHEET_MEDIA_TYPES = "text/csv, application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+SPREADSHEET_RULE = (
+    "A CSV file (a header row; UTF-8, UTF-16 or Windows-1252; comma, semicolon, tab or pipe delimited) or an "
+    "XLSX workbook (its first sheet), told apart by the part's filename (.xlsx/.xlsm: a workbook; anything "
+    "else: CSV). Content that is not what the name says (an image, a PDF, binary data) or a file without a "
+    "header row is a 400 on `file`."
+)
+
+
+def spreadsheet_upload(serializer) -> dict:
+    """``extend_schema(request=...)`` for a multipart body whose ``file`` part is a CSV or XLSX file."""
+    from drf_spectacular.utils import OpenApiRequest
+
+    encoding = {"file": {"contentType": SPREADSHEET_MEDIA_TYPES}}
+    return {"multipart/form-data": OpenApiRequest(serializer, encoding=encoding)}
 
 
 def published_pattern(field) -> str | None:

@@ -129,6 +129,8 @@ class AutoSchema(SpectacularAutoSchema):
             refuses_blank = field.trim_whitespace and not field.allow_blank
             pattern = published_pattern(field) or (NOT_BLANK if refuses_blank else NO_NUL)
             schema = {**schema, "pattern": pattern}
+        if direction == "request" and getattr(field, "published_format", None):
+            schema = {**schema, "format": field.published_format}  # aicmo.api.fields.FormattedTextField
         return schema
 
     def _map_basic_serializer(self, serializer, direction):

@@ -11,16 +11,21 @@ from aicmo.conflicts import taken
 from aicmo.models import Workspace
 
 from ..models import Company, Contact
-from ..normalize import normalize_domain
+from ..normalize import domain_clean
 
 
-def _clean(*, workspace, name: str, domain: str, exclude_pk=None) -> dict:
-    name, domain = (name or "").strip(), normalize_domain(domain)
+def _clean(*, workspace, name: str, domain: str | None, stored: str = "", exclude_pk=None) -> dict:
+    """The domain as `domain_clean` reduces it (an IDNA host name: scheme, ``www.``, port and path dropped);
+    ``domain=None`` keeps the ``stored`` one unchecked (a rename never fails on an older, looser domain)."""
+    name = (name or "").strip()
     errors = {}
-    if not domain or len(domain) > 253 or "\x00" in domain or " " in domain:
-        errors["domain"] = "Give a domain such as acme.com."
-    elif Company.objects.for_workspace(workspace).filter(domain=domain).exclude(pk=exclude_pk).exists():
-        errors["domain"] = taken("A company with this domain already exists.")
+    try:
+        domain = stored if domain is None else domain_clean(domain)
+    except ValueError as exc:
+        errors["domain"] = str(exc)
+    else:
+        if Company.objects.for_workspace(workspace).filter(domain=domain).exclude(pk=exclude_pk).exists():
+            errors["domain"] = taken("A company with this domain already exists.")
     if len(name) > 200 or "\x00" in name:
         errors["name"] = "At most 200 characters, no NUL characters."
     if errors:
@@ -47,7 +52,8 @@ def company_update(
     data = _clean(
         workspace=company.workspace_id,
         name=before["name"] if name is None else name,
-        domain=before["domain"] if domain is None else domain,
+        domain=domain,
+        stored=before["domain"],
         exclude_pk=company.pk,
     )
     if data != before:

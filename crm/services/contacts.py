@@ -23,7 +23,7 @@ from ..models import (
     ListMembership,
     Tag,
 )
-from ..normalize import InvalidEmail, custom_fields_clean, normalize_domain, normalize_email
+from ..normalize import InvalidEmail, custom_fields_clean, domain_clean, normalize_domain, normalize_email
 from .gdpr import erasure_ensure_allowed
 from .lifecycle import STAGE_ORDER, tier_for_score
 
@@ -69,9 +69,16 @@ def contacts_tag(
 
 
 def _company_from(workspace: Workspace, data: dict) -> tuple[bool, Company | None]:
+    """The company a contact write names: a Company, a ``company_domain`` (an IDNA host name or a URL,
+    `domain_clean`; else a ValidationError on it) or a name alone (an ``<name>.unknown`` placeholder)."""
     if "company" in data and isinstance(data["company"], Company):
         return True, data["company"]
     domain = data.get("company_domain") or ""
+    if domain:
+        try:
+            domain = domain_clean(domain)
+        except ValueError as exc:
+            raise ValidationError({"company_domain": str(exc)}) from None
     name = (
         (data.get("company") or data.get("company_name") or "").strip()
         if not isinstance(data.get("company"), Company)

@@ -9,9 +9,11 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from aicmo.api import WorkspaceGenericViewSet, WorkspaceRelatedField
+from aicmo.api.fields import FormattedTextField
 from aicmo.roles import MANAGE, READ
 
 from ..models import Channel, Content, ContentVersion, Layout, Sender
+from ..personalization import COMPANY_FIELDS, CONTACT_FIELDS, LAYOUT_NAMES, LINK_NAMES
 from ..selectors import contents_for
 from ..services import content as services
 
@@ -52,22 +54,48 @@ class SenderViewSet(
         return Response(SenderSerializer(sender).data)
 
 
+# The rules `services.content` checks when a template is saved (publishing.personalization.template_check).
+TEMPLATE_RULE = (
+    "A personalization template: it compiles in the Jinja sandbox and reads only contact.<field> ("
+    + ", ".join(CONTACT_FIELDS)
+    + "), company.<field> ("
+    + ", ".join(COMPANY_FIELDS)
+    + "), custom.<key> of the workspace's custom fields, "
+    + ", ".join(LINK_NAMES)
+    + " and names the template sets itself; a 400 names the field and line at fault."
+)
+IMAGES_RULE = ' Images only as <img src="asset:<id>"> of an approved raster media asset of the workspace.'
+LAYOUT_RULE = (
+    TEMPLATE_RULE
+    + " A layout may also read "
+    + ", ".join(LAYOUT_NAMES)
+    + " and must place {{ body }} (optionally filtered) where the email's content goes."
+    + IMAGES_RULE
+)
+MJML_RULE = (
+    "MJML (mjml.io) that compiles (mj-include is refused); its HTML, which replaces `html`, follows the rule of "
+    "`html`. " + TEMPLATE_RULE + IMAGES_RULE
+)
+
+
 class LayoutSerializer(serializers.ModelSerializer):
+    html = FormattedTextField(
+        published_format="jinja-layout",
+        help_text=LAYOUT_RULE,
+        # also stated as a pattern
+        validators=[
+            RegexValidator(
+                services.LAYOUT_BODY, "The layout must contain {{ body }} where the email's content goes."
+            )
+        ],
+    )
+
     class Meta:
         model = Layout
         fields = ["id", "name", "html", "css", "created_at", "updated_at"]
         read_only_fields = ["created_at", "updated_at"]
         extra_kwargs = {
             "name": {"validators": []},
-            # documented as a pattern so the schema says what `services.content.layout_save` requires
-            "html": {
-                "validators": [
-                    RegexValidator(
-                        services.LAYOUT_BODY,
-                        "The layout must contain {{ body }} where the email's content goes.",
-                    )
-                ]
-            },
         }
 
 
@@ -107,9 +135,20 @@ class LayoutViewSet(
         self._save(serializer, serializer.instance)
 
 
+def _template(rule: str = TEMPLATE_RULE, *, max_length: int | None = None, name: str = "jinja-template"):
+    return FormattedTextField(
+        published_format=name, help_text=rule, required=False, allow_blank=True, max_length=max_length
+    )
+
+
 class EmailVersionSerializer(serializers.ModelSerializer):
     sender = WorkspaceRelatedField(queryset=Sender.objects.all(), allow_null=True, required=False)
     layout = WorkspaceRelatedField(queryset=Layout.objects.all(), allow_null=True, required=False)
+    subject = _template(max_length=ContentVersion._meta.get_field("subject").max_length)
+    preheader = _template(max_length=ContentVersion._meta.get_field("preheader").max_length)
+    html = _template(TEMPLATE_RULE + IMAGES_RULE)
+    mjml = _template(MJML_RULE, name="mjml-template")
+    text = _template(TEMPLATE_RULE + " Empty: generated from the HTML.")
 
     class Meta:
         model = ContentVersion

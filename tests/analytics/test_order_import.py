@@ -4,6 +4,7 @@ killed worker, local dates, and the API upload."""
 from __future__ import annotations
 
 import io
+import json
 from datetime import datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -170,3 +171,27 @@ def test_api_upload_answers_202_with_the_job(api_client_for, django_capture_on_c
     assert (
         viewer.post("/api/v1/analytics/orders/import/", {"file": file}, format="multipart").status_code == 403
     )
+
+
+def test_api_mapping_is_a_json_part_naming_the_files_headers(api_client_for):
+    """The schema's `mapping` is an object, which a multipart body carries as JSON text in its own part: the
+    upload follows it (a form-style `mapping.<field>` reader ignored it and fell back to guessing)."""
+    client = api_client_for(role=Role.MARKETER)
+    text = "Ref,When,Paid,Cur,Mail\nR1,2026-06-01,5,EUR,ann@example.com\n"
+    mapping = {"order_id": "Ref", "ordered_at": "When", "amount": "Paid", "currency": "Cur", "email": "Mail"}
+
+    def post(mapping_text):
+        file = io.BytesIO(text.encode())
+        file.name = "orders.csv"
+        body = {"file": file, **({"mapping": mapping_text} if mapping_text is not None else {})}
+        return client.post("/api/v1/analytics/orders/import/", body, format="multipart")
+
+    assert post(json.dumps(mapping)).status_code == 202
+    unguessable = post(None)
+    assert unguessable.status_code == 400 and "mapping.order_id" in unguessable.json()["error"]["fields"]
+    wrong = post(json.dumps({**mapping, "order_id": "Order"}))
+    assert wrong.status_code == 400
+    assert wrong.json()["error"]["fields"]["mapping.order_id"] == ["No column 'Order' in the file."]
+    for malformed in ('["Ref"]', '{"order_id": 1}', "{"):
+        refused = post(malformed)
+        assert refused.status_code == 400 and "mapping" in refused.json()["error"]["fields"], malformed

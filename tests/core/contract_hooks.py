@@ -16,9 +16,10 @@ import uuid
 
 import schemathesis
 
-# the hooks of each rule group live in modules next to this file
+# the hooks of each kind of value or rule live in modules next to this one
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import contract_hooks_rules  # noqa: E402, F401  rules across two values
+import contract_hooks_rules  # noqa: E402, F401 - rules across two values
+import contract_hooks_text  # noqa: E402, F401 - templates, host names, uploads
 
 HEADER = "Idempotency-Key"
 # aicmo.api.idempotency.KEY_PATTERN, passed by the test (this module runs in the CLI's process, without Django)

@@ -41,26 +41,8 @@ INCLUDED = os.environ.get("AICMO_CONTRACT_INCLUDE", "")
 # requests with a 400 or 422 (measured with the deep run, docs/API.md "Contract test"). Each reason is a rule
 # the schema does not express yet. Every other check holds for them.
 NOT_YET_ACCEPTED = {
-    "an upload whose content the schema does not state (a CSV or XLSX file; the generator sends an image), "
-    "a column mapping that must name the file's own headers, an ISO 4217 currency": [
-        "POST /api/v1/crm/imports/",
-        "POST /api/v1/analytics/orders/import/",
-    ],
     # Value rules JSON Schema cannot state (time zones, ISO 4217 codes, addresses, blank-after-trimming
     # names, segment rules, inbound secrets and unknown keys are stated: aicmo/api/fields.py, crm.api.rules_schema).
-    "a template that must compile (Jinja sandbox, MJML), not only contain {{ body }}": [
-        "PUT /api/v1/publishing/contents/{id}/email/",
-        "PATCH /api/v1/publishing/contents/{id}/email/",
-        "POST /api/v1/publishing/layouts/",
-        "PUT /api/v1/publishing/layouts/{id}/",
-        "PATCH /api/v1/publishing/layouts/{id}/",
-    ],
-    "a company domain must be an IDNA host name after the server strips scheme, path and www. (a host-name "
-    "pattern would be refused text the server accepts and reduces)": [
-        "POST /api/v1/crm/companies/",
-        "PATCH /api/v1/crm/companies/{id}/",
-        "PUT /api/v1/crm/companies/{id}/",
-    ],
     "PEM text that must parse: a CA certificate (a provider account's ca_pem), an RSA private key of "
     "1024-4096 bits (DKIM); and a provider account's adapter must be registered for its capability, its "
     "options those the adapter declares": [

@@ -154,3 +154,65 @@ def test_admin_refusal_is_a_form_error_and_nothing_is_written(staff_client, work
     assert resp.status_code == 200  # the form again, not "added successfully"
     assert resp.context["adminform"].form.errors["domain"] == ["A company with this domain already exists."]
     assert Company.objects.count() == 1 and not AuditEvent.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [
+        ("https://www.Acme.io/about?x=1#top", "acme.io"),
+        ("HTTP://WWW.xn--bckerei-5wa.example:8080/", "bäckerei.example"),
+        ("Straße.de.", "straße.de"),  # IDNA 2008: ß is its own letter
+    ],
+)
+def test_a_domain_is_reduced_to_its_idna_host_name(workspace, given, stored):
+    assert services.company_create(workspace=workspace, domain=given).domain == stored
+
+
+@pytest.mark.parametrize(
+    "given", ["acme_inc.com", "-acme.com", "a..b", "exa mple.com", "", "x" * 64 + ".com", "İ" * 200 + ".com"]
+)
+def test_a_domain_that_is_no_host_name_is_refused(workspace, api_client_for, given):
+    """The one check (crm.normalize.domain_clean) the importer uses too; a lower-cased domain longer than the
+    column (``İ`` lower-cases to two characters) is a 400, not a database error."""
+    with pytest.raises(ValidationError) as exc:
+        services.company_create(workspace=workspace, domain=given)
+    assert list(exc.value.message_dict) == ["domain"]
+    client = api_client_for(role="marketer")
+    resp = client.post(f"{BASE}/companies/", {"domain": given}, format="json")
+    assert resp.status_code == 400 and list(resp.json()["error"]["fields"]) == ["domain"]
+    assert not Company.objects.exists()
+
+
+def test_a_domain_longer_than_the_column_is_a_400(api_client_for):
+    client = api_client_for(role="marketer")
+    resp = client.post(f"{BASE}/companies/", {"domain": "a" * 60 + "." + "b" * 200 + ".com"}, format="json")
+    assert resp.status_code == 400 and "domain" in resp.json()["error"]["fields"]
+
+
+def test_renaming_keeps_an_older_looser_domain(workspace):
+    company = CompanyFactory(workspace=workspace, domain="acme&co.unknown")
+    assert services.company_update(company=company, name="Acme & Co").domain == "acme&co.unknown"
+    with pytest.raises(ValidationError):
+        services.company_update(company=company, domain="acme&co.unknown2")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("company_domain", "a" * 300 + ".com"),
+        ("company_domain", "İ" * 200 + ".com"),
+        ("company_domain", "acme_inc"),
+        ("company_name", "n" * 201),
+    ],
+)
+def test_a_contacts_company_that_does_not_fit_is_a_400(api_client_for, field, value):
+    """A contact write names its company by the same rules as a company write: on PostgreSQL a domain or name
+    longer than its column was a database error (500)."""
+    client = api_client_for(role="marketer")
+    resp = client.post("/api/v1/crm/contacts/", {"email": "ann@example.com", field: value}, format="json")
+    assert resp.status_code == 400 and list(resp.json()["error"]["fields"]) == [field]
+    assert not Company.objects.exists() and not Contact.objects.exists()
+    made = client.post(
+        "/api/v1/crm/contacts/", {"email": "ann@example.com", "company_domain": "https://www.Acme.io/x"}
+    )
+    assert made.status_code == 201 and made.json()["company"]["domain"] == "acme.io"
