@@ -446,11 +446,14 @@ def rollup_rebuild_all(*, workspace_id: int) -> RollupResult:
 
 
 def workspace_zone_changed(workspace_id: int) -> None:
-    """``AICMO_WORKSPACE_ZONE_CHANGED`` hook: re-roll the workspace's history in its new zone (a task on the
-    ``rollups`` queue)."""
+    """``AICMO_WORKSPACE_ZONE_CHANGED`` hook (run after commit): re-roll the workspace's history in its new
+    zone (a task on the ``rollups`` queue). When the broker is unreachable the zone change stands and the
+    error is logged; ``manage.py analytics_backfill --workspace <slug> --from … --to …`` re-rolls it."""
+    from aicmo.jobs import task_send
+
     from .tasks import rollup_rebuild_task
 
-    rollup_rebuild_task.delay(workspace_id)
+    task_send(rollup_rebuild_task, workspace_id)
 
 
 def rollup_backfill(*, workspace_id: int, first: date, last: date) -> RollupResult:

@@ -31,6 +31,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from aicmo.audit import audit_record
+from aicmo.jobs import task_enqueue
 from aicmo.models import Workspace
 from crm.signals import OptOut
 from gateway import services as gateway
@@ -284,7 +285,8 @@ def endpoint_send_test(*, endpoint: WebhookEndpoint, by=None) -> WebhookDelivery
 def _enqueue_due() -> None:
     from ..tasks import webhook_dispatch_due_task
 
-    transaction.on_commit(webhook_dispatch_due_task.delay)
+    # a broker error is logged only: the request that fanned out stands, beat's 15 s tick dispatches
+    task_enqueue(webhook_dispatch_due_task)
 
 
 def events_emit(events: Iterable[OutboundEvent]) -> int:
@@ -468,7 +470,8 @@ def deliveries_dispatch_due(*, now: datetime | None = None, limit: int = DUE_BAT
         )
         if ids:
             WebhookDelivery.objects.filter(pk__in=ids).update(enqueued_at=now)
-            transaction.on_commit(lambda: [webhook_deliver_task.delay(pk) for pk in ids])
+            for pk in ids:  # a broker error is logged: the lease runs out and beat queues it again
+                task_enqueue(webhook_deliver_task, pk)
     return len(ids)
 
 

@@ -254,3 +254,46 @@ def test_unreachable_broker_fails_the_contact_import_itself_too(broker, started)
     run = client.get(f"/api/v1/crm/imports/{run_id}/").json()
     assert (run["status"], run["job"]["status"]) == ("failed", JobStatus.FAILED), run
     assert run["finished_at"] is not None
+
+
+def test_unreachable_broker_leaves_a_one_click_unsubscribe_answered_and_its_webhook_due(
+    broker, workspace, django_capture_on_commit_callbacks
+):
+    """The opt-out's `contact.unsubscribed` fan-out sent its dispatch task on commit with a bare `.delay`:
+    the person who clicked got a 500 although the opt-out was committed. Now the delivery waits, due, for
+    beat's 15-second dispatch."""
+    from crm.models import Contact, Suppression
+    from publishing.models import WebhookDelivery, WebhookEventType
+    from publishing.services import webhooks
+
+    webhooks.endpoint_create(
+        workspace=workspace,
+        by=None,
+        url="https://hooks.example/aicmo",
+        event_types=[WebhookEventType.CONTACT_UNSUBSCRIBED],
+    )
+    contact = Contact.objects.create(workspace=workspace, email="jane@example.com")
+    broker(UNREACHABLE)
+    from crm import services as crm_services
+
+    with django_capture_on_commit_callbacks(execute=True):
+        crm_services.contact_unsubscribe(contact=contact, source="one-click")
+    assert Suppression.objects.filter(contact=contact).exists()
+    (delivery,) = WebhookDelivery.objects.all()
+    assert delivery.status in ("pending", "retrying") and delivery.attempts == 0
+    with django_capture_on_commit_callbacks(execute=True):
+        assert webhooks.deliveries_dispatch_due() == 1  # beat's tick: the send fails, logged, the lease holds
+
+
+def test_unreachable_broker_still_saves_a_workspace_time_zone(
+    broker, client_for, workspace, django_capture_on_commit_callbacks
+):
+    """The zone-change hook queued the rollup rebuild with a bare `.delay` after commit: a 500 on the
+    settings page although the zone was saved."""
+    admin = client_for(Role.ADMIN)
+    broker(UNREACHABLE)
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        response = admin.post("/settings/", {"action": "time-zone", "time_zone": "Asia/Tokyo"})
+    assert response.status_code == 302 and callbacks  # the zone-change hook ran
+    workspace.refresh_from_db()
+    assert workspace.time_zone == "Asia/Tokyo"
