@@ -17,7 +17,7 @@ from rest_framework.routers import DefaultRouter
 from aicmo.api import ID_SCHEMA, WorkspaceGenericViewSet, WorkspaceRelatedField
 from aicmo.api.core import JobSerializer
 from aicmo.api.errors import error_response
-from aicmo.api.fields import SPREADSHEET_RULE, CalendarDateField, JsonPartField, spreadsheet_upload
+from aicmo.api.fields import SPREADSHEET_RULE, CalendarDateField, ColumnMappingField, spreadsheet_upload
 from aicmo.api.filters import FilterSet, UtcIsoDateTimeFilter
 from aicmo.api.idempotency import idempotent
 from aicmo.api.schema import NO_NUL
@@ -87,7 +87,8 @@ class OrderImportSerializer(serializers.Serializer):
         help_text="ISO 4217 code for rows without one, e.g. EUR (three letters, upper-cased).",
     )
     # a JSON object in its own part of the multipart body
-    mapping = JsonPartField(
+    mapping = ColumnMappingField(
+        shape='{"field": "Column header"}',
         required=False,
         help_text=ORDER_MAPPING_RULE,
         request_schema={
@@ -97,13 +98,6 @@ class OrderImportSerializer(serializers.Serializer):
             "description": ORDER_MAPPING_RULE,
         },
     )
-
-    def validate_mapping(self, value):
-        if not isinstance(value, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
-        ):
-            raise serializers.ValidationError('Expected an object {"field": "Column header"}.')
-        return value
 
 
 class OrderFilter(FilterSet):

@@ -30,9 +30,9 @@ from aicmo.api import (
 from aicmo.api.core import JobSerializer
 from aicmo.api.fields import (
     SPREADSHEET_RULE,
+    ColumnMappingField,
     EmailAddressField,
     FormattedTextField,
-    JsonPartField,
     spreadsheet_upload,
 )
 from aicmo.api.idempotency import idempotent
@@ -556,7 +556,8 @@ IMPORT_TAGS_PATTERN = r"^[^,\x00]{0,80}(?:,[^,\x00]{0,80})*$"
 class ImportUploadSerializer(serializers.Serializer):
     file = serializers.FileField(help_text=SPREADSHEET_RULE)
     # a JSON object in its own part of the multipart body
-    mapping = JsonPartField(
+    mapping = ColumnMappingField(
+        shape='{"Column header": "field"}',
         required=False,
         help_text=IMPORT_MAPPING_RULE,
         request_schema={
@@ -574,13 +575,6 @@ class ImportUploadSerializer(serializers.Serializer):
         help_text="Comma-separated tags for every imported contact, each at most 80 characters.",
         error_messages={"invalid": "Comma-separated tags of at most 80 characters each."},
     )
-
-    def validate_mapping(self, value):
-        if not isinstance(value, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
-        ):
-            raise serializers.ValidationError('Expected an object {"Column header": "field"}.')
-        return value
 
 
 def _merge_pair(view, serializer_class) -> dict:

@@ -20,7 +20,8 @@ cannot drift: each field's choices or pattern come from the same function its va
   the rule; the service that owns the rule checks it (docs/API.md, "Formats").
 - `JsonPartField`: a JSON value sent as its own part of a multipart body (OpenAPI: an object property of a
   multipart body is ``application/json``; a form field holding the JSON text is read the same), published as
-  the ``request_schema`` given; `spreadsheet_upload` states a CSV/XLSX file part's media types.
+  the ``request_schema`` given (`ColumnMappingField`: an import's mapping, an object of strings);
+  `spreadsheet_upload` states a CSV/XLSX file part's media types.
 - `UnknownFieldsRefused`: a serializer mixin that refuses body keys it does not declare (a 400 naming each)
   and publishes ``additionalProperties: false`` for its request body (``aicmo.api.schema.AutoSchema``).
 """
@@ -64,6 +65,24 @@ class JsonPartField(serializers.JSONField):
     def __init__(self, *, request_schema: dict, **kwargs):
         self.request_schema = request_schema
         super().__init__(binary=True, **kwargs)
+
+
+class ColumnMappingField(JsonPartField):
+    """An import's column mapping: a JSON object of strings in its own part; anything else is a 400
+    ("Expected an object {shape}.", ``shape`` saying which side is the file's header). Which headers and
+    fields are allowed is the importer's to check."""
+
+    def __init__(self, *, shape: str, **kwargs):
+        self.shape = shape
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        ):
+            raise serializers.ValidationError(f"Expected an object {self.shape}.")
+        return value
 
 
 # The media types of a spreadsheet upload (crm.importing.RowSource reads both).

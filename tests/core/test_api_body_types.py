@@ -148,3 +148,24 @@ def test_form_bodies_are_not_type_checked(api_client_for, tmp_path, settings):
     assert resp.status_code == 400
     assert "library" in resp.json()["error"]["fields"]
     assert not any(m.startswith("Must be") for ms in resp.json()["error"]["fields"].values() for m in ms)
+
+
+@pytest.mark.parametrize(
+    ("url", "role", "shape"),
+    [
+        ("/api/v1/crm/imports/", "marketer", '{"Column header": "field"}'),
+        ("/api/v1/analytics/orders/import/", "marketer", '{"field": "Column header"}'),
+    ],
+)
+@pytest.mark.parametrize("mapping", ['["email"]', '{"a": 1}', '"x"'])
+@pytest.mark.django_db
+def test_an_import_mapping_that_is_not_an_object_of_strings_is_a_400(
+    api_client_for, url, role, shape, mapping
+):
+    """Both imports read their mapping through one field (aicmo.api.fields.ColumnMappingField)."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    upload = SimpleUploadedFile("a.csv", b"email\nann@example.com\n", content_type="text/csv")
+    response = api_client_for(role).post(url, {"file": upload, "mapping": mapping}, format="multipart")
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]["fields"]["mapping"] == [f"Expected an object {shape}."]
