@@ -133,9 +133,8 @@ class ProviderAccountViewSet(WorkspaceViewSet):
         unreachable: nothing was queued; beat's 5-minute self-check runs once it is back)."""
         from .tasks import selfcheck_workspace_task
 
-        if not task_send(
-            selfcheck_workspace_task, request.workspace.pk
-        ):  # writes nothing: no commit to wait for
+        # sent at once: the request writes nothing, so there is no commit to wait for
+        if not task_send(selfcheck_workspace_task, request.workspace.pk):
             raise QueueUnavailable
         return Response({"queued": True}, status=status.HTTP_202_ACCEPTED)
 

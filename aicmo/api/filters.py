@@ -166,8 +166,8 @@ def query_value_errors(request) -> dict[str, list[str]]:
     empty is a value like any other, not "absent", unless the enum lists ""), a boolean's anything but
     ``true`` or ``false`` (``?enabled=null``), an empty number, date or required-text value
     (``?date_to=``), an integer's value that is not a whole number, and a parameter that is not an array
-    given twice, and NUL in any other value (the schema's pattern says so). Ranges, lengths and the formats of non-empty values stay with the filters and query
-    serializers, which report them by name.
+    given twice, and NUL in any other value (the schema's pattern says so). Ranges, lengths and the
+    formats of non-empty values stay with the filters and query serializers, which report them by name.
 
     (DRF and django-filter read an empty value, and ``null``/``unknown`` for a boolean, as "no filter":
     the schema says otherwise, so a client's mistake would silently answer every row.)"""

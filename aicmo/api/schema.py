@@ -241,8 +241,8 @@ ERROR_DESCRIPTIONS = {
 
 def error_statuses(operation: dict, method: str) -> list[str]:
     """The error statuses an operation can answer, from its shape: every authenticated operation can be
-    401/403/404 (no workspace)/429/503 (``aicmo.dblocks.transient_error``); 400 when it takes a body, query or path parameters; 415 with a body;
-    409 when it writes (POST/PUT/PATCH/DELETE: a state conflict, `aicmo.conflicts`); 409 and 422 when it
+    401/403/404 (no workspace)/429/503 (``aicmo.dblocks.transient_error``); 400 when it takes a body, query
+    or path parameters; 415 with a body; 409 when it writes (POST/PUT/PATCH/DELETE: a state conflict, `aicmo.conflicts`); 409 and 422 when it
     takes an ``Idempotency-Key``."""
     statuses = ["401", "403", "404", "429", "503"]
     params = operation.get("parameters", [])

@@ -73,9 +73,10 @@ def contact_suppress(
     even then (lifting that block later must not mail a person who opted out). Such an opt-out sends
     ``contacts_opted_out`` once (``context`` is handed to its receivers as is); a repeat, or a complaint
     after an unsubscribe, sends none."""
-    return _suppress(contact=contact, channel=channel, reason=reason, source=source, ip=ip, context=context)[
-        0
-    ]
+    suppression, _ = _suppress(
+        contact=contact, channel=channel, reason=reason, source=source, ip=ip, context=context
+    )
+    return suppression
 
 
 def _suppress(*, contact, channel, reason, source, ip, context) -> tuple[Suppression, bool]:
