@@ -51,7 +51,7 @@ NOT_YET_ACCEPTED = {
         "PATCH /api/v1/gateway/accounts/{id}/",
         "POST /api/v1/publishing/dkim-keys/",
     ],
-    "a time relative to now (an API key's expiry in the future, a fit's holdout end not in the future), a "
+    "a time relative to now (an API key's expiry in the future), a "
     "signed click token, a receiver URL the SSRF guard accepts (http(s), not loopback or private)": [
         "POST /api/v1/api-keys/",
         "POST /api/v1/publishing/conversions/",
