@@ -10,6 +10,9 @@ cannot drift: each field's choices or pattern come from the same function its va
   addresses and upper case. (Host names get no such pattern: the services take any IDNA name, and a URL
   for a company, so strings outside a host-name pattern would be accepted, which the schema must not
   say is refused.)
+- `FormattedCharField`, `FormattedDateTimeField` (`PublishedSchema`): a field whose request schema is
+  given, for a value with a syntax JSON Schema cannot check: a custom ``format``
+  (``aicmo.api.schema.FORMATS``: PEM text, a public URL, a signed token, a future time) its service checks.
 - `UnknownFieldsRefused`: a serializer mixin that refuses body keys it does not declare (a 400 naming each)
   and publishes ``additionalProperties: false`` for its request body (``aicmo.api.schema.AutoSchema``).
 """
@@ -41,6 +44,24 @@ def published_pattern(field) -> str | None:
     if isinstance(field, serializers.EmailField):
         return EMAIL_PATTERN
     return getattr(field, "published_pattern", None)
+
+
+class PublishedSchema:
+    """Field mixin: ``request_schema=`` is the field's request schema as given (``aicmo.api.schema.AutoSchema``
+    publishes it verbatim), e.g. a custom ``format`` (``aicmo.api.schema.formatted``) the field's service
+    checks. Answers keep the field's ordinary schema."""
+
+    def __init__(self, *, request_schema: dict, **kwargs):
+        self.request_schema = request_schema
+        super().__init__(**kwargs)
+
+
+class FormattedCharField(PublishedSchema, serializers.CharField):
+    """Text with a published request schema (`PublishedSchema`)."""
+
+
+class FormattedDateTimeField(PublishedSchema, serializers.DateTimeField):
+    """A date-time with a published request schema (`PublishedSchema`)."""
 
 
 class TimeZoneField(serializers.ChoiceField):
