@@ -137,3 +137,25 @@ def test_a_selector_matching_the_pattern_is_accepted(text):
 def test_the_kelvin_sign_lowers_to_k_and_is_published():
     assert dkim.dkim_key_check(domain="mail.example.com", selector="\u212aey")[1] == "key"
     assert re.fullmatch(SELECTOR_PATTERN, "\u212aey")
+
+
+def test_the_served_schema_names_the_formats_on_their_fields(api_client_for):
+    schemas = api_client_for("viewer").get("/api/schema/?format=json").json()["components"]["schemas"]
+    expected = {
+        ("WebhookEndpointRequest", "url"): "public-http-url",
+        ("PatchedWebhookEndpointRequest", "url"): "public-http-url",
+        ("DkimKeyCreateRequest", "domain"): "domain-name",
+        ("DkimKeyCreateRequest", "private_key"): "pem-rsa-private-key",
+        ("ApiKeyRequest", "expires_at"): "future-date-time",
+        ("ConversionRequest", "click"): "click-token",
+        ("ProviderAccountHunterVerifyEmailRequest", "ca_pem"): "pem-certificate",
+        ("ProviderAccountHunterVerifyEmailRequest", "base_url"): "public-http-url",
+        ("ProviderAccountSmtpSendEmailRequest", "base_url"): "public-smtp-url",
+        ("PatchedProviderAccountImapFetchRepliesRequest", "base_url"): "public-imap-url",
+    }
+    for (component, field), name in expected.items():
+        schema = schemas[component]["properties"][field]
+        assert schema["format"] == name, (component, field)
+        assert FORMATS[name] in schema["description"]
+    # answers keep the standard format
+    assert schemas["ApiKey"]["properties"]["expires_at"]["format"] == "date-time"
