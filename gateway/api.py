@@ -3,6 +3,8 @@ recommendations and self-checks. Mounted at /api/v1/gateway/."""
 
 from __future__ import annotations
 
+from drf_spectacular.extensions import OpenApiSerializerExtension
+from drf_spectacular.plumbing import ResolvedComponent
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.decorators import action
@@ -10,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 
 from aicmo.api import WorkspaceGenericViewSet, WorkspaceViewSet
+from aicmo.api.schema import formatted, url_pattern
 from aicmo.jobs import QueueUnavailable, task_send
 from aicmo.roles import MANAGE
 
@@ -73,6 +76,123 @@ class ProviderAccountSerializer(serializers.ModelSerializer):
                     {"credentials": [f"Unknown credential fields for {adapter_key}: {', '.join(unknown)}."]}
                 )
         return attrs
+
+
+# The custom format of a base URL, by scheme (aicmo.api.schema.FORMATS)
+URL_FORMATS = {
+    **dict.fromkeys(("http", "https"), "public-http-url"),
+    **dict.fromkeys(("smtp", "smtps", "smtp+plain"), "public-smtp-url"),
+    **dict.fromkeys(("imap", "imaps", "imap+plain"), "public-imap-url"),
+}
+
+
+def base_url_schema(adapter, text: dict) -> dict:
+    """The base URL an adapter takes: its schemes (``url_schemes``), a public host that resolves now
+    (``ProviderAccount.clean_base_url``); blank (the adapter's default) unless ``base_url_required``."""
+    schemes = adapter.url_schemes
+    (name,) = {URL_FORMATS[scheme] for scheme in schemes}  # an adapter's schemes are of one family
+    required = adapter.base_url_required
+    note = f"Required: {adapter.base_url_help}" if required else "Blank: the adapter's default endpoint."
+    return formatted(
+        name,
+        maxLength=text.get("maxLength", 500),
+        **({"minLength": 1} if required else {}),
+        pattern=url_pattern(schemes, blank=not required),
+        description=f"{note} The host must resolve now (to public addresses only).",
+    )
+
+
+def account_variant(adapter, capability: str, base: dict, *, partial: bool) -> dict:
+    """The body of an account of ``adapter`` for ``capability``: only the options the adapter declares
+    (any JSON value each), only its credential fields when it declares any, its base URL schemes."""
+    properties = dict(base["properties"])
+    credential = properties["credentials"]["additionalProperties"]
+    # single-value enums inside allOf: drf-spectacular's enum hoisting would give each a hashed name
+    properties["capability"] = {"type": "string", "allOf": [{"enum": [capability]}]}
+    properties["adapter"] = {
+        "type": "string",
+        "allOf": [{"enum": [adapter.key]}],
+        "description": adapter.label,
+    }
+    specs = adapter.field_specs
+    properties["options"] = {
+        "type": "object",
+        "properties": {
+            name: {"description": f"{specs[name].label}. {specs[name].help}".strip()}
+            for name in adapter.option_fields
+        },
+        "additionalProperties": False,
+        "description": f"Options of {adapter.label} (non-secret; only these).",
+    }
+    if adapter.credential_fields:
+        properties["credentials"] = {
+            **properties["credentials"],
+            "properties": {name: credential for name in adapter.credential_fields},
+            "additionalProperties": False,
+        }
+    properties["base_url"] = base_url_schema(adapter, properties["base_url"])
+    required = ["capability", "adapter"] if partial else ["capability", "adapter", "name"]
+    if adapter.base_url_required:
+        required.append("base_url")
+    return {
+        "type": "object",
+        "title": f"{adapter.key} {capability}",
+        "properties": properties,
+        "required": required,
+    }
+
+
+def _camel(text: str) -> str:
+    return "".join(part.capitalize() for part in text.replace("-", "_").split("_"))
+
+
+def account_request_schema(base: dict, *, partial: bool, registry) -> dict:
+    """One variant per (capability, adapter) pair of the registry (`gateway.adapters.ADAPTERS`), each a
+    component of ``registry``, so a new adapter appears by itself. A PATCH may also leave out capability
+    and adapter: then the stored account's adapter decides which options, credentials and base URL fit
+    (the last variant, which says nothing about them)."""
+    from .adapters import ADAPTERS
+
+    variants = []
+    for key, adapter in sorted(ADAPTERS.items()):
+        for capability in sorted(adapter.capabilities):
+            variant = account_variant(adapter, str(capability), base, partial=partial)
+            # a named component each (a client generates one type per variant)
+            name = f"{'Patched' if partial else ''}ProviderAccount{_camel(key)}{_camel(capability)}Request"
+            component = ResolvedComponent(
+                name=name, type=ResolvedComponent.SCHEMA, schema=variant, object=name
+            )
+            registry.register_on_missing(component)
+            variants.append(component.ref)
+    if not partial:
+        # ``required`` beside ``oneOf``: true of every variant, and what makes the body itself required
+        return {"oneOf": variants, "required": ["capability", "adapter", "name"]}
+    stored = {
+        **base,
+        "title": "the stored adapter's",
+        "description": "Without capability and adapter: options, credentials and base_url are checked "
+        "against the stored account's adapter (send both to change them safely).",
+    }
+    return {"anyOf": [*variants, stored]}
+
+
+class ProviderAccountSchema(OpenApiSerializerExtension):
+    """A request body's adapter-dependent fields as one variant per (capability, adapter) pair
+    (`account_request_schema`); ``ca_pem`` as PEM certificates. Answers: the plain serializer."""
+
+    target_class = ProviderAccountSerializer
+
+    def map_serializer(self, auto_schema, direction):
+        base = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
+        if direction != "request":
+            return base
+        base["properties"]["ca_pem"] = formatted(
+            "pem-certificate",
+            description="PEM text of the private CA certificate(s) to trust for this provider, in addition "
+            "to the system store. Blank: system store only.",
+        )
+        partial = bool(getattr(self.target, "partial", False))
+        return account_request_schema(base, partial=partial, registry=auto_schema.registry)
 
 
 class HealthCheckSerializer(serializers.ModelSerializer):

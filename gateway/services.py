@@ -14,12 +14,12 @@ from datetime import date, datetime
 from email.utils import make_msgid, parseaddr
 from typing import Any
 
-from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 from redis.exceptions import RedisError
 
 from aicmo.audit import audit_record
+from aicmo.conflicts import Conflict
 
 from . import breaker, ratelimit
 from . import capabilities as cap
@@ -71,7 +71,7 @@ def _full_clean(account: ProviderAccount) -> None:
         workspace_id=account.workspace_id, capability=account.capability, name=account.name
     ).exclude(pk=account.pk)
     if clash.exists():
-        raise ValidationError({"name": "Another account for this capability already has this name."})
+        raise Conflict({"name": "Another account for this capability already has this name."})
 
 
 @transaction.atomic
@@ -104,9 +104,16 @@ def account_create(*, workspace, by, credentials: dict[str, Any] | None = None, 
 def account_update(
     *, account: ProviderAccount, by, credentials: dict[str, Any] | None = None, **fields
 ) -> ProviderAccount:
+    """Change the given fields (and credentials when given). Naming the ``adapter`` gives its whole
+    configuration: ``options`` and ``base_url`` not given return to their defaults ({} and blank, the
+    adapter's own endpoint), so another adapter never inherits the old one's (whatever is stored, the
+    same request is accepted or refused alike). Raises ValidationError per field, Conflict for a name in
+    use."""
     unknown = set(fields) - set(EDITABLE_FIELDS)
     if unknown:
         raise TypeError(f"Unknown account fields: {sorted(unknown)}")
+    if "adapter" in fields:
+        fields = {"options": {}, "base_url": ""} | fields
     changes = {}
     for name, value in fields.items():
         if getattr(account, name) != value:

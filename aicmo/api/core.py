@@ -17,9 +17,11 @@ from aicmo.models import ApiKey, AuditEvent, Invitation, InvitationStatus, Job, 
 from aicmo.roles import MANAGE, WRITE
 
 from .base import WorkspaceGenericViewSet, WorkspaceReadOnlyViewSet
+from .fields import FormattedDateTimeField
 from .filters import FilterSet
 from .idempotency import idempotent
 from .pagination import EventCursorPagination
+from .schema import formatted
 
 
 class JobErrorSerializer(serializers.ModelSerializer):
@@ -114,6 +116,17 @@ class AuditEventViewSet(WorkspaceReadOnlyViewSet):
 
 
 class ApiKeySerializer(serializers.ModelSerializer):
+    expires_at = FormattedDateTimeField(
+        request_schema=formatted(
+            "future-date-time",
+            nullable=True,
+            description="When the key stops working; null or absent: never.",
+        ),
+        required=False,
+        allow_null=True,
+        help_text="When the key stops working; null: never.",
+    )
+
     class Meta:
         model = ApiKey
         fields = ["id", "name", "prefix", "role", "created_at", "last_used_at", "revoked_at", "expires_at"]

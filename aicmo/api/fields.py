@@ -22,6 +22,9 @@ cannot drift: each field's choices or pattern come from the same function its va
   multipart body is ``application/json``; a form field holding the JSON text is read the same), published as
   the ``request_schema`` given (`ColumnMappingField`: an import's mapping, an object of strings);
   `spreadsheet_upload` states a CSV/XLSX file part's media types.
+- `FormattedCharField`, `FormattedDateTimeField` (`PublishedSchema`): a field whose request schema is
+  given, for a value with a syntax JSON Schema cannot check: a custom ``format``
+  (``aicmo.api.schema.FORMATS``: PEM text, a public URL, a signed token, a future time) its service checks.
 - `UnknownFieldsRefused`: a serializer mixin that refuses body keys it does not declare (a 400 naming each)
   and publishes ``additionalProperties: false`` for its request body (``aicmo.api.schema.AutoSchema``).
 """
@@ -108,6 +111,24 @@ def published_pattern(field) -> str | None:
     if isinstance(field, serializers.EmailField):
         return EMAIL_PATTERN
     return getattr(field, "published_pattern", None)
+
+
+class PublishedSchema:
+    """Field mixin: ``request_schema=`` is the field's request schema as given (``aicmo.api.schema.AutoSchema``
+    publishes it verbatim), e.g. a custom ``format`` (``aicmo.api.schema.formatted``) the field's service
+    checks. Answers keep the field's ordinary schema."""
+
+    def __init__(self, *, request_schema: dict, **kwargs):
+        self.request_schema = request_schema
+        super().__init__(**kwargs)
+
+
+class FormattedCharField(PublishedSchema, serializers.CharField):
+    """Text with a published request schema (`PublishedSchema`)."""
+
+
+class FormattedDateTimeField(PublishedSchema, serializers.DateTimeField):
+    """A date-time with a published request schema (`PublishedSchema`)."""
 
 
 class TimeZoneField(serializers.ChoiceField):

@@ -2,6 +2,7 @@
 set of error responses."""
 
 import copy
+import re
 
 from django.core.exceptions import FieldDoesNotExist
 from django.core.validators import RegexValidator
@@ -80,6 +81,47 @@ SPACE = _space_class()
 NOT_BLANK = rf"^[^\x00]*[^\x00{SPACE}][^\x00]*$"
 
 
+def any_case(word: str) -> str:
+    """``word`` as a pattern that matches it in any letter case (ECMA-262 patterns have no ``i`` flag)."""
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in word)
+
+
+def url_pattern(schemes, *, blank: bool = False) -> str:
+    """The text a URL field of these schemes can accept: optional white space (trimmed), a scheme in any
+    case, ``://`` and no NUL; ``blank``: white space alone too. (The SSRF guard, ``gateway.ssrf.check_url``,
+    refuses more: that part is the field's ``format``.)"""
+    url = f"(?:{'|'.join(any_case(s) for s in sorted(schemes))})://[^\\x00]*"
+    return f"^[{SPACE}]*(?:{url})?$" if blank else f"^[{SPACE}]*{url}$"
+
+
+# Custom string formats (OpenAPI allows any name; a tool that does not know one reads a plain string). Each
+# is listed in docs/API.md "Formats"; tests/core/contract_hooks_secrets.py generates valid values for them.
+FORMATS = {
+    "pem-certificate": "PEM text of 1 to 10 X.509 certificates (-----BEGIN CERTIFICATE-----), nothing else, "
+    "at most 64 KB; blank: none (gateway.tls.validate_ca_pem).",
+    "pem-rsa-private-key": "An unencrypted RSA private key of 1024 to 4096 bits, PKCS#1 (BEGIN RSA PRIVATE "
+    "KEY) or PKCS#8 (BEGIN PRIVATE KEY) PEM; blank: a new 2048-bit key is generated.",
+    "domain-name": "A DNS domain of at least two labels, IDNA 2008 with UTS #46 mapping (Unicode labels are "
+    "converted to A-labels), at most 253 characters; a trailing dot and letter case are ignored.",
+    "public-http-url": "An http(s) URL without user name or password whose host is a public unicast "
+    "address: an IP literal, or a name that resolves only to public addresses (gateway.ssrf: loopback, "
+    "private, link-local, reserved, shared and cloud metadata addresses are refused).",
+    "public-smtp-url": "An smtp://, smtps:// or smtp+plain:// URL of a public host, as public-http-url.",
+    "public-imap-url": "An imap://, imaps:// or imap+plain:// URL of a public host, as public-http-url.",
+    "future-date-time": "An ISO 8601 date-time (as date-time) that lies in the future when the request "
+    "arrives.",
+    "click-token": "The signed token of one of the workspace's tracked clicks (the last part of a click "
+    "link, /publishing/t/c/<token>/).",
+}
+
+
+def formatted(name: str, *, description: str = "", **keywords) -> dict:
+    """A string schema with the custom format ``name`` (one of ``FORMATS``), its rule in the description."""
+    rule = FORMATS[name]
+    text = f"{description} Format {name}: {rule}" if description else f"Format {name}: {rule}"
+    return {"type": "string", "format": name, **keywords, "description": text}
+
+
 def decimal_pattern(field: serializers.DecimalField) -> str:
     """The strings a DecimalField accepts: at least one digit, within its whole and decimal places, and no
     sign when its minimum is not negative. (drf-spectacular's own pattern also matches "", "-" and ".",
@@ -143,6 +185,10 @@ class AutoSchema(SpectacularAutoSchema):
         schema = super()._map_basic_serializer(serializer, direction)
         if direction != "request":
             return schema
+        for name, field in force_instance(serializer).fields.items():
+            if getattr(field, "request_schema", None) and name in schema.get("properties", {}):
+                # verbatim: not wrapped in drf-spectacular's blank alternative (the schema says about blank)
+                schema["properties"][name] = copy.deepcopy(field.request_schema)
         names = getattr(serializer, "required_any", ())
         if names:
             schema = {**schema, "anyOf": [{"required": [name]} for name in names]}

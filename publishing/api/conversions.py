@@ -8,8 +8,8 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from aicmo.api import WorkspaceGenericViewSet
-from aicmo.api.fields import CurrencyCodeField
-from aicmo.api.schema import decimal_pattern
+from aicmo.api.fields import CurrencyCodeField, FormattedCharField
+from aicmo.api.schema import decimal_pattern, formatted
 
 from ..models import EngagementEvent
 from ..services import conversions
@@ -38,7 +38,16 @@ class ConversionSerializer(serializers.Serializer):
     order_id = serializers.CharField(max_length=150)
     value = AmountTextField(max_length=40)
     currency = CurrencyCodeField()
-    click = serializers.CharField(max_length=300, required=False, allow_blank=True)
+    click = FormattedCharField(
+        request_schema=formatted(
+            "click-token",
+            maxLength=300,
+            description="The click to attribute the order to; blank or absent: the contact of `email`, if any.",
+        ),
+        max_length=300,
+        required=False,
+        allow_blank=True,
+    )
     email = serializers.EmailField(required=False, allow_blank=True)
     occurred_at = serializers.DateTimeField(required=False)
 

@@ -23,12 +23,34 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from aicmo.api import WorkspaceGenericViewSet
-from aicmo.api.schema import SPACE
+from aicmo.api.fields import FormattedCharField
+from aicmo.api.schema import SPACE, formatted
 from aicmo.roles import MANAGE
 
 from ..models import DkimKey, InboundHook, InboundProvider
 from ..services import dkim as dkim_services
 from ..services import inbound as inbound_services
+
+
+def _lowering_to(allowed: str) -> str:
+    """A character class body of every character whose lower case is one of ``allowed`` (``K`` and the
+    Kelvin sign for ``k``): the selector is lowered before its check."""
+    chars = [chr(c) for c in range(0x10000) if c < 0xD800 or c > 0xDFFF]
+    return "".join(f"\\u{ord(c):04x}" for c in chars if c.lower() in allowed and len(c.lower()) == 1)
+
+
+def _selector_pattern() -> str:
+    """The selectors the API accepts, as a schema pattern: ``publishing.services.dkim._SELECTOR`` in any
+    letter case (its lower case is checked), white space around it trimmed (Python's ``str.strip`` set,
+    `aicmo.api.schema.SPACE`). A superset of the check: a schema-invalid selector is refused."""
+    edge = _lowering_to("abcdefghijklmnopqrstuvwxyz0123456789")
+    inner = _lowering_to("abcdefghijklmnopqrstuvwxyz0123456789-")
+    label = f"[{edge}](?:[{inner}]{{0,61}}[{edge}])?"
+    return f"^[{SPACE}]*{label}(?:\\.{label})*[{SPACE}]*$"
+
+
+SELECTOR_PATTERN = _selector_pattern()
+
 
 DnsRecordSerializer = inline_serializer(
     "DkimDnsRecord",
@@ -60,11 +82,35 @@ class DkimKeySerializer(serializers.ModelSerializer):
 class DkimKeyCreateSerializer(serializers.Serializer):
     """Shapes only; ``dkim_key_create`` checks the domain (IDNA), selector and key, per field."""
 
-    domain = serializers.CharField(
-        max_length=300, help_text="The From addresses' domain, e.g. mail.acme.example"
+    domain = FormattedCharField(
+        request_schema=formatted(
+            "domain-name",
+            minLength=1,
+            maxLength=300,
+            description="The From addresses' domain, e.g. mail.acme.example.",
+        ),
+        max_length=300,
+        help_text="The From addresses' domain, e.g. mail.acme.example",
     )
-    selector = serializers.CharField(max_length=63, help_text="DNS label(s), e.g. aicmo2026")
-    private_key = serializers.CharField(
+    selector = FormattedCharField(
+        request_schema={
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 63,
+            "pattern": SELECTOR_PATTERN,
+            "description": "DNS label(s) of letters, digits and inner hyphens, dot-separated, e.g. "
+            "aicmo2026 (stored in lower case).",
+        },
+        max_length=63,
+        help_text="DNS label(s), e.g. aicmo2026",
+    )
+    private_key = FormattedCharField(
+        request_schema=formatted(
+            "pem-rsa-private-key",
+            maxLength=20000,
+            writeOnly=True,
+            description="Blank: a new RSA 2048 key is generated. Never returned.",
+        ),
         required=False,
         allow_blank=True,
         max_length=20000,

@@ -13,7 +13,10 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from aicmo.api import WorkspaceGenericViewSet, WorkspaceViewSet
+from aicmo.api.fields import FormattedCharField
+from aicmo.api.schema import formatted, url_pattern
 from aicmo.roles import MANAGE, WRITE
+from gateway.ssrf import HTTP_SCHEMES
 
 from ..models import WebhookDelivery, WebhookDeliveryStatus, WebhookEndpoint, WebhookEventType
 from ..selectors import webhook_deliveries_for, webhook_endpoints_for
@@ -21,7 +24,18 @@ from ..services import webhooks as services
 
 
 class WebhookEndpointSerializer(serializers.ModelSerializer):
-    url = serializers.CharField(max_length=2000, help_text="http(s) URL of the receiver.")
+    url = FormattedCharField(
+        request_schema=formatted(
+            "public-http-url",
+            minLength=1,
+            maxLength=2000,
+            pattern=url_pattern(HTTP_SCHEMES),
+            description="http(s) URL of the receiver. A name that does not resolve yet is accepted (the "
+            "address is checked again at every delivery).",
+        ),
+        max_length=2000,
+        help_text="http(s) URL of the receiver.",
+    )
     event_types = serializers.ListField(
         child=serializers.ChoiceField(choices=WebhookEventType.choices),
         allow_empty=False,

@@ -19,6 +19,7 @@ import schemathesis
 # the hooks of each kind of value or rule live in modules next to this one
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import contract_hooks_rules  # noqa: E402, F401 - rules across two values
+import contract_hooks_secrets  # noqa: E402, F401 - PEM, URL, token and time formats
 import contract_hooks_text  # noqa: E402, F401 - templates, host names, uploads
 
 HEADER = "Idempotency-Key"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -85,14 +86,79 @@ def test_validation_unknown_adapter_wrong_capability_unsafe_url_unknown_credenti
     assert resp.status_code == 400 and "base_url" in resp.json()["error"]["fields"]
 
 
-def test_duplicate_name_is_a_400(admin):
+def test_duplicate_name_is_a_409_conflict(admin):
+    """A name already used is the workspace's state, not a malformed request (aicmo.conflicts)."""
     ProviderAccountFactory(workspace=admin.workspace, name="Dup")
     resp = admin.post(
         f"{BASE}/accounts/",
         {"capability": "verify_email", "adapter": "test-verifier", "name": "Dup"},
         format="json",
     )
-    assert resp.status_code == 400
+    assert resp.status_code == 409 and "name" in resp.json()["error"]["fields"], resp.content
+    assert ProviderAccount.objects.filter(name="Dup").count() == 1
+
+
+def _variants(schema, component):
+    """(capability, adapter) -> variant of a request body component (`gateway.api.account_request_schema`)."""
+    schemas = schema["components"]["schemas"]
+    body = schemas[component]
+    found = {}
+    for ref in body.get("oneOf") or body.get("anyOf"):
+        variant = schemas[ref["$ref"].rsplit("/", 1)[-1]] if "$ref" in ref else ref
+        props = variant["properties"]
+        if "allOf" not in props["capability"]:
+            continue  # the PATCH variant of the stored adapter
+        found[props["capability"]["allOf"][0]["enum"][0], props["adapter"]["allOf"][0]["enum"][0]] = variant
+    return found
+
+
+def test_account_bodies_have_one_variant_per_registered_adapter_and_capability(admin, test_adapters):
+    """Built from the registry: a registered adapter (here the tests' own) appears by itself, with only its
+    options, its credential fields and its base URL schemes."""
+    from gateway.adapters import ADAPTERS
+
+    schema = admin.get("/api/schema/?format=json").json()
+    pairs = {(str(c), key) for key, cls in ADAPTERS.items() for c in cls.capabilities}
+    assert ("verify_email", "test-verifier") in pairs
+    for component, partial in (("ProviderAccountRequest", False), ("PatchedProviderAccountRequest", True)):
+        variants = _variants(schema, component)
+        assert set(variants) == pairs
+        for (_capability, key), variant in variants.items():
+            cls = ADAPTERS[key]
+            props = variant["properties"]
+            assert set(props["options"]["properties"]) == set(cls.option_fields)
+            assert props["options"]["additionalProperties"] is False
+            if cls.credential_fields:
+                assert set(props["credentials"]["properties"]) == set(cls.credential_fields)
+                assert props["credentials"]["additionalProperties"] is False
+            assert ("base_url" in variant["required"]) is cls.base_url_required
+            assert ("name" in variant["required"]) is not partial
+            for scheme in cls.url_schemes:
+                assert re.fullmatch(props["base_url"]["pattern"], f"{scheme.upper()}://8.8.8.8/")
+    # a PATCH without capability and adapter is left to the stored adapter
+    assert any(
+        "$ref" not in v for v in schema["components"]["schemas"]["PatchedProviderAccountRequest"]["anyOf"]
+    )
+    assert schema["components"]["schemas"]["ProviderAccountRequest"]["required"] == [
+        "capability",
+        "adapter",
+        "name",
+    ]
+
+
+def test_a_body_fitting_its_variant_is_accepted_and_an_undeclared_option_refused(admin):
+    body = {
+        "capability": "enrich_person",
+        "adapter": "dropcontact",
+        "name": "Drop",
+        "options": {"language": "fr"},
+    }
+    resp = admin.post(f"{BASE}/accounts/", body, format="json")
+    assert resp.status_code == 201, resp.content
+    resp = admin.post(
+        f"{BASE}/accounts/", body | {"name": "Drop 2", "options": {"table": "x"}}, format="json"
+    )
+    assert resp.status_code == 400 and "options" in resp.json()["error"]["fields"]
 
 
 @pytest.mark.parametrize("role", ["viewer", "marketer", "reviewer"])
@@ -201,3 +267,35 @@ def test_list_query_counts_are_flat(api_client_for, gateway_fast, django_assert_
         assert len(client.get(f"{BASE}/health/").json()["results"]) == 30
     with django_assert_max_num_queries(10):
         assert client.get(f"{BASE}/recommendations/").status_code == 200
+
+
+def test_naming_the_adapter_gives_its_whole_configuration(admin):
+    """A PUT, or a PATCH naming the adapter, without options or base_url: they return to their defaults,
+    so another adapter never inherits the old one's (the old vendor's host, options it refuses), and the
+    same request gets the same answer whatever is stored."""
+    body = {
+        "capability": "send_email",
+        "adapter": "smtp",
+        "name": "Mail",
+        "base_url": "smtp://8.8.8.8:587",
+        "options": {"verify_tls": True},
+    }
+    resp = admin.post(f"{BASE}/accounts/", body, format="json")
+    assert resp.status_code == 201, resp.content
+    pk = resp.json()["id"]
+    account = ProviderAccount.objects.get(pk=pk)
+    # naming neither keeps them
+    resp = admin.patch(f"{BASE}/accounts/{pk}/", {"name": "Mail 2"}, format="json")
+    assert resp.status_code == 200, resp.content
+    account.refresh_from_db()
+    assert (account.options, account.base_url) == ({"verify_tls": True}, "smtp://8.8.8.8:587")
+    # the same adapter again, without its base URL: refused as for a new account
+    bare = {k: body[k] for k in ("capability", "adapter", "name")}
+    resp = admin.put(f"{BASE}/accounts/{pk}/", bare, format="json")
+    assert resp.status_code == 400 and "base_url" in resp.json()["error"]["fields"], resp.content
+    resp = admin.patch(
+        f"{BASE}/accounts/{pk}/", {"capability": "send_email", "adapter": "demo_email"}, format="json"
+    )
+    assert resp.status_code == 200, resp.content
+    account.refresh_from_db()
+    assert (account.adapter, account.options, account.base_url) == ("demo_email", {}, "")
