@@ -52,40 +52,19 @@ class EmailAddressField(serializers.CharField):
 
 
 class FormattedTextField(serializers.CharField):
-    """A text field whose request schema names a custom ``format`` (OpenAPI allows any name; a tool that does not
-    know it sees a string). ``help_text`` must state the rule in words."""
+    """A text field whose request schema is the CharField's own plus a custom ``format`` (one of
+    ``aicmo.api.schema.FORMATS``; a tool that does not know it sees a string). ``help_text`` must state the
+    rule in words. (`FormattedCharField` publishes a whole schema instead, for rules with a pattern.)"""
 
     def __init__(self, *, published_format: str, **kwargs):
+        from .schema import FORMATS
+
+        if published_format not in FORMATS:
+            raise TypeError(f"{published_format!r} is not in aicmo.api.schema.FORMATS.")
         if not kwargs.get("help_text"):
             raise TypeError("A custom format needs a help_text stating its rule.")
         self.published_format = published_format
         super().__init__(**kwargs)
-
-
-class JsonPartField(serializers.JSONField):
-    """JSON text in one multipart part (or form field); the request schema is ``request_schema``."""
-
-    def __init__(self, *, request_schema: dict, **kwargs):
-        self.request_schema = request_schema
-        super().__init__(binary=True, **kwargs)
-
-
-class ColumnMappingField(JsonPartField):
-    """An import's column mapping: a JSON object of strings in its own part; anything else is a 400
-    ("Expected an object {shape}.", ``shape`` saying which side is the file's header). Which headers and
-    fields are allowed is the importer's to check."""
-
-    def __init__(self, *, shape: str, **kwargs):
-        self.shape = shape
-        super().__init__(**kwargs)
-
-    def to_internal_value(self, data):
-        value = super().to_internal_value(data)
-        if not isinstance(value, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
-        ):
-            raise serializers.ValidationError(f"Expected an object {self.shape}.")
-        return value
 
 
 # The media types of a spreadsheet upload (crm.importing.RowSource reads both).
@@ -121,6 +100,31 @@ class PublishedSchema:
     def __init__(self, *, request_schema: dict, **kwargs):
         self.request_schema = request_schema
         super().__init__(**kwargs)
+
+
+class JsonPartField(PublishedSchema, serializers.JSONField):
+    """JSON text in one multipart part (or form field), with a published request schema."""
+
+    def __init__(self, **kwargs):
+        super().__init__(binary=True, **kwargs)
+
+
+class ColumnMappingField(JsonPartField):
+    """An import's column mapping: a JSON object of strings in its own part; anything else is a 400
+    ("Expected an object {shape}.", ``shape`` saying which side is the file's header). Which headers and
+    fields are allowed is the importer's to check."""
+
+    def __init__(self, *, shape: str, **kwargs):
+        self.shape = shape
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        ):
+            raise serializers.ValidationError(f"Expected an object {self.shape}.")
+        return value
 
 
 class FormattedCharField(PublishedSchema, serializers.CharField):

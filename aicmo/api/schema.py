@@ -94,8 +94,9 @@ def url_pattern(schemes, *, blank: bool = False) -> str:
     return f"^[{SPACE}]*(?:{url})?$" if blank else f"^[{SPACE}]*{url}$"
 
 
-# Custom string formats (OpenAPI allows any name; a tool that does not know one reads a plain string). Each
-# is listed in docs/API.md "Formats"; tests/core/contract_hooks_secrets.py generates valid values for them.
+# Custom string formats, the one list of them (OpenAPI allows any name; a tool that does not know one reads a
+# plain string). Each is listed in docs/API.md "Formats"; the contract test's hooks (tests/core/contract_hooks_*.py)
+# generate valid values for every one (tests/core/test_contract_formats_secrets.py holds both to this list).
 FORMATS = {
     "pem-certificate": "PEM text of 1 to 10 X.509 certificates (-----BEGIN CERTIFICATE-----), nothing else, "
     "at most 64 KB; blank: none (gateway.tls.validate_ca_pem).",
@@ -112,6 +113,13 @@ FORMATS = {
     "arrives.",
     "click-token": "The signed token of one of the workspace's tracked clicks (the last part of a click "
     "link, /publishing/t/c/<token>/).",
+    "jinja-template": "A personalization template that compiles in the Jinja sandbox and reads only the "
+    "names its field's description lists (publishing.personalization.template_check).",
+    "jinja-layout": "A jinja-template that places {{ body }} where the email's content goes and may also "
+    "read the layout names its field's description lists.",
+    "mjml-template": "MJML that compiles (no mj-include) to HTML that is a jinja-template.",
+    "hostname-or-url": "An IDNA host name, or a URL or host whose scheme, leading www., port, path, query "
+    "and fragment the server drops (crm.normalize.domain_clean).",
 }
 
 

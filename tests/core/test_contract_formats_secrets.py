@@ -25,18 +25,54 @@ from tests.core import contract_hooks_secrets as hooks
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def test_every_format_has_a_generator_and_a_rule():
-    registered = {
-        "pem-certificate",
-        "pem-rsa-private-key",
-        "domain-name",
-        "public-http-url",
-        "public-smtp-url",
-        "public-imap-url",
-        "future-date-time",
-        "click-token",
-    }
-    assert set(FORMATS) == registered
+STANDARD_FORMATS = {
+    "date",
+    "date-time",
+    "email",
+    "uri",
+    "uuid",
+    "ipv4",
+    "ipv6",
+    "binary",
+    "int64",
+    "double",
+    "float",
+    "decimal",
+    "hostname",
+    "time",
+    "duration",
+    "int32",
+    "password",
+}
+
+
+def _formats(node) -> set[str]:
+    if isinstance(node, dict):
+        found = {node["format"]} if isinstance(node.get("format"), str) else set()
+        return found.union(*(_formats(value) for value in node.values()))
+    if isinstance(node, list):
+        return set().union(*(_formats(value) for value in node))
+    return set()
+
+
+@pytest.mark.django_db
+def test_every_custom_format_is_listed_has_a_rule_and_a_generator(served_schema, monkeypatch):
+    """One list (aicmo.api.schema.FORMATS): every format the served schema names is standard or listed, and
+    the contract test's hooks register a generator for every listed one (else schemathesis draws any text;
+    click tokens come from the test's rows, as the contract test passes them)."""
+    import importlib
+
+    from schemathesis.specs.openapi.formats import STRING_FORMATS
+
+    from tests.core import contract_hooks_text  # noqa: F401 - registers its formats
+
+    monkeypatch.setenv("AICMO_CONTRACT_CLICK_TOKENS", '["a-token"]')
+    importlib.reload(hooks)
+
+    custom = _formats(served_schema) - STANDARD_FORMATS
+    assert custom and custom <= set(FORMATS), custom - set(FORMATS)
+    assert set(FORMATS) <= set(STRING_FORMATS), set(FORMATS) - set(STRING_FORMATS)
+    assert all(rule.strip() for rule in FORMATS.values())
 
 
 @FAST
