@@ -215,8 +215,10 @@ UPLOADS = {
 
 
 def _with_upload(case, drawn):
+    """A new body dict, never the drawn one changed in place: schemathesis may share a body dict between a
+    positive case and a negative one it derives (then the negative case would carry this valid file)."""
     body, columns = drawn
-    case.body["file"] = body
+    case.body = {**case.body, "file": body}
     if "mapping" in case.body:
         case.body["mapping"] = UPLOADS[case.operation.label][1](columns)
     return case
