@@ -71,6 +71,8 @@ PHRASES: dict[str, str] = {
     "gateway.account_created": "{actor} added the provider account “{target}”",
     "gateway.account_updated": "{actor} edited the provider account “{target}”",
     "gateway.credentials_changed": "{actor} changed the credentials of the provider account “{target}”",
+    "gateway.credentials_cleared": "{actor} moved the provider account “{target}” to another vendor or "
+    "server, which cleared its credentials",
     "gateway.account_deleted": "{actor} deleted the provider account “{target}”",
     "gateway.breaker_reset": "{actor} put the provider account “{target}” back in service",
     # media

@@ -161,6 +161,27 @@ class AccountForm(forms.Form):
             fields.update(capability=data["capability"], adapter=self.adapter_cls.key)
         return fields
 
+    def clean(self):
+        """On an edit that moves the account to another server, a stored secret left blank is an error on
+        its field: the services send credentials only where they were given
+        (``services.account_update``), so the secret must be entered again for the new server."""
+        data = super().clean()
+        moved = self.account is not None and (data.get("base_url") or "").strip() != self.account.base_url
+        if moved and "base_url" not in self.errors:
+            for name in self.adapter_cls.credential_fields:
+                field = CRED_PREFIX + name
+                secret = _spec_for(self.adapter_cls, name).kind == "secret"
+                if (
+                    secret
+                    and not data.get(field)
+                    and self.stored_credentials.get(name)
+                    and field in self.fields
+                ):
+                    self.add_error(
+                        field, "Enter it again: a stored secret is only sent to the server it was given for."
+                    )
+        return data
+
     def cleaned_credentials(self) -> dict[str, Any] | None:
         """The credentials to store, or None when nothing changed (an edit keeps blank secrets)."""
         merged: dict[str, Any] = {}

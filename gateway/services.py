@@ -100,6 +100,10 @@ def account_create(*, workspace, by, credentials: dict[str, Any] | None = None, 
     return account
 
 
+# The fields that say where an account's credentials are sent: the vendor and its server.
+DESTINATION = frozenset({"adapter", "base_url"})
+
+
 @transaction.atomic
 def account_update(
     *, account: ProviderAccount, by, credentials: dict[str, Any] | None = None, **fields
@@ -108,7 +112,13 @@ def account_update(
     configuration: ``options`` and ``base_url`` not given return to their defaults ({} and blank, the
     adapter's own endpoint), so another adapter never inherits the old one's (whatever is stored, the
     same request is accepted or refused alike). Raises ValidationError per field, Conflict for a name in
-    use."""
+    use.
+
+    Stored credentials go only to the destination they were given for: a change of ``adapter`` or
+    ``base_url`` (the vendor and the server the secret is sent to) without ``credentials`` in the same call
+    clears them (audited as ``gateway.credentials_cleared``), so a key can never be redirected to another
+    vendor or to a host the caller controls; the account then needs its credentials again, like a new one.
+    """
     unknown = set(fields) - set(EDITABLE_FIELDS)
     if unknown:
         raise TypeError(f"Unknown account fields: {sorted(unknown)}")
@@ -120,6 +130,10 @@ def account_update(
             changes[name] = [getattr(account, name), value]
             setattr(account, name, value)
     _full_clean(account)
+    clear_credentials = credentials is None and account.has_credentials and bool(DESTINATION & set(changes))
+    if clear_credentials:
+        account.credentials_encrypted, account.credentials_hint = "", ""
+        account.credentials_changed_at = timezone.now()
     if "enabled" in changes:
         account.state = AccountState.HEALTHY if account.enabled else AccountState.DISABLED
         account.state_cause = "" if account.enabled else "disabled by an operator"
@@ -132,6 +146,14 @@ def account_update(
             verb="gateway.account_updated",
             target=account,
             changes={k: [str(v[0]), str(v[1])] for k, v in changes.items()},
+        )
+    if clear_credentials:
+        audit_record(
+            workspace=account.workspace,
+            actor=by,
+            verb="gateway.credentials_cleared",
+            target=account,
+            changes={"because": sorted(DESTINATION & set(changes))},
         )
     if credentials is not None:
         account_set_credentials(account=account, by=by, credentials=credentials)

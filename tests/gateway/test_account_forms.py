@@ -103,6 +103,25 @@ def test_smtp_account_added_tested_and_secret_never_echoed(client_for, smtp_sink
     account.refresh_from_db()
     assert account.get_credentials() == {"username": "m2", "password": "new"}
 
+    # another server with the password left blank: an error on the password, nothing changed; entered
+    # again, it is stored for the new server
+    moved = "smtp://8.8.8.8:587"
+    edit = _post_data(name="Office mail 3", base_url=moved, cred_username="m3", cred_password="")
+    resp = client.post(f"/gateway/accounts/{account.pk}/", edit)
+    assert resp.status_code == 400 and "only sent to the server it was given for" in resp.content.decode()
+    account.refresh_from_db()
+    assert (account.name, account.get_credentials()) == (
+        "Office mail 2",
+        {"username": "m2", "password": "new"},
+    )
+    resp = client.post(f"/gateway/accounts/{account.pk}/", edit | {"cred_password": "for-the-new-one"})
+    assert resp.status_code == 302
+    account.refresh_from_db()
+    assert (account.base_url, account.get_credentials()) == (
+        moved,
+        {"username": "m3", "password": "for-the-new-one"},
+    )
+
 
 def test_http_vendor_account_test_connection_success_and_failure_in_words(client_for, vendor_server):
     client = client_for("admin")

@@ -299,3 +299,54 @@ def test_naming_the_adapter_gives_its_whole_configuration(admin):
     assert resp.status_code == 200, resp.content
     account.refresh_from_db()
     assert (account.adapter, account.options, account.base_url) == ("demo_email", {}, "")
+
+
+@pytest.mark.parametrize(
+    ("change", "cleared"),
+    [
+        ({"base_url": "moved"}, True),
+        ({"adapter": "test-demo"}, True),
+        ({"base_url": "moved", "credentials": {"api_key": "sk-new-key-2222"}}, False),
+        ({"name": "Renamed", "rate_limit_per_second": 3}, False),
+        ({"base_url": "same"}, False),
+    ],
+)
+def test_credentials_go_only_to_the_destination_they_were_given_for(admin, httpserver, change, cleared):
+    """Moving an account to another vendor or server without giving credentials again clears the stored
+    ones: the old key is never sent to the new destination (a host the caller may control)."""
+    old_key = "sk-old-key-1111"
+    resp = admin.post(
+        f"{BASE}/accounts/",
+        {
+            "capability": "verify_email",
+            "adapter": "test-verifier",
+            "name": "Verifier",
+            "base_url": httpserver.url_for("/first"),
+            "credentials": {"api_key": old_key},
+        },
+        format="json",
+    )
+    assert resp.status_code == 201, resp.content
+    pk = resp.json()["id"]
+    body = dict(change)
+    if "base_url" in body:
+        body["base_url"] = httpserver.url_for("/moved" if body["base_url"] == "moved" else "/first")
+    resp = admin.patch(f"{BASE}/accounts/{pk}/", body, format="json")
+    assert resp.status_code == 200, resp.content
+    assert resp.json()["has_credentials"] is not cleared
+    assert (
+        AuditEvent.objects.filter(verb="gateway.credentials_cleared", target_id=str(pk)).exists() is cleared
+    )
+    httpserver.expect_request(re.compile(r".*/v2/account")).respond_with_json({"data": {}})
+    admin.post(f"{BASE}/accounts/{pk}/selfcheck/")
+    sent = [
+        f"{request.url} {dict(request.headers)} {request.get_data(as_text=True)}"
+        for request, _ in httpserver.log
+    ]
+    if change.get("base_url") == "moved" or "adapter" in change:
+        assert not any(old_key in line for line in sent), sent
+    else:
+        assert any(old_key in line for line in sent), sent  # the same destination still gets its key
+    account = ProviderAccount.objects.get(pk=pk)
+    expected = {} if cleared else {"api_key": change.get("credentials", {}).get("api_key", old_key)}
+    assert account.get_credentials() == expected
