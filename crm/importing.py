@@ -42,6 +42,7 @@ from .normalize import (
     _coerce_custom,
     domain_clean,
     normalize_email,
+    placeholder_domain,
     strip_invisible,
 )
 from .services.consent import contacts_unsubscribe
@@ -863,7 +864,7 @@ def _companies_for(run: ImportRun, rows) -> dict[str, Company]:
     wanted: dict[str, str] = {}
     for data in rows:
         name = data.get("company", "")
-        domain = data.get("company_domain") or (f"{slugify(name)}.unknown" if name else "")
+        domain = data.get("company_domain") or (placeholder_domain(name) if name else "")
         if domain:
             data["_company_key"] = domain
             wanted.setdefault(domain, name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import math
 import re
 import unicodedata
@@ -10,6 +11,7 @@ import unicodedata
 import idna
 from django.core.exceptions import ValidationError
 from django.utils.dateparse import parse_date, parse_datetime
+from django.utils.text import slugify
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
 from aicmo.conflicts import MISSING
@@ -162,6 +164,26 @@ def domain_clean(value: str) -> str:
     except (idna.IDNAError, UnicodeError):
         raise ValueError("Expected a domain such as example.com.") from None
     return domain
+
+
+PLACEHOLDER_SUFFIX = ".unknown"
+
+
+def placeholder_domain(name: str) -> str:
+    """The stand-in domain of a company known only by its name, one key for every way a name arrives (the
+    API, forms, imports, enrichment): ``slugify(name, allow_unicode=True)`` + ``.unknown`` (``Acme Corp`` →
+    ``acme-corp.unknown``, ``Bäckerei Müller`` → ``bäckerei-müller.unknown``). A name with no letter or digit
+    is keyed by a 12-hex SHA-256 of it; a key longer than the column keeps its start and that digest, so two
+    long names stay two companies. Only word characters and hyphens before the suffix: nothing `normalize_domain` would cut."""
+    name = strip_invisible(name or "").strip()
+    key = slugify(name, allow_unicode=True).strip("-_")
+    digest = hashlib.sha256(name.encode()).hexdigest()[:12]
+    room = DOMAIN_MAX_LENGTH - len(PLACEHOLDER_SUFFIX)
+    if not key:
+        key = f"company-{digest}"
+    elif len(key) > room:
+        key = f"{key[: room - len(digest) - 1]}-{digest}"
+    return key + PLACEHOLDER_SUFFIX
 
 
 def custom_fields_clean(workspace: Workspace | int, custom: dict | None) -> dict:

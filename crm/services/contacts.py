@@ -23,7 +23,14 @@ from ..models import (
     ListMembership,
     Tag,
 )
-from ..normalize import InvalidEmail, custom_fields_clean, domain_clean, normalize_domain, normalize_email
+from ..normalize import (
+    InvalidEmail,
+    custom_fields_clean,
+    domain_clean,
+    normalize_domain,
+    normalize_email,
+    placeholder_domain,
+)
 from .gdpr import erasure_ensure_allowed
 from .lifecycle import STAGE_ORDER, tier_for_score
 
@@ -34,6 +41,7 @@ def company_get_or_create(*, workspace: Workspace, domain: str, name: str = "") 
     domain = normalize_domain(domain)
     if not domain:
         return None
+    name = name.strip()[: Company._meta.get_field("name").max_length]
     company, created = Company.objects.get_or_create(
         workspace=workspace, domain=domain, defaults={"name": name}
     )
@@ -87,7 +95,7 @@ def _company_from(workspace: Workspace, data: dict) -> tuple[bool, Company | Non
     if not domain and not name:
         return ("company_domain" in data or "company" in data), None
     if not domain:
-        domain = name.lower().replace(" ", "") + ".unknown"
+        domain = placeholder_domain(name)
     return True, company_get_or_create(workspace=workspace, domain=domain, name=name)
 
 

@@ -15,7 +15,7 @@ from ..models import (
     EnrichmentRecord,
     Lifecycle,
 )
-from ..normalize import json_finite
+from ..normalize import json_finite, placeholder_domain
 from .contacts import company_get_or_create
 from .lifecycle import contact_transition
 
@@ -88,7 +88,7 @@ def enrichment_apply(
                 continue
             conflicts.append((name, current, offered, "replaced_older"))
         if name == "company":
-            domain = clean.get("domain") or (offered.lower().replace(" ", "") + ".unknown")
+            domain = clean.get("domain") or placeholder_domain(offered)
             contact.company = company_get_or_create(workspace=contact.workspace, domain=domain, name=offered)
         else:
             setattr(contact, name, offered[: Contact._meta.get_field(name).max_length])

@@ -3,12 +3,17 @@ API and admin alike; tenant isolation of the new endpoints."""
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from django.core.exceptions import ValidationError
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aicmo.models import AuditEvent
 from crm import services
 from crm.models import Company, Contact, Segment, Tag
+from crm.normalize import DOMAIN_MAX_LENGTH, normalize_domain, placeholder_domain
 from tests.crm.factories import CompanyFactory, ContactFactory, TagFactory
 
 BASE = "/api/v1/crm"
@@ -216,3 +221,81 @@ def test_a_contacts_company_that_does_not_fit_is_a_400(api_client_for, field, va
         "/api/v1/crm/contacts/", {"email": "ann@example.com", "company_domain": "https://www.Acme.io/x"}
     )
     assert made.status_code == 201 and made.json()["company"]["domain"] == "acme.io"
+
+
+PLACEHOLDER_NAMES = [
+    "Acme Corp",
+    "acme corp",
+    "Bäckerei Müller",
+    "株式会社トヨタ",
+    "A/B Testing? #1",
+    "www.example",
+    "Wwwings",
+    "https://acme.example/path",
+    "!!!",
+    "🚀🚀",
+    "x" * 200,
+    "x" * 199 + "y",
+    "Acme\u200bCorp",
+]
+
+
+@given(st.text(max_size=300))
+@settings(max_examples=200, deadline=None)
+def test_a_placeholder_domain_fits_the_column_and_survives_normalizing(name):
+    domain = placeholder_domain(name)
+    assert domain.endswith(".unknown") and len(domain) <= DOMAIN_MAX_LENGTH
+    assert normalize_domain(domain) == domain  # nothing company_get_or_create would cut or change
+
+
+def test_placeholder_domains_keep_distinct_names_apart_and_one_name_together():
+    keys = {name: placeholder_domain(name) for name in PLACEHOLDER_NAMES}
+    assert keys["Acme Corp"] == keys["acme corp"] == "acme-corp.unknown"
+    assert keys["Bäckerei Müller"] == "bäckerei-müller.unknown"
+    assert keys["A/B Testing? #1"] == "ab-testing-1.unknown"
+    assert len({keys[n] for n in PLACEHOLDER_NAMES if n != "acme corp"}) == len(PLACEHOLDER_NAMES) - 1
+
+
+def test_a_name_from_the_api_an_import_or_an_enrichment_is_one_company(workspace, api_client_for):
+    """One key rule on every path: before, the API keyed "Acme Corp" as acmecorp.unknown and imports as
+    acme-corp.unknown (two companies), imports keyed every non-Latin name as ".unknown" (one company for
+    all of them), and a long name from a provider overflowed the column."""
+    from crm.importing import import_create, import_execute
+    from crm.services.enrichment import enrichment_apply
+
+    api = api_client_for("marketer")
+    for email, company in (("a@x.example", "Acme Corp"), ("j@x.example", "株式会社トヨタ")):
+        resp = api.post("/api/v1/crm/contacts/", {"email": email, "company_name": company}, format="json")
+        assert resp.status_code == 201, resp.content
+    content = "Email,Company\nb@x.example,Acme Corp\nk@x.example,株式会社トヨタ\nl@x.example,현대자동차\n"
+    run = import_create(workspace=workspace, fh=io.BytesIO(content.encode()), name="c.csv", enqueue=False)
+    import_execute(run_id=run.pk)
+    contact = ContactFactory(workspace=workspace, email="c@x.example")
+    enrichment_apply(contact=contact, provider="test", fields={"company": "Acme Corp"})
+    long_name = "Very Long Holdings " * 20
+    other = ContactFactory(workspace=workspace, email="d@x.example")
+    enrichment_apply(contact=other, provider="test", fields={"company": long_name})
+    by_email = {
+        c.email: c.company for c in Contact.objects.filter(workspace=workspace).select_related("company")
+    }
+    assert by_email["a@x.example"] == by_email["b@x.example"] == by_email["c@x.example"]
+    assert by_email["j@x.example"] == by_email["k@x.example"] != by_email["l@x.example"]
+    assert by_email["d@x.example"].name == long_name.strip()[:200]
+    assert len(by_email["d@x.example"].domain) <= DOMAIN_MAX_LENGTH
+
+
+def test_the_migration_rekeys_old_placeholders_where_the_key_is_free(workspace):
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("crm.migrations.0003_company_placeholder_domains")
+    old = CompanyFactory(workspace=workspace, name="Acme Corp", domain="acmecorp.unknown")
+    taken = CompanyFactory(workspace=workspace, name="Beta Inc", domain="betainc.unknown")
+    holder = CompanyFactory(workspace=workspace, name="Beta Inc", domain="beta-inc.unknown")
+    real = CompanyFactory(workspace=workspace, name="Gamma", domain="gamma.example")
+    migration.rekey(apps, None)
+    domains = {c.pk: c.domain for c in Company.objects.filter(workspace=workspace)}
+    assert domains[old.pk] == placeholder_domain("Acme Corp") == "acme-corp.unknown"
+    assert (domains[taken.pk], domains[holder.pk]) == ("betainc.unknown", "beta-inc.unknown")
+    assert domains[real.pk] == "gamma.example"
