@@ -21,6 +21,7 @@ from aicmo.api import (
     id_parameter,
 )
 from aicmo.api.core import JobSerializer
+from aicmo.api.fields import file_upload
 from aicmo.api.idempotency import idempotent
 from aicmo.api.schema import NO_NUL
 from aicmo.conflicts import CONFLICT
@@ -30,7 +31,7 @@ from . import selectors, services
 from .downloads import asset_response, rendition_response
 from .models import AssetKind, AssetStatus, AssetUsage, MediaAsset, MediaLibrary, Rendition, Suggestion
 from .models import SuggestionStatus as SuggestionState
-from .validation import UploadRejected
+from .validation import ACCEPTED_MEDIA_TYPES, UploadRejected
 
 # Ids are BigAutoField: a larger number names no row, and SQLite cannot even bind it (OverflowError).
 MAX_ID = 2**63 - 1
@@ -168,7 +169,11 @@ class TagListField(serializers.ListField):
 
 
 class AssetUploadSerializer(serializers.Serializer):
-    file = serializers.FileField()
+    file = serializers.FileField(
+        help_text="An image (JPEG, PNG, WebP, GIF, AVIF, SVG), a PDF, a video, an audio file or plain text; the "
+        "type is read from the bytes, never from the name (media.validation). Empty, unknown or oversized "
+        "files are a 400, 415 or 413."
+    )
     library = WorkspaceRelatedField(queryset=MediaLibrary.objects.all(), required=False)
     title = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     description = serializers.CharField(required=False, allow_blank=True, default="")
@@ -285,7 +290,7 @@ class MediaAssetViewSet(WorkspaceViewSet):
 
     @extend_schema(
         # a file travels only in multipart/form-data: a JSON or urlencoded body cannot carry one
-        request={"multipart/form-data": AssetUploadSerializer},
+        request=file_upload(AssetUploadSerializer, ", ".join(ACCEPTED_MEDIA_TYPES)),
         responses={201: MediaAssetSerializer, 200: MediaAssetSerializer},
     )
     @idempotent

@@ -48,6 +48,25 @@ RASTER_FORMATS = {
     "AVIF": ("image/avif", ".avif"),
 }
 
+# Every media type `inspect_upload` can store, as the upload's schema publishes them (the multipart
+# ``file`` part's ``contentType``); tests/media/test_validation_types.py holds it to this module's literals.
+ACCEPTED_MEDIA_TYPES = (
+    *(mime for mime, _ in RASTER_FORMATS.values()),
+    "image/svg+xml",
+    "application/pdf",
+    "video/mp4",
+    "video/quicktime",
+    "video/webm",
+    "video/x-matroska",
+    "video/x-msvideo",
+    "audio/mp4",
+    "audio/mpeg",
+    "audio/wav",
+    "audio/ogg",
+    "audio/flac",
+    "text/plain",
+)
+
 
 class UploadRejected(Exception):
     """The file is refused. `code` is machine-readable; the message is safe to show to the uploader."""

@@ -77,12 +77,18 @@ SPREADSHEET_RULE = (
 )
 
 
-def spreadsheet_upload(serializer) -> dict:
-    """``extend_schema(request=...)`` for a multipart body whose ``file`` part is a CSV or XLSX file."""
+def file_upload(serializer, media_types: str) -> dict:
+    """``extend_schema(request=...)`` for a multipart body whose ``file`` part is one of ``media_types``
+    (comma-separated, as OpenAPI's ``encoding.contentType`` takes them)."""
     from drf_spectacular.utils import OpenApiRequest
 
-    encoding = {"file": {"contentType": SPREADSHEET_MEDIA_TYPES}}
+    encoding = {"file": {"contentType": media_types}}
     return {"multipart/form-data": OpenApiRequest(serializer, encoding=encoding)}
+
+
+def spreadsheet_upload(serializer) -> dict:
+    """``extend_schema(request=...)`` for a multipart body whose ``file`` part is a CSV or XLSX file."""
+    return file_upload(serializer, SPREADSHEET_MEDIA_TYPES)
 
 
 def published_pattern(field) -> str | None:

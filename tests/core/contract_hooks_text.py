@@ -27,6 +27,7 @@ import io
 
 import schemathesis
 from hypothesis import strategies as st
+from PIL import Image
 
 # Text around the placeholders: no "{" or "}" (Jinja's delimiters open with them), no markup characters (the
 # HTML parser would read tags; an <img> must name a media asset), no control or surrogate characters.
@@ -207,10 +208,30 @@ def order_csvs():
     return _table(ORDER_COLUMNS, tuple(ORDER_COLUMNS))
 
 
+def _image(size: tuple[int, int], color: tuple[int, int, int], fmt: str) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", size, color).save(out, format=fmt)
+    return out.getvalue()
+
+
+def asset_files():
+    """A file of a type the asset upload documents (``media.validation.ACCEPTED_MEDIA_TYPES``): a small
+    PNG, JPEG, GIF or WebP image of any size and colour, or a plain-text file."""
+    images = st.builds(
+        _image,
+        st.tuples(st.integers(1, 48), st.integers(1, 48)),
+        st.tuples(*[st.integers(0, 255)] * 3),
+        st.sampled_from(["PNG", "JPEG", "GIF", "WEBP"]),
+    )
+    texts = st.text(st.characters(min_codepoint=32, max_codepoint=126), min_size=1, max_size=200)
+    return st.one_of(images, texts.map(lambda text: f"note {text}".encode())).map(lambda body: (body, {}))
+
+
 UPLOADS = {
     # operation → (file strategy, the mapping the import's description asks for)
     "POST /api/v1/crm/imports/": (contact_csvs(), lambda columns: {h: t for t, h in columns.items()}),
     "POST /api/v1/analytics/orders/import/": (order_csvs(), lambda columns: dict(columns)),
+    "POST /api/v1/media/assets/": (asset_files(), None),
 }
 
 
@@ -219,7 +240,7 @@ def _with_upload(case, drawn):
     positive case and a negative one it derives (then the negative case would carry this valid file)."""
     body, columns = drawn
     case.body = {**case.body, "file": body}
-    if "mapping" in case.body:
+    if "mapping" in case.body and UPLOADS[case.operation.label][1] is not None:
         case.body["mapping"] = UPLOADS[case.operation.label][1](columns)
     return case
 

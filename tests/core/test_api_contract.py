@@ -122,3 +122,13 @@ def test_every_role_keeps_the_contract(live_server, seeded, role, tmp_path, monk
     result = run_schemathesis(live_server.url, schema, config, keys[role], tmp_path / f"{role}.xml")
     (tmp_path / f"{role}.txt").write_text(result.stdout + result.stderr)
     assert result.returncode == 0, result.stdout[-30000:]
+
+
+def test_every_seeded_row_reaches_an_operation(served_schema, workspace, member_factory, settings, tmp_path):
+    """Each `{id}` row `write_config` hands schemathesis names a resource whose `/{id}/` paths exist: a
+    resource that matches no path would leave its operations answering only 404 without anyone noticing."""
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    rows = one_row_per_resource(workspace, member_factory)
+    paths = list(served_schema["paths"])
+    unmatched = [r for r in rows if not any(p.startswith(f"/api/v1/{r}/{{id}}/") for p in paths)]
+    assert not unmatched

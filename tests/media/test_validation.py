@@ -8,10 +8,19 @@ import struct
 import zlib
 
 import pytest
+from hypothesis import HealthCheck, given, settings
 from PIL import Image
 
 from media.models import AssetKind
-from media.validation import UploadRejected, inspect_upload, pdf_page_count, sanitize_svg, sha256_of
+from media.validation import (
+    ACCEPTED_MEDIA_TYPES,
+    UploadRejected,
+    inspect_upload,
+    pdf_page_count,
+    sanitize_svg,
+    sha256_of,
+)
+from tests.core.contract_hooks_text import asset_files
 from tests.media.conftest import make_image, upload
 
 
@@ -231,3 +240,28 @@ def test_pixel_cap_follows_each_formats_decode_cost(settings):
     assert inspect_upload(upload(make_image(150, 150, "PNG"), name="a.png")).metadata["width"] == 150
     with pytest.raises(UploadRejected):
         inspect_upload(upload(make_image(250, 200, "PNG"), name="b.png"))
+
+
+def test_the_published_media_types_are_every_type_an_upload_can_be_stored_as(api_client_for):
+    """ACCEPTED_MEDIA_TYPES is what the upload's schema publishes for its file part: it names every media
+    type this module can answer, and nothing else."""
+    import re
+    from pathlib import Path
+
+    from media import validation
+
+    source = Path(validation.__file__).read_text()
+    literals = set(re.findall(r'"((?:image|video|audio|application|text)/[a-z0-9.+-]+)"', source))
+    assert set(validation.ACCEPTED_MEDIA_TYPES) == literals
+    schema = api_client_for("viewer").get("/api/schema/?format=json").json()
+    body = schema["paths"]["/api/v1/media/assets/"]["post"]["requestBody"]["content"]
+    published = body["multipart/form-data"]["encoding"]["file"]["contentType"]
+    assert published.split(", ") == list(validation.ACCEPTED_MEDIA_TYPES)
+
+
+@given(asset_files())
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_every_file_the_contract_run_sends_as_valid_is_accepted(drawn):
+    body, _ = drawn
+    inspection = inspect_upload(io.BytesIO(body))
+    assert inspection.mime_type in ACCEPTED_MEDIA_TYPES
