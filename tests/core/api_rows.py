@@ -133,7 +133,7 @@ def analytics_rows(workspace, contact, campaign_id: int) -> dict[str, int]:
         months=12,
         monthly_discount=0.01,
     )
-    CustomerValue.objects.create(  # a row for the customer-values list and distribution
+    value = CustomerValue.objects.create(
         workspace=workspace, contact=contact, fit=fit, orders=1, revenue=10, aov=10,
         first_order=fit.observation_date, last_order=fit.observation_date, frequency=0, recency_days=0,
         age_days=0, r_score=1, f_score=1, m_score=1, segment="Hibernating",
@@ -142,7 +142,8 @@ def analytics_rows(workspace, contact, campaign_id: int) -> dict[str, int]:
         "analytics/orders": order.pk,
         "analytics/campaigns": campaign_id,
         "analytics/lifetime-fits": fit.pk,
-        "analytics/scores/contacts": contact.pk,  # a contact's score history (scores/contacts/{id}/history/)
+        "analytics/customer-values": value.pk,
+        "analytics/scores": contact.pk,  # a contact's score history (scores/contacts/{id}/history/)
         "analytics/contacts": contact.pk,  # contact 360 figures and timeline (contacts/{id}/, timeline/)
     }
 
