@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 
 import pytest
 
 from aicmo.models import Role
+from analytics.cohorts import add_periods, period_start
 from analytics.models import CampaignRollup, DailyRollup, ScoreSettings
+from analytics.rollups import workspace_zone
 from crm.models import Contact, ContactList
 from publishing.models import EngagementEvent
 from tests.analytics.generated import event, make_campaigns, make_contacts, make_deliveries
@@ -94,16 +96,19 @@ def test_cohort_page_and_save_list_by_role(client_for, workspace):
     contacts = make_contacts(workspace, 3)
     [campaign] = make_campaigns(workspace, 1)
     deliveries = make_deliveries(campaign, contacts)
-    created = contacts[0].created_at
-    EngagementEvent.objects.bulk_create(
-        [event(d, "click", created + timedelta(days=40)) for d in deliveries[:2]]
-    )
+    # The cohort is the workspace-local ISO week the contacts were first seen in (it starts on a Monday):
+    # clicks in its fifth week after, whatever weekday the test runs on (created + 40 days was period 5 on
+    # a Monday or Tuesday and period 6 on any other day).
+    zone = workspace_zone(workspace.pk)
+    cohort = period_start(contacts[0].created_at.astimezone(zone).date(), "week")
+    click_at = datetime.combine(add_periods(cohort, 5, "week") + timedelta(days=3), time(12), tzinfo=zone)
+    EngagementEvent.objects.bulk_create([event(d, "click", click_at) for d in deliveries[:2]])
     marketer = client_for(role=Role.MARKETER)
     page = marketer.get(COHORTS).content.decode()
     assert 'id="cohorts"' in page and "Save list" in page
     response = marketer.post(
         COHORTS,
-        {"basis": "first_seen", "grain": "week", "activity": "engagement", "cohort": created.date().isoformat(),
+        {"basis": "first_seen", "grain": "week", "activity": "engagement", "cohort": cohort.isoformat(),
          "period": 5, "name": "Week five"},
     )  # fmt: skip
     saved = ContactList.objects.get(name="Week five")
