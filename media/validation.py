@@ -49,7 +49,7 @@ RASTER_FORMATS = {
 }
 
 # Every media type `inspect_upload` can store, as the upload's schema publishes them (the multipart
-# ``file`` part's ``contentType``); tests/media/test_validation_types.py holds it to this module's literals.
+# ``file`` part's ``contentType``); tests/media/test_validation.py holds it to this module's literals.
 ACCEPTED_MEDIA_TYPES = (
     *(mime for mime, _ in RASTER_FORMATS.values()),
     "image/svg+xml",
