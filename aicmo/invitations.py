@@ -287,25 +287,29 @@ def invitation_deliver(*, invitation_id: int) -> bool:
             text=render_to_string("aicmo/email/invitation.txt", context),
         )
     except Exception as exc:
-        Invitation.objects.filter(pk=invitation.pk, token_hash=token_hash).update(send_error=str(exc)[:2000])
-        _audit(invitation, "invitation.send_failed", actor=None, changes={"error": str(exc)[:500]})
+        with transaction.atomic():  # the row and its audit event are one commit
+            Invitation.objects.filter(pk=invitation.pk, token_hash=token_hash).update(
+                send_error=str(exc)[:2000]
+            )
+            _audit(invitation, "invitation.send_failed", actor=None, changes={"error": str(exc)[:500]})
         if getattr(exc, "retryable", True):
             raise InvitationSendDeferred(str(exc), retry_at=getattr(exc, "retry_at", None)) from exc
         return False
-    Invitation.objects.filter(pk=invitation.pk, token_hash=token_hash).update(
-        sent_token_hash=token_hash,
-        sent_at=timezone.now(),
-        send_provider=str(getattr(result, "provider", ""))[:100],
-        send_demo=bool(getattr(result, "demo", False)),
-        send_error="",
-    )
-    _audit(
-        invitation,
-        "invitation.sent",
-        actor=None,
-        changes={
-            "provider": str(getattr(result, "provider", "")),
-            "demo": bool(getattr(result, "demo", False)),
-        },
-    )
+    with transaction.atomic():  # a reader that sees the link sent also sees its audit event
+        Invitation.objects.filter(pk=invitation.pk, token_hash=token_hash).update(
+            sent_token_hash=token_hash,
+            sent_at=timezone.now(),
+            send_provider=str(getattr(result, "provider", ""))[:100],
+            send_demo=bool(getattr(result, "demo", False)),
+            send_error="",
+        )
+        _audit(
+            invitation,
+            "invitation.sent",
+            actor=None,
+            changes={
+                "provider": str(getattr(result, "provider", "")),
+                "demo": bool(getattr(result, "demo", False)),
+            },
+        )
     return True

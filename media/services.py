@@ -99,6 +99,7 @@ def _clean_library_name(workspace_id: int, name: str, *, exclude: int | None = N
     return name
 
 
+@transaction.atomic
 def library_create(*, workspace: Workspace, name: str, description: str = "", by=None) -> MediaLibrary:
     """A new library. ValidationError ``{"name": ...}`` for a blank, over-long or taken name."""
     name = _clean_library_name(workspace.pk, name)
@@ -107,6 +108,7 @@ def library_create(*, workspace: Workspace, name: str, description: str = "", by
     return library
 
 
+@transaction.atomic
 def library_update(*, library: MediaLibrary, by=None, **fields) -> MediaLibrary:
     """Rename / describe; ValidationError ``{"name": ...}`` as for ``library_create``. (Renaming the
     default library means the next upload without a library starts a new "Main library".)"""
@@ -129,6 +131,7 @@ def library_update(*, library: MediaLibrary, by=None, **fields) -> MediaLibrary:
     return library
 
 
+@transaction.atomic
 def library_archive(*, library: MediaLibrary, by=None) -> MediaLibrary:
     """Hide the library from upload and move choices and refuse uploads into it. Its assets are left as
     they are (status, files, usage); they stay listed, searchable and usable in content. The default
@@ -142,6 +145,7 @@ def library_archive(*, library: MediaLibrary, by=None) -> MediaLibrary:
     return library
 
 
+@transaction.atomic
 def library_unarchive(*, library: MediaLibrary, by=None) -> MediaLibrary:
     if library.archived_at is not None:
         library.archived_at = None
@@ -928,6 +932,7 @@ def suggestions_refresh(*, job_id: int) -> int:
     return total
 
 
+@transaction.atomic
 def suggestion_dismiss(*, suggestion: Suggestion, by=None) -> Suggestion:
     suggestion.status = SuggestionStatus.DISMISSED
     suggestion.resolved_by, suggestion.resolved_at = _user(by), timezone.now()
@@ -942,6 +947,7 @@ def suggestion_dismiss(*, suggestion: Suggestion, by=None) -> Suggestion:
     return suggestion
 
 
+@transaction.atomic
 def suggestion_act(*, suggestion: Suggestion, by=None) -> Job:
     """Act on an actionable suggestion: build the optimized rendition or the channel crops."""
     if not suggestion.actionable:

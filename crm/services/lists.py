@@ -22,6 +22,7 @@ from ..segments import validate_rules
 from ..usage import list_dependents, segment_dependents
 
 
+@transaction.atomic
 def list_create(*, workspace: Workspace, name: str, description: str = "", by=None) -> ContactList:
     """A static list; the name is unique per workspace (errors keyed by field)."""
     name, limit = (name or "").strip(), ContactList._meta.get_field("name").max_length
@@ -101,6 +102,7 @@ def _collection_name(model, workspace, name: str, noun: str, exclude_pk=None) ->
     return name
 
 
+@transaction.atomic
 def _collection_rename(obj, name: str, noun: str, by, update_fields: list[str]):
     new = _collection_name(type(obj), obj.workspace_id, name, noun, exclude_pk=obj.pk)
     old = obj.name

@@ -65,6 +65,7 @@ def campaign_approve(*, campaign: Campaign, by, role: str) -> Campaign:
     return campaign
 
 
+@transaction.atomic(savepoint=False)
 def approval_withdraw(*, campaigns, by=None, reason: str) -> int:
     """Withdraw the approval of ``campaigns`` (a queryset) still in review; scheduled/missed ones go back
     to draft. Returns how many were withdrawn. Call inside the transaction of the change."""

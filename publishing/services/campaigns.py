@@ -105,6 +105,7 @@ def _time_zone(name: str) -> zoneinfo.ZoneInfo:
 # ------------------------------------------------------------------------------------------ create/edit
 
 
+@transaction.atomic
 def campaign_create(
     *,
     workspace: Workspace,

@@ -57,6 +57,7 @@ def _sender_limits(max_per_second, max_per_hour) -> dict:
     return {"max_per_second": max_per_second, "max_per_hour": max_per_hour}
 
 
+@transaction.atomic
 def sender_create(
     *,
     workspace: Workspace,
@@ -84,6 +85,7 @@ def sender_create(
     return sender
 
 
+@transaction.atomic
 def sender_update(
     *, sender: Sender, name: str, max_per_second: int | None, max_per_hour: int | None, by=None
 ) -> Sender:
@@ -103,6 +105,7 @@ def sender_update(
     return sender
 
 
+@transaction.atomic
 def sender_verify(*, sender: Sender, by=None) -> Sender:
     """Mark a sender verified (an admin confirms the domain is authenticated for the sending account)."""
     if sender.verified_at is None:
