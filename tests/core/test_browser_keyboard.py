@@ -36,6 +36,12 @@ class Keyboard:
     def __init__(self, page):
         self.page = page
         self.unseen: list[str] = []
+        # Playwright turns file-chooser interception on with a message it does not wait for, sent when the
+        # page gets its first "filechooser" listener. Subscribing only inside pick_file let Space reach the
+        # input first on a loaded machine: Chromium then opened its own (headless: invisible) dialog and the
+        # event never came (seen once in a clean-clone run). A listener from here on keeps interception on
+        # well before any key is pressed (the navigations in between wait for the server).
+        page.on("filechooser", lambda chooser: None)
 
     def _check(self):
         focused = self.page.evaluate(FOCUSED)
