@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ast
 import re
-from pathlib import Path
 
 import pytest
 
@@ -14,9 +13,8 @@ from aicmo.audit import audit_record
 from aicmo.models import AuditEvent
 from gateway import services as gateway_services
 from tests.factories import AuditEventFactory
+from tests.sources import app_modules
 
-ROOT = Path(__file__).resolve().parents[2]
-APPS = ("aicmo", "crm", "gateway", "media", "publishing", "analytics")
 VERB = re.compile(r"^[a-z_]+(\.[a-z_]+)+$")
 
 
@@ -25,27 +23,23 @@ def _audit_call_verbs():
     the positional arguments of any function whose name contains ``audit``. Literal verbs come back as
     strings, f-strings as regular expressions of their literal parts."""
     literals, patterns = {}, {}
-    for app in APPS:
-        for path in (ROOT / app).rglob("*.py"):
-            if "migrations" in path.parts:
+    for relative, module in app_modules():
+        for node in ast.walk(module):
+            if not isinstance(node, ast.Call):
                 continue
-            for node in ast.walk(ast.parse(path.read_text())):
-                if not isinstance(node, ast.Call):
-                    continue
-                name = getattr(node.func, "id", None) or getattr(node.func, "attr", "")
-                args = [k.value for k in node.keywords if k.arg == "verb"]
-                if "audit" in name:
-                    args += node.args
-                where = f"{path.relative_to(ROOT)}:{node.lineno}"
-                for arg in args:
-                    if isinstance(arg, ast.Constant) and isinstance(arg.value, str) and VERB.match(arg.value):
-                        literals[arg.value] = where
-                    elif isinstance(arg, ast.JoinedStr):
-                        parts = [
-                            re.escape(v.value) if isinstance(v, ast.Constant) else "[a-z_.]+"
-                            for v in arg.values
-                        ]
-                        patterns["".join(parts)] = where
+            name = getattr(node.func, "id", None) or getattr(node.func, "attr", "")
+            args = [k.value for k in node.keywords if k.arg == "verb"]
+            if "audit" in name:
+                args += node.args
+            where = f"{relative}:{node.lineno}"
+            for arg in args:
+                if isinstance(arg, ast.Constant) and isinstance(arg.value, str) and VERB.match(arg.value):
+                    literals[arg.value] = where
+                elif isinstance(arg, ast.JoinedStr):
+                    parts = [
+                        re.escape(v.value) if isinstance(v, ast.Constant) else "[a-z_.]+" for v in arg.values
+                    ]
+                    patterns["".join(parts)] = where
     return literals, patterns
 
 
