@@ -295,21 +295,14 @@ def invitation_deliver(*, invitation_id: int) -> bool:
         if getattr(exc, "retryable", True):
             raise InvitationSendDeferred(str(exc), retry_at=getattr(exc, "retry_at", None)) from exc
         return False
+    provider, demo = str(getattr(result, "provider", "")), bool(getattr(result, "demo", False))
     with transaction.atomic():  # a reader that sees the link sent also sees its audit event
         Invitation.objects.filter(pk=invitation.pk, token_hash=token_hash).update(
             sent_token_hash=token_hash,
             sent_at=timezone.now(),
-            send_provider=str(getattr(result, "provider", ""))[:100],
-            send_demo=bool(getattr(result, "demo", False)),
+            send_provider=provider[:100],
+            send_demo=demo,
             send_error="",
         )
-        _audit(
-            invitation,
-            "invitation.sent",
-            actor=None,
-            changes={
-                "provider": str(getattr(result, "provider", "")),
-                "demo": bool(getattr(result, "demo", False)),
-            },
-        )
+        _audit(invitation, "invitation.sent", actor=None, changes={"provider": provider, "demo": demo})
     return True

@@ -83,9 +83,9 @@ def _compress(*columns: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
 def _minimize(neg_mean_ll, start: np.ndarray):
     """L-BFGS-B over log-parameters; when it stops without success, Nelder–Mead from where it stopped.
 
-    L-BFGS-B ends "ABNORMAL" when its line search fails on a flat ridge: e.g. BG/NBD on customers whose
-    drop-out probability barely varies, where the likelihood rises along a → ∞, b → ∞ with a/(a+b) fixed
-    (the beta mixing distribution collapsing to a point) and the gradient is ~1e-4 everywhere on it.
+    L-BFGS-B ends "ABNORMAL" when its line search fails, e.g. on a flat ridge whose likelihood is noisy at
+    the scale of the steps (BG/NBD's equal-drop-out ridge did that while its beta ratios were betaln
+    differences; computed as rising factorials it converges there and no test input reaches this path now).
     Nelder–Mead (derivative-free; the method of the `lifetimes` package's fitters) stops by its own
     x/f tolerances there. The better of the two is returned; ``nit``/``nfev`` count both runs and the
     message names both outcomes."""
@@ -150,7 +150,7 @@ def bgnbd_log_likelihood(params, x, t_x, T) -> np.ndarray:
     common = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
     # B(a, b+x)/B(a, b) = (b)_x / (a+b)_x and B(a+1, b+x−1)/B(a, b) = a (b)_{x−1} / (a+b)_x in rising
     # factorials: as differences of betaln these cancel catastrophically once a, b reach ~1e6 (the ridge
-    # of equal drop-out), leaving ~1e-10 of rounding noise that kept Nelder–Mead from converging there.
+    # of equal drop-out), leaving ~1e-10 of rounding noise that kept the optimizer from converging there.
     rising = _log_rising(a + b, x)
     never_left = _log_rising(b, x) - rising - (r + x) * np.log(alpha + T)
     with np.errstate(divide="ignore", invalid="ignore"):
